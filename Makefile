@@ -1,0 +1,52 @@
+# medallion-lakehouse: every target installs what it needs first (make setup is idempotent).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+JARS   := .cache/jars
+SETUP_STAMP := $(VENV)/.setup-stamp
+JARS_STAMP  := $(JARS)/.stamp
+
+.PHONY: help setup jars demo test lint bench lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMP) $(JARS_STAMP)  ## create .venv, install pinned deps, cache JVM jars
+
+$(SETUP_STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@test -x $(UV) || $(VENV)/bin/pip install -q uv==0.13.9
+	$(UV) pip install -q -p $(PY) -r requirements.lock
+	$(UV) pip install -q -p $(PY) --no-deps -e .
+	@touch $@
+
+$(JARS_STAMP): jvm/pom.xml
+	@mkdir -p $(JARS)
+	mvn -q -B -f jvm/pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(CURDIR)/$(JARS) -DincludeGroupIds=io.delta
+	@touch $@
+
+jars: $(JARS_STAMP)  ## resolve the JVM jars (Delta) from Maven Central into .cache/jars
+
+lock:  ## re-pin every dependency into requirements.lock
+	$(UV) pip compile -q pyproject.toml --extra dev -p $(PY) -o requirements.lock
+
+demo: setup  ## start the local stand-ins and run the pipeline end to end
+	$(VENV)/bin/medallion demo
+
+test: setup  ## run the whole test suite against real Spark, Delta and papermill
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest
+
+lint: setup  ## ruff and mypy
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+bench: setup  ## measure per-task overhead, warm driver vs one Spark per notebook
+	$(PY) -m benchmarks.runner_overhead
+
+clean:  ## remove local state (keeps .venv and the jar cache)
+	rm -rf .lakehouse runs

@@ -1,0 +1,244 @@
+"""``medallion``: run jobs, validate the bundle, query tables, manage local compute and sources."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medallion import compute
+from medallion.errors import MedallionError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+bundle_app = typer.Typer(no_args_is_help=True, help="Check the bundle offline.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Run the bundle's jobs locally.")
+compute_app = typer.Typer(no_args_is_help=True, help="The warm local Spark (Connect) server.")
+devstack_app = typer.Typer(no_args_is_help=True, help="Local stand-ins of the source systems.")
+app.add_typer(bundle_app, name="bundle")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(compute_app, name="compute")
+app.add_typer(devstack_app, name="devstack")
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="bundle target")]
+VarOpt = Annotated[list[str] | None, typer.Option("--var", help="bundle variable k=v")]
+RootOpt = Annotated[
+    Path | None, typer.Option("--storage-root", help="lakehouse root (default: the bundle's)")
+]
+BundleOpt = Annotated[Path, typer.Option("--bundle-root", help="folder with databricks.yml")]
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    pairs = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{what} {item!r}: expected KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _fail(error: MedallionError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {error}")
+    return typer.Exit(code=2)
+
+
+def _storage_root(root: Path | None, bundle_root: Path, target: str | None = None,
+                  variables: list[str] | None = None) -> Path:
+    if root is not None:
+        return root.resolve()
+    from medallion.bundle import load_bundle
+
+    bundle = load_bundle(bundle_root, target, _pairs(variables, "--var"))
+    return Path(str(bundle.variables["storage_root"])).resolve()
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run against the lakehouse catalog")],
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table|json|csv")] = "table",
+    limit: Annotated[int, typer.Option(help="most rows to print")] = 1000,
+    storage_root: RootOpt = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Run SQL on the local catalog (through the warm server when one is up)."""
+    if output_format not in {"table", "json", "csv"}:
+        raise typer.BadParameter("--format: expected table, json or csv")
+    try:
+        root = _storage_root(storage_root, bundle_root)
+        from medallion.sql import run_sql
+
+        columns, rows = run_sql(query, root, limit=limit)
+    except MedallionError as error:
+        raise _fail(error) from error
+    if output_format == "json":
+        console.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows],
+                                      default=str))
+    elif output_format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*("NULL" if v is None else str(v) for v in row))
+        console.print(table)
+
+
+@bundle_app.command("validate")
+def bundle_validate(
+    target: TargetOpt = None, var: VarOpt = None, bundle_root: BundleOpt = Path()
+) -> None:
+    """Check every bundle file against the official schema and our semantic rules."""
+    from medallion.bundle import validate_bundle
+
+    try:
+        issues = validate_bundle(bundle_root.resolve(), target, variables=_pairs(var, "--var"))
+    except MedallionError as error:
+        raise _fail(error) from error
+    for issue in issues:
+        color = {"error": "red", "warning": "yellow"}.get(issue.severity, "dim")
+        console.print(f"[{color}]{issue.severity}[/{color}]: {issue}")
+    errors = [issue for issue in issues if issue.severity == "error"]
+    if errors:
+        err.print(f"[red]{len(errors)} error(s)[/red]")
+        raise typer.Exit(code=1)
+    console.print("[green]bundle is valid[/green]")
+
+
+@jobs_app.command("list")
+def jobs_list(target: TargetOpt = None, bundle_root: BundleOpt = Path()) -> None:
+    """The bundle's jobs and their tasks."""
+    from medallion.bundle import load_bundle
+
+    try:
+        bundle = load_bundle(bundle_root.resolve(), target)
+    except MedallionError as error:
+        raise _fail(error) from error
+    for key, job in bundle.jobs.items():
+        tasks = ", ".join(task["task_key"] for task in job.get("tasks", []))
+        console.print(f"[bold]{key}[/bold]: {tasks}")
+
+
+@jobs_app.command("run")
+def jobs_run(
+    job_key: Annotated[str, typer.Argument(help="job key under resources.jobs")],
+    target: TargetOpt = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="job parameter k=v")]
+    = None,
+    var: VarOpt = None,
+    compute_mode: Annotated[
+        str, typer.Option("--compute", help="warm (shared local server), cold, or sc://host:port")
+    ] = "warm",
+    runs_root: Annotated[Path | None, typer.Option(help="where executed notebooks go")] = None,
+    max_parallel: Annotated[int, typer.Option(help="tasks run at once")] = 2,
+    kernel_pool: Annotated[int, typer.Option(help="kernels started ahead (0: on demand)")] = 2,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Run a job with the Jobs service's semantics; exit 1 if the run failed."""
+    from medallion.bundle import load_bundle
+    from medallion.jobs import RunOptions, run_job
+    from medallion.jobs.model import parse_job
+    from medallion.jobs.progress import ConsoleProgress
+
+    root = bundle_root.resolve()
+    try:
+        bundle = load_bundle(root, target, _pairs(var, "--var"))
+        if job_key not in bundle.jobs:
+            raise typer.BadParameter(
+                f"no job {job_key!r} in the bundle; jobs: {', '.join(sorted(bundle.jobs))}"
+            )
+        job = parse_job(job_key, bundle.jobs[job_key])
+        options = RunOptions(runs_root=(runs_root or root / "runs").resolve(),
+                             compute=compute_mode, kernel_pool=kernel_pool,
+                             max_parallel=max_parallel, observer=ConsoleProgress(console))
+        result = run_job(job, _pairs(param, "--param"), options)
+    except MedallionError as error:
+        raise _fail(error) from error
+    if result.exit_code:
+        err.print(result.failure_message())
+    raise typer.Exit(code=result.exit_code)
+
+
+@compute_app.command("up")
+def compute_up(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) -> None:
+    """Start the warm Spark Connect server and keep it up across runs."""
+    server = compute.pin_server(_storage_root(storage_root, bundle_root))
+    console.print(f"compute up: {server.url} (pid {server.pid})")
+
+
+@compute_app.command("down")
+def compute_down(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) -> None:
+    """Stop the warm server."""
+    stopped = compute.unpin_server(_storage_root(storage_root, bundle_root))
+    console.print("compute stopped" if stopped else "compute was not running")
+
+
+@compute_app.command("status")
+def compute_status(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) -> None:
+    """Whether the warm server is up, and where."""
+    server = compute.find_server(_storage_root(storage_root, bundle_root))
+    console.print(f"compute up: {server.url} (pid {server.pid})" if server else "compute down")
+
+
+@devstack_app.command("up")
+def devstack_up(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) -> None:
+    """Start the source stand-ins (idempotent)."""
+    from medallion.devstack import stack
+
+    for service in stack.up(_storage_root(storage_root, bundle_root)):
+        console.print(f"{service.name}: up at {service.url} (pid {service.pid})")
+
+
+@devstack_app.command("down")
+def devstack_down(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) -> None:
+    """Stop the source stand-ins."""
+    from medallion.devstack import stack
+
+    stopped = stack.down(_storage_root(storage_root, bundle_root))
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@devstack_app.command("status")
+def devstack_status(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) -> None:
+    """Which stand-ins answer, and where."""
+    from medallion.devstack import stack
+
+    for service in stack.status(_storage_root(storage_root, bundle_root)):
+        state = f"up at {service.url}" if service.running else "down"
+        console.print(f"{service.name}: {state}")
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(help="business days to run, ending at --end-date")] = 3,
+    end_date: Annotated[str | None, typer.Option(help="last business date (default yesterday)")]
+    = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Start everything and run ingest_daily_sources and build_analytics for a few days."""
+    from medallion.demo import run_demo
+
+    last = date.fromisoformat(end_date) if end_date else date.today() - timedelta(days=1)
+    try:
+        code = run_demo(bundle_root.resolve(), [last - timedelta(days=n)
+                                                for n in reversed(range(days))], console)
+    except MedallionError as error:
+        raise _fail(error) from error
+    raise typer.Exit(code=code)
+
+
+def main() -> None:
+    """Entry point for ``python -m medallion``."""
+    app()
+
+

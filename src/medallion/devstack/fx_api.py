@@ -1,0 +1,332 @@
+"""A local stand-in of the FX-rates REST API.
+
+``GET /v1/rates?date=YYYY-MM-DD&base=USD`` answers
+``{"date": ..., "base": ..., "rates": {"EUR": 0.9213, ...}}`` for a fixed set of currencies.
+Rates are deterministic in (seed, date): realistic base levels with a hash-based jitter of up to
+±2 %, rounded to 6 decimals; other bases are cross rates of the USD ones. ``GET /health`` is 200.
+
+Test controls: ``POST /admin/rates`` ``{"date", "currency", "rate"}`` corrects the USD rate of a
+past date; ``POST /admin/faults`` ``{"fail_next": N, "status": 503}`` (or ``429`` with an
+optional ``"retry_after"`` in seconds) makes the next N ``/v1`` requests fail. ``/health`` and
+``/admin`` are never faulted, so the stand-in stays controllable while its API is "down".
+
+Run it in the foreground with
+``python -m medallion.devstack.fx_api --port 0 --seed 42 --state-file PATH``: once listening it
+writes ``{"url": ..., "pid": ...}`` to PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+# Units of each currency per 1 USD: realistic levels the daily jitter moves around.
+BASE_LEVELS: dict[str, float] = {
+    "USD": 1.0,
+    "EUR": 0.92,
+    "GBP": 0.79,
+    "JPY": 151.5,
+    "CAD": 1.37,
+    "AUD": 1.53,
+    "CHF": 0.88,
+    "INR": 83.3,
+    "BRL": 5.05,
+    "MXN": 17.2,
+}
+CURRENCIES: tuple[str, ...] = tuple(BASE_LEVELS)
+MAX_JITTER = 0.02
+RATE_DECIMALS = 6
+FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
+SHUTDOWN_POLL_SECONDS = 0.02  # how soon stop() returns; the stdlib default is 0.5 s
+
+
+def synthetic_usd_rate(seed: int, rate_date: date, currency: str) -> float:
+    """The stand-in's USD rate of ``currency`` on ``rate_date``: same inputs, same rate."""
+    if currency == "USD":
+        return 1.0
+    digest = hashlib.sha256(f"{seed}:{rate_date.isoformat()}:{currency}".encode()).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    return round(BASE_LEVELS[currency] * (1 + MAX_JITTER * (2 * unit - 1)), RATE_DECIMALS)
+
+
+@dataclass
+class FxApiState:
+    """What the stand-in knows: its seed, corrected rates and pending faults (thread-safe)."""
+
+    seed: int
+    overrides: dict[tuple[date, str], float] = field(default_factory=dict)
+    fail_next: int = 0
+    fail_status: int = 503
+    retry_after: float | None = None
+    requests_served: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def usd_rates(self, rate_date: date) -> dict[str, float]:
+        """Every currency's USD rate on ``rate_date``, corrections applied."""
+        with self.lock:
+            return {
+                currency: self.overrides.get(
+                    (rate_date, currency), synthetic_usd_rate(self.seed, rate_date, currency)
+                )
+                for currency in CURRENCIES
+            }
+
+    def take_fault(self) -> tuple[int, float | None] | None:
+        """The (status, retry_after) to fail this request with, or None to serve it."""
+        with self.lock:
+            if self.fail_next <= 0:
+                return None
+            self.fail_next -= 1
+            return self.fail_status, self.retry_after
+
+    def count_request(self) -> None:
+        """Count one request on the API itself (``/v1``), faulted or not."""
+        with self.lock:
+            self.requests_served += 1
+
+
+class _BadRequestError(ValueError):
+    """The client sent something the stand-in cannot answer (becomes a 400)."""
+
+
+class _FxApiHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], state: FxApiState) -> None:
+        super().__init__(address, _FxApiHandler)
+        self.state = state
+
+
+class _FxApiHandler(BaseHTTPRequestHandler):
+    server: _FxApiHttpServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fx_api %s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        """Serve ``/health`` and ``/v1/rates``."""
+        url = urlsplit(self.path)
+        if url.path == "/health":
+            self._send_json(HTTPStatus.OK, {"status": "ok"})
+        elif url.path == "/v1/rates":
+            if self._maybe_fault():
+                return
+            try:
+                self._send_json(HTTPStatus.OK, self._rates(parse_qs(url.query)))
+            except _BadRequestError as error:
+                self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+        else:
+            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {url.path}"})
+
+    def do_POST(self) -> None:
+        """Serve the test controls under ``/admin``."""
+        path = urlsplit(self.path).path
+        try:
+            body = self._read_json_body()
+            if path == "/admin/rates":
+                self._send_json(HTTPStatus.OK, self._override_rate(body))
+            elif path == "/admin/faults":
+                self._send_json(HTTPStatus.OK, self._set_faults(body))
+            else:
+                self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {path}"})
+        except _BadRequestError as error:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+
+    def _maybe_fault(self) -> bool:
+        state = self.server.state
+        state.count_request()
+        fault = state.take_fault()
+        if fault is None:
+            return False
+        status, retry_after = fault
+        headers = {}
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        self._send_json(status, {"error": f"injected fault: {status}"}, headers)
+        return True
+
+    def _rates(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        rate_date = _parse_date(query.get("date", [""])[0])
+        base = query.get("base", ["USD"])[0]
+        if base not in BASE_LEVELS:
+            known = ", ".join(CURRENCIES)
+            raise _BadRequestError(f"unknown base {base!r}: expected one of {known}")
+        usd_rates = self.server.state.usd_rates(rate_date)
+        rates = {
+            currency: round(usd_rate / usd_rates[base], RATE_DECIMALS)
+            for currency, usd_rate in usd_rates.items()
+        }
+        return {"date": rate_date.isoformat(), "base": base, "rates": rates}
+
+    def _override_rate(self, body: dict[str, Any]) -> dict[str, Any]:
+        rate_date = _parse_date(str(body.get("date", "")))
+        currency = body.get("currency")
+        rate = body.get("rate")
+        if currency not in BASE_LEVELS or currency == "USD":
+            known = ", ".join(CURRENCIES[1:])
+            raise _BadRequestError(f"currency {currency!r}: expected one of {known}")
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+            raise _BadRequestError(f"rate {rate!r}: expected a positive number")
+        state = self.server.state
+        with state.lock:
+            state.overrides[(rate_date, currency)] = float(rate)
+        return {"date": rate_date.isoformat(), "currency": currency, "rate": float(rate)}
+
+    def _set_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        fail_next = body.get("fail_next", 1)
+        status = body.get("status", 503)
+        retry_after = body.get("retry_after", 1 if status == 429 else None)
+        if not isinstance(fail_next, int) or fail_next < 0:
+            raise _BadRequestError(f"fail_next {fail_next!r}: expected a non-negative integer")
+        if status not in FAULT_STATUSES:
+            raise _BadRequestError(f"status {status!r}: expected one of {sorted(FAULT_STATUSES)}")
+        valid_wait = isinstance(retry_after, int | float) and retry_after >= 0
+        if retry_after is not None and not valid_wait:
+            raise _BadRequestError(f"retry_after {retry_after!r}: expected seconds >= 0")
+        state = self.server.state
+        with state.lock:
+            state.fail_next, state.fail_status, state.retry_after = fail_next, status, retry_after
+        return {"fail_next": fail_next, "status": status, "retry_after": retry_after}
+
+    def _read_json_body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError as error:
+            raise _BadRequestError(f"body is not JSON: {error}") from error
+        if not isinstance(body, dict):
+            raise _BadRequestError("body: expected a JSON object")
+        return body
+
+    def _send_json(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise _BadRequestError(f"date {text!r}: expected YYYY-MM-DD") from error
+
+
+class FxApiServer:
+    """The stand-in on a background thread; a context manager. Binds its port when constructed."""
+
+    def __init__(self, seed: int = 42, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = FxApiState(seed=seed)
+        self._server = _FxApiHttpServer((host, port), self.state)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def requests_served(self) -> int:
+        """How many ``/v1`` requests reached the API so far (faulted ones included)."""
+        with self.state.lock:
+            return self.state.requests_served
+
+    def start(self) -> FxApiServer:
+        """Serve on a daemon thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+                name="fx-api-stand-in",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the foreground mode)."""
+        self._server.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> FxApiServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _write_state_file(path: Path, url: str) -> None:
+    """Write ``{"url", "pid"}`` atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    temporary.replace(path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the stand-in in the foreground until SIGTERM or Ctrl-C."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--state-file", type=Path, help='where to write {"url", "pid"}')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    server = FxApiServer(seed=args.seed, host=args.host, port=args.port)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    if args.state_file:
+        _write_state_file(args.state_file, server.url)
+    log.info("fx_api stand-in listening on %s (seed %d)", server.url, args.seed)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("fx_api stand-in stopping")
+    finally:
+        server.stop()
+        if args.state_file:
+            args.state_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

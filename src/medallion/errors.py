@@ -1,0 +1,31 @@
+"""Named errors. Each says what was expected, what was found, and where."""
+
+from __future__ import annotations
+
+
+class MedallionError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(MedallionError):
+    """A configuration value is missing or malformed."""
+
+
+class BundleError(MedallionError):
+    """A bundle file does not describe a valid bundle; the message lists every problem found."""
+
+
+class JobRunFailed(MedallionError):
+    """A job run ended with at least one failed task."""
+
+
+class SourceUnavailable(MedallionError):
+    """A source system did not answer after every retry."""
+
+
+class ComputeUnavailable(MedallionError):
+    """The local Spark compute server could not be started or reached."""
+
+
+class RawLoadError(MedallionError):
+    """A raw-zone load is missing, incomplete or does not match its manifest."""

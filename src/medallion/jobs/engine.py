@@ -1,0 +1,394 @@
+"""Run a job's tasks in dependency order with the semantics of the Databricks Jobs service.
+
+``depends_on`` (with a condition task's ``outcome``), ``run_if``, ``condition_task`` on task
+values, job parameters pushed down to every task, ``max_retries`` with ``min_retry_interval_millis``
+doubling per attempt, task and job ``timeout_seconds``, health rules, and one run at a time per job
+(``max_concurrent_runs``, queued as the Jobs service queues). Every executed notebook is kept under
+``<runs_root>/<job_key>/<run_id>/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from medallion import compute
+from medallion.errors import BundleError, JobRunFailed
+from medallion.jobs.conditions import evaluate_condition
+from medallion.jobs.kernels import KernelPool
+from medallion.jobs.model import JobSpec, RunIf, TaskSpec
+from medallion.jobs.notebook import run_notebook
+from medallion.jobs.references import ReferenceScope, resolve_references
+from medallion.runtime import TaskContext, read_task_values
+
+SUCCESS, FAILED, TIMEDOUT = "SUCCESS", "FAILED", "TIMEDOUT"
+EXCLUDED, UPSTREAM_FAILED, CANCELED = "EXCLUDED", "UPSTREAM_FAILED", "CANCELED"
+FAILURES = {FAILED, TIMEDOUT, UPSTREAM_FAILED, CANCELED}
+MAX_RETRY_WAIT_SECONDS = 600.0
+
+
+@dataclass
+class TaskRun:
+    """What happened to one task in a run."""
+
+    task_key: str
+    state: str = "PENDING"
+    attempts: int = 0
+    duration_seconds: float = 0.0
+    error: str | None = None
+    notebook_output: str | None = None
+    condition_result: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class JobRunResult:
+    """A finished job run."""
+
+    job_key: str
+    run_id: str
+    run_dir: Path
+    state: str
+    tasks: dict[str, TaskRun]
+    duration_seconds: float
+    parameters: dict[str, str]
+    health_breaches: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the run succeeded (possibly with handled failures), 1 otherwise."""
+        return 0 if self.state in {SUCCESS, "SUCCESS_WITH_FAILURES"} else 1
+
+    def failure_message(self) -> str:
+        """Every failed task, its notebook, cell and error, one line each."""
+        lines = [f"job {self.job_key!r} run {self.run_id} {self.state}"]
+        for run in self.tasks.values():
+            if run.state in {FAILED, TIMEDOUT}:
+                lines.append(f"  task {run.task_key!r} {run.state} after {run.attempts} "
+                             f"attempt(s): {run.error}")
+            elif run.state == UPSTREAM_FAILED:
+                lines.append(f"  task {run.task_key!r} did not run: {run.reason}")
+        return "\n".join(lines)
+
+
+class RunObserver:
+    """Receives progress events; the CLI prints them, tests may record them."""
+
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
+        """The run began."""
+
+    def task_started(self, task_key: str, attempt: int) -> None:
+        """An attempt of a task began."""
+
+    def task_finished(self, run: TaskRun) -> None:
+        """A task reached its final state."""
+
+    def job_finished(self, result: JobRunResult) -> None:
+        """The run ended."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: where outputs go and which compute the notebooks attach to."""
+
+    runs_root: Path
+    compute: str = "warm"  # "warm" (shared local Connect server), "cold", or an sc:// URL
+    kernel_pool: int = 2
+    max_parallel: int = 2
+    observer: RunObserver = field(default_factory=RunObserver)
+    sleep: Callable[[float], None] = time.sleep
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique: ``20261126T134500Z-3fa2c1``."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@contextlib.contextmanager
+def job_run_lock(job: JobSpec, runs_root: Path) -> Iterator[None]:
+    """Serialise runs of one job (``max_concurrent_runs: 1``, the Jobs default), queueing them."""
+    if job.max_concurrent_runs > 1:
+        yield
+        return
+    lock_dir = runs_root / job.key
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / ".run.lock").open("w") as handle:
+        flags = fcntl.LOCK_EX if job.queue_enabled else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(handle, flags)
+        except BlockingIOError as error:
+            raise JobRunFailed(
+                f"job {job.key!r} is already running and max_concurrent_runs is "
+                f"{job.max_concurrent_runs} with queueing disabled: run skipped"
+            ) from error
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def resolve_parameters(job: JobSpec, overrides: Mapping[str, str]) -> dict[str, str]:
+    """Job parameters: declared defaults, overridden by ``--param k=v``; unknown names fail."""
+    unknown = sorted(set(overrides) - set(job.parameters))
+    if unknown:
+        raise BundleError(
+            f"job {job.key!r} has no parameter(s) {', '.join(unknown)}; declared: "
+            f"{', '.join(sorted(job.parameters)) or 'none'}"
+        )
+    return {**job.parameters, **overrides}
+
+
+class _Run:
+    """The state of one job run while it executes."""
+
+    def __init__(self, job: JobSpec, parameters: dict[str, str], options: RunOptions,
+                 env: dict[str, str]) -> None:
+        self.job = job
+        self.options = options
+        self.start = datetime.now(UTC)
+        self.run_id = new_run_id(self.start)
+        self.parameters: dict[str, str] = {}
+        # Parameter values may use job-level references, e.g. {{job.start_time.iso_date}}.
+        self.parameters = {
+            name: resolve_references(value, self.scope(""), f"job {job.key!r} parameter {name!r}")
+            for name, value in parameters.items()
+        }
+        self.run_dir = options.runs_root / job.key / self.run_id
+        self.run_dir.mkdir(parents=True)
+        self.env = env
+        self.tasks = {task.task_key: TaskRun(task.task_key) for task in job.tasks}
+        self.deadline = (time.monotonic() + job.timeout_seconds) if job.timeout_seconds else None
+        self.changed = threading.Condition()
+
+    def scope(self, task_key: str) -> ReferenceScope:
+        return ReferenceScope(
+            job_key=self.job.key, job_name=self.job.name, run_id=self.run_id,
+            start_time=self.start, job_parameters=self.parameters, task_key=task_key,
+            task_values=lambda key: read_task_values(self.run_dir, key),
+        )
+
+    def dependency_results(self, task: TaskSpec) -> list[str]:
+        """Each dependency as ``success``, ``failed`` or ``excluded``."""
+        results = []
+        for dep in task.depends_on:
+            upstream = self.tasks[dep.task_key]
+            if upstream.state == SUCCESS:
+                taken = dep.outcome is None or upstream.condition_result == dep.outcome
+                results.append("success" if taken else "excluded")
+            elif upstream.state in FAILURES:
+                results.append("failed")
+            else:
+                results.append("excluded")
+        return results
+
+    def decide(self, task: TaskSpec) -> tuple[bool, str | None, str | None]:
+        """Whether the task runs, else its state and why (``run_if`` semantics)."""
+        results = self.dependency_results(task)
+        if not results:
+            return True, None, None
+        succeeded = results.count("success")
+        failed = results.count("failed")
+        rule = task.run_if
+        runs = {
+            RunIf.ALL_SUCCESS: succeeded == len(results),
+            RunIf.AT_LEAST_ONE_SUCCESS: succeeded > 0,
+            RunIf.NONE_FAILED: failed == 0 and succeeded > 0,
+            RunIf.ALL_DONE: True,
+            RunIf.AT_LEAST_ONE_FAILED: failed > 0,
+            RunIf.ALL_FAILED: failed == len(results),
+        }[rule]
+        if runs:
+            return True, None, None
+        upstream = ", ".join(f"{d.task_key}={self.tasks[d.task_key].state}"
+                             + (f"(outcome {self.tasks[d.task_key].condition_result})"
+                                if d.outcome else "") for d in task.depends_on)
+        reason = f"run_if {rule.value} not met by its dependencies ({upstream})"
+        if failed and rule in {RunIf.ALL_SUCCESS, RunIf.AT_LEAST_ONE_SUCCESS, RunIf.NONE_FAILED}:
+            return False, UPSTREAM_FAILED, reason
+        return False, EXCLUDED, reason
+
+    def remaining_seconds(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+def _execute_condition(run: _Run, task: TaskSpec, task_run: TaskRun) -> None:
+    assert task.condition is not None  # parse_task guarantees it for condition tasks
+    where = f"job {run.job.key!r} task {task.task_key!r}"
+    try:
+        left = resolve_references(task.condition.left, run.scope(task.task_key), where)
+        right = resolve_references(task.condition.right, run.scope(task.task_key), where)
+        outcome = evaluate_condition(task.condition.op, left, right, where)
+    except (BundleError, ValueError) as error:
+        task_run.state, task_run.error = FAILED, str(error)
+        return
+    task_run.state, task_run.condition_result = SUCCESS, "true" if outcome else "false"
+
+
+def _notebook_parameters(run: _Run, task: TaskSpec) -> dict[str, str]:
+    where = f"job {run.job.key!r} task {task.task_key!r} base_parameters"
+    scope = run.scope(task.task_key)
+    parameters = {k: resolve_references(v, scope, where) for k, v in task.base_parameters.items()}
+    parameters.update(run.parameters)  # job parameters are pushed down and take precedence
+    return parameters
+
+
+def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: KernelPool) -> None:
+    assert task.notebook_path is not None  # parse_task guarantees it for notebook tasks
+    try:
+        parameters = _notebook_parameters(run, task)
+    except BundleError as error:
+        task_run.state, task_run.error, task_run.attempts = FAILED, str(error), 1
+        return
+    context = TaskContext(run.job.key, run.run_id, task.task_key, run.run_dir, parameters)
+    final_output = run.run_dir / f"{task.task_key}.ipynb"
+    for attempt in range(task.max_retries + 1):
+        task_run.attempts = attempt + 1
+        run.options.observer.task_started(task.task_key, attempt + 1)
+        timeout = task.timeout_seconds
+        remaining = run.remaining_seconds()
+        if remaining is not None:
+            if remaining <= 0:
+                task_run.state, task_run.error = TIMEDOUT, "job timeout_seconds reached"
+                return
+            timeout = int(min(timeout or remaining, remaining)) or 1
+        outcome = run_notebook(notebook=task.notebook_path, output=final_output,
+                               parameters=parameters, context=context, pool=pool,
+                               timeout_seconds=timeout)
+        task_run.state, task_run.error = outcome.state, outcome.error
+        task_run.notebook_output = str(final_output)
+        if outcome.state == SUCCESS:
+            return
+        retryable = outcome.state == FAILED or task.retry_on_timeout
+        if not retryable or attempt == task.max_retries:
+            return
+        if final_output.exists():
+            final_output.replace(run.run_dir / f"{task.task_key}.attempt-{attempt + 1}.ipynb")
+        wait = min(task.min_retry_interval_millis / 1000 * 2**attempt, MAX_RETRY_WAIT_SECONDS)
+        run.options.sleep(wait)
+
+
+def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
+    task_run = run.tasks[task.task_key]
+    started = time.monotonic()
+    try:
+        if task.condition is not None:
+            run.options.observer.task_started(task.task_key, 1)
+            task_run.attempts = 1
+            _execute_condition(run, task, task_run)
+        else:
+            _execute_notebook(run, task, task_run, pool)
+    except Exception as error:  # the runner's own fault: fail this task, keep the run consistent
+        task_run.state, task_run.error = FAILED, f"{type(error).__name__}: {error}"
+    finally:
+        task_run.duration_seconds = round(time.monotonic() - started, 3)
+        run.options.observer.task_finished(task_run)
+        with run.changed:
+            run.changed.notify_all()
+
+
+def _job_state(run: _Run) -> str:
+    states = {key: task_run.state for key, task_run in run.tasks.items()}
+    if not any(state in FAILURES for state in states.values()):
+        return SUCCESS
+    leaves = [t.task_key for t in run.job.tasks if not run.job.downstream_of(t.task_key)]
+    if any(states[leaf] in FAILURES for leaf in leaves):
+        return TIMEDOUT if any(s == TIMEDOUT for s in states.values()) else FAILED
+    return "SUCCESS_WITH_FAILURES"
+
+
+def _schedule(run: _Run, pool: KernelPool) -> None:
+    pending = {task.task_key: task for task in run.job.tasks}
+    running: dict[str, Future[None]] = {}
+    with ThreadPoolExecutor(max_workers=run.options.max_parallel,
+                            thread_name_prefix="task") as executor:
+        while pending or running:
+            with run.changed:
+                for key in [k for k, f in running.items() if f.done()]:
+                    running.pop(key).result()
+                for key, task in list(pending.items()):
+                    if any(d.task_key in pending or d.task_key in running
+                           for d in task.depends_on):
+                        continue
+                    del pending[key]
+                    remaining = run.remaining_seconds()
+                    if remaining is not None and remaining <= 0:
+                        run.tasks[key].state = CANCELED
+                        run.tasks[key].reason = "job timeout_seconds reached"
+                        run.options.observer.task_finished(run.tasks[key])
+                        continue
+                    runs, state, reason = run.decide(task)
+                    if not runs:
+                        run.tasks[key].state, run.tasks[key].reason = state or EXCLUDED, reason
+                        run.options.observer.task_finished(run.tasks[key])
+                        continue
+                    run.tasks[key].state = "RUNNING"
+                    running[key] = executor.submit(_execute, run, task, pool)
+                if running and not any(f.done() for f in running.values()):
+                    run.changed.wait(timeout=1.0)
+
+
+def _health_breaches(job: JobSpec, duration: float) -> list[str]:
+    breaches = []
+    for rule in job.health_rules:
+        if rule.metric == "RUN_DURATION_SECONDS" and rule.op == "GREATER_THAN" \
+                and duration > rule.value:
+            breaches.append(f"RUN_DURATION_SECONDS {duration:.1f} > {rule.value:.0f}")
+    return breaches
+
+
+def _compute_env(storage_root: str | None, options: RunOptions, lease: str) -> dict[str, str]:
+    if options.compute == "cold":
+        return {}
+    if options.compute.startswith("sc://"):
+        return {"SPARK_REMOTE": options.compute}
+    if options.compute != "warm":
+        raise BundleError(f"compute {options.compute!r}: expected 'warm', 'cold' or an sc:// URL")
+    if not storage_root:
+        raise BundleError("warm compute needs the job parameter 'storage_root'")
+    server = compute.acquire_server(storage_root, lease)
+    return {"SPARK_REMOTE": server.url}
+
+
+def write_run_record(result: JobRunResult) -> Path:
+    """``run.json`` beside the executed notebooks: states, attempts, durations, errors."""
+    record: dict[str, Any] = asdict(result)
+    record["run_dir"] = str(result.run_dir)
+    record["tasks"] = [asdict(task_run) for task_run in result.tasks.values()]
+    path = result.run_dir / "run.json"
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> JobRunResult:
+    """Run ``job`` to completion and return its result (it never raises for a task failure)."""
+    parameters = resolve_parameters(job, overrides)
+    with job_run_lock(job, options.runs_root):
+        lease = secrets.token_hex(8)
+        storage_root = parameters.get("storage_root")
+        env = _compute_env(storage_root, options, lease)
+        run = _Run(job, parameters, options, env)
+        options.observer.job_started(job, run.run_id, run.run_dir)
+        pool = KernelPool(env, run.run_dir, size=options.kernel_pool)
+        started = time.monotonic()
+        try:
+            _schedule(run, pool)
+        finally:
+            pool.close()
+            if options.compute == "warm" and storage_root:
+                compute.release_server(storage_root, lease)
+        duration = round(time.monotonic() - started, 3)
+        result = JobRunResult(job.key, run.run_id, run.run_dir, _job_state(run), run.tasks,
+                              duration, run.parameters, _health_breaches(job, duration))
+        write_run_record(result)
+        options.observer.job_finished(result)
+        return result

@@ -1,0 +1,137 @@
+"""Jupyter kernels for notebook tasks, started ahead of time so a task never waits for one.
+
+Each task gets a fresh kernel (no state leaks between notebooks, as with Databricks' per-notebook
+REPLs). A kernel costs ~2 s to start and to import PySpark; the pool starts the next ones in the
+background, already warmed with those imports, while the current task runs.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyter_client.manager import KernelManager
+
+from medallion.runtime import CONTEXT_ENV, TaskContext
+
+# Imports every notebook makes; paid while the kernel waits in the pool, not while a task runs.
+WARMUP_CODE = "import medallion.runtime, medallion.spark, pyspark.sql, pyspark.sql.functions"
+CONNECT_WARMUP_CODE = "import pyspark.sql.connect.session"
+
+
+@dataclass
+class Kernel:
+    """A started kernel and its manager."""
+
+    manager: KernelManager
+
+    def execute_silently(self, code: str, timeout: float = 120) -> None:
+        """Run setup code that leaves no trace in any notebook."""
+        client = self.manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=timeout)
+            reply = client.execute_interactive(
+                code, silent=True, store_history=False, timeout=timeout
+            )
+            if reply["content"]["status"] != "ok":
+                content = reply["content"]
+                raise RuntimeError(
+                    f"kernel setup failed: {content.get('ename')}: {content.get('evalue')}"
+                )
+        finally:
+            client.stop_channels()
+
+    def bind(self, context: TaskContext, cwd: Path) -> None:
+        """Point the kernel at a task: its context and working directory."""
+        self.execute_silently(
+            "import os as _os\n"
+            f"_os.environ[{CONTEXT_ENV!r}] = {context.to_json()!r}\n"
+            f"_os.chdir({str(cwd)!r})\n"
+            "del _os"
+        )
+
+    def shutdown(self) -> None:
+        """Stop the kernel process (idempotent)."""
+        try:
+            if self.manager.has_kernel:
+                self.manager.shutdown_kernel(now=True)
+        except RuntimeError:
+            pass
+        self.manager.cleanup_resources()
+
+
+def start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool = True) -> Kernel:
+    """Start one kernel with ``env`` (e.g. ``SPARK_REMOTE``), optionally warmed with imports."""
+    # IPC sockets: faster than loopback TCP, and not reachable from other machines.
+    socket_dir = Path(tempfile.gettempdir()) / "medallion-kernels"
+    socket_dir.mkdir(exist_ok=True)
+    manager = KernelManager(
+        kernel_name="python3", transport="ipc", ip=str(socket_dir / uuid.uuid4().hex)
+    )
+    manager.start_kernel(env={**os.environ, **env}, cwd=str(cwd))
+    kernel = Kernel(manager)
+    if warm:
+        code = WARMUP_CODE
+        if "SPARK_REMOTE" in env:
+            code += "\n" + CONNECT_WARMUP_CODE
+        kernel.execute_silently(code)
+    return kernel
+
+
+class KernelPool:
+    """Keeps ``size`` warmed kernels ready; ``size=0`` starts each kernel on demand."""
+
+    def __init__(self, env: Mapping[str, str], cwd: Path, size: int) -> None:
+        self._env = dict(env)
+        self._cwd = cwd
+        self._size = size
+        self._ready: queue.Queue[Kernel | BaseException] = queue.Queue()
+        self._starting = threading.Semaphore(0)
+        self._closed = threading.Event()
+        self._threads: list[threading.Thread] = []
+        for _ in range(size):
+            self._refill()
+
+    def _refill(self) -> None:
+        thread = threading.Thread(target=self._start_one, daemon=True, name="kernel-pool")
+        self._threads.append(thread)
+        thread.start()
+
+    def _start_one(self) -> None:
+        try:
+            kernel = start_kernel(self._env, self._cwd)
+        except BaseException as error:  # handed to the task that waits for this kernel
+            self._ready.put(error)
+            return
+        if self._closed.is_set():
+            kernel.shutdown()
+            return
+        self._ready.put(kernel)
+
+    def acquire(self) -> Kernel:
+        """A started kernel for one task; the caller shuts it down when the task ends."""
+        if self._size == 0:
+            return start_kernel(self._env, self._cwd, warm=False)
+        item = self._ready.get()
+        if not self._closed.is_set():
+            self._refill()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Shut down the kernels still waiting in the pool."""
+        self._closed.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        while not self._ready.empty():
+            item = self._ready.get_nowait()
+            if isinstance(item, Kernel):
+                item.shutdown()

@@ -1,0 +1,175 @@
+"""Typed views of a resolved bundle job: what the runner needs, parsed once and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from medallion.errors import BundleError
+
+
+class RunIf(StrEnum):
+    """When a task runs, given its dependencies' results (Jobs API ``run_if``)."""
+
+    ALL_SUCCESS = "ALL_SUCCESS"
+    AT_LEAST_ONE_SUCCESS = "AT_LEAST_ONE_SUCCESS"
+    NONE_FAILED = "NONE_FAILED"
+    ALL_DONE = "ALL_DONE"
+    AT_LEAST_ONE_FAILED = "AT_LEAST_ONE_FAILED"
+    ALL_FAILED = "ALL_FAILED"
+
+
+class ConditionOp(StrEnum):
+    """Operators of a ``condition_task``."""
+
+    EQUAL_TO = "EQUAL_TO"
+    NOT_EQUAL = "NOT_EQUAL"
+    GREATER_THAN = "GREATER_THAN"
+    GREATER_THAN_OR_EQUAL = "GREATER_THAN_OR_EQUAL"
+    LESS_THAN = "LESS_THAN"
+    LESS_THAN_OR_EQUAL = "LESS_THAN_OR_EQUAL"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An edge of the task graph; ``outcome`` selects a condition task's branch."""
+
+    task_key: str
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A ``condition_task``: compares two (reference-resolved) operands."""
+
+    op: ConditionOp
+    left: str
+    right: str
+
+
+@dataclass(frozen=True)
+class HealthRule:
+    """A job health rule, e.g. RUN_DURATION_SECONDS GREATER_THAN 1800."""
+
+    metric: str
+    op: str
+    value: float
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a job."""
+
+    task_key: str
+    depends_on: tuple[Dependency, ...] = ()
+    run_if: RunIf = RunIf.ALL_SUCCESS
+    notebook_path: Path | None = None
+    base_parameters: Mapping[str, str] = field(default_factory=dict)
+    condition: Condition | None = None
+    max_retries: int = 0
+    min_retry_interval_millis: int = 0
+    retry_on_timeout: bool = False
+    timeout_seconds: int = 0
+
+    @property
+    def kind(self) -> str:
+        """``notebook`` or ``condition``."""
+        return "condition" if self.condition else "notebook"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job: its tasks, parameters and run-level settings."""
+
+    key: str
+    name: str
+    tasks: tuple[TaskSpec, ...]
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: int = 0
+    max_concurrent_runs: int = 1
+    queue_enabled: bool = True
+    health_rules: tuple[HealthRule, ...] = ()
+    notifications: Mapping[str, Any] = field(default_factory=dict)
+
+    def task(self, task_key: str) -> TaskSpec:
+        """The task with this key."""
+        for task in self.tasks:
+            if task.task_key == task_key:
+                return task
+        raise BundleError(f"job {self.key!r} has no task {task_key!r}")
+
+    def downstream_of(self, task_key: str) -> list[str]:
+        """Tasks that depend on ``task_key`` directly."""
+        return [t.task_key for t in self.tasks if any(d.task_key == task_key for d in t.depends_on)]
+
+
+def _int(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as error:
+        raise BundleError(f"{where}: expected an integer, got {value!r}") from error
+
+
+def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
+    """Build a TaskSpec from a resolved task mapping."""
+    key = str(raw["task_key"])
+    where = f"resources.jobs.{job_key}.tasks[{key}]"
+    depends = tuple(
+        Dependency(str(dep["task_key"]), str(dep["outcome"]) if "outcome" in dep else None)
+        for dep in raw.get("depends_on", [])
+    )
+    notebook_path = None
+    base_parameters: dict[str, str] = {}
+    condition = None
+    if "notebook_task" in raw:
+        notebook = raw["notebook_task"]
+        notebook_path = Path(notebook["notebook_path"])
+        base_parameters = {str(k): str(v) for k, v in notebook.get("base_parameters", {}).items()}
+    elif "condition_task" in raw:
+        cond = raw["condition_task"]
+        condition = Condition(ConditionOp(cond["op"]), str(cond["left"]), str(cond["right"]))
+    else:
+        kinds = sorted(k for k in raw if k.endswith("_task"))
+        raise BundleError(
+            f"{where}: the local runner runs notebook_task and condition_task; found "
+            f"{kinds or 'no task type'}"
+        )
+    return TaskSpec(
+        task_key=key,
+        depends_on=depends,
+        run_if=RunIf(raw.get("run_if", "ALL_SUCCESS")),
+        notebook_path=notebook_path,
+        base_parameters=base_parameters,
+        condition=condition,
+        max_retries=_int(raw.get("max_retries", 0), f"{where}.max_retries"),
+        min_retry_interval_millis=_int(
+            raw.get("min_retry_interval_millis", 0), f"{where}.min_retry_interval_millis"
+        ),
+        retry_on_timeout=bool(raw.get("retry_on_timeout", False)),
+        timeout_seconds=_int(raw.get("timeout_seconds", 0), f"{where}.timeout_seconds"),
+    )
+
+
+def parse_job(job_key: str, raw: Mapping[str, Any]) -> JobSpec:
+    """Build a JobSpec from a resolved bundle job mapping."""
+    tasks = tuple(parse_task(task, job_key) for task in raw.get("tasks", []))
+    parameters = {str(p["name"]): str(p.get("default", "")) for p in raw.get("parameters", [])}
+    queue = raw.get("queue") or {}
+    rules = tuple(
+        HealthRule(str(rule["metric"]), str(rule["op"]), float(rule["value"]))
+        for rule in (raw.get("health") or {}).get("rules", [])
+    )
+    return JobSpec(
+        key=job_key,
+        name=str(raw.get("name", job_key)),
+        tasks=tasks,
+        parameters=parameters,
+        timeout_seconds=_int(raw.get("timeout_seconds", 0), f"resources.jobs.{job_key}"),
+        max_concurrent_runs=_int(raw.get("max_concurrent_runs", 1), f"resources.jobs.{job_key}"),
+        queue_enabled=bool(queue.get("enabled", True)),
+        health_rules=rules,
+        notifications=dict(raw.get("email_notifications") or {}),
+    )

@@ -1,0 +1,80 @@
+"""Execute one notebook task attempt with papermill on a pooled kernel, with a timeout."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from medallion.jobs.kernels import KernelPool
+from medallion.runtime import TaskContext
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """How one attempt ended: ``SUCCESS``, ``FAILED`` or ``TIMEDOUT``, and why."""
+
+    state: str
+    error: str | None = None
+
+
+def _describe_failure(notebook: Path, error: PapermillExecutionError) -> str:
+    last_line = (error.evalue or "").strip().splitlines()
+    detail = last_line[-1] if last_line else ""
+    return (
+        f"notebook {notebook}, cell {error.cell_index} (execution count {error.exec_count}): "
+        f"{error.ename}: {detail}"
+    )
+
+
+def run_notebook(
+    *,
+    notebook: Path,
+    output: Path,
+    parameters: Mapping[str, str],
+    context: TaskContext,
+    pool: KernelPool,
+    timeout_seconds: int,
+) -> AttemptOutcome:
+    """Run ``notebook`` once into ``output``; a timeout kills the kernel mid-cell."""
+    kernel = pool.acquire()
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        kernel.shutdown()
+
+    timer = threading.Timer(timeout_seconds, expire) if timeout_seconds > 0 else None
+    try:
+        kernel.bind(context, notebook.parent)
+        if timer:
+            timer.start()
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=dict(parameters),
+            kernel_name="python3",
+            km=kernel.manager,
+            progress_bar=False,
+            log_output=False,
+            request_save_on_cell_execute=True,
+        )
+        return AttemptOutcome("SUCCESS")
+    except PapermillExecutionError as error:
+        if timed_out.is_set():
+            return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
+        return AttemptOutcome("FAILED", _describe_failure(notebook, error))
+    except Exception as error:  # kernel died, or could not be bound: the task failed
+        if timed_out.is_set():
+            return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
+        return AttemptOutcome(
+            "FAILED", f"notebook {notebook}: {type(error).__name__}: {error}"
+        )
+    finally:
+        if timer:
+            timer.cancel()
+        kernel.shutdown()

@@ -1,0 +1,71 @@
+"""A progress display for job runs: one line per task event, a summary table at the end."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from medallion.jobs.engine import JobRunResult, RunObserver, TaskRun
+from medallion.jobs.model import JobSpec
+
+_STYLE = {
+    "SUCCESS": ("✔", "green"), "FAILED": ("✖", "red"), "TIMEDOUT": ("⏱", "red"),
+    "EXCLUDED": ("↷", "yellow"), "UPSTREAM_FAILED": ("↯", "red"), "CANCELED": ("■", "red"),
+}
+
+
+class ConsoleProgress(RunObserver):
+    """Prints tasks as they start and finish, and the run's summary."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self._started = time.monotonic()
+        self._total = 0
+
+    def _clock(self) -> str:
+        return f"[dim]{time.monotonic() - self._started:7.1f}s[/dim]"
+
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
+        """Announce the run and where its notebooks go."""
+        self._started = time.monotonic()
+        self._total = len(job.tasks)
+        self.console.print(f"[bold]▶ job {job.key}[/bold] run {run_id} "
+                           f"({self._total} tasks) → {run_dir}")
+
+    def task_started(self, task_key: str, attempt: int) -> None:
+        """A task (or a retry of it) began."""
+        retry = f" [yellow](attempt {attempt})[/yellow]" if attempt > 1 else ""
+        self.console.print(f"{self._clock()}   ▷ {task_key} started{retry}")
+
+    def task_finished(self, run: TaskRun) -> None:
+        """A task reached its final state."""
+        mark, color = _STYLE.get(run.state, ("?", "white"))
+        detail = ""
+        if run.condition_result is not None:
+            detail = f" → {run.condition_result}"
+        elif run.state in {"FAILED", "TIMEDOUT"}:
+            detail = f": {run.error}"
+        elif run.reason:
+            detail = f": {run.reason}"
+        took = f" in {run.duration_seconds:.1f}s" if run.attempts else ""
+        self.console.print(f"{self._clock()}   [{color}]{mark} {run.task_key} "
+                           f"{run.state.lower()}{took}[/{color}]{detail}")
+
+    def job_finished(self, result: JobRunResult) -> None:
+        """The summary table and the run's outcome."""
+        table = Table(title=f"{result.job_key} · run {result.run_id}", title_justify="left")
+        for column in ("task", "state", "attempts", "seconds", "notebook"):
+            table.add_column(column)
+        for run in result.tasks.values():
+            notebook = Path(run.notebook_output).name if run.notebook_output else ""
+            table.add_row(run.task_key, run.state, str(run.attempts),
+                          f"{run.duration_seconds:.1f}", notebook)
+        self.console.print(table)
+        for breach in result.health_breaches:
+            self.console.print(f"[yellow]health rule breached: {breach}[/yellow]")
+        color = "green" if result.exit_code == 0 else "red"
+        self.console.print(f"[bold {color}]{result.state}[/bold {color}] in "
+                           f"{result.duration_seconds:.1f}s · notebooks in {result.run_dir}")

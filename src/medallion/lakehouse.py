@@ -1,0 +1,190 @@
+"""The lakehouse's storage layout and table I/O: the one place that reads and writes tables.
+
+Locally, the layout under the storage root *is* the catalog: table ``<schema>.<name>`` lives at
+``<storage_root>/<schema>/<name>`` as a Delta table, and every Spark session registers what it
+finds there (``register_tables``), so ``spark.table("gold.x")`` works in any later notebook, in any
+process, with no metastore database to lock. On Databricks, tables are Unity Catalog tables
+``<catalog>.<schema>.<name>`` and paths are not used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from medallion.errors import ConfigError
+from medallion.settings import on_databricks
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SCHEMAS = ("bronze", "silver", "gold")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def split_table_name(table: str) -> tuple[str, str]:
+    """``"bronze.fx_rates"`` -> ``("bronze", "fx_rates")``, rejecting anything else."""
+    parts = table.split(".")
+    if len(parts) != 2 or not all(_IDENTIFIER.match(part) for part in parts):
+        raise ConfigError(
+            f"table name {table!r}: expected '<schema>.<table>' in lower snake_case, "
+            "e.g. 'silver.fx_rates'"
+        )
+    return parts[0], parts[1]
+
+
+def table_path(storage_root: str | Path, table: str) -> Path:
+    """Where a table's Delta files live under the storage root."""
+    schema, name = split_table_name(table)
+    return Path(storage_root).resolve() / schema / name
+
+
+def discover_tables(storage_root: str | Path) -> list[str]:
+    """Every Delta table under the storage root, as ``schema.table`` names, sorted."""
+    root = Path(storage_root)
+    found = []
+    for log_dir in root.glob("*/*/_delta_log"):
+        schema, name = log_dir.parent.parent.name, log_dir.parent.name
+        if schema.startswith("_") or schema == "raw":
+            continue
+        if _IDENTIFIER.match(schema) and _IDENTIFIER.match(name):
+            found.append(f"{schema}.{name}")
+    return sorted(found)
+
+
+def register_table(spark: SparkSession, storage_root: str | Path, table: str) -> None:
+    """Make ``table`` resolve, in this session's catalog, to its location under this root."""
+    schema, _ = split_table_name(table)
+    location = table_path(storage_root, table)
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    if spark.catalog.tableExists(table):
+        if registered_location(spark, table) == location:
+            return
+        # The name points at another storage root's table (a second Lakehouse in this session).
+        # Registered tables are external (created with LOCATION): DROP forgets the name only.
+        spark.sql(f"DROP TABLE {table}")
+    spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
+
+
+def registered_location(spark: SparkSession, table: str) -> Path | None:
+    """Where the session's catalog says a (local, file-based) table lives."""
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Location'").collect()
+    if not rows:
+        return None
+    location = urlsplit(str(rows[0]["data_type"]))
+    return Path(location.path) if location.scheme in ("", "file") else None
+
+
+def register_tables(spark: SparkSession, storage_root: str | Path) -> list[str]:
+    """Register every table found under the storage root; returns their names."""
+    for schema in SCHEMAS:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    tables = discover_tables(storage_root)
+    for table in tables:
+        register_table(spark, storage_root, table)
+    return tables
+
+
+@dataclass(frozen=True)
+class Lakehouse:
+    """Reads and writes the lakehouse's tables, locally by path, on Databricks by UC name."""
+
+    spark: SparkSession
+    storage_root: Path
+    catalog: str | None = None
+
+    @classmethod
+    def open(
+        cls, spark: SparkSession, storage_root: str | Path, catalog: str | None = None
+    ) -> Lakehouse:
+        """A lakehouse rooted at ``storage_root`` (``catalog`` only matters on Databricks)."""
+        return cls(spark, Path(storage_root).resolve(), catalog if on_databricks() else None)
+
+    def name(self, table: str) -> str:
+        """The name Spark SQL knows the table by."""
+        split_table_name(table)
+        return f"{self.catalog}.{table}" if self.catalog else table
+
+    def path(self, table: str) -> Path:
+        """The table's location under the storage root (local only)."""
+        return table_path(self.storage_root, table)
+
+    @property
+    def raw_root(self) -> Path:
+        """The raw landing zone."""
+        return self.storage_root / "raw"
+
+    def exists(self, table: str) -> bool:
+        """True when the table has been written at least once."""
+        if self.catalog:
+            return bool(self.spark.catalog.tableExists(self.name(table)))
+        return (self.path(table) / "_delta_log").is_dir()
+
+    def read(self, table: str) -> DataFrame:
+        """The table's current version."""
+        if not self.catalog:
+            register_table(self.spark, self.storage_root, table)
+        return self.spark.table(self.name(table))
+
+    def write(
+        self,
+        frame: DataFrame,
+        table: str,
+        *,
+        mode: str = "overwrite",
+        partition_by: Sequence[str] = (),
+        replace_where: str | None = None,
+    ) -> None:
+        """Write ``frame`` as the table (or the ``replace_where`` slice of it) and register it."""
+        writer = frame.write.format("delta").mode(mode)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if replace_where is not None:
+            writer = writer.option("replaceWhere", replace_where)
+        elif mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        if self.catalog:
+            writer.saveAsTable(self.name(table))
+            return
+        writer.save(str(self.path(table)))
+        register_table(self.spark, self.storage_root, table)
+
+    def merge(
+        self,
+        updates: DataFrame,
+        table: str,
+        *,
+        keys: Sequence[str],
+        partition_by: Sequence[str] = (),
+    ) -> None:
+        """Upsert ``updates`` into the table on ``keys``: changed rows update, new rows insert.
+
+        Rows whose values already match are left untouched, so re-running a load is a no-op.
+        The first write creates the table.
+        """
+        if not self.exists(table):
+            self.write(updates, table, mode="overwrite", partition_by=partition_by)
+            return
+        target = self.name(table)
+        if not self.catalog:
+            register_table(self.spark, self.storage_root, table)
+        view = f"_merge_updates_{split_table_name(table)[1]}"
+        updates.createOrReplaceTempView(view)
+        columns = updates.columns
+        on = " AND ".join(f"t.`{key}` = s.`{key}`" for key in keys)
+        changed = " OR ".join(
+            f"NOT (t.`{col}` <=> s.`{col}`)" for col in columns if col not in keys
+        ) or "FALSE"
+        assignments = ", ".join(f"t.`{col}` = s.`{col}`" for col in columns)
+        insert_cols = ", ".join(f"`{col}`" for col in columns)
+        insert_vals = ", ".join(f"s.`{col}`" for col in columns)
+        self.spark.sql(
+            f"MERGE INTO {target} t USING {view} s ON {on} "
+            f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {assignments} "
+            f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
+        )
+        self.spark.catalog.dropTempView(view)

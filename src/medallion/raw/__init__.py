@@ -1,0 +1,1 @@
+"""The raw zone: records landed as received, one directory per source, entity and load date."""

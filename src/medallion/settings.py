@@ -1,0 +1,27 @@
+"""Where things live: repository paths and environment switches, resolved in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def repo_root() -> Path:
+    """The checkout this package was installed from (editable install), or the working directory."""
+    candidate = PACKAGE_DIR.parent.parent
+    if (candidate / "databricks.yml").exists():
+        return candidate
+    return Path.cwd()
+
+
+def jars_dir() -> Path:
+    """The folder `make jars` fills with the JVM jars Spark needs (Delta, later Kafka)."""
+    override = os.environ.get("MEDALLION_JARS_DIR")
+    return Path(override) if override else repo_root() / ".cache" / "jars"
+
+
+def on_databricks() -> bool:
+    """True inside a Databricks runtime (notebook, job or serverless)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ

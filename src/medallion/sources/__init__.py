@@ -1,0 +1,1 @@
+"""Clients of the source systems: each fetches records exactly as the source sends them."""

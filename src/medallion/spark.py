@@ -1,0 +1,98 @@
+"""One way to get a Spark session, wherever the code runs.
+
+- On Databricks: the runtime's active session.
+- With ``SPARK_REMOTE`` set (the local runner's warm compute server, or Databricks Connect): a Spark
+  Connect session to it.
+- Otherwise: a local classic session configured for Delta, sized for a 2-core machine, whose catalog
+  is loaded from the lakehouse layout under the storage root.
+
+Code in ``src`` uses only DataFrame and SQL APIs, so it runs unchanged under Spark Connect.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medallion.errors import ConfigError
+from medallion.settings import jars_dir, on_databricks
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+REMOTE_ENV = "SPARK_REMOTE"
+
+
+def local_spark_conf(
+    storage_root: str | Path, *, connect_port: int | None = None
+) -> dict[str, str]:
+    """Spark settings for local mode: Delta, cached jars, 2 cores, quiet, small shuffles.
+
+    With ``connect_port`` the session also serves Spark Connect on that port (the warm driver).
+    """
+    root = Path(storage_root).resolve()
+    jars = sorted(jars_dir().glob("*.jar"))
+    if not jars:
+        raise ConfigError(
+            f"no JVM jars in {jars_dir()}: expected the Delta jars that `make jars` copies there "
+            "from Maven Central (run `make setup`)"
+        )
+    conf = {
+        "spark.master": os.environ.get("MEDALLION_SPARK_MASTER", "local[2]"),
+        "spark.app.name": "medallion",
+        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": str(root / "_system" / "spark-warehouse"),
+        "spark.driver.memory": os.environ.get("MEDALLION_DRIVER_MEMORY", "2g"),
+        "spark.sql.shuffle.partitions": os.environ.get("MEDALLION_SHUFFLE_PARTITIONS", "4"),
+        "spark.default.parallelism": "2",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.log.level": os.environ.get("MEDALLION_SPARK_LOG_LEVEL", "ERROR"),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    }
+    if connect_port is not None:
+        conf["spark.plugins"] = "org.apache.spark.sql.connect.SparkConnectPlugin"
+        conf["spark.connect.grpc.binding.address"] = "127.0.0.1"
+        conf["spark.connect.grpc.binding.port"] = str(connect_port)
+    return conf
+
+
+def build_local_session(
+    storage_root: str | Path, *, connect_port: int | None = None
+) -> SparkSession:
+    """Start (or reuse) a local classic session and load the lakehouse catalog into it."""
+    from pyspark.sql import SparkSession
+
+    from medallion.lakehouse import register_tables
+
+    builder = SparkSession.builder
+    for key, value in local_spark_conf(storage_root, connect_port=connect_port).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    register_tables(spark, storage_root)
+    return spark
+
+
+def get_spark(storage_root: str | Path | None = None) -> SparkSession:
+    """The session for this process: Databricks' own, a Connect session, or a local one."""
+    from pyspark.sql import SparkSession
+
+    if on_databricks():
+        return SparkSession.builder.getOrCreate()
+    remote = os.environ.get(REMOTE_ENV)
+    if remote:
+        return SparkSession.builder.remote(remote).getOrCreate()
+    if storage_root is None:
+        raise ConfigError(
+            "get_spark() needs a storage_root for a local session (or SPARK_REMOTE set to a "
+            "running compute server)"
+        )
+    return build_local_session(storage_root)

@@ -1,0 +1,1 @@
+"""Pure ``DataFrame -> DataFrame`` transforms, one module per dataset: no reads, no writes."""

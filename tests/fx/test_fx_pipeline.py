@@ -1,0 +1,213 @@
+"""The FX slice end to end: API stand-in -> raw -> bronze -> silver -> gold; re-runs."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pyspark.sql import Row, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.testing import assertDataFrameEqual
+
+from medallion.devstack.fx_api import FxApiServer
+from medallion.errors import RawLoadError
+from medallion.lakehouse import Lakehouse
+from medallion.pipelines import StepResult
+from medallion.pipelines.fx_rates import (
+    BRONZE_TABLE,
+    GOLD_TABLE,
+    SILVER_TABLE,
+    build_gold_fx_daily_change,
+    ingest_fx_rates,
+    load_bronze_fx_rates,
+    update_silver_fx_rates,
+)
+from medallion.raw.landing import land_records, load_dir, read_manifest
+
+D1, D2 = date(2026, 11, 2), date(2026, 11, 3)
+TABLES = (BRONZE_TABLE, SILVER_TABLE, GOLD_TABLE)
+NO_DROPS = {
+    "rate_date_is_valid_date": 0,
+    "currency_is_iso_code": 0,
+    "base_is_iso_code": 0,
+    "rate_is_positive_number": 0,
+    "duplicate_key_superseded": 0,
+}
+
+
+def run_day(lakehouse: Lakehouse, api: FxApiServer, run_date: date) -> list[StepResult]:
+    return [
+        ingest_fx_rates(lakehouse.storage_root, run_date, api.url),
+        load_bronze_fx_rates(lakehouse, run_date),
+        update_silver_fx_rates(lakehouse, run_date),
+        build_gold_fx_daily_change(lakehouse),
+    ]
+
+
+def api_rates(api: FxApiServer, run_date: date) -> dict[str, Decimal]:
+    payload = httpx.get(f"{api.url}/v1/rates", params={"date": run_date.isoformat()}).json()
+    return {currency: Decimal(str(rate)) for currency, rate in payload["rates"].items()}
+
+
+def silver_values(lakehouse: Lakehouse) -> list[Row]:
+    return lakehouse.read(SILVER_TABLE).select("rate_date", "base", "currency", "rate").collect()
+
+
+@dataclass(frozen=True)
+class TwoDays:
+    """A storage root after D1 and D2 ran through every step, and the D2 step results."""
+
+    root: Path
+    results: list[StepResult]
+
+
+@pytest.fixture(scope="module")
+def two_days(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
+    """Run D1 and D2 once per module; tests work on copies (``copy_of``)."""
+    root = tmp_path_factory.mktemp("fx-two-days")
+    lakehouse = Lakehouse.open(spark, root)
+    with FxApiServer(seed=42) as api:
+        run_day(lakehouse, api, D1)
+        return TwoDays(root, run_day(lakehouse, api, D2))
+
+
+def copy_of(spark: SparkSession, two_days: TwoDays, tmp_path: Path) -> Lakehouse:
+    """A private copy of the two-day lakehouse (a Delta table's log holds relative paths)."""
+    shutil.copytree(two_days.root, tmp_path / "root")
+    return Lakehouse.open(spark, tmp_path / "root")
+
+
+def test_two_days_flow_through_every_layer(
+    spark: SparkSession, two_days: TwoDays, fx_api: FxApiServer
+) -> None:
+    lakehouse = Lakehouse.open(spark, two_days.root)
+
+    assert two_days.results == [
+        StepResult(
+            "ingest_fx_rates", str(load_dir(lakehouse.raw_root, "fx_rates", None, D2)), 10, 10
+        ),
+        StepResult("load_bronze_fx_rates", BRONZE_TABLE, 10, 10),
+        StepResult("update_silver_fx_rates", SILVER_TABLE, 10, 10, NO_DROPS),
+        StepResult("build_gold_fx_daily_change", GOLD_TABLE, 20, 20),
+    ]
+    day1, day2 = api_rates(fx_api, D1), api_rates(fx_api, D2)
+    expected_gold = [
+        Row(
+            rate_date=D1,
+            currency=c,
+            base="USD",
+            rate=day1[c],
+            previous_rate_date=None,
+            previous_rate=None,
+            change_pct=None,
+        )
+        for c in day1
+    ] + [
+        Row(
+            rate_date=D2,
+            currency=c,
+            base="USD",
+            rate=day2[c],
+            previous_rate_date=D1,
+            previous_rate=day1[c],
+            change_pct=((day2[c] - day1[c]) / day1[c] * 100).quantize(
+                Decimal("0.0001"), rounding=ROUND_HALF_UP
+            ),
+        )
+        for c in day2
+    ]
+    assertDataFrameEqual(lakehouse.read(GOLD_TABLE), expected_gold, checkRowOrder=False)
+
+
+def test_rerunning_a_day_leaves_every_table_identical(
+    spark: SparkSession, two_days: TwoDays, fx_api: FxApiServer
+) -> None:
+    # On the module's own root, not a copy: `_source_file` holds absolute paths.
+    lakehouse = Lakehouse.open(spark, two_days.root)
+    manifest = read_manifest(load_dir(lakehouse.raw_root, "fx_rates", None, D2))
+    before = {table: lakehouse.read(table).collect() for table in TABLES}
+
+    again = run_day(lakehouse, fx_api, D2)
+
+    assert again == two_days.results
+    assert read_manifest(manifest.load_dir) == manifest
+    for table in TABLES:
+        assertDataFrameEqual(lakehouse.read(table), before[table], checkRowOrder=False)
+
+
+def test_a_corrected_rate_relanded_replaces_the_silver_value(
+    spark: SparkSession, two_days: TwoDays, tmp_path: Path, fx_api: FxApiServer
+) -> None:
+    lakehouse = copy_of(spark, two_days, tmp_path)
+    before = silver_values(lakehouse)
+    httpx.post(
+        f"{fx_api.url}/admin/rates", json={"date": "2026-11-03", "currency": "EUR", "rate": 0.5}
+    ).raise_for_status()
+
+    run_day(lakehouse, fx_api, D2)
+
+    corrected = Row(rate_date=D2, base="USD", currency="EUR", rate=Decimal("0.5"))
+    expected = [
+        corrected if (row.rate_date, row.currency) == (D2, "EUR") else row for row in before
+    ]
+    assertDataFrameEqual(silver_values(lakehouse), expected, checkRowOrder=False)
+    bronze_d2 = lakehouse.read(BRONZE_TABLE).where(sf.col("_proc_date") == sf.lit(D2))
+    assert bronze_d2.count() == 10
+    assertDataFrameEqual(
+        bronze_d2.where(sf.col("currency") == "EUR").select("rate"), [Row(rate="0.5")]
+    )
+    gold_eur_d2 = lakehouse.read(GOLD_TABLE).where(
+        (sf.col("currency") == "EUR") & (sf.col("rate_date") == sf.lit(D2))
+    )
+    assertDataFrameEqual(gold_eur_d2.select("rate"), [Row(rate=Decimal("0.5"))])
+    # Same table names, another storage root: the original lakehouse is untouched.
+    assertDataFrameEqual(
+        silver_values(Lakehouse.open(spark, two_days.root)), before, checkRowOrder=False
+    )
+
+
+def test_dirty_raw_rows_are_counted_by_reason(spark: SparkSession, tmp_path: Path) -> None:
+    lakehouse = Lakehouse.open(spark, tmp_path)
+    records: list[dict[str, Any]] = [
+        {"date": "2026-11-02", "base": "USD", "currency": "EUR", "rate": 0.92},
+        {"date": "2026-11-02", "base": "USD", "currency": "EUR", "rate": 0.92},
+        {"date": "2026-11-02", "base": "USD", "currency": "GBP", "rate": "n/a"},
+        {"date": "2026-11-02", "base": "USD", "currency": None, "rate": 1.37},
+        {"date": "2026-11-02", "base": "USD", "currency": "JPY", "rate": 151.5},
+    ]
+    land_records(lakehouse.raw_root, "fx_rates", None, D1, records)
+
+    bronze = load_bronze_fx_rates(lakehouse, D1)
+    silver = update_silver_fx_rates(lakehouse, D1)
+
+    assert bronze == StepResult("load_bronze_fx_rates", BRONZE_TABLE, 5, 5)
+    assert silver == StepResult(
+        "update_silver_fx_rates",
+        SILVER_TABLE,
+        rows_in=5,
+        rows_written=2,
+        rows_dropped={
+            **NO_DROPS,
+            "currency_is_iso_code": 1,
+            "rate_is_positive_number": 1,
+            "duplicate_key_superseded": 1,
+        },
+    )
+    assertDataFrameEqual(
+        lakehouse.read(SILVER_TABLE).select("currency", "rate"),
+        [Row(currency="EUR", rate=Decimal("0.92")), Row(currency="JPY", rate=Decimal("151.5"))],
+        checkRowOrder=False,
+    )
+
+
+def test_bronze_refuses_a_day_without_a_complete_load(spark: SparkSession, tmp_path: Path) -> None:
+    lakehouse = Lakehouse.open(spark, tmp_path)
+
+    with pytest.raises(RawLoadError, match=r"no complete load at .*fx_rates/load_dt=2026-11-02"):
+        load_bronze_fx_rates(lakehouse, D1)

@@ -59,6 +59,22 @@ def task_context() -> TaskContext | None:
     return TaskContext.from_json(raw) if raw else None
 
 
+def reset_kernel() -> None:
+    """Make a recycled kernel look fresh: no Spark session, no task context, empty namespace."""
+    from IPython import get_ipython  # type: ignore[attr-defined]
+
+    if os.environ.get("SPARK_REMOTE"):
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        session = ConnectSession.getActiveSession()
+        if session is not None:
+            session.stop()
+    os.environ.pop(CONTEXT_ENV, None)
+    shell = get_ipython()
+    if shell is not None:
+        shell.reset(new_session=False)
+
+
 def read_task_values(run_dir: Path, task_key: str) -> dict[str, Any]:
     """The values ``task_key`` set during a run (empty if none)."""
     path = run_dir / "_task_values" / f"{task_key}.json"

@@ -1,8 +1,11 @@
 """Jupyter kernels for notebook tasks, started ahead of time so a task never waits for one.
 
-Each task gets a fresh kernel (no state leaks between notebooks, as with Databricks' per-notebook
-REPLs). A kernel costs ~2 s to start and to import PySpark; the pool starts the next ones in the
-background, already warmed with those imports, while the current task runs.
+A kernel costs ~3 s to start, import PySpark and open its first Spark Connect channel: more than
+a small task itself. The pool starts kernels in the background, already warmed, and recycles a
+kernel whose task succeeded for the next task of the same run: before reuse its namespace is
+reset, its Spark session stopped and its task context rebound, so each notebook still starts
+from a clean namespace and a session of its own (temp views do not leak). A kernel whose task
+failed or timed out is never reused. With ``size=0`` every task starts a fresh kernel on demand.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from medallion.runtime import CONTEXT_ENV, TaskContext
 
 # Imports every notebook makes; paid while the kernel waits in the pool, not while a task runs.
 WARMUP_CODE = "import medallion.runtime, medallion.spark, pyspark.sql, pyspark.sql.functions"
-CONNECT_WARMUP_CODE = "import pyspark.sql.connect.session"
+# The first Spark Connect session of a process costs ~2.5 s (gRPC channel, protobuf classes).
+CONNECT_WARMUP_CODE = (
+    "from medallion.spark import get_spark as _get_spark\n"
+    "_get_spark().range(1).collect()\n"
+    "_get_spark().stop()\n"
+    "del _get_spark"
+)
+RESET_CODE = "from medallion.runtime import reset_kernel as _reset\n_reset()"
 
 
 @dataclass
@@ -86,14 +96,15 @@ def start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool = True) -> Ker
 
 
 class KernelPool:
-    """Keeps ``size`` warmed kernels ready; ``size=0`` starts each kernel on demand."""
+    """Keeps ``size`` warmed kernels ready and recycles healthy ones; ``size=0`` does neither."""
 
     def __init__(self, env: Mapping[str, str], cwd: Path, size: int) -> None:
         self._env = dict(env)
         self._cwd = cwd
         self._size = size
         self._ready: queue.Queue[Kernel | BaseException] = queue.Queue()
-        self._starting = threading.Semaphore(0)
+        self._idle: list[Kernel] = []
+        self._idle_lock = threading.Lock()
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
         for _ in range(size):
@@ -119,6 +130,9 @@ class KernelPool:
         """A started kernel for one task; the caller shuts it down when the task ends."""
         if self._size == 0:
             return start_kernel(self._env, self._cwd, warm=False)
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
         item = self._ready.get()
         if not self._closed.is_set():
             self._refill()
@@ -126,9 +140,26 @@ class KernelPool:
             raise item
         return item
 
+    def release(self, kernel: Kernel, *, reusable: bool) -> None:
+        """Hand a kernel back after its task: recycled if the task succeeded, else shut down."""
+        if reusable and self._size > 0 and not self._closed.is_set():
+            try:
+                kernel.execute_silently(RESET_CODE, timeout=30)
+            except Exception:  # a kernel that cannot reset is not worth keeping
+                kernel.shutdown()
+                return
+            with self._idle_lock:
+                self._idle.append(kernel)
+            return
+        kernel.shutdown()
+
     def close(self) -> None:
-        """Shut down the kernels still waiting in the pool."""
+        """Shut down every kernel the pool still holds."""
         self._closed.set()
+        with self._idle_lock:
+            for kernel in self._idle:
+                kernel.shutdown()
+            self._idle.clear()
         for thread in self._threads:
             thread.join(timeout=60)
         while not self._ready.empty():

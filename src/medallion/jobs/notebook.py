@@ -43,6 +43,7 @@ def run_notebook(
     """Run ``notebook`` once into ``output``; a timeout kills the kernel mid-cell."""
     kernel = pool.acquire()
     timed_out = threading.Event()
+    succeeded = False
 
     def expire() -> None:
         timed_out.set()
@@ -63,6 +64,7 @@ def run_notebook(
             log_output=False,
             request_save_on_cell_execute=True,
         )
+        succeeded = True
         return AttemptOutcome("SUCCESS")
     except PapermillExecutionError as error:
         if timed_out.is_set():
@@ -77,4 +79,4 @@ def run_notebook(
     finally:
         if timer:
             timer.cancel()
-        kernel.shutdown()
+        pool.release(kernel, reusable=succeeded and not timed_out.is_set())

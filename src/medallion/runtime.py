@@ -72,7 +72,7 @@ def reset_kernel() -> None:
     os.environ.pop(CONTEXT_ENV, None)
     shell = get_ipython()
     if shell is not None:
-        shell.reset(new_session=False)
+        shell.reset(new_session=True)
 
 
 def read_task_values(run_dir: Path, task_key: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupyter_client.manager import KernelManager
+from jupyter_client import AsyncKernelManager, BlockingKernelClient
+from jupyter_core.utils import run_sync
 
 from medallion.runtime import CONTEXT_ENV, TaskContext
 
@@ -39,11 +40,15 @@ RESET_CODE = "from medallion.runtime import reset_kernel as _reset\n_reset()"
 class Kernel:
     """A started kernel and its manager."""
 
-    manager: KernelManager
+    # Async, because nbclient (under papermill) only notices a killed kernel through an async
+    # client; a blocking one waits on its output channel forever.
+    manager: AsyncKernelManager
 
     def execute_silently(self, code: str, timeout: float = 120) -> None:
         """Run setup code that leaves no trace in any notebook."""
-        client = self.manager.client()
+        client = BlockingKernelClient()
+        client.load_connection_info(self.manager.get_connection_info())
+        client.session.key = self.manager.session.key
         client.start_channels()
         try:
             client.wait_for_ready(timeout=timeout)
@@ -67,14 +72,21 @@ class Kernel:
             "del _os"
         )
 
+    def kill(self) -> None:
+        """Kill the kernel process at once (a timeout): papermill then sees a dead kernel."""
+        provisioner = self.manager.provisioner
+        process = getattr(provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+
     def shutdown(self) -> None:
         """Stop the kernel process (idempotent)."""
         try:
             if self.manager.has_kernel:
-                self.manager.shutdown_kernel(now=True)
+                run_sync(self.manager.shutdown_kernel)(now=True)
         except RuntimeError:
             pass
-        self.manager.cleanup_resources()
+        run_sync(self.manager.cleanup_resources)()
 
 
 def start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool = True) -> Kernel:
@@ -82,10 +94,10 @@ def start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool = True) -> Ker
     # IPC sockets: faster than loopback TCP, and not reachable from other machines.
     socket_dir = Path(tempfile.gettempdir()) / "medallion-kernels"
     socket_dir.mkdir(exist_ok=True)
-    manager = KernelManager(
+    manager = AsyncKernelManager(
         kernel_name="python3", transport="ipc", ip=str(socket_dir / uuid.uuid4().hex)
     )
-    manager.start_kernel(env={**os.environ, **env}, cwd=str(cwd))
+    run_sync(manager.start_kernel)(env={**os.environ, **env}, cwd=str(cwd))
     kernel = Kernel(manager)
     if warm:
         code = WARMUP_CODE

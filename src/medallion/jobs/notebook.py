@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from medallion.jobs.kernels import KernelPool
 from medallion.runtime import TaskContext
+
+
+# Job parameters are pushed down to every task, so a notebook that does not declare one of them
+# is normal here, not worth papermill's warning.
+logging.getLogger("papermill").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -22,11 +29,26 @@ class AttemptOutcome:
     error: str | None = None
 
 
-def _describe_failure(notebook: Path, error: PapermillExecutionError) -> str:
+def _source_cell_number(executed: Path, cell_index: int) -> int:
+    """The failing cell's 1-based position in the source notebook (without papermill's cell)."""
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except (OSError, ValueError):
+        return cell_index + 1
+    # papermill puts an error banner on top of a failed notebook; its cell_index predates it.
+    cells = [c for c in cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    injected = sum(
+        1 for cell in cells[:cell_index] if "injected-parameters" in cell.metadata.get("tags", [])
+    )
+    return cell_index - injected + 1
+
+
+def _describe_failure(notebook: Path, executed: Path, error: PapermillExecutionError) -> str:
     last_line = (error.evalue or "").strip().splitlines()
     detail = last_line[-1] if last_line else ""
+    cell = _source_cell_number(executed, error.cell_index)
     return (
-        f"notebook {notebook}, cell {error.cell_index} (execution count {error.exec_count}): "
+        f"notebook {notebook}, cell {cell} (execution count {error.exec_count}): "
         f"{error.ename}: {detail}"
     )
 
@@ -47,7 +69,7 @@ def run_notebook(
 
     def expire() -> None:
         timed_out.set()
-        kernel.shutdown()
+        kernel.kill()
 
     timer = threading.Timer(timeout_seconds, expire) if timeout_seconds > 0 else None
     try:
@@ -69,7 +91,7 @@ def run_notebook(
     except PapermillExecutionError as error:
         if timed_out.is_set():
             return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
-        return AttemptOutcome("FAILED", _describe_failure(notebook, error))
+        return AttemptOutcome("FAILED", _describe_failure(notebook, output, error))
     except Exception as error:  # kernel died, or could not be bound: the task failed
         if timed_out.is_set():
             return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")

@@ -1,0 +1,140 @@
+"""The local runner honours the Jobs service's semantics (fixture bundle, real papermill)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+from tests.jobs.conftest import FIXTURE_BUNDLE, RunFixture, markers
+
+
+def states(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {key: run.state for key, run in result.tasks.items()}
+
+
+def test_task_that_fails_once_succeeds_under_max_retries(
+    run_fixture_job: RunFixture, marker_dir: Path, sleeps: list[float]
+) -> None:
+    result = run_fixture_job("retry_job")
+
+    assert states(result) == {"flaky": "SUCCESS", "after_flaky": "SUCCESS"}
+    assert result.tasks["flaky"].attempts == 2
+    assert sleeps == [0.1]
+    assert (marker_dir / "flaky.attempts").read_text() == "2"
+    assert (result.run_dir / "flaky.attempt-1.ipynb").exists()
+    assert (result.run_dir / "flaky.ipynb").exists()
+    assert result.state == "SUCCESS"
+    assert result.exit_code == 0
+
+
+def test_retry_waits_double_each_attempt(
+    run_fixture_job: RunFixture, marker_dir: Path, sleeps: list[float]
+) -> None:
+    marker_dir.mkdir(parents=True)
+    (marker_dir / "flaky.attempts").write_text("-1")  # two failures to go
+
+    result = run_fixture_job("retry_job")
+
+    assert result.tasks["flaky"].attempts == 3
+    assert sleeps == [0.1, 0.2]
+
+
+def test_condition_task_true_runs_the_true_branch_only(
+    run_fixture_job: RunFixture, marker_dir: Path
+) -> None:
+    result = run_fixture_job("branch_job", n="7")
+
+    assert states(result) == {"produce": "SUCCESS", "is_big": "SUCCESS", "big": "SUCCESS",
+                              "small": "EXCLUDED", "join": "SUCCESS"}
+    assert result.tasks["is_big"].condition_result == "true"
+    assert sorted(markers(marker_dir)) == ["big", "join"]
+
+
+def test_condition_task_false_skips_the_true_branch(
+    run_fixture_job: RunFixture, marker_dir: Path
+) -> None:
+    result = run_fixture_job("branch_job", n="3")
+
+    assert states(result) == {"produce": "SUCCESS", "is_big": "SUCCESS", "big": "EXCLUDED",
+                              "small": "SUCCESS", "join": "SUCCESS"}
+    assert result.tasks["is_big"].condition_result == "false"
+    assert sorted(markers(marker_dir)) == ["join", "small"]
+    assert result.state == "SUCCESS"
+
+
+def test_failing_task_stops_dependents_and_run_if_tasks_still_run(
+    run_fixture_job: RunFixture, marker_dir: Path
+) -> None:
+    result = run_fixture_job("failure_job")
+
+    assert states(result) == {
+        "first": "SUCCESS", "breaks": "FAILED", "downstream": "UPSTREAM_FAILED",
+        "further_downstream": "UPSTREAM_FAILED", "cleanup": "SUCCESS", "alert": "SUCCESS",
+    }
+    assert sorted(markers(marker_dir)) == ["alert", "cleanup", "first"]
+    assert result.state == "FAILED"
+    assert result.exit_code == 1
+
+
+def test_failure_message_names_task_notebook_cell_and_error(
+    run_fixture_job: RunFixture,
+) -> None:
+    result = run_fixture_job("failure_job")
+
+    notebook = FIXTURE_BUNDLE / "notebooks" / "fail.ipynb"
+    assert result.tasks["breaks"].error == (
+        f"notebook {notebook}, cell 3 (execution count 3): "
+        "ValueError: the source table is empty"
+    )
+    assert result.failure_message().splitlines() == [
+        f"job 'failure_job' run {result.run_id} FAILED",
+        f"  task 'breaks' FAILED after 1 attempt(s): {result.tasks['breaks'].error}",
+        "  task 'downstream' did not run: run_if ALL_SUCCESS not met by its dependencies "
+        "(breaks=FAILED)",
+        "  task 'further_downstream' did not run: run_if ALL_SUCCESS not met by its "
+        "dependencies (downstream=UPSTREAM_FAILED)",
+    ]
+
+
+def test_task_timeout_kills_the_notebook_and_fails_dependents(
+    run_fixture_job: RunFixture, marker_dir: Path
+) -> None:
+    result = run_fixture_job("timeout_job")
+
+    assert states(result) == {"slow": "TIMEDOUT", "after_slow": "UPSTREAM_FAILED"}
+    assert result.tasks["slow"].error == "timed out after 2 s"
+    assert result.tasks["slow"].duration_seconds < 30
+    assert result.state == "TIMEDOUT"
+    assert result.exit_code == 1
+
+
+def test_job_parameters_are_pushed_down_over_task_parameters(
+    run_fixture_job: RunFixture, marker_dir: Path
+) -> None:
+    result = run_fixture_job("params_job")
+
+    recorded = markers(marker_dir)["from_job"]
+    assert recorded["label"] == "from_job"
+    assert recorded["extra"] == f"run {result.run_id}"
+    assert recorded["run_date"] == result.run_id[:8][:4] + "-" + result.run_id[4:6] + "-" \
+        + result.run_id[6:8]
+    assert recorded["cwd"] == str(FIXTURE_BUNDLE / "notebooks")
+
+
+def test_run_keeps_executed_notebooks_and_a_run_record(run_fixture_job: RunFixture) -> None:
+    result = run_fixture_job("branch_job", n="7")
+
+    assert sorted(p.name for p in result.run_dir.glob("*.ipynb")) == [
+        "big.ipynb", "join.ipynb", "produce.ipynb"
+    ]
+    executed = nbformat.read(result.run_dir / "produce.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1
+    assert 'value = "7"' in injected[0].source
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record["state"] == "SUCCESS"
+    assert [t["task_key"] for t in record["tasks"]] == ["produce", "is_big", "big", "small",
+                                                        "join"]
+    assert json.loads((result.run_dir / "_task_values" / "produce.json").read_text()) == {"n": 7}

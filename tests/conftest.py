@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
 from medallion.spark import build_local_session
+
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +20,6 @@ def spark_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark(spark_root: Path) -> Iterator[SparkSession]:
+def spark(spark_root: Path) -> SparkSession:
     """One Spark + Delta session for every test (starting one costs ~9 s)."""
-    session = build_local_session(spark_root)
-    yield session
+    return build_local_session(spark_root)

@@ -68,13 +68,15 @@ def sql(
     output_format: Annotated[str, typer.Option("--format", "-f", help="table|json|csv")] = "table",
     limit: Annotated[int, typer.Option(help="most rows to print")] = 1000,
     storage_root: RootOpt = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
     bundle_root: BundleOpt = Path(),
 ) -> None:
     """Run SQL on the local catalog (through the warm server when one is up)."""
     if output_format not in {"table", "json", "csv"}:
         raise typer.BadParameter("--format: expected table, json or csv")
     try:
-        root = _storage_root(storage_root, bundle_root)
+        root = _storage_root(storage_root, bundle_root, target, var)
         from medallion.sql import run_sql
 
         columns, rows = run_sql(query, root, limit=limit)

@@ -62,6 +62,8 @@ class JobRunResult:
     tasks: dict[str, TaskRun]
     duration_seconds: float
     parameters: dict[str, str]
+    started_at: str = ""
+    ended_at: str = ""
     health_breaches: list[str] = field(default_factory=list)
 
     @property
@@ -387,8 +389,12 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
             if options.compute == "warm" and storage_root:
                 compute.release_server(storage_root, lease)
         duration = round(time.monotonic() - started, 3)
-        result = JobRunResult(job.key, run.run_id, run.run_dir, _job_state(run), run.tasks,
-                              duration, run.parameters, _health_breaches(job, duration))
+        result = JobRunResult(
+            job.key, run.run_id, run.run_dir, _job_state(run), run.tasks, duration,
+            run.parameters, started_at=run.start.isoformat(),
+            ended_at=datetime.now(UTC).isoformat(),
+            health_breaches=_health_breaches(job, duration),
+        )
         write_run_record(result)
         options.observer.job_finished(result)
         return result

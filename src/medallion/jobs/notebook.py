@@ -15,7 +15,6 @@ from papermill.exceptions import PapermillExecutionError
 from medallion.jobs.kernels import KernelPool
 from medallion.runtime import TaskContext
 
-
 # Job parameters are pushed down to every task, so a notebook that does not declare one of them
 # is normal here, not worth papermill's warning.
 logging.getLogger("papermill").setLevel(logging.ERROR)

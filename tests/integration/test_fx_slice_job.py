@@ -1,0 +1,189 @@
+"""The FX slice end to end: the real bundle's jobs through the `medallion` CLI, warm compute.
+
+Source stand-in (HTTP) → raw → bronze → silver → gold, checked against an oracle computed from
+the stand-in's own rate function, not from the pipeline's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from medallion import compute
+from medallion.devstack.fx_api import CURRENCIES, FxApiServer, synthetic_usd_rate
+from medallion.settings import repo_root
+
+pytestmark = pytest.mark.integration
+
+DATES = [date(2026, 11, 23), date(2026, 11, 24)]
+SEED = 42
+TABLES = ("bronze.fx_rates", "silver.fx_rates", "gold.fx_daily_change")
+
+
+class Lakehouse:
+    """The module's storage root, runs folder and stand-in URL."""
+
+    def __init__(self, root: Path, runs: Path, api_url: str) -> None:
+        self.root, self.runs, self.api_url = root, runs, api_url
+
+    def medallion(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the CLI as a user would, against this lakehouse."""
+        runs = ["--runs-root", str(self.runs)] if args[0] == "jobs" else []
+        return subprocess.run(
+            [sys.executable, "-m", "medallion", *args, "--bundle-root", str(repo_root()),
+             "--var", f"storage_root={self.root}", *runs],
+            capture_output=True, text=True, timeout=600, check=False,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    def run_day(self, run_date: date) -> None:
+        """Ingest then build one business date; both must succeed."""
+        for job, extra in (("ingest_daily_sources", ["--param", f"fx_api_url={self.api_url}"]),
+                           ("build_analytics", [])):
+            result = self.medallion("jobs", "run", job, "--param",
+                                    f"run_date={run_date.isoformat()}", *extra)
+            assert result.returncode == 0, result.stdout + result.stderr
+
+    def table(self, spark: SparkSession, name: str) -> DataFrame:
+        """A table of this lakehouse, read by path."""
+        schema, table = name.split(".")
+        return spark.read.format("delta").load(str(self.root / schema / table))
+
+
+@pytest.fixture(scope="module")
+def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
+    """Two business days run through both jobs, on a warm server kept for the module."""
+    base = tmp_path_factory.mktemp("fx-slice")
+    root = base / "lakehouse"
+    compute.pin_server(root)
+    try:
+        with FxApiServer(seed=SEED) as api:
+            house = Lakehouse(root, base / "runs", api.url)
+            for run_date in DATES:
+                house.run_day(run_date)
+            yield house
+    finally:
+        compute.unpin_server(root)
+
+
+def expected_silver(spark: SparkSession) -> DataFrame:
+    """The oracle: every (date, currency) rate the stand-in serves, typed as silver types them."""
+    rows = [(d, "USD", c, Decimal(str(synthetic_usd_rate(SEED, d, c)))) for d in DATES
+            for c in CURRENCIES]
+    return spark.createDataFrame(
+        rows, "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8)"
+    )
+
+
+def expected_gold(spark: SparkSession) -> DataFrame:
+    """The oracle for gold: day 2 against day 1, change rounded half-up to 4 places."""
+    rows = []
+    for currency in CURRENCIES:
+        first, second = (Decimal(str(synthetic_usd_rate(SEED, d, currency))) for d in DATES)
+        change = ((second - first) / first * 100).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+        rows.append((DATES[0], currency, first, None, None, None))
+        rows.append((DATES[1], currency, second, DATES[0], first, change))
+    return spark.createDataFrame(
+        rows,
+        "rate_date DATE, currency STRING, rate DECIMAL(18,8), previous_rate_date DATE, "
+        "previous_rate DECIMAL(18,8), change_pct DECIMAL(18,4)",
+    )
+
+
+def snapshot(spark: SparkSession, house: Lakehouse) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's rows, sorted, to compare runs."""
+    return {name: sorted(tuple(r) for r in house.table(spark, name).collect()) for name in TABLES}
+
+
+def test_raw_zone_holds_one_complete_load_per_day(lakehouse: Lakehouse) -> None:
+    loads = sorted(p.name for p in (lakehouse.root / "raw" / "fx_rates").iterdir())
+    assert loads == [f"load_dt={d.isoformat()}" for d in DATES]
+    for load in loads:
+        manifest = json.loads((lakehouse.root / "raw/fx_rates" / load / "_manifest.json")
+                              .read_text())
+        assert manifest["row_count"] == len(CURRENCIES)
+
+
+def test_bronze_keeps_every_landed_row_per_day(
+    spark: SparkSession, lakehouse: Lakehouse
+) -> None:
+    bronze = lakehouse.table(spark, "bronze.fx_rates")
+    counts = bronze.groupBy("_proc_date").count().collect()
+    per_day = {(row["_proc_date"], row["count"]) for row in counts}
+    assert per_day == {(d, len(CURRENCIES)) for d in DATES}
+
+
+def test_silver_matches_the_source_oracle(spark: SparkSession, lakehouse: Lakehouse) -> None:
+    silver = lakehouse.table(spark, "silver.fx_rates").select("rate_date", "base", "currency",
+                                                              "rate")
+    assertDataFrameEqual(silver, expected_silver(spark))
+
+
+def test_gold_matches_the_oracle(spark: SparkSession, lakehouse: Lakehouse) -> None:
+    gold = lakehouse.table(spark, "gold.fx_daily_change").select(
+        "rate_date", "currency", "rate", "previous_rate_date", "previous_rate", "change_pct"
+    )
+    assertDataFrameEqual(gold, expected_gold(spark))
+
+
+def test_tables_are_registered_for_sql(lakehouse: Lakehouse) -> None:
+    result = lakehouse.medallion(
+        "sql", "SELECT currency, rate FROM silver.fx_rates WHERE rate_date = '2026-11-24' "
+        "AND currency = 'USD'", "--format", "json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"currency": "USD", "rate": "1.00000000"}]
+
+
+def test_rerunning_a_day_leaves_every_table_identical(
+    spark: SparkSession, lakehouse: Lakehouse
+) -> None:
+    before = snapshot(spark, lakehouse)
+
+    lakehouse.run_day(DATES[1])
+
+    assert snapshot(spark, lakehouse) == before
+
+
+def test_two_runs_at_once_are_serialised_and_corrupt_nothing(
+    spark: SparkSession, lakehouse: Lakehouse
+) -> None:
+    before = snapshot(spark, lakehouse)
+    command = [sys.executable, "-m", "medallion", "jobs", "run", "build_analytics",
+               "--param", f"run_date={DATES[1].isoformat()}", "--bundle-root", str(repo_root()),
+               "--var", f"storage_root={lakehouse.root}", "--runs-root", str(lakehouse.runs)]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    run_files = (lakehouse.runs / "build_analytics").glob("*/run.json")
+    records = sorted((json.loads(p.read_text()) for p in run_files),
+                     key=lambda record: record["started_at"])[-2:]
+    first, second = records
+    assert second["started_at"] >= first["ended_at"]
+    assert snapshot(spark, lakehouse) == before
+
+
+def test_a_day_without_raw_data_skips_every_layer(lakehouse: Lakehouse) -> None:
+    result = lakehouse.medallion("jobs", "run", "build_analytics", "--param",
+                                 "run_date=2026-01-01")
+
+    assert result.returncode == 0, result.stderr
+    record = json.loads(max((lakehouse.runs / "build_analytics").glob("*/run.json"),
+                            key=lambda p: p.parent.name).read_text())
+    assert {t["task_key"]: t["state"] for t in record["tasks"]} == {
+        "check_raw_files": "SUCCESS", "has_raw_files": "SUCCESS",
+        "bronze_fx_rates": "EXCLUDED", "silver_fx_rates": "EXCLUDED",
+        "gold_fx_daily_change": "EXCLUDED",
+    }

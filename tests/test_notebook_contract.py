@@ -1,0 +1,93 @@
+"""Every notebook in notebooks/ keeps the thin entry-point contract.
+
+1. a markdown header that lists every parameter;
+2. a code cell tagged ``parameters`` that only assigns string defaults;
+3. a cell that, only when DATABRICKS_RUNTIME_VERSION is set, reads the same names from widgets;
+4. then calls into ``medallion``: no ``def``, no ``class``, no ``sys.path`` tricks, and never
+   ``databricks.sdk.runtime`` (it raises or hangs off Databricks).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from medallion.settings import repo_root
+
+NOTEBOOKS = sorted((repo_root() / "notebooks").rglob("*.ipynb"))
+
+
+def code(cell: nbformat.NotebookNode) -> ast.Module:
+    return ast.parse(cell.source)
+
+
+def parameter_names(cell: nbformat.NotebookNode) -> list[str]:
+    names = []
+    for statement in code(cell).body:
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)):
+            raise AssertionError(f"parameters cell: expected `name = \"default\"` lines, found "
+                                 f"{ast.unparse(statement)!r}")
+        names.append(statement.targets[0].id)
+    return names
+
+
+def widget_reads(cell: nbformat.NotebookNode) -> list[str] | None:
+    """Names assigned from dbutils.widgets.get("<same name>") under the Databricks guard."""
+    module = code(cell)
+    guards = [s for s in module.body if isinstance(s, ast.If)
+              and "DATABRICKS_RUNTIME_VERSION" in ast.unparse(s.test)]
+    if len(guards) != 1 or guards[0].orelse:
+        return None
+    names = []
+    for statement in guards[0].body:
+        if not (isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name)):
+            return None
+        call = statement.value
+        expected = f'dbutils.widgets.get({statement.targets[0].id!r})'.replace("'", '"')
+        if ast.unparse(call).replace("'", '"') != expected:
+            return None
+        names.append(statement.targets[0].id)
+    return names
+
+
+def test_the_repository_has_notebooks() -> None:
+    assert len(NOTEBOOKS) >= 5
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(repo_root())))
+def test_notebook_keeps_the_entry_point_contract(path: Path) -> None:
+    cells = nbformat.read(path, as_version=4).cells
+    header, parameters, widgets, *rest = cells
+
+    assert header.cell_type == "markdown"
+    assert header.source.startswith("# ")
+    assert parameters.cell_type == "code"
+    assert "parameters" in parameters.metadata.get("tags", [])
+    names = parameter_names(parameters)
+    assert names, "a notebook takes at least one parameter"
+    for name in names:
+        assert f"`{name}`" in header.source, f"header does not document parameter {name!r}"
+    assert widget_reads(widgets) == names
+
+    body = "\n".join(cell.source for cell in rest if cell.cell_type == "code")
+    tree = ast.parse(body)
+    definitions = [n for n in ast.walk(tree)
+                   if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+    assert definitions == [], "logic belongs in src/medallion, not in notebooks"
+    assert "sys.path" not in body
+    assert "databricks.sdk.runtime" not in body
+    imported = {alias.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                for alias in n.names if n.module and n.module.startswith("medallion")}
+    assert imported, "a notebook calls into the medallion package"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(repo_root())))
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.outputs for c in cells if c.cell_type == "code" and c.outputs] == []

@@ -1,0 +1,66 @@
+"""The repository's own bundle: valid offline, and its jobs are what the runner expects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medallion.bundle import find_schema, load_bundle, validate_bundle
+from medallion.jobs.model import parse_job
+from medallion.settings import repo_root
+
+
+def test_bundle_passes_the_official_schema_and_semantic_checks() -> None:
+    schema, why = find_schema(repo_root())
+    if schema is None:
+        pytest.skip(f"official bundle schema not available, schema check skipped: {why}")
+
+    issues = validate_bundle(repo_root())
+
+    assert [str(i) for i in issues if i.severity != "info"] == []
+
+
+def test_every_target_resolves_its_storage_root() -> None:
+    roots = {target: load_bundle(repo_root(), target).variables["storage_root"]
+             for target in ("local", "dev", "prod")}
+
+    assert roots == {
+        "local": str(repo_root() / ".lakehouse"),
+        "dev": "/Volumes/medallion_dev/lakehouse/files",
+        "prod": "/Volumes/medallion/lakehouse/files",
+    }
+
+
+def test_runner_parses_every_job() -> None:
+    bundle = load_bundle(repo_root())
+
+    jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
+
+    assert {key: [t.task_key for t in job.tasks] for key, job in jobs.items()} == {
+        "ingest_daily_sources": ["ingest_fx_rates"],
+        "build_analytics": ["check_raw_files", "has_raw_files", "bronze_fx_rates",
+                            "silver_fx_rates", "gold_fx_daily_change"],
+    }
+    assert jobs["ingest_daily_sources"].health_rules[0].value == 1800
+    assert jobs["build_analytics"].health_rules[0].value == 3600
+
+
+def test_cli_exits_non_zero_and_names_the_failed_task(tmp_path: Path) -> None:
+    bundle = repo_root() / "tests" / "jobs" / "fixture_bundle"
+    result = subprocess.run(
+        [sys.executable, "-m", "medallion", "jobs", "run", "failure_job", "--compute", "cold",
+         "--bundle-root", str(bundle), "--runs-root", str(tmp_path / "runs"),
+         "--param", f"marker_dir={tmp_path / 'markers'}"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+    assert result.returncode == 1
+    assert (f"task 'breaks' FAILED after 1 attempt(s): notebook "
+            f"{bundle / 'notebooks' / 'fail.ipynb'}, cell 3 (execution count 3): "
+            "ValueError: the source table is empty") in result.stderr
+    assert "task 'downstream' did not run" in result.stderr

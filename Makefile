@@ -38,11 +38,13 @@ demo: setup  ## start the local stand-ins and run the pipeline end to end
 	$(VENV)/bin/medallion demo
 
 test: setup  ## run the whole test suite against real Spark, Delta and papermill
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks notebooks
+	$(VENV)/bin/mypy src
 	$(PY) -m pytest
 
 lint: setup  ## ruff and mypy
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks notebooks
+	$(VENV)/bin/mypy src
 	$(VENV)/bin/mypy src
 
 bench: setup  ## measure per-task overhead, warm driver vs one Spark per notebook

@@ -23,6 +23,14 @@ class SourceUnavailable(MedallionError):
     """A source system did not answer after every retry."""
 
 
+class SourceResponseError(MedallionError):
+    """A source answered, but refused the request (4xx) or sent a body of the wrong shape."""
+
+
+class ConservationError(MedallionError):
+    """A step's rows in do not equal its rows written plus its rows dropped by a named rule."""
+
+
 class ComputeUnavailable(MedallionError):
     """The local Spark compute server could not be started or reached."""
 

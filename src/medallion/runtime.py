@@ -61,7 +61,7 @@ def task_context() -> TaskContext | None:
 
 def reset_kernel() -> None:
     """Make a recycled kernel look fresh: no Spark session, no task context, empty namespace."""
-    from IPython import get_ipython  # type: ignore[attr-defined]
+    from IPython import get_ipython
 
     if os.environ.get("SPARK_REMOTE"):
         from pyspark.sql.connect.session import SparkSession as ConnectSession
@@ -161,7 +161,7 @@ class LocalDbutils:
 
 
 def _databricks_dbutils() -> Any:
-    from IPython import get_ipython  # type: ignore[attr-defined]
+    from IPython import get_ipython
 
     shell = get_ipython()
     if shell is not None and "dbutils" in shell.user_ns:

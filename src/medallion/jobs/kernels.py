@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupyter_client import AsyncKernelManager, BlockingKernelClient
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
 from medallion.runtime import CONTEXT_ENV, TaskContext

@@ -31,7 +31,7 @@ class AttemptOutcome:
 def _source_cell_number(executed: Path, cell_index: int) -> int:
     """The failing cell's 1-based position in the source notebook (without papermill's cell)."""
     try:
-        cells = nbformat.read(executed, as_version=4).cells
+        cells = nbformat.read(executed, as_version=4).cells  # type: ignore[no-untyped-call]
     except (OSError, ValueError):
         return cell_index + 1
     # papermill puts an error banner on top of a failed notebook; its cell_index predates it.

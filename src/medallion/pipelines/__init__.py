@@ -10,11 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from medallion.errors import MedallionError
-
-
-class ConservationError(MedallionError):
-    """A step's rows in do not equal its rows written plus its rows dropped by a named rule."""
+from medallion.errors import ConservationError
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from medallion.errors import ConfigError, MedallionError, SourceUnavailable
+from medallion.errors import ConfigError, MedallionError, SourceResponseError, SourceUnavailable
 
 SOURCE = "fx_rates"
 RATES_PATH = "/v1/rates"
-
-
-class SourceResponseError(MedallionError):
-    """A source answered, but refused the request (4xx) or sent a body of the wrong shape."""
 
 
 class _RetryableResponseError(MedallionError):

@@ -90,8 +90,19 @@ class Kernel:
         run_sync(self.manager.cleanup_resources)()
 
 
+# Kernels start one at a time: concurrent starts from several threads share jupyter_client's
+# per-thread event-loop machinery badly (kernels were seen dying before their first reply), and
+# on two cores they gain nothing.
+_START_LOCK = threading.Lock()
+
+
 def start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool = True) -> Kernel:
     """Start one kernel with ``env`` (e.g. ``SPARK_REMOTE``), optionally warmed with imports."""
+    with _START_LOCK:
+        return _start_kernel(env, cwd, warm=warm)
+
+
+def _start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool) -> Kernel:
     # IPC sockets: faster than loopback TCP, and not reachable from other machines.
     socket_dir = Path(tempfile.gettempdir()) / "medallion-kernels"
     socket_dir.mkdir(exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from medallion.bundle.issues import BundleIssue
-from medallion.bundle.yaml_positions import Node
+from medallion.bundle.yaml_positions import Node, job_nodes
 
 # Lists of a job whose items are identified by a key: the CLI merges items with equal keys
 # (mutators MergeJobTasks, MergeJobClusters, MergeJobParameters, MergeJobEnvironments).
@@ -85,13 +85,7 @@ def merge_by_key(items: Node, key: str, issues: list[BundleIssue]) -> Node:
 
 def merge_keyed_job_lists(config: Node, issues: list[BundleIssue]) -> None:
     """Merge, in place, the items of each job's keyed lists (tasks by task_key, ...)."""
-    resources = config.get("resources")
-    jobs = resources.get("jobs") if resources is not None else None
-    if jobs is None or not isinstance(jobs.value, dict):
-        return
-    for job in jobs.value.values():
-        if not isinstance(job.value, dict):
-            continue
+    for job in job_nodes(config):
         for field, key in KEYED_JOB_LISTS.items():
             if field in job.value:
                 job.value[field] = merge_by_key(job.value[field], key, issues)

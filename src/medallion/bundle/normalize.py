@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from medallion.bundle.issues import BundleIssue
-from medallion.bundle.yaml_positions import Node
+from medallion.bundle.yaml_positions import Node, job_nodes
 
 # Fields the Jobs API types as integers or booleans; a `${var.x}` set from the environment or
 # `--var` arrives as a string, and the CLI converts it when it normalises the configuration.
@@ -110,13 +110,7 @@ def _items(node: Node | None) -> list[Node]:
 
 def normalize_jobs(config: Node, root: Path, issues: list[BundleIssue]) -> None:
     """Normalise, in place, every job of a resolved configuration."""
-    resources = config.get("resources")
-    jobs = resources.get("jobs") if resources is not None else None
-    if jobs is None or not isinstance(jobs.value, dict):
-        return
-    for job in jobs.value.values():
-        if not isinstance(job.value, dict):
-            continue
+    for job in job_nodes(config):
         for name in _JOB_INTS:
             _coerce(job.get(name), int, issues)
         _coerce_health(job, issues)

@@ -185,3 +185,12 @@ def relative_name(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.resolve().as_posix()
+
+
+def job_nodes(config: Node) -> list[Node]:
+    """The mapping node of every job under ``resources.jobs`` (none when absent or malformed)."""
+    resources = config.get("resources")
+    jobs = resources.get("jobs") if resources is not None else None
+    if jobs is None or not isinstance(jobs.value, dict):
+        return []
+    return [job for job in jobs.value.values() if isinstance(job.value, dict)]

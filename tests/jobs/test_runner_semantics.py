@@ -138,3 +138,29 @@ def test_run_keeps_executed_notebooks_and_a_run_record(run_fixture_job: RunFixtu
     assert [t["task_key"] for t in record["tasks"]] == ["produce", "is_big", "big", "small",
                                                         "join"]
     assert json.loads((result.run_dir / "_task_values" / "produce.json").read_text()) == {"n": 7}
+
+
+def test_for_each_task_runs_the_nested_task_once_per_input(
+    run_fixture_job: RunFixture, marker_dir: Path
+) -> None:
+    result = run_fixture_job("loop_job")
+
+    assert states(result) == {"per_day": "SUCCESS", "after_loop": "SUCCESS"}
+    recorded = markers(marker_dir)
+    assert sorted(recorded) == ["after_loop", "day_2026-11-01", "day_2026-11-02",
+                                "day_2026-11-03"]
+    assert recorded["day_2026-11-02"]["extra"] == '{"day": "2026-11-02"}'
+    assert sorted(p.name for p in (result.run_dir / "per_day").glob("*.ipynb")) == [
+        "iteration-0.ipynb", "iteration-1.ipynb", "iteration-2.ipynb"
+    ]
+
+
+def test_for_each_task_with_inputs_that_are_not_a_list_fails_clearly(
+    run_fixture_job: RunFixture,
+) -> None:
+    result = run_fixture_job("loop_job", days='{"day": "2026-11-01"}')
+
+    assert states(result) == {"per_day": "FAILED", "after_loop": "UPSTREAM_FAILED"}
+    assert result.tasks["per_day"].error == (
+        "job 'loop_job' task 'per_day' for_each_task.inputs: expected a JSON list, got dict"
+    )

@@ -172,11 +172,12 @@ class _Run:
         self.deadline = (time.monotonic() + job.timeout_seconds) if job.timeout_seconds else None
         self.changed = threading.Condition()
 
-    def scope(self, task_key: str) -> ReferenceScope:
+    def scope(self, task_key: str, iteration_input: Any = None) -> ReferenceScope:
         return ReferenceScope(
             job_key=self.job.key, job_name=self.job.name, run_id=self.run_id,
             start_time=self.start, job_parameters=self.parameters, task_key=task_key,
             task_values=lambda key: read_task_values(self.run_dir, key),
+            iteration_input=iteration_input,
         )
 
     def dependency_results(self, task: TaskSpec) -> list[str]:
@@ -236,26 +237,31 @@ def _execute_condition(run: _Run, task: TaskSpec, task_run: TaskRun) -> None:
     task_run.state, task_run.condition_result = SUCCESS, "true" if outcome else "false"
 
 
-def _notebook_parameters(run: _Run, task: TaskSpec) -> dict[str, str]:
+def _notebook_parameters(run: _Run, task: TaskSpec, iteration_input: Any = None
+                         ) -> dict[str, str]:
     where = f"job {run.job.key!r} task {task.task_key!r} base_parameters"
-    scope = run.scope(task.task_key)
+    scope = run.scope(task.task_key, iteration_input)
     parameters = {k: resolve_references(v, scope, where) for k, v in task.base_parameters.items()}
     parameters.update(run.parameters)  # job parameters are pushed down and take precedence
     return parameters
 
 
-def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: KernelPool) -> None:
+def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: KernelPool, *,
+                      output_stem: str | None = None, iteration_input: Any = None) -> None:
     assert task.notebook_path is not None  # parse_task guarantees it for notebook tasks
     try:
-        parameters = _notebook_parameters(run, task)
+        parameters = _notebook_parameters(run, task, iteration_input)
     except BundleError as error:
         task_run.state, task_run.error, task_run.attempts = FAILED, str(error), 1
         return
     context = TaskContext(run.job.key, run.run_id, task.task_key, run.run_dir, parameters)
-    final_output = run.run_dir / f"{task.task_key}.ipynb"
+    stem = output_stem or task.task_key
+    final_output = run.run_dir / f"{stem}.ipynb"
+    final_output.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(task.max_retries + 1):
         task_run.attempts = attempt + 1
-        run.options.observer.task_started(task.task_key, attempt + 1)
+        if output_stem is None:
+            run.options.observer.task_started(task.task_key, attempt + 1)
         timeout = task.timeout_seconds
         remaining = run.remaining_seconds()
         if remaining is not None:
@@ -274,9 +280,46 @@ def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         if not retryable or attempt == task.max_retries:
             return
         if final_output.exists():
-            final_output.replace(run.run_dir / f"{task.task_key}.attempt-{attempt + 1}.ipynb")
+            final_output.replace(run.run_dir / f"{stem}.attempt-{attempt + 1}.ipynb")
         wait = min(task.min_retry_interval_millis / 1000 * 2**attempt, MAX_RETRY_WAIT_SECONDS)
         run.options.sleep(wait)
+
+
+def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: KernelPool) -> None:
+    """Run the nested task once per input item; the loop succeeds when every iteration does."""
+    assert task.for_each is not None  # parse_task guarantees it for for_each tasks
+    where = f"job {run.job.key!r} task {task.task_key!r} for_each_task.inputs"
+    run.options.observer.task_started(task.task_key, 1)
+    task_run.attempts = 1
+    try:
+        items = json.loads(resolve_references(task.for_each.inputs, run.scope(task.task_key),
+                                              where))
+    except (BundleError, json.JSONDecodeError) as error:
+        task_run.state, task_run.error = FAILED, f"{where}: expected a JSON list: {error}"
+        return
+    if not isinstance(items, list):
+        task_run.state = FAILED
+        task_run.error = f"{where}: expected a JSON list, got {type(items).__name__}"
+        return
+    nested = task.for_each.task
+    iterations = [TaskRun(f"{nested.task_key}[{i}]") for i in range(len(items))]
+
+    def iterate(index: int) -> None:
+        _execute_notebook(run, nested, iterations[index], pool,
+                          output_stem=f"{task.task_key}/iteration-{index}",
+                          iteration_input=items[index])
+
+    with ThreadPoolExecutor(max_workers=max(task.for_each.concurrency, 1),
+                            thread_name_prefix=f"{task.task_key}-iteration") as executor:
+        list(executor.map(iterate, range(len(items))))
+    failed = [it for it in iterations if it.state != SUCCESS]
+    task_run.notebook_output = str(run.run_dir / task.task_key)
+    if failed:
+        task_run.state = FAILED
+        task_run.error = (f"{len(failed)} of {len(items)} iterations failed; first: "
+                          f"{failed[0].task_key}: {failed[0].error}")
+    else:
+        task_run.state = SUCCESS
 
 
 def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
@@ -287,6 +330,8 @@ def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
             run.options.observer.task_started(task.task_key, 1)
             task_run.attempts = 1
             _execute_condition(run, task, task_run)
+        elif task.for_each is not None:
+            _execute_for_each(run, task, task_run, pool)
         else:
             _execute_notebook(run, task, task_run, pool)
     except Exception as error:  # the runner's own fault: fail this task, keep the run consistent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -60,6 +61,15 @@ class HealthRule:
 
 
 @dataclass(frozen=True)
+class ForEach:
+    """A ``for_each_task``: runs ``task`` once per item of the JSON list ``inputs``."""
+
+    inputs: str
+    task: TaskSpec
+    concurrency: int = 1
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task of a job."""
 
@@ -69,6 +79,7 @@ class TaskSpec:
     notebook_path: Path | None = None
     base_parameters: Mapping[str, str] = field(default_factory=dict)
     condition: Condition | None = None
+    for_each: ForEach | None = None
     max_retries: int = 0
     min_retry_interval_millis: int = 0
     retry_on_timeout: bool = False
@@ -76,8 +87,10 @@ class TaskSpec:
 
     @property
     def kind(self) -> str:
-        """``notebook`` or ``condition``."""
-        return "condition" if self.condition else "notebook"
+        """``notebook``, ``condition`` or ``for_each``."""
+        if self.condition:
+            return "condition"
+        return "for_each" if self.for_each else "notebook"
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,19 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
     notebook_path = None
     base_parameters: dict[str, str] = {}
     condition = None
-    if "notebook_task" in raw:
+    for_each = None
+    if "for_each_task" in raw:
+        loop = raw["for_each_task"]
+        for_each = ForEach(
+            inputs=loop["inputs"] if isinstance(loop["inputs"], str)
+            else json.dumps(loop["inputs"]),
+            task=parse_task(loop["task"], job_key),
+            concurrency=_int(loop.get("concurrency", 1), f"{where}.for_each_task.concurrency"),
+        )
+        if for_each.task.kind != "notebook":
+            raise BundleError(f"{where}.for_each_task.task: the local runner loops over "
+                              "notebook tasks only")
+    elif "notebook_task" in raw:
         notebook = raw["notebook_task"]
         notebook_path = Path(notebook["notebook_path"])
         base_parameters = {str(k): str(v) for k, v in notebook.get("base_parameters", {}).items()}
@@ -134,7 +159,8 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
     else:
         kinds = sorted(k for k in raw if k.endswith("_task"))
         raise BundleError(
-            f"{where}: the local runner runs notebook_task and condition_task; found "
+            f"{where}: the local runner runs notebook_task, condition_task and for_each_task; "
+            "found "
             f"{kinds or 'no task type'}"
         )
     return TaskSpec(
@@ -144,6 +170,7 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
         notebook_path=notebook_path,
         base_parameters=base_parameters,
         condition=condition,
+        for_each=for_each,
         max_retries=_int(raw.get("max_retries", 0), f"{where}.max_retries"),
         min_retry_interval_millis=_int(
             raw.get("min_retry_interval_millis", 0), f"{where}.min_retry_interval_millis"

@@ -25,6 +25,7 @@ class ReferenceScope:
     job_parameters: Mapping[str, str]
     task_key: str
     task_values: Callable[[str], Mapping[str, Any]]
+    iteration_input: Any = None  # the current item inside a for_each_task
 
 
 def _render(value: Any) -> str:
@@ -45,6 +46,14 @@ def _lookup(name: str, scope: ReferenceScope, where: str) -> str:
     }
     if name in simple:
         return simple[name]
+    if parts[0] == "input" and scope.iteration_input is not None:
+        value = scope.iteration_input
+        for field_name in parts[1:]:
+            if not isinstance(value, Mapping) or field_name not in value:
+                raise BundleError(f"{where}: {{{{{name}}}}}: the input {scope.iteration_input!r} "
+                                  f"has no field {field_name!r}")
+            value = value[field_name]
+        return _render(value)
     if len(parts) == 3 and parts[:2] == ["job", "parameters"]:
         if parts[2] not in scope.job_parameters:
             raise BundleError(

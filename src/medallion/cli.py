@@ -26,8 +26,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(compute_app, name="compute")
 app.add_typer(devstack_app, name="devstack")
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 TargetOpt = Annotated[str | None, typer.Option("--target", "-t", help="bundle target")]
 VarOpt = Annotated[list[str] | None, typer.Option("--var", help="bundle variable k=v")]

@@ -21,7 +21,7 @@ class ConsoleProgress(RunObserver):
     """Prints tasks as they start and finish, and the run's summary."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self._started = time.monotonic()
         self._total = 0
 

@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -30,9 +29,11 @@ from datetime import date
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from medallion.devstack.serving import BackgroundServer, write_state_file
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ CURRENCIES: tuple[str, ...] = tuple(BASE_LEVELS)
 MAX_JITTER = 0.02
 RATE_DECIMALS = 6
 FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
-SHUTDOWN_POLL_SECONDS = 0.02  # how soon stop() returns; the stdlib default is 0.5 s
 
 
 def synthetic_usd_rate(seed: int, rate_date: date, currency: str) -> float:
@@ -235,68 +235,21 @@ def _parse_date(text: str) -> date:
         raise _BadRequestError(f"date {text!r}: expected YYYY-MM-DD") from error
 
 
-class FxApiServer:
+class FxApiServer(BackgroundServer):
     """The stand-in on a background thread; a context manager. Binds its port when constructed."""
+
+    thread_name = "fx-api-stand-in"
 
     def __init__(self, seed: int = 42, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = FxApiState(seed=seed)
         self._server = _FxApiHttpServer((host, port), self.state)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:54321``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     @property
     def requests_served(self) -> int:
         """How many ``/v1`` requests reached the API so far (faulted ones included)."""
         with self.state.lock:
             return self.state.requests_served
-
-    def start(self) -> FxApiServer:
-        """Serve on a daemon thread (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-                name="fx-api-stand-in",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (the foreground mode)."""
-        self._server.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> FxApiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _write_state_file(path: Path, url: str) -> None:
-    """Write ``{"url", "pid"}`` atomically, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    temporary.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -316,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     if args.state_file:
-        _write_state_file(args.state_file, server.url)
+        write_state_file(args.state_file, server.url)
     log.info("fx_api stand-in listening on %s (seed %d)", server.url, args.seed)
     try:
         server.serve_forever()

@@ -1,0 +1,75 @@
+"""What every HTTP stand-in shares: serving on a background thread, and its state file."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+SHUTDOWN_POLL_SECONDS = 0.02  # how soon stop() returns; the stdlib default is 0.5 s
+
+
+class BackgroundServer:
+    """An HTTP server that serves on a daemon thread; a context manager.
+
+    Subclasses build ``self._server`` (bound when constructed) and name their thread.
+    """
+
+    thread_name = "stand-in"
+    _server: ThreadingHTTPServer
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Self:
+        """Serve on a daemon thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+                name=self.thread_name,
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the foreground mode)."""
+        self._server.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def write_state_file(path: Path, url: str) -> None:
+    """Write ``{"url", "pid"}`` atomically, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    temporary.replace(path)

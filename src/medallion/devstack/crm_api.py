@@ -33,7 +33,6 @@ import json
 import logging
 import math
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,12 +41,11 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 from medallion.devstack.fx_api import FAULT_STATUSES
-from medallion.devstack.serving import BackgroundServer, write_state_file
+from medallion.devstack.serving import BackgroundServer, serve_in_foreground
 
 log = logging.getLogger(__name__)
 
@@ -522,23 +520,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         token=token, rate_per_second=args.rate_per_second, host=args.host, port=args.port
     )
 
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    if args.state_file:
-        write_state_file(args.state_file, server.url)
     auth = f"bearer token from ${args.token_env}" if token else "no auth"
-    log.info("crm_api stand-in listening on %s (%s)", server.url, auth)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("crm_api stand-in stopping")
-    finally:
-        server.stop()
-        if args.state_file:
-            args.state_file.unlink(missing_ok=True)
-
+    serve_in_foreground(server, args.state_file, f"crm_api stand-in ({auth})")
 
 if __name__ == "__main__":
     main()

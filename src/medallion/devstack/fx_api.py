@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import logging
-import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,11 +28,10 @@ from datetime import date
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from medallion.devstack.serving import BackgroundServer, write_state_file
+from medallion.devstack.serving import BackgroundServer, serve_in_foreground
 
 log = logging.getLogger(__name__)
 
@@ -264,22 +262,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     server = FxApiServer(seed=args.seed, host=args.host, port=args.port)
 
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    if args.state_file:
-        write_state_file(args.state_file, server.url)
-    log.info("fx_api stand-in listening on %s (seed %d)", server.url, args.seed)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("fx_api stand-in stopping")
-    finally:
-        server.stop()
-        if args.state_file:
-            args.state_file.unlink(missing_ok=True)
-
+    serve_in_foreground(server, args.state_file, f"fx_api stand-in (seed {args.seed})")
 
 if __name__ == "__main__":
     main()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Self
+
+log = logging.getLogger(__name__)
 
 SHUTDOWN_POLL_SECONDS = 0.02  # how soon stop() returns; the stdlib default is 0.5 s
 
@@ -73,3 +77,23 @@ def write_state_file(path: Path, url: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}))
     temporary.replace(path)
+
+
+def serve_in_foreground(server: BackgroundServer, state_file: Path | None, banner: str) -> None:
+    """Serve until SIGTERM or Ctrl-C, announcing ``banner``; the state file lives as long."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    if state_file:
+        write_state_file(state_file, server.url)
+    log.info("%s listening on %s", banner, server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("%s stopping", banner)
+    finally:
+        server.stop()
+        if state_file:
+            state_file.unlink(missing_ok=True)

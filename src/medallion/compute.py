@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from medallion.devstack.service import pid_alive
 from medallion.errors import ComputeUnavailable
 
 
@@ -59,13 +60,7 @@ def _port_open(port: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def find_server(storage_root: str | Path) -> ComputeServer | None:

@@ -19,6 +19,7 @@ from medallion.jobs.progress import ConsoleProgress
 from medallion.lakehouse import discover_tables
 
 DAILY_JOBS = ("ingest_daily_sources", "build_analytics")
+DEMO_SERVICES = ("fx_api",)  # the sources the daily jobs read today
 
 
 def table_counts(storage_root: Path) -> list[tuple[str, int]]:
@@ -59,7 +60,7 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console) -> int:
     storage_root = Path(str(bundle.variables["storage_root"])).resolve()
     console.print(f"[bold]medallion demo[/bold]: {len(run_dates)} day(s), lakehouse at "
                   f"{storage_root}")
-    for service in stack.up(storage_root):
+    for service in stack.up(storage_root, DEMO_SERVICES):
         console.print(f"  source stand-in {service.name}: {service.url}")
     lease = f"demo-{secrets.token_hex(4)}"
     server = compute.acquire_server(storage_root, lease)
@@ -78,6 +79,6 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console) -> int:
         counts = table_counts(storage_root)
     finally:
         compute.release_server(storage_root, lease)
-        stack.down(storage_root)
+        stack.down(storage_root, DEMO_SERVICES)
     _summary(console, results, counts, time.monotonic() - started)
     return 0

@@ -80,7 +80,13 @@ def pick_port(preferred: int) -> int:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when process ``pid`` exists."""
+    """True when process ``pid`` runs (a finished child of ours is reaped, not counted)."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,26 +1,108 @@
 """``medallion devstack up|down|status``: the local stand-ins of the source systems.
 
-Each service runs as a background process whose state file (``{"url", "pid"}``) lives under
-``<storage_root>/_system/devstack/``; extractors find a service's URL there when their job
-parameter leaves it empty. ``up`` is idempotent and ``down`` leaves nothing running.
+Every service follows the contract in ``medallion.devstack.service``: ``up`` is idempotent and
+health-checked, ``down`` leaves nothing running, state lives under
+``<storage_root>/_system/devstack/<name>/``. Extractors find a service's URL there when their job
+parameter leaves it empty.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 
+from medallion.devstack.service import ServiceInfo, pid_alive, read_info, service_dir, write_info
 from medallion.errors import ConfigError, SourceUnavailable
 
-SERVICES = ("fx_api",)
+
+@dataclass(frozen=True)
+class HttpStandIn:
+    """One of our Python HTTP stand-ins, run as ``python -m <module>`` in the background."""
+
+    name: str
+    module: str
+    extra_args: Callable[[], list[str]]
+
+    def status(self, storage_root: Path) -> ServiceInfo | None:
+        """The running service, if it answers its health check."""
+        info = read_info(storage_root, self.name)
+        if info is None or not pid_alive(info.pid):
+            return None
+        try:
+            healthy = httpx.get(f"{info.url}/health", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        return info if healthy else None
+
+    def up(self, storage_root: Path, *, timeout_seconds: float = 30) -> ServiceInfo:
+        """Start it unless it already answers."""
+        running = self.status(storage_root)
+        if running:
+            return running
+        directory = service_dir(storage_root, self.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        process_file = directory / "process.json"
+        process_file.unlink(missing_ok=True)
+        with (directory / "service.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", self.module, "--port", "0",
+                 "--state-file", str(process_file), *self.extra_args()],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_seconds
+        while not process_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SourceUnavailable(
+                    f"devstack service {self.name} did not start; see {directory / 'service.log'}"
+                )
+            time.sleep(0.05)
+        process_state = json.loads(process_file.read_text())
+        info = ServiceInfo(self.name, process_state["url"], int(process_state["pid"]))
+        write_info(storage_root, info)
+        while self.status(storage_root) is None:
+            if time.monotonic() > deadline:
+                raise SourceUnavailable(f"devstack service {self.name} is not healthy; see "
+                                        f"{directory / 'service.log'}")
+            time.sleep(0.05)
+        return info
+
+    def down(self, storage_root: Path) -> bool:
+        """Stop it; True if it was running."""
+        info = read_info(storage_root, self.name)
+        if info is None or not pid_alive(info.pid):
+            return False
+        os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while pid_alive(info.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid_alive(info.pid):
+            os.kill(info.pid, signal.SIGKILL)
+        return True
+
+
+def _crm_args() -> list[str]:
+    return ["--token-env", "MEDALLION_CRM_TOKEN"] if os.environ.get("MEDALLION_CRM_TOKEN") else []
+
+
+HTTP_STAND_INS = {
+    "fx_api": HttpStandIn("fx_api", "medallion.devstack.fx_api", lambda: ["--seed", "42"]),
+    "crm_api": HttpStandIn("crm_api", "medallion.devstack.crm_api", _crm_args),
+}
+# Service modules that follow the contract in medallion.devstack.service themselves.
+MODULE_SERVICES: dict[str, str] = {}
+SERVICES = (*HTTP_STAND_INS, *MODULE_SERVICES)
 
 
 @dataclass(frozen=True)
@@ -33,101 +115,43 @@ class ServiceStatus:
     pid: int | None = None
 
 
-def devstack_dir(storage_root: str | Path) -> Path:
-    """Where the stand-ins keep their state files and logs."""
-    return Path(storage_root).resolve() / "_system" / "devstack"
+def _service(name: str) -> HttpStandIn | ModuleType:
+    if name in HTTP_STAND_INS:
+        return HTTP_STAND_INS[name]
+    return importlib.import_module(MODULE_SERVICES[name])
 
 
-def _state(storage_root: str | Path, name: str) -> dict[str, str] | None:
-    path = devstack_dir(storage_root) / f"{name}.json"
-    try:
-        state: dict[str, str] = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return state
+def _status_of(name: str, info: ServiceInfo | None) -> ServiceStatus:
+    return ServiceStatus(name, True, info.url, info.pid) if info else ServiceStatus(name, False)
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+def status(storage_root: str | Path, services: tuple[str, ...] = SERVICES) -> list[ServiceStatus]:
+    """The state of each service."""
+    root = Path(storage_root).resolve()
+    return [_status_of(name, _service(name).status(root)) for name in services]
 
 
-def status(storage_root: str | Path) -> list[ServiceStatus]:
-    """The state of every service."""
-    statuses = []
-    for name in SERVICES:
-        state = _state(storage_root, name)
-        if state and _healthy(state["url"]):
-            statuses.append(ServiceStatus(name, True, state["url"], int(state["pid"])))
-        else:
-            statuses.append(ServiceStatus(name, False))
-    return statuses
-
-
-def up(
-    storage_root: str | Path, *, seed: int = 42, timeout_seconds: float = 30
-) -> list[ServiceStatus]:
+def up(storage_root: str | Path, services: tuple[str, ...] = SERVICES) -> list[ServiceStatus]:
     """Start every service that is not already answering, and wait until each is healthy."""
-    directory = devstack_dir(storage_root)
-    directory.mkdir(parents=True, exist_ok=True)
-    for service in status(storage_root):
-        if service.running:
-            continue
-        state_file = directory / f"{service.name}.json"
-        state_file.unlink(missing_ok=True)
-        with (directory / f"{service.name}.log").open("ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", f"medallion.devstack.{service.name}", "--port", "0",
-                 "--seed", str(seed), "--state-file", str(state_file)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_seconds
-        while not any(s.running for s in status(storage_root) if s.name == service.name):
-            if time.monotonic() > deadline:
-                raise SourceUnavailable(
-                    f"devstack service {service.name} did not become healthy within "
-                    f"{timeout_seconds:.0f} s; see {directory / (service.name + '.log')}"
-                )
-            time.sleep(0.1)
-    return status(storage_root)
+    root = Path(storage_root).resolve()
+    return [_status_of(name, _service(name).up(root)) for name in services]
 
 
-def down(storage_root: str | Path) -> list[str]:
+def down(storage_root: str | Path, services: tuple[str, ...] = SERVICES) -> list[str]:
     """Stop every service; returns the names of those that were running."""
-    stopped = []
-    for name in SERVICES:
-        state = _state(storage_root, name)
-        if not state:
-            continue
-        pid = int(state["pid"])
-        try:
-            os.kill(pid, signal.SIGTERM)
-            stopped.append(name)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        (devstack_dir(storage_root) / f"{name}.json").unlink(missing_ok=True)
-    return stopped
+    root = Path(storage_root).resolve()
+    return [name for name in services if _service(name).down(root)]
 
 
 def service_url(storage_root: str | Path, name: str, configured: str = "") -> str:
     """``configured`` when given, else the running local stand-in's URL."""
     if configured:
         return configured.rstrip("/")
-    state = _state(storage_root, name)
-    if state is None:
+    info = read_info(storage_root, name)
+    if info is None:
         raise ConfigError(
             f"no URL configured for {name} and no local stand-in is running for "
             f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
             f"the job parameter {name}_url"
         )
-    return state["url"]
+    return info.url

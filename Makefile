@@ -8,13 +8,19 @@ UV     := $(VENV)/bin/uv
 JARS   := .cache/jars
 SETUP_STAMP := $(VENV)/.setup-stamp
 JARS_STAMP  := $(JARS)/.stamp
+PG_BIN      := /usr/lib/postgresql/15/bin
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup jars demo test lint bench lock clean
+.PHONY: help setup jars postgres demo test lint bench lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: $(SETUP_STAMP) $(JARS_STAMP)  ## create .venv, install pinned deps, cache JVM jars
+setup: $(SETUP_STAMP) $(JARS_STAMP) postgres  ## create .venv, install pinned deps, cache JVM jars
+
+postgres:  ## PostgreSQL 15 from Debian's packages (the local Redshift stand-in)
+	@test -x $(PG_BIN)/initdb || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15 >/dev/null; }
 
 $(SETUP_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)

@@ -8,6 +8,8 @@ UV     := $(VENV)/bin/uv
 JARS   := .cache/jars
 SETUP_STAMP := $(VENV)/.setup-stamp
 JARS_STAMP  := $(JARS)/.stamp
+KAFKA_JARS       := .cache/kafka-jars
+KAFKA_JARS_STAMP := $(KAFKA_JARS)/.stamp
 PG_BIN      := /usr/lib/postgresql/15/bin
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -16,7 +18,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: $(SETUP_STAMP) $(JARS_STAMP) postgres  ## create .venv, install pinned deps, cache JVM jars
+setup: $(SETUP_STAMP) $(JARS_STAMP) $(KAFKA_JARS_STAMP) postgres  ## create .venv, install pinned deps, cache JVM jars (Delta, Kafka), PostgreSQL
 
 postgres:  ## PostgreSQL 15 from Debian's packages (the local Redshift stand-in)
 	@test -x $(PG_BIN)/initdb || { $(SUDO) apt-get update -qq && \
@@ -35,7 +37,13 @@ $(JARS_STAMP): jvm/pom.xml
 	    -DoutputDirectory=$(CURDIR)/$(JARS) -DincludeGroupIds=io.delta
 	@touch $@
 
-jars: $(JARS_STAMP)  ## resolve the JVM jars (Delta) from Maven Central into .cache/jars
+$(KAFKA_JARS_STAMP): jvm/kafka/pom.xml
+	@rm -rf $(KAFKA_JARS) && mkdir -p $(KAFKA_JARS)
+	mvn -q -B -f jvm/kafka/pom.xml dependency:copy-dependencies \
+	    -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS) -DincludeScope=runtime
+	@touch $@
+
+jars: $(JARS_STAMP) $(KAFKA_JARS_STAMP)  ## resolve the JVM jars (Delta, the Kafka broker) from Maven Central into .cache/
 
 lock:  ## re-pin every dependency into requirements.lock
 	$(UV) pip compile -q pyproject.toml --extra dev -p $(PY) -o requirements.lock

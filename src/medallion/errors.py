@@ -37,3 +37,15 @@ class ComputeUnavailable(MedallionError):
 
 class RawLoadError(MedallionError):
     """A raw-zone load is missing, incomplete or does not match its manifest."""
+
+
+class KafkaJarsMissing(MedallionError):
+    """The Kafka broker jars are not where the stand-in looks for them."""
+
+
+class KafkaUnavailable(MedallionError):
+    """The local Kafka broker could not be formatted, started or reached."""
+
+
+class KafkaDeliveryFailed(MedallionError):
+    """A record could not be produced to Kafka (bad key or delivery error)."""

@@ -101,7 +101,11 @@ HTTP_STAND_INS = {
     "crm_api": HttpStandIn("crm_api", "medallion.devstack.crm_api", _crm_args),
 }
 # Service modules that follow the contract in medallion.devstack.service themselves.
-MODULE_SERVICES: dict[str, str] = {}
+MODULE_SERVICES: dict[str, str] = {
+    "postgres": "medallion.devstack.postgres",
+    "kafka": "medallion.devstack.kafka",
+    "snowflake": "medallion.devstack.snowflake",
+}
 SERVICES = (*HTTP_STAND_INS, *MODULE_SERVICES)
 
 

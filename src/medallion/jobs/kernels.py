@@ -50,7 +50,9 @@ class Kernel:
         client = BlockingKernelClient()
         client.load_connection_info(self.manager.get_connection_info())
         client.session.key = self.manager.session.key
-        client.start_channels()
+        # No heartbeat channel: until its first beat it reports a busy, slow-starting kernel as
+        # dead ("Kernel died before replying to kernel_info"). The reply timeout still applies.
+        client.start_channels(hb=False)
         try:
             client.wait_for_ready(timeout=timeout)
             reply = client.execute_interactive(

@@ -1,0 +1,83 @@
+"""Stopping and restarting the broker: nothing left running, storage and messages kept."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from medallion.devstack import kafka
+from medallion.devstack.service import ServiceInfo, service_dir
+from tests.kafka.conftest import broker_processes, order_events
+
+
+@dataclass(frozen=True)
+class Restart:
+    """What was observed around one ``down`` and the ``up`` after it."""
+
+    before: ServiceInfo
+    down_result: bool
+    processes_after_down: list[int]
+    status_after_down: ServiceInfo | None
+    meta_before: str
+    after: ServiceInfo
+    meta_after: str
+    produced: list[dict[str, object]]
+    replayed: list[dict[str, object]]
+
+
+@pytest.fixture(scope="module")
+def restart(kafka_root: Path) -> Iterator[Restart]:
+    """Produce to a topic, ``down``, then ``up`` while the old port is taken, and replay it."""
+    meta = service_dir(kafka_root, kafka.NAME) / "data" / "meta.properties"
+    before = kafka.up(kafka_root)
+    bootstrap = before.details["bootstrap_servers"]
+    produced = order_events(200)
+    kafka.ensure_topic(bootstrap, "orders")
+    kafka.produce_json(bootstrap, "orders", produced, key_field="order_id")
+    meta_before = meta.read_text()
+    down_result = kafka.down(kafka_root)
+    processes_after_down = broker_processes(kafka_root)
+    status_after_down = kafka.status(kafka_root)
+    old_port = int(bootstrap.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", old_port))
+        squatter.listen()
+        after = kafka.up(kafka_root)
+    replayed = kafka.consume_all(after.details["bootstrap_servers"], "orders", group_id="replay")
+    yield Restart(
+        before, down_result, processes_after_down, status_after_down, meta_before,
+        after, meta.read_text(), produced, replayed,
+    )
+    kafka.down(kafka_root)
+    assert broker_processes(kafka_root) == []
+
+
+def test_down_reports_it_stopped_a_running_broker(restart: Restart) -> None:
+    assert restart.down_result is True
+
+
+def test_down_leaves_no_broker_process(restart: Restart) -> None:
+    assert restart.processes_after_down == []
+    assert restart.status_after_down is None
+
+
+def test_down_when_stopped_reports_nothing_to_stop(tmp_path: Path) -> None:
+    assert kafka.down(tmp_path) is False
+
+
+def test_up_after_down_reuses_the_formatted_storage(restart: Restart) -> None:
+    assert restart.meta_after == restart.meta_before
+    assert restart.after.details["cluster_id"] == restart.before.details["cluster_id"]
+    assert restart.after.pid != restart.before.pid
+
+
+def test_up_after_down_moves_to_a_free_port(restart: Restart) -> None:
+    assert restart.after.url != restart.before.url
+
+
+def test_up_after_down_replays_the_topics_messages(restart: Restart) -> None:
+    assert sorted(restart.replayed, key=lambda record: str(record["order_id"])) == restart.produced

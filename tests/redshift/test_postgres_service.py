@@ -1,0 +1,55 @@
+"""The PostgreSQL stand-in: idempotent ``up``, clean ``down``, status and secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medallion.devstack import postgres
+from medallion.devstack.service import ServiceInfo, service_dir
+from tests.redshift.conftest import postgres_processes
+
+
+def test_up_twice_returns_the_same_service(pg_root: Path, pg_service: ServiceInfo) -> None:
+    assert postgres.up(pg_root) == pg_service
+    assert postgres.status(pg_root) == pg_service
+
+
+def test_url_and_details_name_the_database_without_password(
+    pg_root: Path, pg_service: ServiceInfo
+) -> None:
+    port = pg_service.details["port"]
+    assert pg_service.url == f"postgresql://medallion@127.0.0.1:{port}/redshift_analytics"
+    assert {k: pg_service.details[k] for k in ("host", "database", "user")} == {
+        "host": "127.0.0.1",
+        "database": "redshift_analytics",
+        "user": "medallion",
+    }
+    secret = postgres.password(pg_root)
+    assert secret not in pg_service.to_json()
+    stored = service_dir(pg_root, "postgres") / "password"
+    assert stored.stat().st_mode & 0o777 == 0o600
+
+
+def test_connect_answers_as_the_application_role(pg_root: Path, pg_service: ServiceInfo) -> None:
+    with postgres.connect(pg_root) as conn:
+        row = conn.execute("SELECT current_user, current_database(), 1").fetchone()
+    assert row == ("medallion", "redshift_analytics", 1)
+
+
+def test_down_stops_every_process_of_the_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = tmp_path_factory.mktemp("redshift-down")
+    info = postgres.up(root)
+    data_dir = info.details["data_dir"]
+    assert postgres_processes(data_dir) == [info.pid]
+
+    assert postgres.down(root) is True
+
+    assert postgres_processes(data_dir) == []
+    assert postgres.status(root) is None
+    assert postgres.down(root) is False
+    postgres.destroy(root)
+    assert not Path(data_dir).exists()

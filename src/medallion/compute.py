@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -19,12 +18,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from medallion.devstack.service import pid_alive
 from medallion.errors import ComputeUnavailable
+from medallion.locks import file_lock
 
 
 @dataclass(frozen=True)
@@ -76,16 +75,8 @@ def find_server(storage_root: str | Path) -> ComputeServer | None:
     return None
 
 
-@contextlib.contextmanager
-def _startup_lock(storage_root: str | Path) -> Iterator[None]:
-    directory = state_dir(storage_root)
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "startup.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _startup_lock(storage_root: str | Path) -> contextlib.AbstractContextManager[None]:
+    return file_lock(state_dir(storage_root) / "startup.lock")
 
 
 def start_server(storage_root: str | Path, *, timeout_seconds: float = 180) -> ComputeServer:

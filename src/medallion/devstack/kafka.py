@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -24,7 +23,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from medallion.devstack.service import (
     write_info,
 )
 from medallion.errors import KafkaDeliveryFailed, KafkaJarsMissing, KafkaUnavailable
+from medallion.locks import file_lock
 from medallion.settings import repo_root
 
 NAME = "kafka"
@@ -88,16 +87,9 @@ def _new_cluster_id() -> str:
             return text
 
 
-@contextlib.contextmanager
-def _lock(directory: Path) -> Iterator[None]:
+def _lock(directory: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise ``up``/``down`` of one storage root's broker across processes."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "lifecycle.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(directory / "lifecycle.lock")
 
 
 def _server_properties(directory: Path, port: int, controller_port: int) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import importlib
 import logging
 import os
@@ -22,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from medallion.devstack.service import (
@@ -35,6 +33,7 @@ from medallion.devstack.service import (
     write_info,
 )
 from medallion.errors import SourceUnavailable
+from medallion.locks import file_lock
 from medallion.sources.snowflake import (
     DATABASE,
     SCHEMA,
@@ -59,17 +58,9 @@ def _db_dir(storage_root: str | Path) -> Path:
     return service_dir(storage_root, NAME) / "databases"
 
 
-@contextlib.contextmanager
-def _lock(storage_root: str | Path) -> Iterator[None]:
+def _lock(storage_root: str | Path) -> contextlib.AbstractContextManager[None]:
     """Serialise ``up``/``down`` of one storage root's stand-in across processes."""
-    directory = service_dir(storage_root, NAME)
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "service.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(service_dir(storage_root, NAME) / "service.lock")
 
 
 def settings_for(info: ServiceInfo) -> SnowflakeSettings:

@@ -10,7 +10,6 @@ doubling per attempt, task and job ``timeout_seconds``, health rules, and one ru
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import secrets
 import threading
@@ -29,6 +28,7 @@ from medallion.jobs.kernels import KernelPool
 from medallion.jobs.model import JobSpec, RunIf, TaskSpec
 from medallion.jobs.notebook import run_notebook
 from medallion.jobs.references import ReferenceScope, resolve_references
+from medallion.locks import file_lock
 from medallion.runtime import TaskContext, read_task_values
 
 SUCCESS, FAILED, TIMEDOUT = "SUCCESS", "FAILED", "TIMEDOUT"
@@ -122,21 +122,17 @@ def job_run_lock(job: JobSpec, runs_root: Path) -> Iterator[None]:
     if job.max_concurrent_runs > 1:
         yield
         return
-    lock_dir = runs_root / job.key
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / ".run.lock").open("w") as handle:
-        flags = fcntl.LOCK_EX if job.queue_enabled else fcntl.LOCK_EX | fcntl.LOCK_NB
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(handle, flags)
+            held.enter_context(
+                file_lock(runs_root / job.key / ".run.lock", blocking=job.queue_enabled)
+            )
         except BlockingIOError as error:
             raise JobRunFailed(
                 f"job {job.key!r} is already running and max_concurrent_runs is "
                 f"{job.max_concurrent_runs} with queueing disabled: run skipped"
             ) from error
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def resolve_parameters(job: JobSpec, overrides: Mapping[str, str]) -> dict[str, str]:

@@ -27,7 +27,6 @@ never logged. Once listening it writes ``{"url": ..., "pid": ...}`` to PATH.
 
 from __future__ import annotations
 
-import argparse
 import hmac
 import json
 import logging
@@ -40,12 +39,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from medallion.devstack.fx_api import FAULT_STATUSES
-from medallion.devstack.serving import BackgroundServer, serve_in_foreground
+from medallion.devstack.serving import BackgroundServer, serve_in_foreground, stand_in_arguments
 
 log = logging.getLogger(__name__)
 
@@ -500,11 +498,8 @@ class CrmApiServer(BackgroundServer):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the stand-in in the foreground until SIGTERM or Ctrl-C."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = stand_in_arguments(__doc__.splitlines()[0])
     parser.add_argument("--rate-per-second", type=float, default=10.0)
-    parser.add_argument("--state-file", type=Path, help='where to write {"url", "pid"}')
     parser.add_argument(
         "--token-env", help="name of the environment variable holding the bearer token to require"
     )
@@ -522,6 +517,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     auth = f"bearer token from ${args.token_env}" if token else "no auth"
     serve_in_foreground(server, args.state_file, f"crm_api stand-in ({auth})")
+
 
 if __name__ == "__main__":
     main()

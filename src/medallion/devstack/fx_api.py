@@ -17,7 +17,6 @@ writes ``{"url": ..., "pid": ...}`` to PATH.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -27,11 +26,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from medallion.devstack.serving import BackgroundServer, serve_in_foreground
+from medallion.devstack.serving import BackgroundServer, serve_in_foreground, stand_in_arguments
 
 log = logging.getLogger(__name__)
 
@@ -252,17 +250,15 @@ class FxApiServer(BackgroundServer):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the stand-in in the foreground until SIGTERM or Ctrl-C."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = stand_in_arguments(__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--state-file", type=Path, help='where to write {"url", "pid"}')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     server = FxApiServer(seed=args.seed, host=args.host, port=args.port)
 
     serve_in_foreground(server, args.state_file, f"fx_api stand-in (seed {args.seed})")
+
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -97,3 +98,12 @@ def serve_in_foreground(server: BackgroundServer, state_file: Path | None, banne
         server.stop()
         if state_file:
             state_file.unlink(missing_ok=True)
+
+
+def stand_in_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line every stand-in takes: ``--host``, ``--port`` (0: free), ``--state-file``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--state-file", type=Path, help='where to write {"url", "pid"}')
+    return parser

@@ -49,3 +49,7 @@ class KafkaUnavailable(MedallionError):
 
 class KafkaDeliveryFailed(MedallionError):
     """A record could not be produced to Kafka (bad key or delivery error)."""
+
+
+class KafkaOffsetsLost(MedallionError):
+    """A partition no longer holds the offsets a load must start from (retention or recreation)."""

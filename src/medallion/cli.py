@@ -52,8 +52,12 @@ def _fail(error: MedallionError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _storage_root(root: Path | None, bundle_root: Path, target: str | None = None,
-                  variables: list[str] | None = None) -> Path:
+def _storage_root(
+    root: Path | None,
+    bundle_root: Path,
+    target: str | None = None,
+    variables: list[str] | None = None,
+) -> Path:
     if root is not None:
         return root.resolve()
     from medallion.bundle import load_bundle
@@ -83,8 +87,9 @@ def sql(
     except MedallionError as error:
         raise _fail(error) from error
     if output_format == "json":
-        console.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows],
-                                      default=str))
+        console.print_json(
+            json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str)
+        )
     elif output_format == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
@@ -135,8 +140,9 @@ def jobs_list(target: TargetOpt = None, bundle_root: BundleOpt = Path()) -> None
 def jobs_run(
     job_key: Annotated[str, typer.Argument(help="job key under resources.jobs")],
     target: TargetOpt = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="job parameter k=v")]
-    = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="job parameter k=v")
+    ] = None,
     var: VarOpt = None,
     compute_mode: Annotated[
         str, typer.Option("--compute", help="warm (shared local server), cold, or sc://host:port")
@@ -160,9 +166,13 @@ def jobs_run(
                 f"no job {job_key!r} in the bundle; jobs: {', '.join(sorted(bundle.jobs))}"
             )
         job = parse_job(job_key, bundle.jobs[job_key])
-        options = RunOptions(runs_root=(runs_root or root / "runs").resolve(),
-                             compute=compute_mode, kernel_pool=kernel_pool,
-                             max_parallel=max_parallel, observer=ConsoleProgress(console))
+        options = RunOptions(
+            runs_root=(runs_root or root / "runs").resolve(),
+            compute=compute_mode,
+            kernel_pool=kernel_pool,
+            max_parallel=max_parallel,
+            observer=ConsoleProgress(console),
+        )
         result = run_job(job, _pairs(param, "--param"), options)
     except MedallionError as error:
         raise _fail(error) from error
@@ -221,10 +231,60 @@ def devstack_status(storage_root: RootOpt = None, bundle_root: BundleOpt = Path(
 
 
 @app.command()
+def generate(
+    days: Annotated[int, typer.Option(help="business days of data")] = 7,
+    scale: Annotated[float, typer.Option(help="1.0 = ~1k customers, 5k orders, 20k events")] = 1.0,
+    seed: Annotated[int, typer.Option(help="same seed, same data")] = 42,
+    start_date: Annotated[str, typer.Option(help="first business day")] = "2026-11-01",
+    load: Annotated[bool, typer.Option(help="start the stand-ins and load every day")] = True,
+    storage_root: RootOpt = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Generate deterministic source data (with known dirt) and load it into the stand-ins."""
+    from medallion.devstack import stack
+    from medallion.generate import GeneratorConfig, write_generated
+    from medallion.generate import generate as generate_data
+    from medallion.generate.load import load_days
+
+    try:
+        root = _storage_root(storage_root, bundle_root)
+        config = GeneratorConfig(
+            seed=seed, scale=scale, days=days, start_date=date.fromisoformat(start_date)
+        )
+        data = generate_data(config)
+        out = write_generated(data, root / "_system" / "generate" / "data")
+        summary = data.summary()
+        table = Table("source", "clean", "dirty", title=f"generated → {out}", title_justify="left")
+        for source, clean in sorted(summary.clean.items()):
+            dirty = sum(n for (name, _), n in summary.dirty.items() if name == source)
+            table.add_row(source, str(clean), str(dirty))
+        console.print(table)
+        if not load:
+            return
+        stack.up(root)
+        day_list = [config.start_date + timedelta(days=n) for n in range(days)]
+        loads = Table(
+            "day",
+            "snowflake",
+            "postgres",
+            "crm",
+            "kafka",
+            title="loaded into the stand-ins",
+            title_justify="left",
+        )
+        for report in load_days(root, data, day_list):
+            loads.add_row(report.day.isoformat(), *(str(system.rows) for system in report.systems))
+        console.print(loads)
+    except MedallionError as error:
+        raise _fail(error) from error
+
+
+@app.command()
 def demo(
     days: Annotated[int, typer.Option(help="business days to run, ending at --end-date")] = 3,
-    end_date: Annotated[str | None, typer.Option(help="last business date (default yesterday)")]
-    = None,
+    end_date: Annotated[
+        str | None, typer.Option(help="last business date (default yesterday)")
+    ] = None,
     bundle_root: BundleOpt = Path(),
 ) -> None:
     """Start everything and run ingest_daily_sources and build_analytics for a few days."""
@@ -232,8 +292,11 @@ def demo(
 
     last = date.fromisoformat(end_date) if end_date else date.today() - timedelta(days=1)
     try:
-        code = run_demo(bundle_root.resolve(), [last - timedelta(days=n)
-                                                for n in reversed(range(days))], console)
+        code = run_demo(
+            bundle_root.resolve(),
+            [last - timedelta(days=n) for n in reversed(range(days))],
+            console,
+        )
     except MedallionError as error:
         raise _fail(error) from error
     raise typer.Exit(code=code)
@@ -242,5 +305,3 @@ def demo(
 def main() -> None:
     """Entry point for ``python -m medallion``."""
     app()
-
-

@@ -42,8 +42,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from medallion.devstack.fx_api import FAULT_STATUSES
-from medallion.devstack.serving import BackgroundServer, serve_in_foreground, stand_in_arguments
+from medallion.devstack.serving import (
+    BackgroundServer,
+    BadRequestError,
+    FaultInjection,
+    serve_in_foreground,
+    stand_in_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +123,11 @@ class StoredAccount:
 
 
 @dataclass
-class CrmApiState:
+class CrmApiState(FaultInjection):
     """What the stand-in knows: accounts by customer_id and pending faults (thread-safe)."""
 
     accounts: dict[str, StoredAccount] = field(default_factory=dict)
     next_id: int = FIRST_ID
-    fail_next: int = 0
-    fail_status: int = 503
-    retry_after: float | None = None
-    requests_served: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def upsert(self, records: list[dict[str, Any]]) -> tuple[int, int]:
         """Insert or replace accounts by customer_id; returns (inserted, updated)."""
@@ -162,23 +162,6 @@ class CrmApiState:
         found = [account for account in accounts if predicate(account)]
         return sorted(found, key=StoredAccount.sort_key, reverse=descending)
 
-    def take_fault(self) -> tuple[int, float | None] | None:
-        """The (status, retry_after) to fail this request with, or None to serve it."""
-        with self.lock:
-            if self.fail_next <= 0:
-                return None
-            self.fail_next -= 1
-            return self.fail_status, self.retry_after
-
-    def count_request(self) -> None:
-        """Count one request on the API itself, refused or not."""
-        with self.lock:
-            self.requests_served += 1
-
-
-class _BadRequestError(ValueError):
-    """The client sent something the stand-in cannot answer (becomes a 400)."""
-
 
 def _parse_instant(value: Any, where: str) -> datetime:
     """A datetime from epoch milliseconds (number or digits) or ISO-8601; naive means UTC."""
@@ -189,7 +172,7 @@ def _parse_instant(value: Any, where: str) -> datetime:
     try:
         instant = datetime.fromisoformat(str(value))
     except ValueError as error:
-        raise _BadRequestError(
+        raise BadRequestError(
             f"{where} {value!r}: expected epoch milliseconds or an ISO-8601 datetime"
         ) from error
     return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
@@ -198,10 +181,10 @@ def _parse_instant(value: Any, where: str) -> datetime:
 def _parse_account(index: int, record: Any) -> tuple[str, datetime, dict[str, Any]]:
     """(customer_id, modified, properties) of one admin record; other values kept as given."""
     if not isinstance(record, dict):
-        raise _BadRequestError(f"records[{index}]: expected a JSON object")
+        raise BadRequestError(f"records[{index}]: expected a JSON object")
     customer_id = record.get("customer_id")
     if not isinstance(customer_id, str) or not customer_id:
-        raise _BadRequestError(
+        raise BadRequestError(
             f"records[{index}].customer_id {customer_id!r}: expected a non-empty string"
         )
     modified = _parse_instant(
@@ -213,7 +196,7 @@ def _parse_account(index: int, record: Any) -> tuple[str, datetime, dict[str, An
 def _compile_filter(spec: Any, where: str) -> Callable[[StoredAccount], bool]:
     """A predicate for one HubSpot filter; comparisons only on date properties."""
     if not isinstance(spec, dict) or not isinstance(spec.get("propertyName"), str):
-        raise _BadRequestError(f"{where}: expected an object with a 'propertyName'")
+        raise BadRequestError(f"{where}: expected an object with a 'propertyName'")
     name, operator = spec["propertyName"], spec.get("operator", "EQ")
     if operator == "HAS_PROPERTY":
         return lambda account: account.properties.get(name) is not None
@@ -224,7 +207,7 @@ def _compile_filter(spec: Any, where: str) -> Callable[[StoredAccount], bool]:
         equal = operator == "EQ"
         return lambda account: (str(account.properties.get(name)) == wanted) is equal
     if name not in DATE_PROPERTIES:
-        raise _BadRequestError(
+        raise BadRequestError(
             f"{where}: operator {operator!r} on {name!r} is not supported; the stand-in compares "
             f"only {sorted(DATE_PROPERTIES)} (EQ, NEQ, HAS_PROPERTY, NOT_HAS_PROPERTY elsewhere)"
         )
@@ -246,7 +229,7 @@ def _compile_filter(spec: Any, where: str) -> Callable[[StoredAccount], bool]:
     }
     if operator not in comparisons:
         known = ", ".join([*comparisons, "BETWEEN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"])
-        raise _BadRequestError(f"{where}.operator {operator!r}: expected one of {known}")
+        raise BadRequestError(f"{where}.operator {operator!r}: expected one of {known}")
     compare = comparisons[operator]
     return lambda account: compare(instant(account))
 
@@ -256,12 +239,12 @@ def _compile_filter_groups(groups: Any) -> Callable[[StoredAccount], bool]:
     if groups is None or groups == []:
         return lambda account: True
     if not isinstance(groups, list):
-        raise _BadRequestError("filterGroups: expected a list")
+        raise BadRequestError("filterGroups: expected a list")
     compiled: list[list[Callable[[StoredAccount], bool]]] = []
     for g, group in enumerate(groups):
         filters = group.get("filters") if isinstance(group, dict) else None
         if not isinstance(filters, list):
-            raise _BadRequestError(f"filterGroups[{g}]: expected an object with a 'filters' list")
+            raise BadRequestError(f"filterGroups[{g}]: expected an object with a 'filters' list")
         compiled.append(
             [
                 _compile_filter(spec, f"filterGroups[{g}].filters[{i}]")
@@ -283,7 +266,7 @@ def _parse_sorts(sorts: Any) -> bool:
         and sorts[0].get("direction", "ASCENDING") in {"ASCENDING", "DESCENDING"}
     )
     if not valid:
-        raise _BadRequestError(
+        raise BadRequestError(
             f"sorts {sorts!r}: expected [] or one {{'propertyName': '{SORTABLE_PROPERTY}', "
             "'direction': 'ASCENDING' | 'DESCENDING'}"
         )
@@ -294,12 +277,12 @@ def _parse_page(body: dict[str, Any]) -> tuple[int, int]:
     """(offset, limit) of a search body; ``after`` is the offset as an opaque string."""
     limit = body.get("limit", DEFAULT_LIMIT)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise _BadRequestError(f"limit {limit!r}: expected an integer from 1 to {MAX_LIMIT}")
+        raise BadRequestError(f"limit {limit!r}: expected an integer from 1 to {MAX_LIMIT}")
     after = body.get("after")
     if after is None or after == "":
         return 0, limit
     if not isinstance(after, str) or not after.isdigit():
-        raise _BadRequestError(f"after {after!r}: expected a cursor from paging.next.after")
+        raise BadRequestError(f"after {after!r}: expected a cursor from paging.next.after")
     return int(after), limit
 
 
@@ -310,7 +293,7 @@ def search(state: CrmApiState, body: dict[str, Any]) -> dict[str, Any]:
     offset, limit = _parse_page(body)
     properties = body.get("properties") or list(ACCOUNT_FIELDS)
     if not isinstance(properties, list) or not all(isinstance(p, str) for p in properties):
-        raise _BadRequestError(f"properties {properties!r}: expected a list of property names")
+        raise BadRequestError(f"properties {properties!r}: expected a list of property names")
     found = state.matching(predicate, descending)
     page: dict[str, Any] = {
         "total": len(found),
@@ -362,7 +345,7 @@ class _CrmApiHandler(BaseHTTPRequestHandler):
                 if self._refused():
                     return
                 if not isinstance(body, dict):
-                    raise _BadRequestError("body: expected a JSON object")
+                    raise BadRequestError("body: expected a JSON object")
                 self._send_json(HTTPStatus.OK, search(self.server.state, body))
             elif path == "/admin/records":
                 self._send_json(HTTPStatus.OK, self._upsert(body))
@@ -370,7 +353,7 @@ class _CrmApiHandler(BaseHTTPRequestHandler):
                 self._send_json(HTTPStatus.OK, self._set_faults(body))
             else:
                 self._send_error(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
-        except _BadRequestError as error:
+        except BadRequestError as error:
             self._send_error(HTTPStatus.BAD_REQUEST, str(error), category="VALIDATION_ERROR")
 
     def _refused(self) -> bool:
@@ -411,34 +394,19 @@ class _CrmApiHandler(BaseHTTPRequestHandler):
 
     def _upsert(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, list):
-            raise _BadRequestError("body: expected a JSON list of account records")
+            raise BadRequestError("body: expected a JSON list of account records")
         inserted, updated = self.server.state.upsert(body)
         return {"inserted": inserted, "updated": updated}
 
     def _set_faults(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise _BadRequestError("body: expected a JSON object")
-        fail_next = body.get("fail_next", 1)
-        status = body.get("status", 503)
-        retry_after = body.get("retry_after", 1 if status == 429 else None)
-        if not isinstance(fail_next, int) or fail_next < 0:
-            raise _BadRequestError(f"fail_next {fail_next!r}: expected a non-negative integer")
-        if status not in FAULT_STATUSES:
-            raise _BadRequestError(f"status {status!r}: expected one of {sorted(FAULT_STATUSES)}")
-        valid_wait = isinstance(retry_after, int | float) and retry_after >= 0
-        if retry_after is not None and not valid_wait:
-            raise _BadRequestError(f"retry_after {retry_after!r}: expected seconds >= 0")
-        state = self.server.state
-        with state.lock:
-            state.fail_next, state.fail_status, state.retry_after = fail_next, status, retry_after
-        return {"fail_next": fail_next, "status": status, "retry_after": retry_after}
+        return self.server.state.set_faults(body)
 
     def _read_json_body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             return json.loads(self.rfile.read(length) or b"{}")
         except json.JSONDecodeError as error:
-            raise _BadRequestError(f"body is not JSON: {error}") from error
+            raise BadRequestError(f"body is not JSON: {error}") from error
 
     def _send_error(
         self,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,7 +28,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from medallion.devstack.serving import BackgroundServer, serve_in_foreground, stand_in_arguments
+from medallion.devstack.serving import (
+    BackgroundServer,
+    BadRequestError,
+    FaultInjection,
+    serve_in_foreground,
+    stand_in_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,6 @@ BASE_LEVELS: dict[str, float] = {
 CURRENCIES: tuple[str, ...] = tuple(BASE_LEVELS)
 MAX_JITTER = 0.02
 RATE_DECIMALS = 6
-FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def synthetic_usd_rate(seed: int, rate_date: date, currency: str) -> float:
@@ -62,16 +66,11 @@ def synthetic_usd_rate(seed: int, rate_date: date, currency: str) -> float:
 
 
 @dataclass
-class FxApiState:
+class FxApiState(FaultInjection):
     """What the stand-in knows: its seed, corrected rates and pending faults (thread-safe)."""
 
     seed: int
     overrides: dict[tuple[date, str], float] = field(default_factory=dict)
-    fail_next: int = 0
-    fail_status: int = 503
-    retry_after: float | None = None
-    requests_served: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def usd_rates(self, rate_date: date) -> dict[str, float]:
         """Every currency's USD rate on ``rate_date``, corrections applied."""
@@ -82,23 +81,6 @@ class FxApiState:
                 )
                 for currency in CURRENCIES
             }
-
-    def take_fault(self) -> tuple[int, float | None] | None:
-        """The (status, retry_after) to fail this request with, or None to serve it."""
-        with self.lock:
-            if self.fail_next <= 0:
-                return None
-            self.fail_next -= 1
-            return self.fail_status, self.retry_after
-
-    def count_request(self) -> None:
-        """Count one request on the API itself (``/v1``), faulted or not."""
-        with self.lock:
-            self.requests_served += 1
-
-
-class _BadRequestError(ValueError):
-    """The client sent something the stand-in cannot answer (becomes a 400)."""
 
 
 class _FxApiHttpServer(ThreadingHTTPServer):
@@ -126,7 +108,7 @@ class _FxApiHandler(BaseHTTPRequestHandler):
                 return
             try:
                 self._send_json(HTTPStatus.OK, self._rates(parse_qs(url.query)))
-            except _BadRequestError as error:
+            except BadRequestError as error:
                 self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
         else:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {url.path}"})
@@ -142,7 +124,7 @@ class _FxApiHandler(BaseHTTPRequestHandler):
                 self._send_json(HTTPStatus.OK, self._set_faults(body))
             else:
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {path}"})
-        except _BadRequestError as error:
+        except BadRequestError as error:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
     def _maybe_fault(self) -> bool:
@@ -163,7 +145,7 @@ class _FxApiHandler(BaseHTTPRequestHandler):
         base = query.get("base", ["USD"])[0]
         if base not in BASE_LEVELS:
             known = ", ".join(CURRENCIES)
-            raise _BadRequestError(f"unknown base {base!r}: expected one of {known}")
+            raise BadRequestError(f"unknown base {base!r}: expected one of {known}")
         usd_rates = self.server.state.usd_rates(rate_date)
         rates = {
             currency: round(usd_rate / usd_rates[base], RATE_DECIMALS)
@@ -177,38 +159,25 @@ class _FxApiHandler(BaseHTTPRequestHandler):
         rate = body.get("rate")
         if currency not in BASE_LEVELS or currency == "USD":
             known = ", ".join(CURRENCIES[1:])
-            raise _BadRequestError(f"currency {currency!r}: expected one of {known}")
+            raise BadRequestError(f"currency {currency!r}: expected one of {known}")
         if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
-            raise _BadRequestError(f"rate {rate!r}: expected a positive number")
+            raise BadRequestError(f"rate {rate!r}: expected a positive number")
         state = self.server.state
         with state.lock:
             state.overrides[(rate_date, currency)] = float(rate)
         return {"date": rate_date.isoformat(), "currency": currency, "rate": float(rate)}
 
-    def _set_faults(self, body: dict[str, Any]) -> dict[str, Any]:
-        fail_next = body.get("fail_next", 1)
-        status = body.get("status", 503)
-        retry_after = body.get("retry_after", 1 if status == 429 else None)
-        if not isinstance(fail_next, int) or fail_next < 0:
-            raise _BadRequestError(f"fail_next {fail_next!r}: expected a non-negative integer")
-        if status not in FAULT_STATUSES:
-            raise _BadRequestError(f"status {status!r}: expected one of {sorted(FAULT_STATUSES)}")
-        valid_wait = isinstance(retry_after, int | float) and retry_after >= 0
-        if retry_after is not None and not valid_wait:
-            raise _BadRequestError(f"retry_after {retry_after!r}: expected seconds >= 0")
-        state = self.server.state
-        with state.lock:
-            state.fail_next, state.fail_status, state.retry_after = fail_next, status, retry_after
-        return {"fail_next": fail_next, "status": status, "retry_after": retry_after}
+    def _set_faults(self, body: Any) -> dict[str, Any]:
+        return self.server.state.set_faults(body)
 
     def _read_json_body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
         except json.JSONDecodeError as error:
-            raise _BadRequestError(f"body is not JSON: {error}") from error
+            raise BadRequestError(f"body is not JSON: {error}") from error
         if not isinstance(body, dict):
-            raise _BadRequestError("body: expected a JSON object")
+            raise BadRequestError("body: expected a JSON object")
         return body
 
     def _send_json(
@@ -228,7 +197,7 @@ def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError as error:
-        raise _BadRequestError(f"date {text!r}: expected YYYY-MM-DD") from error
+        raise BadRequestError(f"date {text!r}: expected YYYY-MM-DD") from error
 
 
 class FxApiServer(BackgroundServer):

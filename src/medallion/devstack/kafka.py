@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +190,16 @@ def _format_storage(directory: Path, java: str, classpath: str) -> None:
     if not id_file.exists():
         id_file.write_text(_new_cluster_id())
     command = [
-        java, f"-Dlog4j2.configurationFile={directory / 'log4j2.properties'}",
-        "-cp", classpath, "kafka.tools.StorageTool", "format",
-        "-t", id_file.read_text().strip(), "-c", str(directory / "server.properties"),
+        java,
+        f"-Dlog4j2.configurationFile={directory / 'log4j2.properties'}",
+        "-cp",
+        classpath,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        id_file.read_text().strip(),
+        "-c",
+        str(directory / "server.properties"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
@@ -221,15 +229,24 @@ def up(storage_root: str | Path, *, timeout_seconds: float = START_TIMEOUT_SECON
         (directory / "log4j2.properties").write_text(_log4j2_properties(log_path))
         _format_storage(directory, java, classpath)
         command = [
-            java, *HEAP_OPTIONS, "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
+            java,
+            *HEAP_OPTIONS,
+            "-XX:+UseG1GC",
+            "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={directory / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={directory}",
-            "-cp", classpath, "kafka.Kafka", str(directory / "server.properties"),
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(directory / "server.properties"),
         ]
         with (directory / "broker.out").open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         bootstrap = f"127.0.0.1:{port}"
@@ -242,7 +259,9 @@ def up(storage_root: str | Path, *, timeout_seconds: float = START_TIMEOUT_SECON
                 )
             if not port_is_free(port) and _answers(bootstrap, timeout=2):
                 info = ServiceInfo(
-                    NAME, f"kafka://{bootstrap}", process.pid,
+                    NAME,
+                    f"kafka://{bootstrap}",
+                    process.pid,
                     {
                         "bootstrap_servers": bootstrap,
                         "controller_port": str(controller_port),
@@ -302,7 +321,8 @@ def ensure_topic(bootstrap: str, name: str, partitions: int = 1, timeout: float 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     future = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1)],
-        operation_timeout=timeout, request_timeout=timeout,
+        operation_timeout=timeout,
+        request_timeout=timeout,
     )[name]
     try:
         future.result(timeout=timeout)
@@ -314,16 +334,28 @@ def ensure_topic(bootstrap: str, name: str, partitions: int = 1, timeout: float 
 
 
 def produce_json(
-    bootstrap: str, topic: str, records: list[dict[str, Any]], key_field: str,
+    bootstrap: str,
+    topic: str,
+    records: Sequence[dict[str, Any]],
+    key_field: str,
     timeout: float = 60,
+    *,
+    allow_null_keys: bool = False,
+    json_default: Callable[[Any], Any] = str,
 ) -> int:
-    """Produce ``records`` as JSON, keyed by ``key_field``, idempotently; the count delivered."""
-    producer = Producer({
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-    })
+    """Produce ``records`` as JSON, keyed by ``key_field``, idempotently; the count delivered.
+
+    A record without a key is refused unless ``allow_null_keys`` (then it goes without a key,
+    as a dirty source would send it). ``json_default`` serialises values JSON cannot.
+    """
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
     failures: list[str] = []
 
     def on_delivery(error: KafkaError | None, _message: object) -> None:
@@ -331,13 +363,14 @@ def produce_json(
             failures.append(str(error))
 
     for position, record in enumerate(records):
-        if record.get(key_field) is None:
+        if record.get(key_field) is None and not allow_null_keys:
             raise KafkaDeliveryFailed(
                 f"expected every record to have key field {key_field!r}; record {position} "
                 f"for topic {topic!r} has {record.get(key_field)!r}"
             )
-        key = str(record[key_field]).encode()
-        value = json.dumps(record, sort_keys=True, default=str).encode()
+        raw_key = record.get(key_field)
+        key = None if raw_key is None else str(raw_key).encode()
+        value = json.dumps(record, sort_keys=True, default=json_default).encode()
         while True:
             try:
                 producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
@@ -356,16 +389,21 @@ def produce_json(
 
 
 def consume_all(
-    bootstrap: str, topic: str, group_id: str, timeout: float = 30,
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    timeout: float = 30,
 ) -> list[dict[str, Any]]:
     """Every JSON record of ``topic`` after ``group_id``'s committed offsets, up to the end."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": group_id,
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
         consumer.subscribe([topic])
@@ -394,4 +432,3 @@ def consume_all(
         return records
     finally:
         consumer.close()
-

@@ -8,10 +8,11 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +108,55 @@ def stand_in_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--state-file", type=Path, help='where to write {"url", "pid"}')
     return parser
+
+
+FAULT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class BadRequestError(ValueError):
+    """The client sent something the stand-in cannot answer (becomes a 400)."""
+
+
+@dataclass(kw_only=True)
+class FaultInjection:
+    """Faults a test asks for (``POST /admin/faults``) and requests counted; thread-safe.
+
+    Stand-in states extend it, so every stand-in fails and counts the same way.
+    """
+
+    fail_next: int = 0
+    fail_status: int = 503
+    retry_after: float | None = None
+    requests_served: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_fault(self) -> tuple[int, float | None] | None:
+        """The (status, retry_after) to fail this request with, or None to serve it."""
+        with self.lock:
+            if self.fail_next <= 0:
+                return None
+            self.fail_next -= 1
+            return self.fail_status, self.retry_after
+
+    def count_request(self) -> None:
+        """Count one request on the API itself, faulted or not."""
+        with self.lock:
+            self.requests_served += 1
+
+    def set_faults(self, body: Any) -> dict[str, Any]:
+        """Apply ``{"fail_next": N, "status": S, "retry_after": s}``; returns what now applies."""
+        if not isinstance(body, dict):
+            raise BadRequestError("body: expected a JSON object")
+        fail_next = body.get("fail_next", 1)
+        status = body.get("status", 503)
+        retry_after = body.get("retry_after", 1 if status == 429 else None)
+        if not isinstance(fail_next, int) or fail_next < 0:
+            raise BadRequestError(f"fail_next {fail_next!r}: expected a non-negative integer")
+        if status not in FAULT_STATUSES:
+            raise BadRequestError(f"status {status!r}: expected one of {sorted(FAULT_STATUSES)}")
+        valid_wait = isinstance(retry_after, int | float) and retry_after >= 0
+        if retry_after is not None and not valid_wait:
+            raise BadRequestError(f"retry_after {retry_after!r}: expected seconds >= 0")
+        with self.lock:
+            self.fail_next, self.fail_status, self.retry_after = fail_next, status, retry_after
+        return {"fail_next": fail_next, "status": status, "retry_after": retry_after}

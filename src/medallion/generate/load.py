@@ -43,14 +43,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import KafkaError, Producer
 from psycopg import sql
 
 from medallion.devstack import kafka as kafka_service
 from medallion.devstack import postgres as postgres_service
 from medallion.devstack import snowflake as snowflake_service
 from medallion.devstack.service import read_info
-from medallion.errors import KafkaDeliveryFailed, SourceResponseError, SourceUnavailable
+from medallion.errors import SourceResponseError, SourceUnavailable
 from medallion.generate.model import (
     SOURCE_COLUMNS,
     GeneratedData,
@@ -297,43 +296,6 @@ def _mark_produced(storage_root: Path, cluster_id: str, days: set[str]) -> None:
     temporary.replace(path)
 
 
-def _produce(bootstrap: str, records: Sequence[Record], timeout: float = 60) -> int:
-    """Produce ``records`` as JSON keyed by order_id (no key when null); the count delivered."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-         "linger.ms": 5}
-    )  # fmt: skip
-    failures: list[str] = []
-
-    def on_delivery(error: KafkaError | None, _message: object) -> None:
-        if error is not None:
-            failures.append(str(error))
-
-    for record in records:
-        key = record.get(KAFKA_KEY)
-        value = json.dumps(record, sort_keys=True, default=_json_default).encode()
-        while True:
-            try:
-                producer.produce(
-                    KAFKA_TOPIC,
-                    value=value,
-                    key=None if key is None else str(key).encode(),
-                    on_delivery=on_delivery,
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)  # the local queue is full: let deliveries drain it
-        producer.poll(0)
-    undelivered = producer.flush(timeout)
-    if failures or undelivered:
-        raise KafkaDeliveryFailed(
-            f"expected {len(records)} records delivered to {KAFKA_TOPIC!r} on {bootstrap}; "
-            f"{len(failures)} failed and {undelivered} still queued after {timeout:.0f} s; "
-            f"first error: {failures[0] if failures else 'none'}"
-        )
-    return len(records)
-
-
 def load_kafka(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad:
     """Produce the order events of ``day`` to topic ``orders``, unless already produced."""
     began = time.monotonic()
@@ -351,7 +313,14 @@ def load_kafka(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad
             "kafka", len(events), already_loaded=True, seconds=time.monotonic() - began
         )
     kafka_service.ensure_topic(bootstrap, KAFKA_TOPIC)
-    delivered = _produce(bootstrap, events)
+    delivered = kafka_service.produce_json(
+        bootstrap,
+        KAFKA_TOPIC,
+        events,
+        KAFKA_KEY,
+        allow_null_keys=True,
+        json_default=_json_default,
+    )
     _mark_produced(storage_root, cluster_id, produced | {day.isoformat()})
     return SystemLoad("kafka", delivered, seconds=time.monotonic() - began)
 

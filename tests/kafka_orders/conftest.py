@@ -13,23 +13,9 @@ from confluent_kafka import Producer
 from medallion.devstack import kafka
 from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest
 from medallion.sources.kafka_orders import ENTITY, SOURCE
+from tests.kafka.conftest import order_events
 
 PARTITIONS = 3
-
-
-def order_events(count: int, start: int = 0) -> list[dict[str, object]]:
-    """``count`` order events shaped like the ``orders`` topic's, keyed by ``order_id``."""
-    return [
-        {
-            "order_id": f"O{number:06d}",
-            "customer_id": f"C{number % 97:04d}",
-            "amount": round(10 + number * 0.37, 2),
-            "currency": ("USD", "EUR", "GBP")[number % 3],
-            "event_ts": f"2026-11-26T10:{number // 60 % 60:02d}:{number % 60:02d}Z",
-            "op": "c",
-        }
-        for number in range(start, start + count)
-    ]
 
 
 def new_topic(bootstrap: str, name: str, count: int = 0) -> str:

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from medallion.bundle import find_schema, load_bundle, validate_bundle
-from medallion.jobs.model import parse_job
+from medallion.jobs.model import NotificationEvent, parse_job
 from medallion.settings import repo_root
+
+INGEST_LOOPS = ("ingest_snowflake_orders", "ingest_redshift_behavior", "ingest_crm_accounts",
+                "ingest_kafka_orders", "ingest_fx_rates")
 
 
 def test_bundle_passes_the_official_schema_and_semantic_checks() -> None:
@@ -41,12 +44,34 @@ def test_runner_parses_every_job() -> None:
     jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
 
     assert {key: [t.task_key for t in job.tasks] for key, job in jobs.items()} == {
-        "ingest_daily_sources": ["ingest_fx_rates"],
+        "ingest_daily_sources": ["plan_load_dates", "full_reload", "reset_incremental_positions",
+                                 *INGEST_LOOPS, "check_landed_files"],
         "build_analytics": ["check_raw_files", "has_raw_files", "bronze_fx_rates",
                             "silver_fx_rates", "gold_fx_daily_change"],
     }
     assert jobs["ingest_daily_sources"].health_rules[0].value == 1800
     assert jobs["build_analytics"].health_rules[0].value == 3600
+
+
+def test_ingest_runs_five_retried_loops_in_parallel_then_counts_what_landed() -> None:
+    job = parse_job("ingest_daily_sources", load_bundle(repo_root()).jobs["ingest_daily_sources"])
+
+    for key in INGEST_LOOPS:
+        loop = job.task(key)
+        assert loop.for_each is not None, key
+        assert loop.for_each.inputs == "{{tasks.plan_load_dates.values.load_dates}}"
+        assert loop.for_each.concurrency == 1  # incremental sources advance day by day
+        nested = loop.for_each.task
+        assert (nested.max_retries, nested.min_retry_interval_millis) == (3, 2000)
+        assert nested.base_parameters["load_date"] == "{{input}}"
+        assert {d.task_key for d in loop.depends_on} <= {"plan_load_dates",
+                                                          "reset_incremental_positions"}
+    check = job.task("check_landed_files")
+    assert [d.task_key for d in check.depends_on] == list(INGEST_LOOPS)
+    assert check.run_if.value == "ALL_DONE"
+    warning = NotificationEvent.ON_DURATION_WARNING
+    assert job.notifications.destinations(warning)[0] == ("data-platform-alerts@example.com",)
+    assert job.parameters["load_mode"] == "incremental"
 
 
 def test_cli_exits_non_zero_and_names_the_failed_task(tmp_path: Path) -> None:

@@ -285,9 +285,13 @@ def demo(
     end_date: Annotated[
         str | None, typer.Option(help="last business date (default yesterday)")
     ] = None,
+    scale: Annotated[float, typer.Option(help="data volume; 1.0 = ~5k orders, 20k events a day")
+                     ] = 1.0,
+    seed: Annotated[int, typer.Option(help="same seed, same data")] = 42,
+    keep_stack: Annotated[bool, typer.Option(help="leave the source stand-ins running")] = False,
     bundle_root: BundleOpt = Path(),
 ) -> None:
-    """Start everything and run ingest_daily_sources and build_analytics for a few days."""
+    """Generate data, start the five sources, run both daily jobs day by day, print the counts."""
     from medallion.demo import run_demo
 
     last = date.fromisoformat(end_date) if end_date else date.today() - timedelta(days=1)
@@ -296,10 +300,93 @@ def demo(
             bundle_root.resolve(),
             [last - timedelta(days=n) for n in reversed(range(days))],
             console,
+            scale=scale,
+            seed=seed,
+            keep_stack=keep_stack,
         )
     except MedallionError as error:
         raise _fail(error) from error
     raise typer.Exit(code=code)
+
+
+state_app = typer.Typer(no_args_is_help=True, help="Raw ingestion state: inspect, reset.")
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("show")
+def state_show(
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table|json")] = "table",
+    storage_root: RootOpt = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Each raw source's loads and the position its next run starts from."""
+    from medallion.state import show_state
+
+    if output_format not in {"table", "json"}:
+        raise typer.BadParameter("--format: expected table or json")
+    try:
+        states = show_state(_storage_root(storage_root, bundle_root))
+    except MedallionError as error:
+        raise _fail(error) from error
+    if output_format == "json":
+        console.print_json(json.dumps([state.as_dict() for state in states]))
+        return
+    table = Table("source", "loads", "load dates", "latest rows", "next start", "from")
+    for column in table.columns:
+        column.overflow = "fold"  # never hide part of a position behind an ellipsis
+    for state in states:
+        incomplete = ", ".join(load_dt.isoformat() for load_dt in state.incomplete)
+        table.add_row(
+            "/".join(filter(None, (state.source, state.entity))),
+            str(state.loads),
+            f"{state.first_load} .. {state.latest_load}" if state.loads else "-",
+            "-" if state.latest_rows is None else str(state.latest_rows),
+            "-" if state.next_start is None else json.dumps(state.next_start),
+            state.next_start_from + (f"; incomplete: {incomplete}" if incomplete else ""),
+        )
+    console.print(table)
+
+
+@state_app.command("reset")
+def state_reset(
+    source: Annotated[str, typer.Argument(help="crm, redshift, kafka, snowflake or fx_rates")],
+    from_date: Annotated[
+        str | None, typer.Option("--from", help="first load_dt to move, YYYY-MM-DD (default: all)")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    storage_root: RootOpt = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Move a source's loads aside (nothing is deleted) so its next run re-extracts them."""
+    from medallion.state import find_source, reset_state, state_dir
+
+    try:
+        first = None if from_date is None else date.fromisoformat(from_date)
+    except ValueError:
+        raise typer.BadParameter(f"--from {from_date!r}: expected YYYY-MM-DD") from None
+    try:
+        find_source(source)
+        root = _storage_root(storage_root, bundle_root)
+        which = "every load" if first is None else f"every load with load_dt >= {first}"
+        if not yes:
+            typer.confirm(f"Move {which} of {source} to {state_dir(root) / 'resets'}?", abort=True)
+        result = reset_state(root, source, from_date=first)
+    except MedallionError as error:
+        raise _fail(error) from error
+    if not result.moved:
+        console.print(f"{source}: nothing to move ({which} of {root}: none)", markup=False)
+        return
+    moved = ", ".join(load_dt.isoformat() for load_dt in result.moved)
+    console.print(f"{source}: moved {moved} to {result.destination}", markup=False)
+    for label, state in (("before", result.before), ("after", result.after)):
+        console.print(
+            f"next start {label}: {json.dumps(state.next_start)} ({state.next_start_from})",
+            markup=False,
+        )
+    if result.mark_before != result.mark_after:
+        mark = json.dumps(result.mark_after)
+        mark = "removed" if result.mark_after is None else f"rewound to {mark}"
+        console.print(f"redshift mark file: {mark}", markup=False)
 
 
 def main() -> None:

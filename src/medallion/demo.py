@@ -1,11 +1,19 @@
-"""``make demo``: start the local stack, run the daily jobs for a few days, print what landed."""
+"""``make demo``: generate data, start the five sources, run the daily jobs day by day, report.
+
+Each business day the source systems advance first (``load_day``: Snowflake's snapshot, the day's
+PostgreSQL events and Kafka messages, CRM upserts), then ``ingest_daily_sources`` and
+``build_analytics`` run for that day, as a scheduler would run them after midnight.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -13,13 +21,36 @@ from rich.table import Table
 from medallion import compute
 from medallion.bundle import load_bundle
 from medallion.devstack import stack
+from medallion.devstack.memory import PeakMemory
+from medallion.devstack.service import read_info
+from medallion.generate import GeneratorConfig, generate, write_generated
+from medallion.generate.load import load_day
 from medallion.jobs import JobRunResult, RunOptions, run_job
 from medallion.jobs.model import parse_job
 from medallion.jobs.progress import ConsoleProgress
 from medallion.lakehouse import discover_tables
+from medallion.runtime import read_task_values
 
-DAILY_JOBS = ("ingest_daily_sources", "build_analytics")
-DEMO_SERVICES = ("fx_api",)  # the sources the daily jobs read today
+INGEST_JOB = "ingest_daily_sources"
+BUILD_JOB = "build_analytics"
+INGEST_LOOPS = {
+    "ingest_snowflake_orders": "snowflake/orders",
+    "ingest_redshift_behavior": "redshift/behavior",
+    "ingest_crm_accounts": "crm/accounts",
+    "ingest_kafka_orders": "kafka/orders",
+    "ingest_fx_rates": "fx_rates",
+}
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SourceDay:
+    """What one source landed for one day, from its ingest task's values."""
+
+    source: str
+    run_date: str
+    rows: int
+    rows_per_second: float
 
 
 def table_counts(storage_root: Path) -> list[tuple[str, int]]:
@@ -37,48 +68,99 @@ def table_counts(storage_root: Path) -> list[tuple[str, int]]:
     return counts
 
 
-def _summary(console: Console, results: list[JobRunResult], counts: list[tuple[str, int]],
-             wall_seconds: float) -> None:
+def ingested(result: JobRunResult) -> list[SourceDay]:
+    """Rows and rows/s of each source in an ``ingest_daily_sources`` run (last iteration)."""
+    days = []
+    for loop, source in INGEST_LOOPS.items():
+        values = read_task_values(result.run_dir, f"{loop}_day")
+        if values:
+            days.append(SourceDay(source, result.parameters.get("run_date", ""),
+                                  int(values["rows_landed"]), float(values["rows_per_second"])))
+    return days
+
+
+def stack_pids(storage_root: Path) -> list[int]:
+    """The processes of the running source stand-ins."""
+    infos = (read_info(storage_root, name) for name in stack.SERVICES)
+    return [info.pid for info in infos if info is not None]
+
+
+def _summary(console: Console, results: list[JobRunResult], sources: list[SourceDay],
+             counts: list[tuple[str, int]], facts: dict[str, Any]) -> None:
     runs = Table("job", "run_date", "state", "seconds", "notebooks", title="Job runs",
                  title_justify="left")
     for result in results:
         runs.add_row(result.job_key, result.parameters.get("run_date", ""), result.state,
                      f"{result.duration_seconds:.1f}", str(result.run_dir))
     console.print(runs)
+    landed = Table("source", "run_date", "rows landed", "rows/s", title="Raw zone, per source",
+                   title_justify="left")
+    for day in sources:
+        landed.add_row(day.source, day.run_date, str(day.rows), f"{day.rows_per_second:,.0f}")
+    console.print(landed)
     tables = Table("layer", "table", "rows", title="Tables", title_justify="left")
     for table, rows in counts:
         tables.add_row(table.split(".")[0], table, str(rows))
     console.print(tables)
-    console.print(f"demo wall time: {wall_seconds:.1f}s · look around with "
-                  "`.venv/bin/medallion sql \"SELECT * FROM gold.fx_daily_change\"`")
+    console.print(
+        f"demo wall time {facts['wall_seconds']:.1f}s (data generated in "
+        f"{facts['generate_seconds']:.1f}s, stand-ins up in {facts['stack_seconds']:.1f}s); "
+        f"source stand-ins peaked at {facts['stack_peak_mib']:,.0f} MiB resident, everything "
+        f"(with Spark and the notebook kernels) at {facts['total_peak_mib']:,.0f} MiB"
+    )
+    console.print("look around: `.venv/bin/medallion sql \"SELECT * FROM gold.fx_daily_change\"`, "
+                  "`.venv/bin/medallion state show`")
 
 
-def run_demo(bundle_root: Path, run_dates: list[date], console: Console) -> int:
-    """Run the daily jobs for each date; return 0 when every run succeeded."""
+def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
+             scale: float = 1.0, seed: int = 42, keep_stack: bool = False) -> int:
+    """Generate, start the stand-ins, run the daily jobs for each date; 0 when all succeeded."""
     started = time.monotonic()
     bundle = load_bundle(bundle_root)
     storage_root = Path(str(bundle.variables["storage_root"])).resolve()
-    console.print(f"[bold]medallion demo[/bold]: {len(run_dates)} day(s), lakehouse at "
-                  f"{storage_root}")
-    for service in stack.up(storage_root, DEMO_SERVICES):
-        console.print(f"  source stand-in {service.name}: {service.url}")
+    console.print(f"[bold]medallion demo[/bold]: {len(run_dates)} day(s) from "
+                  f"{run_dates[0]} at scale {scale}, lakehouse at {storage_root}")
+    data = generate(GeneratorConfig(seed=seed, scale=scale, days=len(run_dates),
+                                    start_date=run_dates[0]))
+    write_generated(data, storage_root / "_system" / "generate" / "data")
+    generated = time.monotonic()
+    for service in stack.up(storage_root):
+        console.print(f"  source {service.name}: {service.url}")
+    stack_ready = time.monotonic()
     lease = f"demo-{secrets.token_hex(4)}"
     server = compute.acquire_server(storage_root, lease)
     console.print(f"  warm Spark Connect server: {server.url}")
     results: list[JobRunResult] = []
+    sources: list[SourceDay] = []
     try:
-        options = RunOptions(runs_root=bundle_root / "runs", observer=ConsoleProgress(console))
-        for run_date in run_dates:
-            for job_key in DAILY_JOBS:
-                job = parse_job(job_key, bundle.jobs[job_key])
-                result = run_job(job, {"run_date": run_date.isoformat()}, options)
-                results.append(result)
-                if result.exit_code:
-                    console.print(f"[red]{result.failure_message()}[/red]")
-                    return result.exit_code
+        options = RunOptions(runs_root=bundle_root / "runs", max_parallel=5,
+                             observer=ConsoleProgress(console))
+        everything = PeakMemory(lambda: [*stack_pids(storage_root), server.pid, os.getpid()])
+        with PeakMemory(lambda: stack_pids(storage_root)) as memory, everything:
+            for run_date in run_dates:
+                report = load_day(storage_root, data, run_date)
+                console.print(f"[bold]{run_date}[/bold]: sources advanced ("
+                              + ", ".join(f"{s.system} {s.rows}" for s in report.systems) + ")")
+                for job_key in (INGEST_JOB, BUILD_JOB):
+                    job = parse_job(job_key, bundle.jobs[job_key])
+                    result = run_job(job, {"run_date": run_date.isoformat()}, options)
+                    results.append(result)
+                    if job_key == INGEST_JOB:
+                        sources.extend(ingested(result))
+                    if result.exit_code:
+                        console.print(f"[red]{result.failure_message()}[/red]")
+                        return result.exit_code
         counts = table_counts(storage_root)
     finally:
         compute.release_server(storage_root, lease)
-        stack.down(storage_root, DEMO_SERVICES)
-    _summary(console, results, counts, time.monotonic() - started)
+        if not keep_stack:
+            stack.down(storage_root)
+    facts = {
+        "wall_seconds": time.monotonic() - started,
+        "generate_seconds": generated - started,
+        "stack_seconds": stack_ready - generated,
+        "stack_peak_mib": memory.peak_bytes / MIB,
+        "total_peak_mib": everything.peak_bytes / MIB,
+    }
+    _summary(console, results, sources, counts, facts)
     return 0

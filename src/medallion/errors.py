@@ -53,3 +53,11 @@ class KafkaDeliveryFailed(MedallionError):
 
 class KafkaOffsetsLost(MedallionError):
     """A partition no longer holds the offsets a load must start from (retention or recreation)."""
+
+
+class SecretNotFound(MedallionError):
+    """A credential a task needs is in neither the secret scope nor the environment."""
+
+
+class RawLoadsMissing(MedallionError):
+    """A source has no complete raw load for a date the run should have landed."""

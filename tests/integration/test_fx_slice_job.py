@@ -1,27 +1,27 @@
 """The FX slice end to end: the real bundle's jobs through the `medallion` CLI, warm compute.
 
-Source stand-in (HTTP) → raw → bronze → silver → gold, checked against an oracle computed from
-the stand-in's own rate function, not from the pipeline's code.
+FX-rates stand-in (HTTP, with the other four sources beside it, as the ingest job needs them) →
+raw → bronze → silver → gold, checked against an oracle computed from the stand-in's own rate
+function, not from the pipeline's code.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from medallion import compute
-from medallion.devstack.fx_api import CURRENCIES, FxApiServer, synthetic_usd_rate
+from medallion.devstack.fx_api import CURRENCIES, synthetic_usd_rate
 from medallion.settings import repo_root
+from tests.integration.conftest import SourceWorld
 
 pytestmark = pytest.mark.integration
 
@@ -30,28 +30,26 @@ SEED = 42
 TABLES = ("bronze.fx_rates", "silver.fx_rates", "gold.fx_daily_change")
 
 
-class Lakehouse:
-    """The module's storage root, runs folder and stand-in URL."""
+WORLD_START = DATES[0]
+WORLD_DAYS = len(DATES)
+WORLD_SCALE = 0.02
 
-    def __init__(self, root: Path, runs: Path, api_url: str) -> None:
-        self.root, self.runs, self.api_url = root, runs, api_url
+
+class Lakehouse:
+    """The module's storage root and runs folder, on a world of five source stand-ins."""
+
+    def __init__(self, world: SourceWorld) -> None:
+        self.world, self.root, self.runs = world, world.root, world.runs
 
     def medallion(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the CLI as a user would, against this lakehouse."""
-        runs = ["--runs-root", str(self.runs)] if args[0] == "jobs" else []
-        return subprocess.run(
-            [sys.executable, "-m", "medallion", *args, "--bundle-root", str(repo_root()),
-             "--var", f"storage_root={self.root}", *runs],
-            capture_output=True, text=True, timeout=600, check=False,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+        return self.world.medallion(*args)
 
     def run_day(self, run_date: date) -> None:
         """Ingest then build one business date; both must succeed."""
-        for job, extra in (("ingest_daily_sources", ["--param", f"fx_api_url={self.api_url}"]),
-                           ("build_analytics", [])):
+        for job in ("ingest_daily_sources", "build_analytics"):
             result = self.medallion("jobs", "run", job, "--param",
-                                    f"run_date={run_date.isoformat()}", *extra)
+                                    f"run_date={run_date.isoformat()}")
             assert result.returncode == 0, result.stdout + result.stderr
 
     def table(self, spark: SparkSession, name: str) -> DataFrame:
@@ -61,19 +59,17 @@ class Lakehouse:
 
 
 @pytest.fixture(scope="module")
-def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lakehouse]:
-    """Two business days run through both jobs, on a warm server kept for the module."""
-    base = tmp_path_factory.mktemp("fx-slice")
-    root = base / "lakehouse"
-    compute.pin_server(root)
+def lakehouse(source_world: SourceWorld) -> Iterator[Lakehouse]:
+    """Two business days: the sources advance, then both jobs run, on a warm server."""
+    compute.pin_server(source_world.root)
     try:
-        with FxApiServer(seed=SEED) as api:
-            house = Lakehouse(root, base / "runs", api.url)
-            for run_date in DATES:
-                house.run_day(run_date)
-            yield house
+        house = Lakehouse(source_world)
+        for run_date in DATES:
+            source_world.advance(run_date)
+            house.run_day(run_date)
+        yield house
     finally:
-        compute.unpin_server(root)
+        compute.unpin_server(source_world.root)
 
 
 def expected_silver(spark: SparkSession) -> DataFrame:

@@ -103,6 +103,22 @@ def test_identical_rerun_is_a_no_op(
     assert read_manifest(first.load_dir).landed_at == first.landed_at
 
 
+def test_a_past_day_with_a_later_snapshot_is_kept_not_retaken(
+    snowflake_root: Path, snowflake_conn: SnowflakeConnection
+) -> None:
+    """A backfill cannot re-take yesterday's snapshot: the existing load stays as it was."""
+    past, later = RUN_DATE + timedelta(days=20), RUN_DATE + timedelta(days=21)
+    replace_orders(snowflake_conn, make_orders(30))
+    kept = extract_orders_to_raw(snowflake_root, snowflake_conn, past)
+    extract_orders_to_raw(snowflake_root, snowflake_conn, later)
+    replace_orders(snowflake_conn, make_orders(40))
+
+    again = extract_orders_to_raw(snowflake_root, snowflake_conn, past)
+
+    assert (again.row_count, again.sha256, again.landed_at) == (30, kept.sha256, kept.landed_at)
+    assert read_manifest(kept.load_dir).row_count == 30
+
+
 def test_closed_port_raises_source_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing listening: SourceUnavailable names the source and host:port, never the password."""
     with socket.socket() as sock:

@@ -2,7 +2,8 @@
 
 ``depends_on`` (with a condition task's ``outcome``), ``run_if``, ``condition_task`` on task
 values, job parameters pushed down to every task, ``max_retries`` with ``min_retry_interval_millis``
-doubling per attempt, task and job ``timeout_seconds``, health rules, and one run at a time per job
+doubling per attempt, task and job ``timeout_seconds``, health rules, job and task notifications
+(the duration warning sent while the run is still going), and one run at a time per job
 (``max_concurrent_runs``, queued as the Jobs service queues). Every executed notebook is kept under
 ``<runs_root>/<job_key>/<run_id>/``.
 """
@@ -25,8 +26,9 @@ from medallion import compute
 from medallion.errors import BundleError, JobRunFailed
 from medallion.jobs.conditions import evaluate_condition
 from medallion.jobs.kernels import KernelPool
-from medallion.jobs.model import JobSpec, RunIf, TaskSpec
+from medallion.jobs.model import JobSpec, NotificationEvent, RunIf, TaskSpec
 from medallion.jobs.notebook import run_notebook
+from medallion.jobs.notifications import Notification, Notifier, OutboxNotifier, RunNotifications
 from medallion.jobs.references import ReferenceScope, resolve_references
 from medallion.locks import file_lock
 from medallion.runtime import TaskContext, read_task_values
@@ -65,6 +67,7 @@ class JobRunResult:
     started_at: str = ""
     ended_at: str = ""
     health_breaches: list[str] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +101,9 @@ class RunObserver:
     def job_finished(self, result: JobRunResult) -> None:
         """The run ended."""
 
+    def notification_sent(self, notification: Notification) -> None:
+        """A job or task notification went out."""
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -109,6 +115,8 @@ class RunOptions:
     max_parallel: int = 2
     observer: RunObserver = field(default_factory=RunObserver)
     sleep: Callable[[float], None] = time.sleep
+    # None: the outbox under runs_root (and MEDALLION_NOTIFY_WEBHOOK_URL when set).
+    notifier: Notifier | None = None
 
 
 def new_run_id(now: datetime) -> str:
@@ -154,6 +162,7 @@ class _Run:
         self.job = job
         self.options = options
         self.start = datetime.now(UTC)
+        self.started = time.monotonic()
         self.run_id = new_run_id(self.start)
         self.parameters: dict[str, str] = {}
         # Parameter values may use job-level references, e.g. {{job.start_time.iso_date}}.
@@ -167,6 +176,12 @@ class _Run:
         self.tasks = {task.task_key: TaskRun(task.task_key) for task in job.tasks}
         self.deadline = (time.monotonic() + job.timeout_seconds) if job.timeout_seconds else None
         self.changed = threading.Condition()
+        self.notices = RunNotifications(
+            job, run_id=self.run_id, start=self.start, started=self.started,
+            parameters=self.parameters, run_dir=self.run_dir,
+            notifier=options.notifier or OutboxNotifier.for_runs_root(options.runs_root),
+            on_sent=options.observer.notification_sent,
+        )
 
     def scope(self, task_key: str, iteration_input: Any = None) -> ReferenceScope:
         return ReferenceScope(
@@ -258,6 +273,8 @@ def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         task_run.attempts = attempt + 1
         if output_stem is None:
             run.options.observer.task_started(task.task_key, attempt + 1)
+            if attempt == 0 or not task.notifications.alert_on_last_attempt:
+                run.notices.send(NotificationEvent.ON_START, "RUNNING", task_key=task.task_key)
         timeout = task.timeout_seconds
         remaining = run.remaining_seconds()
         if remaining is not None:
@@ -275,6 +292,10 @@ def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         retryable = outcome.state == FAILED or task.retry_on_timeout
         if not retryable or attempt == task.max_retries:
             return
+        if output_stem is None and not task.notifications.alert_on_last_attempt:
+            run.notices.send(NotificationEvent.ON_FAILURE, outcome.state, task_key=task.task_key,
+                             details=[f"Attempt {attempt + 1} of {task.max_retries + 1}, "
+                                      "retrying", f"Error: {outcome.error}"])
         if final_output.exists():
             final_output.replace(run.run_dir / f"{stem}.attempt-{attempt + 1}.ipynb")
         wait = min(task.min_retry_interval_millis / 1000 * 2**attempt, MAX_RETRY_WAIT_SECONDS)
@@ -322,6 +343,8 @@ def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
     task_run = run.tasks[task.task_key]
     started = time.monotonic()
     try:
+        if task.kind != "notebook":  # a notebook task announces each attempt itself
+            run.notices.send(NotificationEvent.ON_START, "RUNNING", task_key=task.task_key)
         if task.condition is not None:
             run.options.observer.task_started(task.task_key, 1)
             task_run.attempts = 1
@@ -335,8 +358,17 @@ def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
     finally:
         task_run.duration_seconds = round(time.monotonic() - started, 3)
         run.options.observer.task_finished(task_run)
+        _notify_task_end(run, task, task_run)
         with run.changed:
             run.changed.notify_all()
+
+
+def _notify_task_end(run: _Run, task: TaskSpec, task_run: TaskRun) -> None:
+    if task_run.state == SUCCESS:
+        run.notices.send(NotificationEvent.ON_SUCCESS, SUCCESS, task_key=task.task_key)
+    elif task_run.state in {FAILED, TIMEDOUT}:
+        run.notices.send(NotificationEvent.ON_FAILURE, task_run.state, task_key=task.task_key,
+                         details=[f"Attempts: {task_run.attempts}", f"Error: {task_run.error}"])
 
 
 def _job_state(run: _Run) -> str:
@@ -421,21 +453,33 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
         env = _compute_env(storage_root, options, lease)
         run = _Run(job, parameters, options, env)
         options.observer.job_started(job, run.run_id, run.run_dir)
-        pool = KernelPool(env, run.run_dir, size=options.kernel_pool)
-        started = time.monotonic()
+        pool = KernelPool(env, run.run_dir, size=options.kernel_pool)  # kernels start meanwhile
+        run.notices.send(NotificationEvent.ON_START, "RUNNING")
+        watchdog = run.notices.watch_duration()
         try:
             _schedule(run, pool)
         finally:
             pool.close()
             if options.compute == "warm" and storage_root:
                 compute.release_server(storage_root, lease)
-        duration = round(time.monotonic() - started, 3)
+            if watchdog is not None:
+                watchdog.cancel()
+                watchdog.join()  # a warning being sent right now still lands in the run record
+        duration = round(time.monotonic() - run.started, 3)
+        breaches = _health_breaches(job, duration)
+        state = _job_state(run)
+        if breaches and watchdog is not None:  # the run ended past the threshold before the timer
+            run.notices.warn_duration(state)
         result = JobRunResult(
-            job.key, run.run_id, run.run_dir, _job_state(run), run.tasks, duration,
+            job.key, run.run_id, run.run_dir, state, run.tasks, duration,
             run.parameters, started_at=run.start.isoformat(),
-            ended_at=datetime.now(UTC).isoformat(),
-            health_breaches=_health_breaches(job, duration),
+            ended_at=datetime.now(UTC).isoformat(), health_breaches=breaches,
+            notifications=run.notices.sent,
         )
+        failed_tasks = result.failure_message().splitlines()[1:]
+        run.notices.send(NotificationEvent.ON_SUCCESS if result.exit_code == 0
+                         else NotificationEvent.ON_FAILURE, result.state,
+                         details=["Failed tasks:", *failed_tasks] if failed_tasks else [])
         write_run_record(result)
         options.observer.job_finished(result)
         return result

@@ -51,6 +51,30 @@ class Condition:
     right: str
 
 
+class NotificationEvent(StrEnum):
+    """When the Jobs service notifies: the keys of email_notifications / webhook_notifications."""
+
+    ON_START = "on_start"
+    ON_SUCCESS = "on_success"
+    ON_FAILURE = "on_failure"
+    ON_DURATION_WARNING = "on_duration_warning_threshold_exceeded"
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """Who hears about a job or task run: e-mail addresses and webhook destination ids, by event."""
+
+    emails: Mapping[NotificationEvent, tuple[str, ...]] = field(default_factory=dict)
+    webhook_ids: Mapping[NotificationEvent, tuple[str, ...]] = field(default_factory=dict)
+    # Task-level ``notification_settings``: on_start for the first attempt and on_failure for the
+    # last one only; by default the Jobs service alerts on every attempt of a retried task.
+    alert_on_last_attempt: bool = False
+
+    def destinations(self, event: NotificationEvent) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The e-mail addresses and the webhook ids to notify of ``event``."""
+        return self.emails.get(event, ()), self.webhook_ids.get(event, ())
+
+
 @dataclass(frozen=True)
 class HealthRule:
     """A job health rule, e.g. RUN_DURATION_SECONDS GREATER_THAN 1800."""
@@ -84,6 +108,7 @@ class TaskSpec:
     min_retry_interval_millis: int = 0
     retry_on_timeout: bool = False
     timeout_seconds: int = 0
+    notifications: Notifications = field(default_factory=Notifications)
 
     @property
     def kind(self) -> str:
@@ -105,7 +130,14 @@ class JobSpec:
     max_concurrent_runs: int = 1
     queue_enabled: bool = True
     health_rules: tuple[HealthRule, ...] = ()
-    notifications: Mapping[str, Any] = field(default_factory=dict)
+    notifications: Notifications = field(default_factory=Notifications)
+
+    @property
+    def duration_threshold_seconds(self) -> float | None:
+        """The tightest ``RUN_DURATION_SECONDS GREATER_THAN`` health rule, if any."""
+        values = [rule.value for rule in self.health_rules
+                  if rule.metric == "RUN_DURATION_SECONDS" and rule.op == "GREATER_THAN"]
+        return min(values, default=None)
 
     def task(self, task_key: str) -> TaskSpec:
         """The task with this key."""
@@ -124,6 +156,39 @@ def _int(value: Any, where: str) -> int:
         return int(value)
     except (TypeError, ValueError) as error:
         raise BundleError(f"{where}: expected an integer, got {value!r}") from error
+
+
+def _destination_list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise BundleError(f"{where}: expected a list, got {value!r}")
+    return value
+
+
+def parse_notifications(raw: Mapping[str, Any], where: str) -> Notifications:
+    """``email_notifications`` and ``webhook_notifications`` of a job or a task, typed.
+
+    Keys the local runner has no event for (``on_streaming_backlog_exceeded``,
+    ``no_alert_for_skipped_runs``) are accepted and ignored, as the schema allows them.
+    """
+    emails_raw = raw.get("email_notifications") or {}
+    webhooks_raw = raw.get("webhook_notifications") or {}
+    emails: dict[NotificationEvent, tuple[str, ...]] = {}
+    webhook_ids: dict[NotificationEvent, tuple[str, ...]] = {}
+    for event in NotificationEvent:
+        if emails_raw.get(event.value):
+            addresses = _destination_list(emails_raw[event.value],
+                                          f"{where}.email_notifications.{event.value}")
+            emails[event] = tuple(str(address) for address in addresses)
+        if webhooks_raw.get(event.value):
+            at = f"{where}.webhook_notifications.{event.value}"
+            hooks = _destination_list(webhooks_raw[event.value], at)
+            if not all(isinstance(hook, Mapping) and hook.get("id") for hook in hooks):
+                raise BundleError(f"{at}: expected a list of {{id: <destination id>}}, "
+                                  f"got {hooks!r}")
+            webhook_ids[event] = tuple(str(hook["id"]) for hook in hooks)
+    settings = raw.get("notification_settings") or {}
+    return Notifications(emails=emails, webhook_ids=webhook_ids,
+                         alert_on_last_attempt=bool(settings.get("alert_on_last_attempt", False)))
 
 
 def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
@@ -177,6 +242,7 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
         ),
         retry_on_timeout=bool(raw.get("retry_on_timeout", False)),
         timeout_seconds=_int(raw.get("timeout_seconds", 0), f"{where}.timeout_seconds"),
+        notifications=parse_notifications(raw, where),
     )
 
 
@@ -198,5 +264,5 @@ def parse_job(job_key: str, raw: Mapping[str, Any]) -> JobSpec:
         max_concurrent_runs=_int(raw.get("max_concurrent_runs", 1), f"resources.jobs.{job_key}"),
         queue_enabled=bool(queue.get("enabled", True)),
         health_rules=rules,
-        notifications=dict(raw.get("email_notifications") or {}),
+        notifications=parse_notifications(raw, f"resources.jobs.{job_key}"),
     )

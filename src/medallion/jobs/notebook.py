@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
+from medallion.credentials import local_secret_values, redact, stored_local_secrets
 from medallion.jobs.kernels import KernelPool
 from medallion.runtime import TaskContext
 
@@ -52,6 +54,22 @@ def _describe_failure(notebook: Path, executed: Path, error: PapermillExecutionE
     )
 
 
+def redact_notebook(path: Path, values: list[str]) -> int:
+    """Mask every credential value in an executed notebook (outputs and sources); how many.
+
+    Databricks redacts secret-scope values in notebook outputs; this gives the notebooks the local
+    runner keeps the same guarantee for the values of the local secrets provider.
+    """
+    if not values or not path.exists():
+        return 0
+    text = path.read_text(encoding="utf-8")
+    masked = redact(text, [json.dumps(v)[1:-1] for v in values])
+    if masked == text:
+        return 0
+    path.write_text(masked, encoding="utf-8")
+    return sum(text.count(json.dumps(v)[1:-1]) for v in values)
+
+
 def run_notebook(
     *,
     notebook: Path,
@@ -62,6 +80,7 @@ def run_notebook(
     timeout_seconds: int,
 ) -> AttemptOutcome:
     """Run ``notebook`` once into ``output``; a timeout kills the kernel mid-cell."""
+    secret_values = local_secret_values(stored_local_secrets(parameters.get("storage_root")))
     kernel = pool.acquire()
     timed_out = threading.Event()
     succeeded = False
@@ -90,7 +109,8 @@ def run_notebook(
     except PapermillExecutionError as error:
         if timed_out.is_set():
             return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
-        return AttemptOutcome("FAILED", _describe_failure(notebook, output, error))
+        message = _describe_failure(notebook, output, error)
+        return AttemptOutcome("FAILED", redact(message, secret_values))
     except Exception as error:  # kernel died, or could not be bound: the task failed
         if timed_out.is_set():
             return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
@@ -101,3 +121,4 @@ def run_notebook(
         if timer:
             timer.cancel()
         pool.release(kernel, reusable=succeeded and not timed_out.is_set())
+        redact_notebook(output, secret_values)

@@ -1,4 +1,5 @@
-"""A progress display for job runs: one line per task event, a summary table at the end."""
+"""A progress display for job runs: one line per task event and per notification, a summary
+table at the end."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medallion.jobs.engine import JobRunResult, RunObserver, TaskRun
 from medallion.jobs.model import JobSpec
+from medallion.jobs.notifications import Notification
 
 _STYLE = {
     "SUCCESS": ("✔", "green"), "FAILED": ("✖", "red"), "TIMEDOUT": ("⏱", "red"),
@@ -53,6 +56,12 @@ class ConsoleProgress(RunObserver):
         took = f" in {run.duration_seconds:.1f}s" if run.attempts else ""
         self.console.print(f"{self._clock()}   [{color}]{mark} {run.task_key} "
                            f"{run.state.lower()}{took}[/{color}]{detail}")
+
+    def notification_sent(self, notification: Notification) -> None:
+        """Who was notified of what."""
+        to = [*notification.recipients, *(f"webhook {i}" for i in notification.webhook_ids)]
+        self.console.print(f"{self._clock()}   [cyan]✉ {notification.event.value}[/cyan] → "
+                           f"{escape(', '.join(to))}: {escape(notification.subject)}")
 
     def job_finished(self, result: JobRunResult) -> None:
         """The summary table and the run's outcome."""

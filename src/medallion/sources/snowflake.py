@@ -23,7 +23,14 @@ from snowflake.connector import SnowflakeConnection
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
 from medallion.errors import ConfigError, SourceUnavailable
-from medallion.raw.landing import LoadManifest, land_records, raw_zone
+from medallion.raw.landing import (
+    LoadManifest,
+    land_records,
+    list_loads,
+    load_dir,
+    raw_zone,
+    read_manifest,
+)
 from medallion.sources.http import backoff
 
 __all__ = [
@@ -240,7 +247,17 @@ def extract_orders(conn: SnowflakeConnection, *, batch_size: int = 10_000) -> li
 def extract_orders_to_raw(
     storage_root: str | Path, conn: SnowflakeConnection, run_date: date
 ) -> LoadManifest:
-    """Full load of ORDERS into ``raw/snowflake/orders/load_dt=<run_date>/`` (replaces it)."""
+    """Full load of ORDERS into ``raw/snowflake/orders/load_dt=<run_date>/`` (replaces it).
+
+    A full load is a snapshot of the moment it runs, so a past day cannot be re-taken: when
+    ``run_date`` already has a load and a later load exists, that load is returned unchanged
+    (as the incremental extractors do). A re-run of the latest day replaces it exactly.
+    """
+    raw_root = raw_zone(storage_root)
+    loads = list_loads(raw_root, SOURCE, ENTITY)
+    if run_date in loads and loads[-1] > run_date:
+        log.info("snowflake orders: load_dt=%s kept (a later snapshot exists)", run_date)
+        return read_manifest(load_dir(raw_root, SOURCE, ENTITY, run_date))
     orders = extract_orders(conn)
     stamps = [order["updated_at"] for order in orders if order["updated_at"] is not None]
     positions = {
@@ -248,7 +265,7 @@ def extract_orders_to_raw(
         "max_updated_at": max(stamps, key=datetime.fromisoformat) if stamps else None,
     }
     manifest = land_records(
-        raw_zone(storage_root), SOURCE, ENTITY, run_date, orders, source_positions=positions
+        raw_root, SOURCE, ENTITY, run_date, orders, source_positions=positions
     )
     log.info(
         "snowflake orders: %d rows landed in %s (max updated_at %s)",

@@ -1,0 +1,104 @@
+"""Credentials from the secrets provider: secret scopes on Databricks, the environment locally.
+
+Every source credential is a key of the ``medallion`` scope:
+
+| key | used by | local environment variable |
+|---|---|---|
+| ``snowflake-user`` | Snowflake orders | ``MEDALLION_SNOWFLAKE_USER`` |
+| ``snowflake-password`` | Snowflake orders | ``MEDALLION_SNOWFLAKE_PASSWORD`` |
+| ``redshift-user`` | Redshift behavior | ``MEDALLION_REDSHIFT_USER`` |
+| ``redshift-password`` | Redshift behavior | ``MEDALLION_REDSHIFT_PASSWORD`` |
+| ``crm-token`` | CRM accounts | ``MEDALLION_CRM_TOKEN`` |
+
+On Databricks ``get_secret`` calls ``dbutils.secrets.get(scope, key)``, whose values the platform
+redacts in notebook outputs. Locally the value comes from the environment; the local runner
+redacts the same values from the executed notebooks it keeps (``redact``). Nothing here logs a
+value, and no value is a default in code: a credential that is missing raises ``SecretNotFound``
+naming where it was looked for, unless the caller passes a ``fallback`` (the local stand-ins'
+own generated credentials).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from medallion.errors import SecretNotFound
+from medallion.settings import on_databricks
+
+SCOPE = "medallion"
+KEYS = (
+    "snowflake-user",
+    "snowflake-password",
+    "redshift-user",
+    "redshift-password",
+    "crm-token",
+)
+REDACTED = "[REDACTED]"
+
+__all__ = ["KEYS", "REDACTED", "SCOPE", "SecretNotFound", "env_name", "get_secret",
+           "local_secret_values", "redact", "stored_local_secrets"]
+
+
+def env_name(key: str, scope: str = SCOPE) -> str:
+    """The environment variable that holds ``scope/key`` locally: ``MEDALLION_CRM_TOKEN``."""
+    prefix = "MEDALLION" if scope == SCOPE else f"MEDALLION_{scope.upper().replace('-', '_')}"
+    return f"{prefix}_{key.upper().replace('-', '_')}"
+
+
+def get_secret(
+    key: str,
+    *,
+    scope: str = SCOPE,
+    fallback: Callable[[], str | None] | None = None,
+) -> str | None:
+    """The value of ``scope/key``; ``fallback()`` when the provider has none (may be None).
+
+    Raises ``SecretNotFound`` when neither the provider nor a fallback has a value.
+    """
+    local = not on_databricks()
+    value = os.environ.get(env_name(key, scope)) if local else _from_databricks(scope, key)
+    if value:
+        return value
+    if fallback is not None:
+        return fallback()
+    where = f"environment variable {env_name(key, scope)}" if local else f"secret scope {scope!r}"
+    raise SecretNotFound(f"secret {scope}/{key}: expected a value in the {where}, found none")
+
+
+def _from_databricks(scope: str, key: str) -> str | None:
+    from medallion.runtime import dbutils
+
+    try:
+        value: str = dbutils.secrets.get(scope=scope, key=key)
+    except Exception:  # the SDK raises its own types for a missing scope or key
+        return None
+    return value
+
+
+def local_secret_values(extra: Iterable[str | None] = ()) -> list[str]:
+    """Every credential value this process can see locally, longest first (for ``redact``)."""
+    values = {os.environ.get(env_name(key)) for key in KEYS} | set(extra)
+    return sorted((v for v in values if v and len(v) >= 4), key=lambda v: (-len(v), v))
+
+
+def stored_local_secrets(storage_root: str | Path | None) -> list[str]:
+    """Credentials the local stand-ins generated for ``storage_root`` (``devstack/*/password``)."""
+    if not storage_root:
+        return []
+    found = []
+    for path in (Path(storage_root) / "_system" / "devstack").glob("*/password"):
+        try:
+            found.append(path.read_text(encoding="utf-8").strip())
+        except OSError:
+            continue
+    return found
+
+
+def redact(text: str, values: Iterable[str]) -> str:
+    """``text`` with each of ``values`` replaced by ``[REDACTED]``."""
+    for value in values:
+        if value:
+            text = text.replace(value, REDACTED)
+    return text

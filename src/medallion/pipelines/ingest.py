@@ -1,0 +1,284 @@
+"""The ingest steps the ``ingest_daily_sources`` notebooks call: resolve a source, extract, land.
+
+Each step finds its source from a job parameter (empty means the local devstack's stand-in of
+this storage root), takes credentials from the secrets provider (``medallion.credentials``),
+runs the source's extractor for one load date, and returns an ``IngestResult`` with the load's
+counts, positions and rows per second. Endpoints, never credentials, appear in results and errors.
+
+Parameter forms:
+
+- ``snowflake_url``: ``https://<account>.snowflakecomputing.com`` (the account is the first label
+  of the host, or ``?account=``); the stand-in's is ``http://127.0.0.1:<port>?account=fakesnow``.
+- ``redshift_url``: ``redshift://host:5439/db`` (``redshift_connector``) or
+  ``postgresql://host:port/db`` (psycopg; the stand-in).
+- ``crm_api_url``, ``fx_api_url``: base URLs of the HTTP APIs.
+- ``kafka_bootstrap_servers``: ``host:port[,host:port]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from medallion.credentials import get_secret
+from medallion.devstack import postgres as local_postgres
+from medallion.devstack import snowflake as local_snowflake
+from medallion.devstack.service import read_info
+from medallion.devstack.stack import service_url
+from medallion.errors import ConfigError
+from medallion.pipelines.fx_rates import ingest_fx_rates
+from medallion.raw.landing import LoadManifest
+from medallion.sources import crm, kafka_orders, redshift, snowflake
+from medallion.sources.redshift import PostgresWarehouse, RedshiftWarehouse, WarehouseConnection
+from medallion.state import redshift_mark_path, source_lock
+
+SNOWFLAKE_DEFAULT_PORT = 443
+REDSHIFT_DEFAULT_PORT = 5439
+MAX_BACKFILL_DAYS = 366
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """One source's load for one date: where it landed, how many rows, how fast, positions."""
+
+    source: str
+    entity: str | None
+    load_dt: date
+    load_dir: str
+    rows: int
+    seconds: float
+    positions: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        """Landed rows per wall-clock second of the extraction (0 for an empty load)."""
+        return round(self.rows / self.seconds, 1) if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, for task values and run summaries."""
+        return {
+            "source": self.source,
+            "entity": self.entity,
+            "load_dt": self.load_dt.isoformat(),
+            "load_dir": self.load_dir,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": self.rows_per_second,
+            "positions": dict(self.positions),
+        }
+
+
+def _result(manifest: LoadManifest, started: float) -> IngestResult:
+    return IngestResult(
+        source=manifest.source,
+        entity=manifest.entity,
+        load_dt=manifest.load_dt,
+        load_dir=str(manifest.load_dir),
+        rows=manifest.row_count,
+        seconds=time.monotonic() - started,
+        positions=dict(manifest.source_positions),
+    )
+
+
+def snowflake_settings(storage_root: str | Path, snowflake_url: str) -> snowflake.SnowflakeSettings:
+    """Connection settings from the URL (or the local stand-in) and the secret scope."""
+    if not snowflake_url:
+        info = local_snowflake.status(storage_root)
+        if info is None:
+            raise ConfigError(
+                f"no snowflake_url configured and no local Snowflake stand-in is running for "
+                f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
+                "the job parameter snowflake_url"
+            )
+        local = local_snowflake.settings_for(info)
+        user = get_secret("snowflake-user", fallback=lambda: local.user)
+        secret = get_secret("snowflake-password", fallback=lambda: local.password)
+        return snowflake.SnowflakeSettings(
+            host=local.host, port=local.port, account=local.account, user=str(user),
+            password=str(secret), protocol=local.protocol,
+        )
+    parts = urlsplit(snowflake_url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(
+            f"snowflake_url={snowflake_url!r}: expected https://<account>.snowflakecomputing.com"
+        )
+    account = parse_qs(parts.query).get("account", [parts.hostname.split(".")[0]])[0]
+    return snowflake.SnowflakeSettings(
+        host=parts.hostname,
+        port=parts.port or SNOWFLAKE_DEFAULT_PORT,
+        account=account,
+        user=str(get_secret("snowflake-user")),
+        password=str(get_secret("snowflake-password")),
+        protocol=parts.scheme,
+    )
+
+
+def ingest_snowflake_orders(
+    storage_root: str | Path, load_date: date, snowflake_url: str = ""
+) -> IngestResult:
+    """Full load of Snowflake ORDERS into ``raw/snowflake/orders/load_dt=<load_date>``."""
+    settings = snowflake_settings(storage_root, snowflake_url)
+    started = time.monotonic()
+    conn = snowflake.connect_to(settings)
+    try:
+        with source_lock(storage_root, snowflake.SOURCE):
+            manifest = snowflake.extract_orders_to_raw(storage_root, conn, load_date)
+    finally:
+        conn.close()
+    return _result(manifest, started)
+
+
+def redshift_connection(storage_root: str | Path, redshift_url: str) -> WarehouseConnection:
+    """A warehouse connection from the URL (or the local stand-in) and the secret scope."""
+    if not redshift_url:
+        info = read_info(storage_root, local_postgres.NAME)
+        if info is None:
+            raise ConfigError(
+                f"no redshift_url configured and no local PostgreSQL stand-in is running for "
+                f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
+                "the job parameter redshift_url"
+            )
+        redshift_url = info.url
+        fallback_user: str | None = info.details["user"]
+        fallback_password: str | None = local_postgres.password(Path(storage_root))
+    else:
+        fallback_user = fallback_password = None
+    parts = urlsplit(redshift_url)
+    database = parts.path.lstrip("/")
+    if parts.scheme not in {"redshift", "postgresql"} or not parts.hostname or not database:
+        raise ConfigError(
+            f"redshift_url={redshift_url!r}: expected redshift://host:5439/database or "
+            "postgresql://host:port/database"
+        )
+    user = get_secret("redshift-user", fallback=(lambda: fallback_user) if fallback_user else None)
+    secret = get_secret(
+        "redshift-password", fallback=(lambda: fallback_password) if fallback_password else None
+    )
+    if parts.scheme == "redshift":
+        return RedshiftWarehouse(
+            parts.hostname, parts.port or REDSHIFT_DEFAULT_PORT, database, str(user), str(secret)
+        )
+    return PostgresWarehouse.connect(
+        parts.hostname, parts.port or 5432, database, str(user), secret
+    )
+
+
+def ingest_redshift_behavior(
+    storage_root: str | Path, load_date: date, redshift_url: str = ""
+) -> IngestResult:
+    """Behavior events after the high-water mark into ``raw/redshift/behavior/load_dt=``."""
+    conn = redshift_connection(storage_root, redshift_url)
+    started = time.monotonic()
+    try:
+        with source_lock(storage_root, redshift.SOURCE):
+            manifest = redshift.extract_behavior_to_raw(
+                Path(storage_root), conn, load_date, redshift_mark_path(storage_root)
+            )
+    finally:
+        conn.close()
+    return _result(manifest, started)
+
+
+def ingest_crm_accounts(
+    storage_root: str | Path,
+    load_date: date,
+    crm_api_url: str = "",
+    *,
+    lookback_days: int = 3,
+) -> IngestResult:
+    """CRM accounts modified since the watermark (minus the lookback) into ``raw/crm/accounts``."""
+    if lookback_days < 0:
+        raise ConfigError(f"lookback_days={lookback_days}: expected 0 or more")
+    url = service_url(storage_root, "crm_api", crm_api_url)
+    token = get_secret("crm-token", fallback=lambda: None)
+    started = time.monotonic()
+    with source_lock(storage_root, crm.SOURCE):
+        manifest = crm.extract_crm_accounts_to_raw(
+            storage_root, url, load_date, token=token, lookback=timedelta(days=lookback_days)
+        )
+    return _result(manifest, started)
+
+
+def kafka_bootstrap(storage_root: str | Path, configured: str) -> str:
+    """``configured`` when given, else the local broker's bootstrap address."""
+    if configured:
+        return configured
+    info = read_info(storage_root, "kafka")
+    if info is None:
+        raise ConfigError(
+            f"no kafka_bootstrap_servers configured and no local Kafka broker is running for "
+            f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
+            "the job parameter kafka_bootstrap_servers"
+        )
+    return info.details["bootstrap_servers"]
+
+
+def ingest_kafka_orders(
+    storage_root: str | Path,
+    load_date: date,
+    kafka_bootstrap_servers: str = "",
+    *,
+    topic: str = kafka_orders.DEFAULT_TOPIC,
+) -> IngestResult:
+    """Order events from the day's start offsets to the topic's end into ``raw/kafka/orders``.
+
+    The extractor holds the source's lock itself (``kafka_orders.lock``).
+    """
+    bootstrap = kafka_bootstrap(storage_root, kafka_bootstrap_servers)
+    started = time.monotonic()
+    manifest = kafka_orders.extract_kafka_orders_to_raw(
+        storage_root, bootstrap, load_date, topic=topic
+    )
+    return _result(manifest, started)
+
+
+def ingest_fx(storage_root: str | Path, load_date: date, fx_api_url: str = "") -> IngestResult:
+    """The day's FX rates into ``raw/fx_rates/load_dt=<load_date>`` (upsert downstream)."""
+    url = service_url(storage_root, "fx_api", fx_api_url)
+    started = time.monotonic()
+    with source_lock(storage_root, "fx_rates"):
+        step = ingest_fx_rates(storage_root, load_date, url)
+    return IngestResult(
+        source="fx_rates", entity=None, load_dt=load_date, load_dir=step.target,
+        rows=step.rows_written, seconds=time.monotonic() - started,
+        positions={"rate_date": load_date.isoformat()},
+    )
+
+
+def load_dates(run_date: str, backfill_from: str = "", backfill_to: str = "") -> list[str]:
+    """The load dates a run covers: ``[run_date]``, or every day of the backfill range.
+
+    ``backfill_from`` alone runs from that day to ``run_date``; both give an inclusive range.
+    Dates are ISO ``YYYY-MM-DD``, returned oldest first (incremental sources must go in order).
+    """
+    def parse(name: str, value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r}: expected a date YYYY-MM-DD") from None
+
+    end = parse("run_date", run_date)
+    if not backfill_from:
+        if backfill_to:
+            raise ConfigError(f"backfill_to={backfill_to!r} needs backfill_from as well")
+        return [end.isoformat()]
+    start = parse("backfill_from", backfill_from)
+    if backfill_to:
+        end = parse("backfill_to", backfill_to)
+    if start > end:
+        raise ConfigError(
+            f"backfill range {start.isoformat()} .. {end.isoformat()}: the start is after the end"
+        )
+    days = (end - start).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise ConfigError(
+            f"backfill range {start.isoformat()} .. {end.isoformat()} is {days} days; expected at "
+            f"most {MAX_BACKFILL_DAYS} per run (split it into several runs)"
+        )
+    return [(start + timedelta(days=offset)).isoformat() for offset in range(days)]
+

@@ -1,0 +1,240 @@
+"""``ingest_daily_sources`` end to end: the real bundle job, the CLI, the five real stand-ins.
+
+Every expectation comes from the generator (what it put into each system that day), never from
+the extractors' code. The tests run in file order on one world: two daily runs, a rerun, a day
+with the CRM down, then a full reload of the whole range.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medallion.devstack.fx_api import CURRENCIES
+from medallion.generate.load import behavior_events_on, kafka_order_events_on
+from medallion.generate.model import crm_accounts_on, late_crm_updates, orders_snapshot
+from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest
+from medallion.state import state_dir
+from tests.integration.conftest import SourceWorld
+
+pytestmark = pytest.mark.integration
+
+WORLD_SCALE = 0.1
+WORLD_DAYS = 3
+SOURCES = {
+    "snowflake": "orders", "redshift": "behavior", "crm": "accounts", "kafka": "orders",
+    "fx_rates": None,
+}
+INGEST_TASKS = ("ingest_snowflake_orders", "ingest_redshift_behavior", "ingest_crm_accounts",
+                "ingest_kafka_orders", "ingest_fx_rates")
+
+
+def task_states(record: dict[str, Any]) -> dict[str, str]:
+    return {task["task_key"]: task["state"] for task in record["tasks"]}
+
+
+def manifests(world: SourceWorld) -> dict[tuple[str, date], tuple[str, str]]:
+    """(source, load_dt) -> (sha256, landed_at) of every complete load."""
+    found = {}
+    for source, entity in SOURCES.items():
+        for load_dt in list_loads(raw_zone(world.root), source, entity):
+            manifest = read_manifest(load_dir(raw_zone(world.root), source, entity, load_dt))
+            found[(source, load_dt)] = (manifest.sha256, manifest.landed_at.isoformat())
+    return found
+
+
+def keyed(records: list[dict[str, Any]], key: str) -> Counter[Any]:
+    return Counter(record.get(key) for record in records)
+
+
+def expected_events(world: SourceWorld, day: date) -> Counter[Any]:
+    """The behavior events of ``day`` the mark can order: event_id and event_ts both set."""
+    return Counter(event["event_id"] for event in behavior_events_on(world.data, day)
+                   if event["event_id"] is not None and event["event_ts"] is not None)
+
+
+@pytest.fixture(scope="module")
+def two_days(source_world: SourceWorld) -> list[dict[str, Any]]:
+    """Days 0 and 1: the systems advance, then the job runs for that day."""
+    records = []
+    for index in (0, 1):
+        day = source_world.day(index)
+        source_world.advance(day)
+        result, record = source_world.run_job("ingest_daily_sources", f"run_date={day}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        records.append(record)
+    return records
+
+
+def test_every_task_succeeds_and_the_full_reload_branch_is_skipped(
+    two_days: list[dict[str, Any]],
+) -> None:
+    assert task_states(two_days[0]) == {
+        "plan_load_dates": "SUCCESS", "full_reload": "SUCCESS",
+        "reset_incremental_positions": "EXCLUDED", **dict.fromkeys(INGEST_TASKS, "SUCCESS"),
+        "check_landed_files": "SUCCESS",
+    }
+
+
+def test_snowflake_lands_the_full_snapshot_of_each_day(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    for index in (0, 1):
+        day = source_world.day(index)
+        landed = source_world.raw_records("snowflake", "orders", day)
+        snapshot = orders_snapshot(source_world.data, day)
+        assert len(landed) == len(snapshot) == source_world.reports[day].snowflake.rows
+        assert keyed(landed, "order_id") == keyed(snapshot, "order_id")
+
+
+def test_redshift_lands_each_event_once_on_the_day_it_appeared(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    for index in (0, 1):
+        day = source_world.day(index)
+        landed = source_world.raw_records("redshift", "behavior", day)
+        assert keyed(landed, "event_id") == expected_events(source_world, day)
+
+
+def test_kafka_lands_every_message_of_each_day_exactly_once(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    for index in (0, 1):
+        day = source_world.day(index)
+        landed = source_world.raw_records("kafka", "orders", day)
+        produced = kafka_order_events_on(source_world.data, day)
+        assert len(landed) == len(produced) == source_world.reports[day].kafka.rows
+        assert keyed(landed, "order_id") == keyed(produced, "order_id")
+
+
+def test_crm_lands_every_account_and_the_late_updates_of_day_1(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    first, second = source_world.day(0), source_world.day(1)
+    landed = [*source_world.raw_records("crm", "accounts", first),
+              *source_world.raw_records("crm", "accounts", second)]
+    served = [*crm_accounts_on(source_world.data, first),
+              *crm_accounts_on(source_world.data, second)]
+    assert {r["customer_id"] for r in landed} == {
+        r["customer_id"] for r in served if r["customer_id"] is not None
+    }
+    late = [u for u in late_crm_updates(source_world.data) if u["available_on"] == second]
+    assert late, "the generator should produce late updates at this scale"
+    day_two = {(r["customer_id"], r["last_modified_date"])
+               for r in source_world.raw_records("crm", "accounts", second)}
+    for update in late:
+        stamp = update["last_modified_date"].isoformat().replace("+00:00", "Z")
+        assert any(cid == update["customer_id"] and str(modified).startswith(stamp[:19])
+                   for cid, modified in day_two), update
+
+
+def test_fx_lands_one_rate_per_currency_per_day(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    for index in (0, 1):
+        landed = source_world.raw_records("fx_rates", None, source_world.day(index))
+        assert sorted(r["currency"] for r in landed) == sorted(CURRENCIES)
+
+
+def test_the_file_check_counts_every_landed_load(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    run_dir = Path(two_days[1]["run_dir"])
+    values = json.loads((run_dir / "_task_values" / "check_landed_files.json").read_text())
+    day = source_world.day(1)
+    rows = sum(read_manifest(load_dir(raw_zone(source_world.root), s, e, day)).row_count
+               for s, e in SOURCES.items())
+    assert values == {"complete_loads": 5, "expected_loads": 5, "rows_landed": rows}
+
+
+def test_rerunning_a_day_changes_no_load(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    before = manifests(source_world)
+
+    result, _ = source_world.run_job("ingest_daily_sources", f"run_date={source_world.day(1)}")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert manifests(source_world) == before
+
+
+def test_a_down_source_fails_clearly_while_the_others_land(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    day = source_world.day(2)
+    source_world.advance(day)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    result, record = source_world.run_job("ingest_daily_sources", f"run_date={day}",
+                                          f"crm_api_url={dead}")
+
+    assert result.returncode == 1
+    states = task_states(record)
+    assert states["ingest_crm_accounts"] == "FAILED"
+    assert {states[t] for t in INGEST_TASKS if t != "ingest_crm_accounts"} == {"SUCCESS"}
+    assert states["check_landed_files"] == "FAILED"  # it ran (ALL_DONE) and found the gap
+    check = next(t for t in record["tasks"] if t["task_key"] == "check_landed_files")
+    assert "RawLoadsMissing" in check["error"]
+    assert "crm/accounts: 0 of 1" in check["error"]
+    crm_task = next(t for t in record["tasks"] if t["task_key"] == "ingest_crm_accounts")
+    message = crm_task["error"]
+    assert "source 'crm'" in message
+    assert f"{dead}/crm/v3/objects/contacts/search" in message
+    assert "ConnectError" in message
+    assert "ingest_crm_accounts" in result.stderr
+    assert dead in result.stderr
+    landed = {source for source, entity in SOURCES.items()
+              if day in list_loads(raw_zone(source_world.root), source, entity)}
+    assert landed == {"snowflake", "redshift", "kafka", "fx_rates"}
+    values = json.loads((Path(record["run_dir"]) / "_task_values" / "check_landed_files.json")
+                        .read_text())
+    assert (values["complete_loads"], values["expected_loads"]) == (4, 5)
+
+    retry, _ = source_world.run_job("ingest_daily_sources", f"run_date={day}")
+
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert day in list_loads(raw_zone(source_world.root), "crm", "accounts")
+
+
+def test_a_full_reload_of_the_range_moves_old_loads_aside_and_lands_everything_once(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    days = [source_world.day(i) for i in range(3)]
+    if days[-1] not in source_world.reports:  # when run on its own
+        source_world.advance(days[-1])
+    before = manifests(source_world)
+    resets = state_dir(source_world.root) / "resets"
+    shutil.rmtree(resets, ignore_errors=True)
+
+    result, record = source_world.run_job(
+        "ingest_daily_sources", f"run_date={days[-1]}", f"backfill_from={days[0]}",
+        f"backfill_to={days[-1]}", "load_mode=full",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert task_states(record)["reset_incremental_positions"] == "SUCCESS"
+    (stamp,) = resets.iterdir()
+    for source in ("redshift", "crm", "kafka"):
+        archived = sorted(p.name for p in (stamp / source / SOURCES[source]).iterdir())
+        assert archived == [f"load_dt={d}" for d in days if (source, d) in before]
+    landed_events = Counter[Any]()
+    landed_messages = Counter[Any]()
+    for day in days:
+        landed_events += keyed(source_world.raw_records("redshift", "behavior", day), "event_id")
+        landed_messages += keyed(source_world.raw_records("kafka", "orders", day), "order_id")
+    assert landed_events == sum((expected_events(source_world, d) for d in days), Counter())
+    produced = [m for d in days for m in kafka_order_events_on(source_world.data, d)]
+    assert landed_messages == keyed(produced, "order_id")
+    after = manifests(source_world)
+    unchanged = [key for key in before if key[0] in {"snowflake", "fx_rates"}]
+    assert unchanged  # full loads and daily pulls are not reset
+    assert {key: after[key] for key in unchanged} == {key: before[key] for key in unchanged}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from medallion.bundle import find_schema, load_bundle, validate_bundle
-from medallion.jobs.model import NotificationEvent, parse_job
+from medallion.jobs.model import NotificationEvent, RunJob, parse_job
 from medallion.settings import repo_root
 
 INGEST_LOOPS = ("ingest_snowflake_orders", "ingest_redshift_behavior", "ingest_crm_accounts",
@@ -45,7 +45,8 @@ def test_runner_parses_every_job() -> None:
 
     assert {key: [t.task_key for t in job.tasks] for key, job in jobs.items()} == {
         "ingest_daily_sources": ["plan_load_dates", "full_reload", "reset_incremental_positions",
-                                 *INGEST_LOOPS, "check_landed_files"],
+                                 *INGEST_LOOPS, "check_landed_files", "has_new_rows",
+                                 "build_analytics"],
         "build_analytics": ["check_raw_files", "has_raw_files", "bronze_fx_rates",
                             "silver_fx_rates", "gold_fx_daily_change"],
     }
@@ -72,6 +73,13 @@ def test_ingest_runs_five_retried_loops_in_parallel_then_counts_what_landed() ->
     warning = NotificationEvent.ON_DURATION_WARNING
     assert job.notifications.destinations(warning)[0] == ("data-platform-alerts@example.com",)
     assert job.parameters["load_mode"] == "incremental"
+    build = job.task("build_analytics")
+    assert [(d.task_key, d.outcome) for d in build.depends_on] == [("has_new_rows", "true")]
+    assert build.for_each is not None
+    assert build.for_each.task.run_job == RunJob(
+        "build_analytics",
+        {"run_date": "{{input}}", "storage_root": "{{job.parameters.storage_root}}"},
+    )
 
 
 def test_cli_exits_non_zero_and_names_the_failed_task(tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def jobs_run(
         str, typer.Option("--compute", help="warm (shared local server), cold, or sc://host:port")
     ] = "warm",
     runs_root: Annotated[Path | None, typer.Option(help="where executed notebooks go")] = None,
-    max_parallel: Annotated[int, typer.Option(help="tasks run at once")] = 2,
+    max_parallel: Annotated[int, typer.Option(help="tasks run at once")] = 5,
     kernel_pool: Annotated[int, typer.Option(help="kernels started ahead (0: on demand)")] = 2,
     bundle_root: BundleOpt = Path(),
 ) -> None:
@@ -165,13 +165,15 @@ def jobs_run(
             raise typer.BadParameter(
                 f"no job {job_key!r} in the bundle; jobs: {', '.join(sorted(bundle.jobs))}"
             )
-        job = parse_job(job_key, bundle.jobs[job_key])
+        jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
+        job = jobs[job_key]
         options = RunOptions(
             runs_root=(runs_root or root / "runs").resolve(),
             compute=compute_mode,
             kernel_pool=kernel_pool,
             max_parallel=max_parallel,
             observer=ConsoleProgress(console),
+            jobs=jobs,
         )
         result = run_job(job, _pairs(param, "--param"), options)
     except MedallionError as error:

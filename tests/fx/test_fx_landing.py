@@ -174,3 +174,32 @@ def test_rejects_a_naive_now_and_bad_names(tmp_path: Path) -> None:
         land_records(tmp_path, "fx_rates", None, LOAD_DT, RECORDS, now=datetime(2026, 11, 2))
     with pytest.raises(ConfigError, match=r"source '\.\./etc'"):
         land_records(tmp_path, "../etc", None, LOAD_DT, RECORDS)
+
+
+def test_the_manifest_counts_unknown_columns_and_the_extractors_anomalies(
+    tmp_path: Path,
+) -> None:
+    records = [
+        {**RECORDS[0], "_debug_flag": True},
+        {**RECORDS[1], "_debug_flag": None, "note": "x"},  # a null in an unknown column: no value
+        {**RECORDS[2], "_debug_flag": False},
+    ]
+
+    manifest = land(tmp_path, records, expected_columns=("date", "base", "currency", "rate"),
+                    anomalies={"wrong_type:rate": 2, "bad_json": 0})
+
+    assert manifest.anomalies == {
+        "unknown_column:_debug_flag": 2, "unknown_column:note": 1, "wrong_type:rate": 2,
+    }
+    assert read_lines(manifest) == records  # landed as received
+    assert read_manifest(manifest.load_dir) == manifest
+
+
+def test_a_manifest_without_anomalies_reads_as_none_found(tmp_path: Path) -> None:
+    manifest = land(tmp_path)
+    path = manifest.load_dir / MANIFEST_NAME
+    content = json.loads(path.read_text())
+    del content["anomalies"]  # written before the field existed
+    path.write_text(json.dumps(content))
+
+    assert read_manifest(manifest.load_dir).anomalies == {}

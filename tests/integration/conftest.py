@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from medallion import compute
 from medallion.devstack import stack
 from medallion.generate import GeneratedData, GeneratorConfig, generate
 from medallion.generate.load import LoadReport, load_day
@@ -71,7 +72,8 @@ def source_world(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtu
                  ) -> Iterator[SourceWorld]:
     """Generated data (scale from the module's ``WORLD_SCALE``, default 0.05) and five stand-ins.
 
-    Nothing is loaded yet: tests advance the days they need. The stand-ins stop at module end.
+    Nothing is loaded yet: tests advance the days they need. The stand-ins and the module's warm
+    Spark server stop at module end.
     """
     scale = float(getattr(request.module, "WORLD_SCALE", 0.05))
     days = int(getattr(request.module, "WORLD_DAYS", 3))
@@ -80,7 +82,9 @@ def source_world(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtu
     root = base / "lakehouse"
     data = generate(GeneratorConfig(seed=42, scale=scale, days=days, start_date=start))
     stack.up(root)
+    compute.pin_server(root)  # one warm Spark server for every build the module runs
     try:
         yield SourceWorld(root, base / "runs", data)
     finally:
+        compute.unpin_server(root)
         stack.down(root)

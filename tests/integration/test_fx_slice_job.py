@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -18,7 +17,6 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion import compute
 from medallion.devstack.fx_api import CURRENCIES, synthetic_usd_rate
 from medallion.settings import repo_root
 from tests.integration.conftest import SourceWorld
@@ -46,11 +44,12 @@ class Lakehouse:
         return self.world.medallion(*args)
 
     def run_day(self, run_date: date) -> None:
-        """Ingest then build one business date; both must succeed."""
-        for job in ("ingest_daily_sources", "build_analytics"):
-            result = self.medallion("jobs", "run", job, "--param",
-                                    f"run_date={run_date.isoformat()}")
-            assert result.returncode == 0, result.stdout + result.stderr
+        """Ingest one business date, which builds it too (run_job_task); both must succeed."""
+        result, record = self.world.run_job("ingest_daily_sources",
+                                            f"run_date={run_date.isoformat()}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        states = {task["task_key"]: task["state"] for task in record["tasks"]}
+        assert states["build_analytics"] == "SUCCESS"
 
     def table(self, spark: SparkSession, name: str) -> DataFrame:
         """A table of this lakehouse, read by path."""
@@ -59,17 +58,13 @@ class Lakehouse:
 
 
 @pytest.fixture(scope="module")
-def lakehouse(source_world: SourceWorld) -> Iterator[Lakehouse]:
-    """Two business days: the sources advance, then both jobs run, on a warm server."""
-    compute.pin_server(source_world.root)
-    try:
-        house = Lakehouse(source_world)
-        for run_date in DATES:
-            source_world.advance(run_date)
-            house.run_day(run_date)
-        yield house
-    finally:
-        compute.unpin_server(source_world.root)
+def lakehouse(source_world: SourceWorld) -> Lakehouse:
+    """Two business days: the sources advance, then the daily jobs run, on a warm server."""
+    house = Lakehouse(source_world)
+    for run_date in DATES:
+        source_world.advance(run_date)
+        house.run_day(run_date)
+    return house
 
 
 def expected_silver(spark: SparkSession) -> DataFrame:

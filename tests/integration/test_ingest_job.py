@@ -79,7 +79,7 @@ def test_every_task_succeeds_and_the_full_reload_branch_is_skipped(
     assert task_states(two_days[0]) == {
         "plan_load_dates": "SUCCESS", "full_reload": "SUCCESS",
         "reset_incremental_positions": "EXCLUDED", **dict.fromkeys(INGEST_TASKS, "SUCCESS"),
-        "check_landed_files": "SUCCESS",
+        "check_landed_files": "SUCCESS", "has_new_rows": "SUCCESS", "build_analytics": "SUCCESS",
     }
 
 
@@ -143,6 +143,47 @@ def test_fx_lands_one_rate_per_currency_per_day(
         assert sorted(r["currency"] for r in landed) == sorted(CURRENCIES)
 
 
+def dirt(world: SourceWorld, source: str, kind: str, day: date) -> list[str | None]:
+    """Keys of the records the generator made dirty with ``kind`` that reach ``source`` on day."""
+    return [entry.key for entry in world.data.manifest
+            if (entry.source, entry.kind.value, entry.day) == (source, kind, day)]
+
+
+def anomalies(world: SourceWorld, source: str, entity: str | None, day: date) -> dict[str, int]:
+    return dict(read_manifest(load_dir(raw_zone(world.root), source, entity, day)).anomalies)
+
+
+def test_each_manifest_counts_the_dirt_the_generator_injected(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    for index in (0, 1):
+        day = source_world.day(index)
+        kafka = {
+            "unknown_column:_debug_flag": len(dirt(source_world, "kafka_order_events",
+                                                   "unknown_column", day)),
+            "wrong_type:amount": len(dirt(source_world, "kafka_order_events", "wrong_type", day)),
+            "null_key:order_id": len(dirt(source_world, "kafka_order_events", "null_key", day)),
+        }
+        assert anomalies(source_world, "kafka", "orders", day) == {
+            k: v for k, v in kafka.items() if v
+        }
+        behavior = len(dirt(source_world, "behavior_events", "unknown_column", day))
+        assert anomalies(source_world, "redshift", "behavior", day) == (
+            {"unknown_column:_debug_flag": behavior} if behavior else {}
+        )
+        snapshot = orders_snapshot(source_world.data, day)
+        wrong = [entry.key for entry in source_world.data.manifest
+                 if (entry.source, entry.kind.value) == ("snowflake_orders", "wrong_type")]
+        snowflake = {
+            "wrong_type:order_amount": sum(1 for o in snapshot if o["order_id"] in wrong),
+            "null_key:order_id": sum(1 for o in snapshot if o["order_id"] is None),
+        }
+        assert snowflake["wrong_type:order_amount"] > 0
+        assert anomalies(source_world, "snowflake", "orders", day) == {
+            k: v for k, v in snowflake.items() if v
+        }
+
+
 def test_the_file_check_counts_every_landed_load(
     source_world: SourceWorld, two_days: list[dict[str, Any]]
 ) -> None:
@@ -182,6 +223,7 @@ def test_a_down_source_fails_clearly_while_the_others_land(
     assert states["ingest_crm_accounts"] == "FAILED"
     assert {states[t] for t in INGEST_TASKS if t != "ingest_crm_accounts"} == {"SUCCESS"}
     assert states["check_landed_files"] == "FAILED"  # it ran (ALL_DONE) and found the gap
+    assert (states["has_new_rows"], states["build_analytics"]) == ("UPSTREAM_FAILED",) * 2
     check = next(t for t in record["tasks"] if t["task_key"] == "check_landed_files")
     assert "RawLoadsMissing" in check["error"]
     assert "crm/accounts: 0 of 1" in check["error"]

@@ -37,10 +37,10 @@ def run_fixture_job(tmp_path: Path, marker_dir: Path, sleeps: list[float]) -> Ru
 
     def run(job_key: str, **params: str) -> JobRunResult:
         bundle = load_bundle(FIXTURE_BUNDLE)
-        job = parse_job(job_key, bundle.jobs[job_key])
+        jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
         options = RunOptions(runs_root=tmp_path / "runs", compute="cold", kernel_pool=1,
-                             sleep=sleeps.append)
-        return run_job(job, {"marker_dir": str(marker_dir), **params}, options)
+                             sleep=sleeps.append, jobs=jobs)
+        return run_job(jobs[job_key], {"marker_dir": str(marker_dir), **params}, options)
 
     return run
 

@@ -164,3 +164,33 @@ def test_for_each_task_with_inputs_that_are_not_a_list_fails_clearly(
     assert result.tasks["per_day"].error == (
         "job 'loop_job' task 'per_day' for_each_task.inputs: expected a JSON list, got dict"
     )
+
+
+def test_run_job_task_runs_another_job_with_its_parameters_once_and_per_item(
+    run_fixture_job: RunFixture, marker_dir: Path, tmp_path: Path
+) -> None:
+    result = run_fixture_job("parent_job")
+
+    assert states(result) == {"run_params_job": "SUCCESS", "per_day": "SUCCESS"}
+    recorded = markers(marker_dir)
+    assert sorted(recorded) == ["day_2026-11-01", "day_2026-11-02", "from_parent"]
+    assert [recorded[f"day_2026-11-0{n}"]["run_date"] for n in (1, 2)] == [
+        "2026-11-01", "2026-11-02"
+    ]
+    child_runs = sorted((tmp_path / "runs" / "params_job").glob("*/run.json"))
+    assert len(child_runs) == 3
+    child = json.loads(child_runs[0].read_text())
+    assert result.tasks["run_params_job"].notebook_output == child["run_dir"]
+    assert recorded["from_parent"]["extra"] == f"run {child['run_id']}"
+
+
+def test_a_failed_child_run_fails_the_run_job_task_and_names_what_failed(
+    run_fixture_job: RunFixture,
+) -> None:
+    result = run_fixture_job("parent_of_failure_job")
+
+    assert states(result) == {"run_failure_job": "FAILED", "after": "UPSTREAM_FAILED"}
+    error = result.tasks["run_failure_job"].error or ""
+    assert error.startswith("run ")
+    assert "of job 'failure_job' FAILED: task 'breaks' FAILED after 1 attempt(s): notebook" in error
+    assert "ValueError" in error

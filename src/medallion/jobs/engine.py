@@ -117,6 +117,8 @@ class RunOptions:
     sleep: Callable[[float], None] = time.sleep
     # None: the outbox under runs_root (and MEDALLION_NOTIFY_WEBHOOK_URL when set).
     notifier: Notifier | None = None
+    # The bundle's jobs by key, for run_job_task (a job that runs another job).
+    jobs: Mapping[str, JobSpec] = field(default_factory=dict)
 
 
 def new_run_id(now: datetime) -> str:
@@ -322,6 +324,9 @@ def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
     iterations = [TaskRun(f"{nested.task_key}[{i}]") for i in range(len(items))]
 
     def iterate(index: int) -> None:
+        if nested.run_job is not None:
+            _execute_run_job(run, nested, iterations[index], iteration_input=items[index])
+            return
         _execute_notebook(run, nested, iterations[index], pool,
                           output_stem=f"{task.task_key}/iteration-{index}",
                           iteration_input=items[index])
@@ -339,6 +344,39 @@ def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         task_run.state = SUCCESS
 
 
+def _execute_run_job(run: _Run, task: TaskSpec, task_run: TaskRun,
+                     iteration_input: Any = None) -> None:
+    """Run another job of the bundle to completion; this task ends as that run ends."""
+    assert task.run_job is not None  # parse_task guarantees it for run_job tasks
+    where = f"job {run.job.key!r} task {task.task_key!r} run_job_task"
+    task_run.attempts = 1
+    key = task.run_job.job_key
+    if key == run.job.key:
+        task_run.state, task_run.error = FAILED, f"{where}: a job cannot run itself"
+        return
+    if key not in run.options.jobs:
+        task_run.state = FAILED
+        task_run.error = (f"{where}: job_id {key!r} is not a job of the bundle; jobs: "
+                          f"{', '.join(sorted(run.options.jobs)) or 'none given to the runner'}")
+        return
+    scope = run.scope(task.task_key, iteration_input)
+    try:
+        parameters = {name: resolve_references(value, scope, f"{where}.job_parameters")
+                      for name, value in task.run_job.job_parameters.items()}
+        child = run_job(run.options.jobs[key], parameters, run.options)
+    except (BundleError, JobRunFailed) as error:
+        task_run.state, task_run.error = FAILED, f"{where}: {error}"
+        return
+    task_run.notebook_output = str(child.run_dir)
+    if child.exit_code:
+        task_run.state = FAILED
+        task_run.error = f"run {child.run_id} of job {key!r} {child.state}: " + "; ".join(
+            line.strip() for line in child.failure_message().splitlines()[1:]
+        )
+    else:
+        task_run.state = SUCCESS
+
+
 def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
     task_run = run.tasks[task.task_key]
     started = time.monotonic()
@@ -351,6 +389,9 @@ def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
             _execute_condition(run, task, task_run)
         elif task.for_each is not None:
             _execute_for_each(run, task, task_run, pool)
+        elif task.run_job is not None:
+            run.options.observer.task_started(task.task_key, 1)
+            _execute_run_job(run, task, task_run)
         else:
             _execute_notebook(run, task, task_run, pool)
     except Exception as error:  # the runner's own fault: fail this task, keep the run consistent

@@ -94,6 +94,14 @@ class ForEach:
 
 
 @dataclass(frozen=True)
+class RunJob:
+    """A ``run_job_task``: run another job of the bundle (``job_id`` resolves to its key)."""
+
+    job_key: str
+    job_parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task of a job."""
 
@@ -104,6 +112,7 @@ class TaskSpec:
     base_parameters: Mapping[str, str] = field(default_factory=dict)
     condition: Condition | None = None
     for_each: ForEach | None = None
+    run_job: RunJob | None = None
     max_retries: int = 0
     min_retry_interval_millis: int = 0
     retry_on_timeout: bool = False
@@ -112,9 +121,11 @@ class TaskSpec:
 
     @property
     def kind(self) -> str:
-        """``notebook``, ``condition`` or ``for_each``."""
+        """``notebook``, ``condition``, ``for_each`` or ``run_job``."""
         if self.condition:
             return "condition"
+        if self.run_job:
+            return "run_job"
         return "for_each" if self.for_each else "notebook"
 
 
@@ -203,6 +214,7 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
     base_parameters: dict[str, str] = {}
     condition = None
     for_each = None
+    run_job = None
     if "for_each_task" in raw:
         loop = raw["for_each_task"]
         for_each = ForEach(
@@ -211,9 +223,9 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
             task=parse_task(loop["task"], job_key),
             concurrency=_int(loop.get("concurrency", 1), f"{where}.for_each_task.concurrency"),
         )
-        if for_each.task.kind != "notebook":
+        if for_each.task.kind not in {"notebook", "run_job"}:
             raise BundleError(f"{where}.for_each_task.task: the local runner loops over "
-                              "notebook tasks only")
+                              "notebook and run_job tasks only")
     elif "notebook_task" in raw:
         notebook = raw["notebook_task"]
         notebook_path = Path(notebook["notebook_path"])
@@ -221,12 +233,17 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
     elif "condition_task" in raw:
         cond = raw["condition_task"]
         condition = Condition(ConditionOp(cond["op"]), str(cond["left"]), str(cond["right"]))
+    elif "run_job_task" in raw:
+        spec = raw["run_job_task"]
+        run_job = RunJob(
+            job_key=str(spec["job_id"]),
+            job_parameters={str(k): str(v) for k, v in (spec.get("job_parameters") or {}).items()},
+        )
     else:
         kinds = sorted(k for k in raw if k.endswith("_task"))
         raise BundleError(
-            f"{where}: the local runner runs notebook_task, condition_task and for_each_task; "
-            "found "
-            f"{kinds or 'no task type'}"
+            f"{where}: the local runner runs notebook_task, condition_task, for_each_task and "
+            f"run_job_task; found {kinds or 'no task type'}"
         )
     return TaskSpec(
         task_key=key,
@@ -236,6 +253,7 @@ def parse_task(raw: Mapping[str, Any], job_key: str) -> TaskSpec:
         base_parameters=base_parameters,
         condition=condition,
         for_each=for_each,
+        run_job=run_job,
         max_retries=_int(raw.get("max_retries", 0), f"{where}.max_retries"),
         min_retry_interval_millis=_int(
             raw.get("min_retry_interval_millis", 0), f"{where}.min_retry_interval_millis"

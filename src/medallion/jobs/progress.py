@@ -27,13 +27,16 @@ class ConsoleProgress(RunObserver):
         self.console = console or Console(highlight=False, soft_wrap=True)
         self._started = time.monotonic()
         self._total = 0
+        self._depth = 0  # a run_job_task runs a job inside a job: one clock for the outer run
 
     def _clock(self) -> str:
         return f"[dim]{time.monotonic() - self._started:7.1f}s[/dim]"
 
     def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
         """Announce the run and where its notebooks go."""
-        self._started = time.monotonic()
+        if self._depth == 0:
+            self._started = time.monotonic()
+        self._depth += 1
         self._total = len(job.tasks)
         self.console.print(f"[bold]▶ job {job.key}[/bold] run {run_id} "
                            f"({self._total} tasks) → {run_dir}")
@@ -50,9 +53,9 @@ class ConsoleProgress(RunObserver):
         if run.condition_result is not None:
             detail = f" → {run.condition_result}"
         elif run.state in {"FAILED", "TIMEDOUT"}:
-            detail = f": {run.error}"
+            detail = f": {escape(run.error or '')}"
         elif run.reason:
-            detail = f": {run.reason}"
+            detail = f": {escape(run.reason)}"
         took = f" in {run.duration_seconds:.1f}s" if run.attempts else ""
         self.console.print(f"{self._clock()}   [{color}]{mark} {run.task_key} "
                            f"{run.state.lower()}{took}[/{color}]{detail}")
@@ -65,6 +68,7 @@ class ConsoleProgress(RunObserver):
 
     def job_finished(self, result: JobRunResult) -> None:
         """The summary table and the run's outcome."""
+        self._depth = max(self._depth - 1, 0)
         table = Table(title=f"{result.job_key} · run {result.run_id}", title_justify="left")
         for column in ("task", "state", "attempts", "seconds", "notebook"):
             table.add_column(column)

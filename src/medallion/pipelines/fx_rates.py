@@ -52,6 +52,12 @@ def ingest_fx_rates(
         run_date,
         records,
         source_positions={"rate_date": run_date.isoformat(), "base": base},
+        expected_columns=("date", "base", "currency", "rate"),
+        anomalies={
+            "wrong_type:rate": sum(
+                1 for r in records if not isinstance(r["rate"], int | float) or r["rate"] is True
+            )
+        },
         now=now,
     )
     return StepResult(

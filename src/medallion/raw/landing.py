@@ -14,8 +14,9 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -58,6 +59,7 @@ class LoadManifest:
     landed_at: datetime
     source_positions: Mapping[str, Any]
     load_dir: Path
+    anomalies: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def data_paths(self) -> list[Path]:
@@ -78,6 +80,7 @@ class LoadManifest:
             ],
             "landed_at": self.landed_at.isoformat(timespec="microseconds"),
             "source_positions": dict(self.source_positions),
+            "anomalies": dict(self.anomalies),
         }
 
     @classmethod
@@ -97,6 +100,7 @@ class LoadManifest:
                 landed_at=datetime.fromisoformat(content["landed_at"]),
                 source_positions=dict(content["source_positions"]),
                 load_dir=load_dir,
+                anomalies={str(k): int(v) for k, v in content.get("anomalies", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as error:
             raise RawLoadError(
@@ -132,10 +136,17 @@ def land_records(
     records: Iterable[Mapping[str, Any]],
     *,
     source_positions: Mapping[str, Any] | None = None,
+    expected_columns: Collection[str] | None = None,
+    anomalies: Mapping[str, int] | None = None,
     now: datetime | None = None,
     rows_per_file: int = DEFAULT_ROWS_PER_FILE,
 ) -> LoadManifest:
     """Land ``records`` as the load of ``load_dt``; returns its manifest.
+
+    Records land as received, never dropped. The manifest counts what is odd about them
+    (``anomalies``): the extractor's own counts (bad JSON, wrong types, null keys) plus, when
+    ``expected_columns`` is given, ``unknown_column:<name>`` for each record carrying a value in
+    a column outside it.
 
     Identical content (and source positions) already landed: a no-op returning the existing
     manifest. Otherwise the load is replaced: new files are staged under temporary names, renamed,
@@ -145,18 +156,23 @@ def land_records(
         raise ConfigError(f"rows_per_file={rows_per_file}: expected at least 1")
     landed_at = _utc_now(now)
     positions = _to_json_value(dict(source_positions or {}))
+    counts: Counter[str] = Counter({k: v for k, v in (anomalies or {}).items() if v})
+    if expected_columns is not None:
+        records = _counting_unknown_columns(records, frozenset(expected_columns), counts)
     target = load_dir(raw_root, source, entity, load_dt)
     target.mkdir(parents=True, exist_ok=True)
     staged: list[Path] = []
     try:
         files, total_sha = _stage_records(target, records, rows_per_file, staged)
         row_count = sum(landed.row_count for landed in files)
+        found = dict(sorted(counts.items()))
         existing = _valid_manifest_or_none(target)
         if (
             existing is not None
             and existing.sha256 == total_sha
             and existing.row_count == row_count
             and existing.source_positions == positions
+            and existing.anomalies == found
         ):
             return existing
         for temporary, landed in zip(staged, files, strict=True):
@@ -172,6 +188,7 @@ def land_records(
             landed_at=landed_at,
             source_positions=positions,
             load_dir=target,
+            anomalies=found,
         )
         _write_manifest(manifest)
         _remove_unlisted(target, manifest)
@@ -179,6 +196,17 @@ def land_records(
     finally:
         for temporary in staged:
             temporary.unlink(missing_ok=True)
+
+
+def _counting_unknown_columns(
+    records: Iterable[Mapping[str, Any]], expected: frozenset[str], counts: Counter[str]
+) -> Iterator[Mapping[str, Any]]:
+    """``records`` unchanged, counting values in columns outside ``expected`` as they pass."""
+    for record in records:
+        for column, value in record.items():
+            if value is not None and column not in expected:
+                counts[f"unknown_column:{column}"] += 1
+        yield record
 
 
 def read_manifest(load_dir: Path) -> LoadManifest:

@@ -283,6 +283,8 @@ def extract_crm_accounts_to_raw(
             "until": until.isoformat(),
             "watermark": None if watermark is None else watermark.isoformat(),
         },
+        expected_columns=ACCOUNT_COLUMNS,
+        anomalies={"null_key:customer_id": sum(1 for r in records if r["customer_id"] is None)},
         now=now,
     )
     log.info(

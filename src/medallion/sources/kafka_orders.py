@@ -56,6 +56,12 @@ TIMEOUT_SECONDS = 120.0
 SLEEP_PER_BATCH_ENV = "MEDALLION_KAFKA_TEST_SLEEP_PER_BATCH"
 CRASH_BEFORE_MANIFEST_ENV = "MEDALLION_TEST_CRASH_BEFORE_MANIFEST"
 CRASH_EXIT_CODE = 137
+# The order event's fields, and what the extractor adds to each landed record.
+EVENT_COLUMNS: tuple[str, ...] = ("order_id", "customer_id", "amount", "currency", "event_ts", "op")
+METADATA_COLUMNS: tuple[str, ...] = (
+    "_kafka_partition", "_kafka_offset", "_kafka_timestamp", "_kafka_key",
+    "_raw_value", "_raw_value_base64", "_parse_error",
+)
 
 
 @dataclass(frozen=True)
@@ -304,18 +310,38 @@ def _consume_range(
     return records, reached
 
 
+def anomalies_of(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Bad JSON, null keys and non-numeric amounts among landed order events."""
+    return {
+        "bad_json": sum(1 for record in records if "_parse_error" in record),
+        "null_key:order_id": sum(
+            1 for record in records
+            if "_parse_error" not in record and record.get("order_id") is None
+        ),
+        "wrong_type:amount": sum(
+            1 for record in records
+            if record.get("amount") is not None and not _is_number(record["amount"])
+        ),
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _land(
     raw_root: Path, run_date: date, records: Sequence[Mapping[str, Any]], positions: dict[str, Any]
 ) -> LoadManifest:
     """``land_records``, with a test hook that dies after the data files, before the manifest."""
+    options: dict[str, Any] = {
+        "source_positions": positions,
+        "expected_columns": (*EVENT_COLUMNS, *METADATA_COLUMNS),
+        "anomalies": anomalies_of(records),
+    }
     if os.environ.get(CRASH_BEFORE_MANIFEST_ENV) != "1":
-        return land_records(
-            raw_root, SOURCE, ENTITY, run_date, records, source_positions=positions
-        )
+        return land_records(raw_root, SOURCE, ENTITY, run_date, records, **options)
     with _crash_instead_of_manifest():
-        return land_records(
-            raw_root, SOURCE, ENTITY, run_date, records, source_positions=positions
-        )
+        return land_records(raw_root, SOURCE, ENTITY, run_date, records, **options)
 
 
 @contextlib.contextmanager

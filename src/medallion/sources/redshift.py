@@ -470,6 +470,7 @@ def extract_behavior_to_raw(
             "to": None if end is None else end.to_json(),
             "null_key_rows": count_null_key_rows(conn),
         },
+        expected_columns=BEHAVIOR_COLUMNS,
     )
     write_high_water_mark(state_path, end)
     log.info(

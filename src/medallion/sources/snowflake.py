@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +244,24 @@ def extract_orders(conn: SnowflakeConnection, *, batch_size: int = 10_000) -> li
     return list(_fetch_batches(conn, batch_size))
 
 
+def anomalies_of(orders: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Null keys and amounts that are not decimal numbers (``ORDER_AMOUNT`` is VARCHAR)."""
+    return {
+        "null_key:order_id": sum(1 for order in orders if order["order_id"] is None),
+        "wrong_type:order_amount": sum(
+            1 for order in orders
+            if order["order_amount"] is not None and not _is_decimal(order["order_amount"])
+        ),
+    }
+
+
+def _is_decimal(text: str) -> bool:
+    try:
+        return Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
+
+
 def extract_orders_to_raw(
     storage_root: str | Path, conn: SnowflakeConnection, run_date: date
 ) -> LoadManifest:
@@ -265,7 +283,8 @@ def extract_orders_to_raw(
         "max_updated_at": max(stamps, key=datetime.fromisoformat) if stamps else None,
     }
     manifest = land_records(
-        raw_root, SOURCE, ENTITY, run_date, orders, source_positions=positions
+        raw_root, SOURCE, ENTITY, run_date, orders, source_positions=positions,
+        anomalies=anomalies_of(orders),
     )
     log.info(
         "snowflake orders: %d rows landed in %s (max updated_at %s)",

@@ -233,6 +233,23 @@ def test_notification_never_shows_a_secret_parameter_value(tmp_path: Path) -> No
     assert "k-9f8e7d" not in notification.body
 
 
+def test_notification_never_shows_a_credential_of_the_secrets_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDALLION_CRM_TOKEN", "crm-tok-5150")
+    job = parse_job("daily", {"email_notifications": {"on_failure": ["oncall@example.com"]},
+                              "tasks": []})
+
+    notification = compose_notification(
+        NotificationEvent.ON_FAILURE, job, run_id="r1", state="FAILED",
+        started_at="2026-11-26T00:00:00+00:00", elapsed_seconds=3.0,
+        parameters={"run_date": "2026-11-26"}, run_dir=tmp_path,
+        details=["Error: HTTP 401 for bearer crm-tok-5150"],
+    )
+
+    assert "Error: HTTP 401 for bearer [REDACTED]" in notification.body.splitlines()
+
+
 def _notification() -> Notification:
     return Notification(
         event=NotificationEvent.ON_FAILURE, job_key="daily", run_id="r1", task_key=None,

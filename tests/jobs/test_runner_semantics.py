@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 
+from medallion.jobs.engine import JobRunResult, write_run_record
 from tests.jobs.conftest import FIXTURE_BUNDLE, RunFixture, markers
 
 
@@ -194,3 +195,12 @@ def test_a_failed_child_run_fails_the_run_job_task_and_names_what_failed(
     assert error.startswith("run ")
     assert "of job 'failure_job' FAILED: task 'breaks' FAILED after 1 attempt(s): notebook" in error
     assert "ValueError" in error
+
+
+def test_run_record_never_shows_a_secret_looking_parameter(tmp_path: Path) -> None:
+    result = JobRunResult("daily", "r1", tmp_path, "SUCCESS", {}, 1.0,
+                          {"run_date": "2026-11-26", "api_token": "t-123456"})
+
+    record = json.loads(write_run_record(result).read_text())
+
+    assert record["parameters"] == {"run_date": "2026-11-26", "api_token": "[REDACTED]"}

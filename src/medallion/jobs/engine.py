@@ -28,7 +28,13 @@ from medallion.jobs.conditions import evaluate_condition
 from medallion.jobs.kernels import KernelPool
 from medallion.jobs.model import JobSpec, NotificationEvent, RunIf, TaskSpec
 from medallion.jobs.notebook import run_notebook
-from medallion.jobs.notifications import Notification, Notifier, OutboxNotifier, RunNotifications
+from medallion.jobs.notifications import (
+    Notification,
+    Notifier,
+    OutboxNotifier,
+    RunNotifications,
+    redact_parameters,
+)
 from medallion.jobs.references import ReferenceScope, resolve_references
 from medallion.locks import file_lock
 from medallion.runtime import TaskContext, read_task_values
@@ -476,8 +482,12 @@ def _compute_env(storage_root: str | None, options: RunOptions, lease: str) -> d
 
 
 def write_run_record(result: JobRunResult) -> Path:
-    """``run.json`` beside the executed notebooks: states, attempts, durations, errors."""
+    """``run.json`` beside the executed notebooks: states, attempts, durations, errors.
+
+    A parameter whose name says it is a secret is recorded as ``[REDACTED]``.
+    """
     record: dict[str, Any] = asdict(result)
+    record["parameters"] = redact_parameters(result.parameters)
     record["run_dir"] = str(result.run_dir)
     record["tasks"] = [asdict(task_run) for task_run in result.tasks.values()]
     path = result.run_dir / "run.json"

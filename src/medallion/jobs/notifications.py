@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from medallion.credentials import REDACTED, local_secret_values, redact, stored_local_secrets
 from medallion.jobs.model import JobSpec, NotificationEvent
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ WEBHOOK_URL_ENV = "MEDALLION_NOTIFY_WEBHOOK_URL"
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 OUTBOX = Path("_notifications") / "outbox.jsonl"
 SECRET_NAME_PARTS = ("secret", "password", "token", "key")
-REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4
 
 _OUTCOME = {
@@ -123,12 +123,12 @@ def redact_parameters(parameters: Mapping[str, str]) -> dict[str, str]:
 
 
 def _scrub(text: str, parameters: Mapping[str, str]) -> str:
-    # An error message may quote a secret parameter's value; it never leaves the run. Values too
-    # short to be a secret would only garble the text.
+    # An error message may quote a secret parameter's value or a credential of the secrets
+    # provider; neither leaves the run. Values too short to be a secret would only garble the text.
     for name, value in parameters.items():
         if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH:
             text = text.replace(value, REDACTED)
-    return text
+    return redact(text, local_secret_values(stored_local_secrets(parameters.get("storage_root"))))
 
 
 def _subject(event: NotificationEvent, job: JobSpec, task_key: str | None, state: str,

@@ -106,7 +106,7 @@ def _summary(console: Console, results: list[JobRunResult], sources: list[Source
     console.print(
         f"demo wall time {facts['wall_seconds']:.1f}s (data generated in "
         f"{facts['generate_seconds']:.1f}s, stand-ins up in {facts['stack_seconds']:.1f}s); "
-        f"source stand-ins peaked at {facts['stack_peak_mib']:,.0f} MiB resident, everything "
+        f"source stand-ins peaked at {facts['stack_peak_mib']:,.0f} MiB resident (PSS), everything "
         f"(with Spark and the notebook kernels) at {facts['total_peak_mib']:,.0f} MiB"
     )
     console.print("look around: `.venv/bin/medallion sql \"SELECT * FROM gold.fx_daily_change\"`, "

@@ -1,4 +1,4 @@
-"""Resident memory of process trees, read from ``/proc`` (Linux): how much the stack holds."""
+"""Resident memory (PSS) of process trees, read from ``/proc`` (Linux): what the stack holds."""
 
 from __future__ import annotations
 
@@ -19,18 +19,24 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _rss_bytes(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * PAGE_KIB
-    except (OSError, ValueError, IndexError):
-        return 0
+def _resident_bytes(pid: int) -> int:
+    """The process's proportional set size (PSS: shared pages split among their sharers).
+
+    Summing RSS over many processes counts each shared library once per process; PSS sums to
+    what the processes really hold together. Falls back to RSS where ``smaps_rollup`` is missing.
+    """
+    for source, field in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            for line in Path(source).read_text().splitlines():
+                if line.startswith(field):
+                    return int(line.split()[1]) * PAGE_KIB
+        except (OSError, ValueError, IndexError):
+            continue
     return 0
 
 
 def tree_rss_bytes(pids: Iterable[int]) -> int:
-    """Resident bytes of ``pids`` and all their descendants, each process counted once."""
+    """Resident bytes (PSS) of ``pids`` and all their descendants, each process counted once."""
     seen: set[int] = set()
     pending = list(pids)
     while pending:
@@ -39,7 +45,7 @@ def tree_rss_bytes(pids: Iterable[int]) -> int:
             continue
         seen.add(pid)
         pending.extend(_children(pid))
-    return sum(_rss_bytes(pid) for pid in seen)
+    return sum(_resident_bytes(pid) for pid in seen)
 
 
 class PeakMemory:

@@ -8,7 +8,6 @@ deleted, and moving a load back restores the position it held.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from medallion.raw.landing import (
     LOAD_DIR_PREFIX,
     MANIFEST_NAME,
     LoadManifest,
+    peek_manifest,
     raw_zone,
     source_dir,
 )
@@ -201,7 +201,7 @@ def reset_state(
 def _source_state(storage_root: Path, known: RawSource) -> SourceState:
     directories = _load_dirs(raw_zone(storage_root), known)
     manifests = {
-        load_dt: _read_manifest(directory)
+        load_dt: peek_manifest(directory)
         for load_dt, directory in directories.items()
         if (directory / MANIFEST_NAME).is_file()
     }
@@ -278,7 +278,7 @@ def _rewind_mark(
     storage_root: Path, directories: Mapping[date, Path], remaining: tuple[date, ...]
 ) -> dict[str, str] | None:
     """Set the mark file to the latest remaining load's ``to``; remove it when there is none."""
-    mark = _to_mark(_read_manifest(directories[remaining[-1]])) if remaining else None
+    mark = _to_mark(peek_manifest(directories[remaining[-1]])) if remaining else None
     path = redshift_mark_path(storage_root)
     if mark is None:
         path.unlink(missing_ok=True)
@@ -301,18 +301,6 @@ def _load_dirs(raw_root: Path, known: RawSource) -> dict[date, Path]:
         except ValueError:
             continue
     return dict(sorted(found.items()))
-
-
-def _read_manifest(directory: Path) -> LoadManifest:
-    """A load's manifest, without re-hashing its data files (as the extractors read it)."""
-    path = directory / MANIFEST_NAME
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise RawLoadError(f"{path}: expected a JSON manifest; {error}") from error
-    if not isinstance(content, dict):
-        raise RawLoadError(f"{path}: expected a JSON object, found {content!r:.100}")
-    return LoadManifest.from_json(content, directory)
 
 
 def _position(manifest: LoadManifest, name: str) -> Any:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import httpx
 
 from medallion.devstack import stack
-from medallion.devstack.service import pid_alive, read_info
+from medallion.devstack.service import (
+    owns_listening_port,
+    pick_port,
+    pid_alive,
+    port_is_free,
+    read_info,
+)
 
 HTTP_SERVICES = ("fx_api", "crm_api")
 
@@ -44,3 +51,21 @@ def test_service_url_reads_the_running_stand_in(tmp_path: Path) -> None:
         assert info.pid != os.getpid()
     finally:
         stack.down(tmp_path, ("fx_api",))
+
+
+def test_a_listening_port_belongs_to_the_process_that_bound_it() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        assert owns_listening_port(os.getpid(), port) is True
+        assert owns_listening_port(os.getppid(), port) is False
+    assert owns_listening_port(os.getpid(), port) is False  # closed: nobody listens
+
+
+def test_pick_port_zero_means_any_free_port() -> None:
+    port = pick_port(0)
+
+    assert port > 0
+    assert port_is_free(port)

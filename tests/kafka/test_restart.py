@@ -81,3 +81,38 @@ def test_up_after_down_moves_to_a_free_port(restart: Restart) -> None:
 
 def test_up_after_down_replays_the_topics_messages(restart: Restart) -> None:
     assert sorted(restart.replayed, key=lambda record: str(record["order_id"])) == restart.produced
+
+
+def test_a_start_that_loses_its_port_to_another_process_retries_on_free_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pick_port`` saw the port free, then someone else bound it before the broker did."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks: list[int] = []
+        real_pick = kafka.pick_port
+
+        def pick_then_lose(preferred: int) -> int:
+            port = taken if not picks else real_pick(preferred)
+            picks.append(port)
+            return port
+
+        monkeypatch.setattr(kafka, "pick_port", pick_then_lose)
+        try:
+            info = kafka.up(tmp_path)
+            bootstrap = info.details["bootstrap_servers"]
+
+            assert picks[0] == taken
+            assert bootstrap != f"127.0.0.1:{taken}"
+            assert kafka.status(tmp_path) == info
+            kafka.ensure_topic(bootstrap, "orders")
+            kafka.produce_json(bootstrap, "orders", order_events(3), key_field="order_id")
+            replayed = kafka.consume_all(bootstrap, "orders", group_id="check")
+            assert [event["order_id"] for event in replayed] == [
+                event["order_id"] for event in order_events(3)
+            ]
+        finally:
+            kafka.down(tmp_path)
+    assert broker_processes(tmp_path) == []

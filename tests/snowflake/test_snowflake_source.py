@@ -162,3 +162,32 @@ def test_down_stops_the_server_and_data_survives_restart(
     finally:
         snowflake_stack.down(root)
     assert not pid_alive(restarted.pid)
+
+
+def test_a_start_that_loses_its_port_to_another_process_retries_on_a_free_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pick_port`` saw the port free, then someone else bound it before the server did."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks: list[int] = []
+        real_pick = snowflake_stack.pick_port
+
+        def pick_then_lose(preferred: int) -> int:
+            port = taken if not picks else real_pick(preferred)
+            picks.append(port)
+            return port
+
+        monkeypatch.setattr(snowflake_stack, "pick_port", pick_then_lose)
+        try:
+            info = snowflake_stack.up(tmp_path)
+
+            assert picks[0] == taken
+            assert info.details["port"] != str(taken)
+            assert snowflake_stack.status(tmp_path) == info
+            with snowflake_stack.connect(tmp_path) as conn:
+                assert conn.cursor().execute("SELECT 41 + 1").fetchone() == (42,)
+        finally:
+            snowflake_stack.down(tmp_path)

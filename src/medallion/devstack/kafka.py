@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -33,6 +34,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from medallion.devstack.service import (
     ServiceInfo,
+    owns_listening_port,
     pick_port,
     pid_alive,
     port_is_free,
@@ -44,12 +46,15 @@ from medallion.errors import KafkaDeliveryFailed, KafkaJarsMissing, KafkaUnavail
 from medallion.locks import file_lock
 from medallion.settings import repo_root
 
+log = logging.getLogger(__name__)
+
 NAME = "kafka"
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 HEAP_OPTIONS = ("-Xms256m", "-Xmx1g")
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 30.0
+PORT_ATTEMPTS = 3  # a start that loses its port to a concurrent one is retried on free ports
 
 
 def kafka_jars_dir() -> Path:
@@ -163,12 +168,17 @@ def _is_our_broker(pid: int, directory: Path) -> bool:
 
 def _answers(bootstrap: str, timeout: float) -> bool:
     """True when a broker at ``bootstrap`` returns cluster metadata within ``timeout``."""
+    return _cluster_id_at(bootstrap, timeout) is not None
+
+
+def _cluster_id_at(bootstrap: str, timeout: float) -> str | None:
+    """The cluster id of the broker answering at ``bootstrap``, or None when none answers."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     try:
-        admin.list_topics(timeout=timeout)
+        cluster_id: str | None = admin.list_topics(timeout=timeout).cluster_id
     except KafkaException:
-        return False
-    return True
+        return None
+    return cluster_id
 
 
 def status(storage_root: str | Path) -> ServiceInfo | None:
@@ -210,73 +220,106 @@ def _format_storage(directory: Path, java: str, classpath: str) -> None:
 
 
 def up(storage_root: str | Path, *, timeout_seconds: float = START_TIMEOUT_SECONDS) -> ServiceInfo:
-    """Start the storage root's broker (or return the one already up), once it answers clients."""
+    """Start the storage root's broker (or return the one already up), once it answers clients.
+
+    Ports are the last ones this root used, else the defaults, else free ones. Picking a free
+    port and binding it are two steps, so another broker starting at the same moment can take
+    it: a start that loses the race (our broker exits, or another cluster answers on the port)
+    is retried on fresh free ports.
+    """
     directory = service_dir(storage_root, NAME)
     with _lock(directory):
         running = status(storage_root)
         if running is not None:
             return running
         classpath, java = _classpath(), _java()
-        previous_port, previous_controller_port = _previous_ports(directory)
-        port = pick_port(previous_port)
-        controller_port = pick_port(previous_controller_port)
-        if controller_port == port:
-            controller_port = pick_port(0)
-        (directory / "server.properties").write_text(
-            _server_properties(directory, port, controller_port)
-        )
-        log_path = directory / "broker.log"
-        (directory / "log4j2.properties").write_text(_log4j2_properties(log_path))
-        _format_storage(directory, java, classpath)
-        command = [
-            java,
-            *HEAP_OPTIONS,
-            "-XX:+UseG1GC",
-            "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={directory / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={directory}",
-            "-cp",
-            classpath,
-            "kafka.Kafka",
-            str(directory / "server.properties"),
-        ]
-        with (directory / "broker.out").open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        bootstrap = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise KafkaUnavailable(
-                    f"Kafka broker for {storage_root} exited with code {process.returncode} while "
-                    f"starting; see {log_path} and {directory / 'broker.out'}"
-                )
-            if not port_is_free(port) and _answers(bootstrap, timeout=2):
-                info = ServiceInfo(
-                    NAME,
-                    f"kafka://{bootstrap}",
-                    process.pid,
-                    {
-                        "bootstrap_servers": bootstrap,
-                        "controller_port": str(controller_port),
-                        "cluster_id": (directory / "cluster_id").read_text().strip(),
-                        "log": str(log_path),
-                    },
-                )
-                write_info(storage_root, info)
+        preferred = _previous_ports(directory)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = pick_port(preferred[0] if attempt == 1 else 0)
+            controller_port = pick_port(preferred[1] if attempt == 1 else 0)
+            while controller_port == port:
+                controller_port = pick_port(0)
+            info = _start(storage_root, directory, java, classpath, port, controller_port,
+                          timeout_seconds, last_attempt=attempt == PORT_ATTEMPTS)
+            if info is not None:
                 return info
-            time.sleep(0.2)
-        _stop_process(process.pid)
-        raise KafkaUnavailable(
-            f"Kafka broker for {storage_root} did not answer on {bootstrap} within "
-            f"{timeout_seconds:.0f} s; see {log_path}"
+            log.warning("Kafka broker for %s lost port %d or %d to another process; retrying "
+                        "on free ports", storage_root, port, controller_port)
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+
+def _start(
+    storage_root: str | Path, directory: Path, java: str, classpath: str, port: int,
+    controller_port: int, timeout_seconds: float, *, last_attempt: bool,
+) -> ServiceInfo | None:
+    """Start one broker on these ports; None when another process won a port (not last)."""
+    (directory / "server.properties").write_text(
+        _server_properties(directory, port, controller_port)
+    )
+    log_path = directory / "broker.log"
+    (directory / "log4j2.properties").write_text(_log4j2_properties(log_path))
+    _format_storage(directory, java, classpath)
+    command = [
+        java,
+        *HEAP_OPTIONS,
+        "-XX:+UseG1GC",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={directory / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={directory}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(directory / "server.properties"),
+    ]
+    with (directory / "broker.out").open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
+    cluster_id = (directory / "cluster_id").read_text().strip()
+    bootstrap = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            if not last_attempt and not (port_is_free(port) and port_is_free(controller_port)):
+                return None  # exited because another process holds a port
+            raise KafkaUnavailable(
+                f"Kafka broker for {storage_root} exited with code {process.returncode} while "
+                f"starting; see {log_path} and {directory / 'broker.out'}"
+            )
+        answering = None if port_is_free(port) else _cluster_id_at(bootstrap, timeout=2)
+        if answering == cluster_id and owns_listening_port(process.pid, port):
+            info = ServiceInfo(
+                NAME,
+                f"kafka://{bootstrap}",
+                process.pid,
+                {
+                    "bootstrap_servers": bootstrap,
+                    "controller_port": str(controller_port),
+                    "cluster_id": cluster_id,
+                    "log": str(log_path),
+                },
+            )
+            write_info(storage_root, info)
+            return info
+        if answering is not None and answering != cluster_id:  # another broker holds the port
+            _stop_process(process.pid)
+            if last_attempt:
+                raise KafkaUnavailable(
+                    f"Kafka broker for {storage_root}: another cluster ({answering}) answers on "
+                    f"{bootstrap}; expected cluster {cluster_id}"
+                )
+            return None
+        time.sleep(0.2)
+    _stop_process(process.pid)
+    raise KafkaUnavailable(
+        f"Kafka broker for {storage_root} did not answer on {bootstrap} within "
+        f"{timeout_seconds:.0f} s; see {log_path}"
+    )
 
 
 def _reap(pid: int) -> None:

@@ -44,6 +44,7 @@ from medallion.devstack.service import (
     write_info,
 )
 from medallion.errors import ConfigError, SourceUnavailable
+from medallion.sources.redshift import connect_postgres
 
 log = logging.getLogger(__name__)
 
@@ -200,22 +201,7 @@ def connect_to(
     connect_timeout: int = 5,
 ) -> psycopg.Connection:
     """A psycopg connection; ``SourceUnavailable`` names host:port/database, never the secret."""
-    try:
-        return psycopg.connect(
-            host=host,
-            port=port,
-            dbname=database,
-            user=user,
-            password=secret,
-            connect_timeout=connect_timeout,
-            options="-c TimeZone=UTC",
-        )
-    except psycopg.OperationalError as error:
-        message = str(error).replace(secret, "***") if secret else str(error)
-        raise SourceUnavailable(
-            f"source {SOURCE!r} at {host}:{port}/{database} (user {user}): cannot connect; "
-            f"last error: {message.strip()}"
-        ) from None
+    return connect_postgres(host, port, database, user, secret, connect_timeout=connect_timeout)
 
 
 def password(storage_root: Path) -> str:

@@ -70,9 +70,41 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def owns_listening_port(pid: int, port: int) -> bool:
+    """True when process ``pid`` holds the TCP socket listening on ``port`` (Linux ``/proc``).
+
+    Another process answering on the port is not the service we started: two stand-ins that
+    picked the same free port at once must tell which of them won the bind.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    if not inodes:
+        return False
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            if str(descriptor.readlink()) in inodes:
+                return True
+        except OSError:  # closed since the listing
+            continue
+    return False
+
+
 def pick_port(preferred: int) -> int:
-    """``preferred`` if free, else any free port."""
-    if port_is_free(preferred):
+    """``preferred`` if free, else (or when it is 0) any free port."""
+    if preferred > 0 and port_is_free(preferred):
         return preferred
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from medallion.devstack.service import (
     ServiceInfo,
+    owns_listening_port,
     pick_port,
     pid_alive,
     port_is_free,
@@ -50,6 +51,7 @@ DEFAULT_PORT = 8085
 ACCOUNT = "fakesnow"
 HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 60.0
+PORT_ATTEMPTS = 3  # a start that loses its port to a concurrent one is retried on a free port
 STOP_TIMEOUT_SECONDS = 15.0
 
 
@@ -109,11 +111,26 @@ def up(storage_root: str | Path) -> ServiceInfo:
 
 
 def _start(storage_root: str | Path) -> ServiceInfo:
-    """Launch the server detached and wait until the connector can query it."""
+    """Launch the server detached and wait until the connector can query it.
+
+    Picking a free port and binding it are two steps, so a stand-in of another storage root
+    starting at the same moment can win the port: that start is retried on a fresh free port.
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        info = _start_on(storage_root, pick_port(DEFAULT_PORT if attempt == 1 else 0),
+                         last_attempt=attempt == PORT_ATTEMPTS)
+        if info is not None:
+            return info
+        log.warning("snowflake stand-in for %s lost its port to another process; retrying",
+                    storage_root)
+    raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+
+def _start_on(storage_root: str | Path, port: int, *, last_attempt: bool) -> ServiceInfo | None:
+    """Start on ``port``; None when another process holds the port (unless ``last_attempt``)."""
     directory = service_dir(storage_root, NAME)
     db_dir = _db_dir(storage_root)
     db_dir.mkdir(parents=True, exist_ok=True)
-    port = pick_port(DEFAULT_PORT)
     log_path = directory / "server.log"
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
@@ -141,12 +158,14 @@ def _start(storage_root: str | Path) -> ServiceInfo:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if not last_attempt and not port_is_free(port):
+                return None  # another process holds the port
             raise SourceUnavailable(
                 f"source 'snowflake' stand-in exited with code {process.returncode} while "
                 f"starting on {HOST}:{port}; see {log_path}"
             )
         # Probe the socket first: the connector retries a refused login for seconds.
-        if not port_is_free(port) and _answers(info):
+        if owns_listening_port(process.pid, port) and _answers(info):
             write_info(storage_root, info)
             return info
         time.sleep(0.2)

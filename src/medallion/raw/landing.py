@@ -209,8 +209,12 @@ def _counting_unknown_columns(
         yield record
 
 
-def read_manifest(load_dir: Path) -> LoadManifest:
-    """The manifest of a complete load, after checking every file, row count and checksum."""
+def peek_manifest(load_dir: Path) -> LoadManifest:
+    """The manifest of a complete load as written, without re-reading its data files.
+
+    For positions and counts (extractors, ``medallion state``); readers of the data use
+    ``read_manifest``, which also checks every file against it.
+    """
     load_dir = Path(load_dir)
     manifest_path = load_dir / MANIFEST_NAME
     if not manifest_path.is_file():
@@ -229,7 +233,13 @@ def read_manifest(load_dir: Path) -> LoadManifest:
         raise RawLoadError(f"{manifest_path}: expected a JSON manifest; {error}") from error
     if not isinstance(content, dict):
         raise RawLoadError(f"{manifest_path}: expected a JSON object, found {content!r:.100}")
-    manifest = LoadManifest.from_json(content, load_dir)
+    return LoadManifest.from_json(content, load_dir)
+
+
+def read_manifest(load_dir: Path) -> LoadManifest:
+    """The manifest of a complete load, after checking every file, row count and checksum."""
+    manifest = peek_manifest(load_dir)
+    manifest_path = manifest.load_dir / MANIFEST_NAME
     total = hashlib.sha256()
     for landed in manifest.files:
         path = manifest.load_dir / landed.name

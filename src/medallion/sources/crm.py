@@ -7,7 +7,6 @@ caught, and ``new_watermark`` advances the watermark without ever moving it back
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,6 +22,7 @@ from medallion.raw.landing import (
     land_records,
     list_loads,
     load_dir,
+    peek_manifest,
     raw_zone,
 )
 from medallion.sources.http import request_json_with_retries
@@ -301,15 +301,7 @@ def extract_crm_accounts_to_raw(
 
 def _accounts_manifest(raw_root: Path, load_dt: date) -> LoadManifest:
     """A complete accounts load's manifest, without re-hashing its data files."""
-    directory = load_dir(raw_root, SOURCE, ACCOUNTS_ENTITY, load_dt)
-    path = directory / MANIFEST_NAME
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise RawLoadError(f"{path}: expected a JSON manifest; {error}") from error
-    if not isinstance(content, dict):
-        raise RawLoadError(f"{path}: expected a JSON object, found {content!r:.100}")
-    return LoadManifest.from_json(content, directory)
+    return peek_manifest(load_dir(raw_root, SOURCE, ACCOUNTS_ENTITY, load_dt))
 
 
 def _position(manifest: LoadManifest, name: str) -> datetime | None:

@@ -42,6 +42,7 @@ from medallion.raw.landing import (
     land_records,
     list_loads,
     load_dir,
+    peek_manifest,
     raw_zone,
 )
 
@@ -373,9 +374,7 @@ def _landed_ranges(raw_root: Path) -> dict[date, OffsetRange]:
 
 def _read_manifest_json(raw_root: Path, load_dt: date) -> LoadManifest:
     """A load's manifest, without re-hashing its data files."""
-    directory = load_dir(raw_root, SOURCE, ENTITY, load_dt)
-    content = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
-    return LoadManifest.from_json(content, directory)
+    return peek_manifest(load_dir(raw_root, SOURCE, ENTITY, load_dt))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

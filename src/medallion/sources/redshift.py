@@ -30,11 +30,11 @@ import psycopg
 
 from medallion.errors import ConfigError, SourceUnavailable
 from medallion.raw.landing import (
-    MANIFEST_NAME,
     LoadManifest,
     land_records,
     list_loads,
     load_dir,
+    peek_manifest,
     raw_zone,
 )
 
@@ -152,6 +152,39 @@ class WarehouseConnection(Protocol):
         ...
 
 
+class PostgresConnectError(SourceUnavailable):
+    """One failed psycopg connection attempt; ``detail`` is the driver's message, redacted."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def connect_postgres(
+    host: str, port: int, database: str, user: str, password: str | None, *,
+    connect_timeout: int = 5,
+) -> psycopg.Connection:
+    """One psycopg connection in a UTC session; the error names host:port/database, never the
+    password."""
+    try:
+        return psycopg.connect(
+            host=host,
+            port=port,
+            dbname=database,
+            user=user,
+            password=password,
+            connect_timeout=connect_timeout,
+            options="-c TimeZone=UTC",
+        )
+    except psycopg.OperationalError as error:
+        detail = _redact(str(error), password).strip()
+        raise PostgresConnectError(
+            f"source {SOURCE!r} at {host}:{port}/{database} (user {user}): cannot connect; "
+            f"last error: {detail}",
+            detail,
+        ) from None
+
+
 class PostgresWarehouse:
     """``WarehouseConnection`` over a psycopg 3 connection (the local PostgreSQL stand-in)."""
 
@@ -181,17 +214,11 @@ class PostgresWarehouse:
             if attempt:
                 time.sleep(initial_wait_seconds * 2 ** (attempt - 1))
             try:
-                connection = psycopg.connect(
-                    host=host,
-                    port=port,
-                    dbname=database,
-                    user=user,
-                    password=password,
-                    connect_timeout=connect_timeout,
-                    options="-c TimeZone=UTC",
+                connection = connect_postgres(
+                    host, port, database, user, password, connect_timeout=connect_timeout
                 )
-            except psycopg.OperationalError as error:
-                last_error = _redact(str(error), password)
+            except PostgresConnectError as error:
+                last_error = error.detail
                 continue
             return cls(connection, location)
         raise SourceUnavailable(
@@ -500,9 +527,7 @@ def _landed_positions(
 
 def _read_manifest_json(raw_root: Path, load_dt: date) -> LoadManifest:
     """A load's manifest, without re-hashing its data files."""
-    directory = load_dir(raw_root, SOURCE, ENTITY, load_dt)
-    content = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
-    return LoadManifest.from_json(content, directory)
+    return peek_manifest(load_dir(raw_root, SOURCE, ENTITY, load_dt))
 
 
 def _mark_or_none(content: Any) -> HighWaterMark | None:

@@ -61,3 +61,15 @@ class SecretNotFound(MedallionError):
 
 class RawLoadsMissing(MedallionError):
     """A source has no complete raw load for a date the run should have landed."""
+
+
+class SpecError(ConfigError):
+    """A table or data-quality spec file does not match its JSON Schema or refers to nothing."""
+
+
+class ContractViolation(MedallionError):
+    """Incoming data breaks its schema contract: a required column is missing or cannot be cast."""
+
+
+class ExpectationFailed(MedallionError):
+    """An ``expect_or_fail`` rule (or a DQ breaker's critical check) failed; the run must stop."""

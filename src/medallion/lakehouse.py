@@ -160,11 +160,20 @@ class Lakehouse:
         *,
         keys: Sequence[str],
         partition_by: Sequence[str] = (),
+        sequence_by: Sequence[str] = (),
+        keep_current_when_null: Sequence[str] = (),
+        compare_columns: Sequence[str] | None = None,
     ) -> None:
         """Upsert ``updates`` into the table on ``keys``: changed rows update, new rows insert.
 
         Rows whose values already match are left untouched, so re-running a load is a no-op.
-        The first write creates the table.
+        With ``sequence_by`` (compared left to right), a row only replaces a current row that is
+        older, or as old and different: a late-arriving older version never wins. Columns in
+        ``keep_current_when_null`` keep their current value when the update has none (a CDC
+        event that does not carry them). ``compare_columns`` (default: every non-key column)
+        decides what counts as a change; leave out metadata such as ``_ingest_ts`` so an
+        identical record landed again does not rewrite the row. The first write creates the
+        table.
         """
         if not self.exists(table):
             self.write(updates, table, mode="overwrite", partition_by=partition_by)
@@ -175,16 +184,39 @@ class Lakehouse:
         view = f"_merge_updates_{split_table_name(table)[1]}"
         updates.createOrReplaceTempView(view)
         columns = updates.columns
+        compared = [c for c in (compare_columns or columns) if c not in keys]
         on = " AND ".join(f"t.`{key}` = s.`{key}`" for key in keys)
-        changed = " OR ".join(
-            f"NOT (t.`{col}` <=> s.`{col}`)" for col in columns if col not in keys
-        ) or "FALSE"
-        assignments = ", ".join(f"t.`{col}` = s.`{col}`" for col in columns)
+        changed = " OR ".join(f"NOT (t.`{col}` <=> s.`{col}`)" for col in compared) or "FALSE"
+        condition = f"({changed})"
+        if sequence_by:
+            condition = f"({_newer(sequence_by)} OR ({_same(sequence_by)} AND {condition}))"
+        assignments = ", ".join(
+            f"t.`{col}` = coalesce(s.`{col}`, t.`{col}`)"
+            if col in keep_current_when_null
+            else f"t.`{col}` = s.`{col}`"
+            for col in columns
+        )
         insert_cols = ", ".join(f"`{col}`" for col in columns)
         insert_vals = ", ".join(f"s.`{col}`" for col in columns)
         self.spark.sql(
             f"MERGE INTO {target} t USING {view} s ON {on} "
-            f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {assignments} "
+            f"WHEN MATCHED AND {condition} THEN UPDATE SET {assignments} "
             f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
         )
         self.spark.catalog.dropTempView(view)
+
+
+def _newer(sequence: Sequence[str]) -> str:
+    """SQL: the update's sequence is later than the current row's (a NULL current is older)."""
+    clauses = []
+    for position, column in enumerate(sequence):
+        equal_before = [f"t.`{c}` <=> s.`{c}`" for c in sequence[:position]]
+        s_col, t_col = f"s.`{column}`", f"t.`{column}`"
+        later = f"({s_col} > {t_col} OR ({t_col} IS NULL AND {s_col} IS NOT NULL))"
+        clauses.append("(" + " AND ".join([*equal_before, later]) + ")")
+    return "(" + " OR ".join(clauses) + ")"
+
+
+def _same(sequence: Sequence[str]) -> str:
+    """SQL: the update's sequence equals the current row's."""
+    return "(" + " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in sequence) + ")"

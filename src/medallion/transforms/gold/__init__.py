@@ -1,0 +1,53 @@
+"""Silver -> gold transforms, one module per gold table, and the table-level gold checks.
+
+Row-level gold rules live in ``config/dq/gold/*.yml``; the two checks that need more than one row,
+primary-key uniqueness and foreign-key existence, are these pure functions: each returns the
+offending rows, so an empty result means the check passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as sf
+from pyspark.sql.types import StructType
+
+DUPLICATE_COUNT_COLUMN = "row_count"
+NOT_REVENUE_STATUSES: tuple[str, ...] = ("cancelled", "returned")
+"""Orders in these states count as orders but add nothing to revenue or lifetime value."""
+
+
+def counts_as_revenue(status: Column) -> Column:
+    """True unless the order was cancelled or returned (a NULL status counts)."""
+    return ~sf.coalesce(status.isin(*NOT_REVENUE_STATUSES), sf.lit(False))
+
+
+def conform(frame: DataFrame, schema: StructType) -> DataFrame:
+    """``frame``'s columns named in ``schema``, in its order, cast to its types."""
+    return frame.select(*(sf.col(field.name).cast(field.dataType) for field in schema.fields))
+
+
+def duplicate_keys(frame: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """The key values that occur more than once in ``frame``, with how often.
+
+    Grain and key: one row per duplicated key value (``keys``). Columns: ``keys``, then
+    ``row_count`` BIGINT. A NULL key groups with other NULLs, so repeated NULL keys show up too.
+    """
+    return (
+        frame.groupBy(*keys)
+        .agg(sf.count(sf.lit(1)).alias(DUPLICATE_COUNT_COLUMN))
+        .where(sf.col(DUPLICATE_COUNT_COLUMN) > 1)
+    )
+
+
+def missing_references(
+    frame: DataFrame, key: str, reference: DataFrame, reference_key: str
+) -> DataFrame:
+    """The rows of ``frame`` whose ``key`` is not a ``reference_key`` of ``reference``.
+
+    Grain: one row per offending row of ``frame``, with its columns. A NULL ``key`` references
+    nothing, so it is reported.
+    """
+    referenced = reference.select(sf.col(reference_key).alias("_referenced_key")).distinct()
+    return frame.join(referenced, frame[key] == referenced["_referenced_key"], "left_anti")

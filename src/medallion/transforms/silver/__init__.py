@@ -1,0 +1,1 @@
+"""Bronze -> silver transforms, one module per silver table; ``dedupe`` marks what a batch drops."""

@@ -1,0 +1,72 @@
+"""Mark the rows of a batch that silver drops by a named rule: exact copies and older versions.
+
+A batch reaches dedupe after the expectations, so every row has a non-NULL key. The kept row per
+key is the first by the caller's ordering (latest first); every other row gets a rule name in
+``_drop_rule``, so the pipeline can count the drops and conservation still adds up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as sf
+from pyspark.sql.types import StringType
+
+DROP_RULE_COLUMN = "_drop_rule"
+DUPLICATE_RECORD = "duplicate_record"
+SUPERSEDED = "superseded_by_newer_version"
+DROP_RULES: tuple[str, ...] = (DUPLICATE_RECORD, SUPERSEDED)
+METADATA_PREFIX = "_"
+
+
+def content_columns(frame: DataFrame) -> list[str]:
+    """The columns that make up a record's content: every column not starting with ``_``."""
+    return [name for name in frame.columns if not name.startswith(METADATA_PREFIX)]
+
+
+def mark_duplicates(frame: DataFrame, keys: Sequence[str], order_by: Sequence[Column]) -> DataFrame:
+    """Add ``_drop_rule``: NULL on the kept row per key, else why the row is dropped.
+
+    Grain: one row per input row. The kept row is the first per ``keys`` by ``order_by``;
+    ``order_by`` should end in tie-breakers that make it total, or the pick among equal rows is
+    arbitrary. A dropped row is ``duplicate_record`` when its content (columns not starting with
+    ``_``) equals that of a row ranked ahead of it within its key, an exact copy; otherwise it is
+    an older or other version, ``superseded_by_newer_version``.
+    """
+    rank_in_key = "_dedupe_rank_in_key"
+    rank_in_copies = "_dedupe_rank_in_copies"
+    by_key = Window.partitionBy(*keys).orderBy(*order_by)
+    # Copies are ranked by their rank within the key, not by order_by again: with ties in
+    # order_by two row_number() calls could pick different "first" rows, and the kept row's copy
+    # would then be called superseded instead of duplicate. Keys lead the partitioning, so this
+    # window reuses the shuffle of the one above.
+    non_key_content = [name for name in content_columns(frame) if name not in keys]
+    by_content = Window.partitionBy(*keys, *non_key_content).orderBy(rank_in_key)
+    return (
+        frame.withColumn(rank_in_key, sf.row_number().over(by_key))
+        .withColumn(rank_in_copies, sf.row_number().over(by_content))
+        .withColumn(
+            DROP_RULE_COLUMN,
+            sf.when(sf.col(rank_in_key) == 1, sf.lit(None).cast(StringType()))
+            .when(sf.col(rank_in_copies) > 1, sf.lit(DUPLICATE_RECORD))
+            .otherwise(sf.lit(SUPERSEDED)),
+        )
+        .drop(rank_in_key, rank_in_copies)
+    )
+
+
+def kept_rows(marked: DataFrame) -> DataFrame:
+    """The rows ``mark_duplicates`` keeps, without ``_drop_rule``.
+
+    Grain: one row per key of the marked frame.
+    """
+    return marked.where(sf.col(DROP_RULE_COLUMN).isNull()).drop(DROP_RULE_COLUMN)
+
+
+def dropped_rows(marked: DataFrame) -> DataFrame:
+    """The rows ``mark_duplicates`` drops, with ``_drop_rule`` naming the rule.
+
+    Grain: one row per dropped input row.
+    """
+    return marked.where(sf.col(DROP_RULE_COLUMN).isNotNull())

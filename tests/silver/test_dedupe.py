@@ -1,0 +1,78 @@
+"""mark_duplicates: the kept row, exact copies and older versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.testing import assertDataFrameEqual
+
+from medallion.transforms.silver.dedupe import kept_rows, mark_duplicates
+
+SCHEMA = "id STRING, version TIMESTAMP, value STRING, _source_file STRING"
+MARKED = f"{SCHEMA}, _drop_rule STRING"
+V1, V2 = datetime(2026, 11, 2, 8, 0), datetime(2026, 11, 2, 9, 0)
+
+
+def _mark(frame: DataFrame) -> DataFrame:
+    return mark_duplicates(frame, ["id"], [sf.col("version").desc(), sf.col("_source_file")])
+
+
+def test_first_row_by_order_is_kept_and_its_exact_copy_is_a_duplicate_record(
+    spark: SparkSession,
+) -> None:
+    rows = [("a", V1, "x", "f1"), ("a", V1, "x", "f2")]
+
+    marked = _mark(spark.createDataFrame(rows, SCHEMA))
+
+    expected = [("a", V1, "x", "f1", None), ("a", V1, "x", "f2", "duplicate_record")]
+    assertDataFrameEqual(marked, spark.createDataFrame(expected, MARKED), checkRowOrder=False)
+
+
+def test_older_version_is_superseded(spark: SparkSession) -> None:
+    rows = [("a", V1, "x", "f1"), ("a", V2, "y", "f1"), ("b", V1, "z", "f1")]
+
+    marked = _mark(spark.createDataFrame(rows, SCHEMA))
+
+    expected = [
+        ("a", V1, "x", "f1", "superseded_by_newer_version"),
+        ("a", V2, "y", "f1", None),
+        ("b", V1, "z", "f1", None),
+    ]
+    assertDataFrameEqual(marked, spark.createDataFrame(expected, MARKED), checkRowOrder=False)
+
+
+def test_copy_of_an_older_version_is_a_duplicate_record_not_a_version(
+    spark: SparkSession,
+) -> None:
+    # One dirt kind, one rule: the copy counts as duplicate_record, its original as superseded.
+    rows = [("a", V1, "x", "f1"), ("a", V1, "x", "f2"), ("a", V2, "y", "f1")]
+
+    marked = _mark(spark.createDataFrame(rows, SCHEMA))
+
+    expected = [
+        ("a", V1, "x", "f1", "superseded_by_newer_version"),
+        ("a", V1, "x", "f2", "duplicate_record"),
+        ("a", V2, "y", "f1", None),
+    ]
+    assertDataFrameEqual(marked, spark.createDataFrame(expected, MARKED), checkRowOrder=False)
+
+
+def test_copies_tied_on_the_whole_order_keep_one_and_mark_the_rest(spark: SparkSession) -> None:
+    rows = [("a", V1, "x", "f1")] * 3
+
+    marked = mark_duplicates(
+        spark.createDataFrame(rows, SCHEMA).repartition(3), ["id"], [sf.col("version").desc()]
+    )
+
+    expected = [("a", V1, "x", "f1", None)] + [("a", V1, "x", "f1", "duplicate_record")] * 2
+    assertDataFrameEqual(marked, spark.createDataFrame(expected, MARKED), checkRowOrder=False)
+
+
+def test_kept_rows_drop_the_marker_column(spark: SparkSession) -> None:
+    rows = [("a", V1, "x", "f1"), ("a", V2, "y", "f1")]
+
+    kept = kept_rows(_mark(spark.createDataFrame(rows, SCHEMA)))
+
+    assertDataFrameEqual(kept, spark.createDataFrame([("a", V2, "y", "f1")], SCHEMA))

@@ -16,6 +16,12 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def config_dir() -> Path:
+    """Where the specs live (DQ specs, schema contracts); $MEDALLION_CONFIG_DIR overrides it."""
+    override = os.environ.get("MEDALLION_CONFIG_DIR")
+    return Path(override) if override else repo_root() / "config"
+
+
 def jars_dir() -> Path:
     """The folder `make jars` fills with the JVM jars Spark needs (Delta, later Kafka)."""
     override = os.environ.get("MEDALLION_JARS_DIR")

@@ -1,0 +1,44 @@
+"""Data quality: table specs, the single-pass expectation engine, DLT-shaped metrics, event log."""
+
+from __future__ import annotations
+
+from medallion.quality.engine import (
+    Action,
+    CheckedFrame,
+    Expectation,
+    ExpectationsFailed,
+    add_lookups,
+    check_expectations,
+)
+from medallion.quality.event_log import DQ_EVENT_LOG, append_dq_event, read_dq_events
+from medallion.quality.metrics import DQMetrics, ExpectationMetrics
+from medallion.quality.spec import (
+    Checks,
+    Lookup,
+    TableSpec,
+    Transformations,
+    load_spec,
+    load_specs,
+    spec_for,
+)
+
+__all__ = [
+    "DQ_EVENT_LOG",
+    "Action",
+    "CheckedFrame",
+    "Checks",
+    "DQMetrics",
+    "Expectation",
+    "ExpectationMetrics",
+    "ExpectationsFailed",
+    "Lookup",
+    "TableSpec",
+    "Transformations",
+    "add_lookups",
+    "append_dq_event",
+    "check_expectations",
+    "load_spec",
+    "load_specs",
+    "read_dq_events",
+    "spec_for",
+]

@@ -1,0 +1,77 @@
+"""The DQ event log: one ``flow_progress`` row per checked dataset and run, as DLT's event log has.
+
+Grain: one row per (run_id, job, task, dataset) check; key ``id`` (a UUID).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from medallion.quality.metrics import DQMetrics
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from medallion.lakehouse import Lakehouse
+
+DQ_EVENT_LOG = "ops.dq_event_log"
+EVENT_TYPE = "flow_progress"
+DQ_EVENT_SCHEMA = (
+    "id STRING, timestamp TIMESTAMP, run_id STRING, job STRING, task STRING, dataset STRING, "
+    "layer STRING, event_type STRING, details STRING"
+)
+_WRITE_ATTEMPTS = 3
+
+
+def append_dq_event(
+    lakehouse: Lakehouse,
+    metrics: DQMetrics,
+    *,
+    dataset: str,
+    layer: str,
+    run_id: str,
+    job: str,
+    task: str,
+    timestamp: datetime | None = None,
+) -> None:
+    """Append one ``flow_progress`` event (details = the DLT-shaped metrics as JSON)."""
+    event = (
+        str(uuid.uuid4()),
+        timestamp or datetime.now(UTC),
+        run_id,
+        job,
+        task,
+        dataset,
+        layer,
+        EVENT_TYPE,
+        json.dumps(metrics.to_flow_progress(dataset), sort_keys=True),
+    )
+    events = lakehouse.spark.createDataFrame([event], DQ_EVENT_SCHEMA)
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        try:
+            lakehouse.write(events, DQ_EVENT_LOG, mode="append")
+            return
+        except Exception as exc:
+            # Parallel tasks may create the log at once; Delta lets one win and the others retry.
+            if attempt == _WRITE_ATTEMPTS or not _is_concurrent_write(exc):
+                raise
+
+
+def read_dq_events(lakehouse: Lakehouse, dataset: str | None = None) -> DataFrame:
+    """The DQ events (of ``dataset`` when given); empty, with the log's columns, before any."""
+    if not lakehouse.exists(DQ_EVENT_LOG):
+        return lakehouse.spark.createDataFrame([], DQ_EVENT_SCHEMA)
+    events = lakehouse.read(DQ_EVENT_LOG)
+    return events.where(events["dataset"] == dataset) if dataset is not None else events
+
+
+def _is_concurrent_write(error: Exception) -> bool:
+    """Whether Delta refused a commit only because another writer committed first."""
+    text = f"{type(error).__name__} {error}"
+    return any(
+        marker in text
+        for marker in ("ProtocolChanged", "ConcurrentAppend", "ConcurrentWrite", "DELTA_CONCURRENT")
+    )

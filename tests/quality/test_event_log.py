@@ -1,0 +1,52 @@
+"""The DQ event log: an appended event reads back with its DLT-shaped details."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from medallion.lakehouse import Lakehouse, discover_tables
+from medallion.quality import DQ_EVENT_LOG, DQMetrics, append_dq_event, read_dq_events
+from medallion.quality.event_log import DQ_EVENT_SCHEMA
+
+METRICS = DQMetrics(
+    dataset="silver.fact_orders",
+    rows_in=3,
+    rows_valid=2,
+    rows_quarantined=1,
+    dropped_by_rule={},
+)
+AT = datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
+
+
+def test_an_event_round_trips_through_the_log(spark: SparkSession, tmp_path: Path) -> None:
+    lakehouse = Lakehouse.open(spark, tmp_path)
+    assert read_dq_events(lakehouse).count() == 0
+
+    append_dq_event(
+        lakehouse, METRICS, dataset="silver.fact_orders", layer="silver", run_id="r1",
+        job="build_analytics", task="silver_fact_orders", timestamp=AT,
+    )
+    append_dq_event(
+        lakehouse, METRICS, dataset="silver.fx_rates", layer="silver", run_id="r1",
+        job="build_analytics", task="silver_fx_rates", timestamp=AT,
+    )
+
+    events = read_dq_events(lakehouse, "silver.fact_orders")
+    details = json.dumps(METRICS.to_flow_progress("silver.fact_orders"), sort_keys=True)
+    assertDataFrameEqual(
+        events.drop("id"),
+        spark.createDataFrame(
+            [(AT, "r1", "build_analytics", "silver_fact_orders", "silver.fact_orders", "silver",
+              "flow_progress", details)],
+            DQ_EVENT_SCHEMA.removeprefix("id STRING, "),
+        ),
+    )
+    assert json.loads(events.first()["details"])["flow_progress"]["metrics"] == {
+        "num_output_rows": 2
+    }
+    assert discover_tables(tmp_path) == [DQ_EVENT_LOG]

@@ -208,7 +208,7 @@ def test_all_rules_are_counted_in_one_aggregation(spark: SparkSession) -> None:
         Expectation(f"amount_above_{i}", f"amount > {i}", action)
         for i, action in enumerate([Action.WARN, Action.DROP, Action.QUARANTINE] * 4)
     ]
-    adaptive = spark.conf.get("spark.sql.adaptive.enabled")
+    adaptive = spark.conf.get("spark.sql.adaptive.enabled") or "true"
     spark.conf.set("spark.sql.adaptive.enabled", "false")
     try:
         without_aqe = _jobs_of(spark, "dq-one-job-no-aqe", frame, many)
@@ -232,7 +232,7 @@ def test_quality_code_uses_only_dataframe_apis() -> None:
     package = Path(__file__).resolve().parents[2] / "src" / "medallion" / "quality"
     forbidden = {"rdd", "sparkContext", "SparkContext", "_jvm", "_jdf", "_jsc", "_jsparkSession"}
     found = [
-        f"{path.name}:{node.lineno} {name}"
+        f"{path.name}:{getattr(node, 'lineno', 0)} {name}"
         for path in sorted(package.glob("*.py"))
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         for name in [getattr(node, "attr", None) or getattr(node, "id", None)]

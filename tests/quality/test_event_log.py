@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_an_event_round_trips_through_the_log(spark: SparkSession, tmp_path: Pat
             DQ_EVENT_SCHEMA.removeprefix("id STRING, "),
         ),
     )
-    assert json.loads(events.first()["details"])["flow_progress"]["metrics"] == {
-        "num_output_rows": 2
-    }
+    [event] = events.collect()
+    assert str(uuid.UUID(event["id"])) == event["id"]
+    assert json.loads(event["details"])["flow_progress"]["metrics"] == {"num_output_rows": 2}
     assert discover_tables(tmp_path) == [DQ_EVENT_LOG]

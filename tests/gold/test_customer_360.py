@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
@@ -52,9 +54,15 @@ def _build(spark: SparkSession) -> DataFrame:
     return build_customer_360(customers, orders, events, fx_rates, salt=SALT)
 
 
-def test_one_masked_row_per_customer_with_its_facts(spark: SparkSession) -> None:
-    gold = _build(spark)
+@pytest.fixture(scope="module")
+def gold(spark: SparkSession) -> Iterator[DataFrame]:
+    """The table built once and cached: each test looks at one behaviour of the same build."""
+    built = _build(spark).cache()
+    yield built
+    built.unpersist()
 
+
+def test_one_masked_row_per_customer_with_its_facts(spark: SparkSession, gold: DataFrame) -> None:
     expected = spark.createDataFrame(
         [
             (
@@ -93,22 +101,24 @@ def test_one_masked_row_per_customer_with_its_facts(spark: SparkSession) -> None
     assertDataFrameEqual(gold, expected, checkRowOrder=False)
 
 
-def test_lifetime_value_leaves_out_cancelled_and_returned_orders(spark: SparkSession) -> None:
-    gold = _build(spark).where(sf.col("customer_id") == _hashed("c1"))
+def test_lifetime_value_leaves_out_cancelled_and_returned_orders(
+    spark: SparkSession, gold: DataFrame
+) -> None:
+    customer = gold.where(sf.col("customer_id") == _hashed("c1"))
 
     # 9.00 EUR / 0.9 + 2.50 USD; the cancelled 4.50 EUR and returned 5.00 USD are out
     expected = spark.createDataFrame(
         [(4, Decimal("12.50"))], "order_count BIGINT, lifetime_value_usd DECIMAL(18,2)"
     )
-    assertDataFrameEqual(gold.select("order_count", "lifetime_value_usd"), expected)
+    assertDataFrameEqual(customer.select("order_count", "lifetime_value_usd"), expected)
 
 
 def test_customer_without_orders_or_events_has_zero_counts_and_value(
-    spark: SparkSession,
+    spark: SparkSession, gold: DataFrame
 ) -> None:
-    gold = _build(spark).where(sf.col("customer_id") == _hashed("c2"))
+    customer = gold.where(sf.col("customer_id") == _hashed("c2"))
 
-    facts = gold.select(
+    facts = customer.select(
         "order_count", "lifetime_value_usd", "event_count", "session_count", "last_seen_ts"
     )
 

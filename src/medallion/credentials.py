@@ -9,6 +9,7 @@ Every source credential is a key of the ``medallion`` scope:
 | ``redshift-user`` | Redshift behavior | ``MEDALLION_REDSHIFT_USER`` |
 | ``redshift-password`` | Redshift behavior | ``MEDALLION_REDSHIFT_PASSWORD`` |
 | ``crm-token`` | CRM accounts | ``MEDALLION_CRM_TOKEN`` |
+| ``pii-hash-salt`` | gold's hashed customer ids | ``MEDALLION_PII_HASH_SALT`` |
 
 On Databricks ``get_secret`` calls ``dbutils.secrets.get(scope, key)``, whose values the platform
 redacts in notebook outputs. Locally the value comes from the environment; the local runner
@@ -21,6 +22,7 @@ own generated credentials).
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -34,11 +36,12 @@ KEYS = (
     "redshift-user",
     "redshift-password",
     "crm-token",
+    "pii-hash-salt",
 )
 REDACTED = "[REDACTED]"
 
-__all__ = ["KEYS", "REDACTED", "SCOPE", "SecretNotFound", "env_name", "get_secret",
-           "local_secret_values", "redact", "stored_local_secrets"]
+__all__ = ["KEYS", "REDACTED", "SCOPE", "SecretNotFound", "env_name", "generated_local_secret",
+           "get_secret", "local_secret_values", "redact", "stored_local_secrets"]
 
 
 def env_name(key: str, scope: str = SCOPE) -> str:
@@ -83,12 +86,34 @@ def local_secret_values(extra: Iterable[str | None] = ()) -> list[str]:
     return sorted((v for v in values if v and len(v) >= 4), key=lambda v: (-len(v), v))
 
 
+def generated_local_secret(storage_root: str | Path, key: str) -> str:
+    """A random value for ``key`` made once per local storage root (``_system/secrets/<key>``).
+
+    The local fallback for secrets nobody has to know, such as the PII hash salt: stable across
+    runs of one lakehouse, readable only by its owner, never in the repository.
+    """
+    path = Path(storage_root) / "_system" / "secrets" / key
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(secrets.token_hex(32), encoding="utf-8")
+        staged.chmod(0o600)
+        try:
+            os.link(staged, path)  # the first writer wins; a concurrent one reads its value
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
+    return path.read_text(encoding="utf-8").strip()
+
+
 def stored_local_secrets(storage_root: str | Path | None) -> list[str]:
-    """Credentials the local stand-ins generated for ``storage_root`` (``devstack/*/password``)."""
+    """Secrets generated locally for ``storage_root``: stand-in passwords and generated keys."""
     if not storage_root:
         return []
     found = []
-    for path in (Path(storage_root) / "_system" / "devstack").glob("*/password"):
+    system = Path(storage_root) / "_system"
+    for path in [*(system / "devstack").glob("*/password"), *(system / "secrets").glob("*")]:
         try:
             found.append(path.read_text(encoding="utf-8").strip())
         except OSError:

@@ -1,0 +1,173 @@
+"""silver → gold: rebuild each gold table from silver, check it, and only then replace it.
+
+Gold fails the pipeline instead of quarantining: the spec's ``expect_or_fail`` rules, primary-key
+uniqueness, foreign keys into silver and "every order has a USD rate" are checked on the new
+table's rows before anything is written, so a violation leaves the previous gold version in place
+and stops the job before publish. The same rules are Delta CHECK constraints on the table, so no
+other writer can break them either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as sf
+
+from medallion.credentials import generated_local_secret, get_secret
+from medallion.errors import ExpectationFailed
+from medallion.lakehouse import Lakehouse
+from medallion.pipelines import StepResult
+from medallion.quality.engine import Action, ExpectationsFailed, check_expectations
+from medallion.quality.event_log import append_dq_event
+from medallion.quality.spec import TableSpec, spec_for
+from medallion.settings import on_databricks
+from medallion.transforms.gold import duplicate_keys, missing_references
+from medallion.transforms.gold.customer_360 import build_customer_360
+from medallion.transforms.gold.fx import usd_amounts
+from medallion.transforms.gold.masking import hash_id
+from medallion.transforms.gold.orders_daily import build_orders_daily
+
+LAYER = "gold"
+SALT_KEY = "pii-hash-salt"
+EXAMPLES = 5
+
+
+def pii_hash_salt(storage_root: str | Path) -> str:
+    """The salt of gold's hashed ids: the secret ``pii-hash-salt``, locally generated if unset."""
+    if on_databricks():
+        salt = get_secret(SALT_KEY)
+    else:
+        salt = get_secret(SALT_KEY, fallback=lambda: generated_local_secret(storage_root, SALT_KEY))
+    if not salt:  # get_secret raises when there is no value; an empty one is no salt either
+        raise ExpectationFailed(f"secret {SALT_KEY}: expected a non-empty salt, found none")
+    return salt
+
+
+def build_gold(
+    lakehouse: Lakehouse,
+    dataset: str,
+    *,
+    run_id: str,
+    salt: str,
+    job: str = "build_analytics",
+    task: str | None = None,
+) -> StepResult:
+    """Rebuild ``dataset`` (gold.fact_customer_360 or gold.orders_daily) from silver."""
+    spec = spec_for(dataset)
+    silver = {source: lakehouse.read(source) for source in spec.sources}
+    task_name = task or dataset.split(".")[1]
+    if dataset == "gold.fact_customer_360":
+        gold = build_customer_360(
+            silver["silver.dim_customer"],
+            silver["silver.fact_orders"],
+            silver["silver.fact_events"],
+            silver["silver.fx_rates"],
+            salt=salt,
+        )
+    elif dataset == "gold.orders_daily":
+        gold = build_orders_daily(silver["silver.fact_orders"], silver["silver.fx_rates"])
+    else:
+        raise ExpectationFailed(f"{dataset}: no gold build; expected one of {GOLD_TABLES}")
+    _require_usd_rates(silver["silver.fact_orders"], silver["silver.fx_rates"], dataset)
+    try:
+        checked = check_expectations(
+            gold, spec.expectations, dataset=dataset, run_id=run_id, key_columns=spec.keys
+        )
+    except ExpectationsFailed as failure:
+        append_dq_event(
+            lakehouse, failure.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
+            task=task_name,
+        )
+        raise
+    append_dq_event(
+        lakehouse, checked.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
+        task=task_name,
+    )
+    _require_unique_keys(gold, spec)
+    if dataset == "gold.fact_customer_360":
+        _require_references(gold, silver["silver.dim_customer"], salt)
+    lakehouse.write(gold, dataset, mode="overwrite")
+    add_check_constraints(lakehouse, spec)
+    written = lakehouse.read(dataset)
+    rows_in, rows_written = _grain_counts(dataset, written, silver)
+    return StepResult(
+        step=f"build_{task_name}", target=dataset, rows_in=rows_in, rows_written=rows_written
+    )
+
+
+GOLD_TABLES = ("gold.fact_customer_360", "gold.orders_daily")
+
+
+def add_check_constraints(lakehouse: Lakehouse, spec: TableSpec) -> list[str]:
+    """Make each ``expect_or_fail`` rule a Delta CHECK constraint (once); the names added."""
+    table = lakehouse.name(spec.dataset)
+    properties = {
+        row["key"]: row["value"]
+        for row in lakehouse.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
+    }
+    added = []
+    for rule in spec.expectations:
+        if rule.action is not Action.FAIL:
+            continue
+        if properties.get(f"delta.constraints.{rule.name}") is not None:
+            continue
+        lakehouse.spark.sql(
+            f"ALTER TABLE {table} ADD CONSTRAINT {rule.name} CHECK ({rule.expression})"
+        )
+        added.append(rule.name)
+    return added
+
+
+def _require_usd_rates(orders: DataFrame, fx_rates: DataFrame, dataset: str) -> None:
+    """Every order must convert to USD: a missing rate would silently lose revenue."""
+    unconverted = usd_amounts(orders, fx_rates).where(sf.col("usd_rate").isNull())
+    examples = unconverted.select("order_id", "currency", "order_ts").limit(EXAMPLES).collect()
+    if examples:
+        shown = ", ".join(f"{r['order_id']} ({r['currency']}, {r['order_ts']})" for r in examples)
+        raise ExpectationFailed(
+            f"{dataset}: every_order_has_usd_rate failed: expected a USD rate on or before each "
+            f"order's date in silver.fx_rates, found none for {unconverted.count()} order(s), "
+            f"e.g. {shown}"
+        )
+
+
+def _require_unique_keys(gold: DataFrame, spec: TableSpec) -> None:
+    """Primary key: one row per key."""
+    duplicates = duplicate_keys(gold, spec.keys).limit(EXAMPLES).collect()
+    if duplicates:
+        shown = ", ".join(str(tuple(row[k] for k in spec.keys)) for row in duplicates)
+        raise ExpectationFailed(
+            f"{spec.dataset}: primary_key_unique failed: expected one row per "
+            f"{', '.join(spec.keys)}, found duplicates such as {shown}"
+        )
+
+
+def _require_references(gold: DataFrame, customers: DataFrame, salt: str) -> None:
+    """Foreign key: every gold customer is a silver.dim_customer customer (compared hashed)."""
+    hashed = customers.select(hash_id(sf.col("customer_id"), salt).alias("customer_id"))
+    missing = missing_references(gold, "customer_id", hashed, "customer_id")
+    examples = missing.select("customer_id").limit(EXAMPLES).collect()
+    if examples:
+        raise ExpectationFailed(
+            "gold.fact_customer_360: customer_in_dim_customer failed: expected every customer_id "
+            "to hash a silver.dim_customer id, found "
+            + ", ".join(str(row["customer_id"]) for row in examples)
+        )
+
+
+def _grain_counts(
+    dataset: str, written: DataFrame, silver: Mapping[str, DataFrame]
+) -> tuple[int, int]:
+    """Conservation on the grain: every input row accounted for in the written table.
+
+    fact_customer_360: one row per dim_customer customer. orders_daily: its ``orders`` add up
+    to the silver orders, each counted on exactly one (order_date, currency) row.
+    """
+    if dataset == "gold.fact_customer_360":
+        customers = silver["silver.dim_customer"].count()
+        return customers, written.count()
+    counted = written.agg(sf.sum("orders").alias("orders")).first()
+    aggregated = int(counted["orders"] or 0) if counted is not None else 0
+    return silver["silver.fact_orders"].count(), aggregated

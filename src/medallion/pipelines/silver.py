@@ -1,0 +1,187 @@
+"""bronze → silver, one generic step driven by each table's spec.
+
+For a run date the step reads the bronze partitions of that ``_proc_date`` (every partition on a
+full refresh), applies the spec's transformations and lookups, runs its expectations in one pass,
+marks exact copies and older versions, MERGEs the latest row per key (an older version never
+wins) and replaces the quarantine table's partition of that date. Re-running a day changes
+nothing; counts conserve: bronze rows in = merged + quarantined + dropped by named rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as sf
+
+from medallion.lakehouse import Lakehouse
+from medallion.pipelines import StepResult
+from medallion.quality.engine import ExpectationsFailed, add_lookups, check_expectations
+from medallion.quality.event_log import append_dq_event
+from medallion.quality.spec import TableSpec, spec_for
+from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES
+from medallion.transforms.silver.dim_customer import (
+    DIM_CUSTOMER_COLUMNS,
+    mark_customer_versions,
+)
+from medallion.transforms.silver.fact_events import FACT_EVENTS_COLUMNS, mark_event_copies
+from medallion.transforms.silver.fact_orders import (
+    FACT_ORDERS_COLUMNS,
+    ORDER_MERGE_KEEP_CURRENT_WHEN_NULL,
+    mark_order_versions,
+    unify_orders,
+)
+
+LAYER = "silver"
+PROC_DATE = "_proc_date"
+# Where each kept row came from; not part of what counts as a change (see Lakehouse.merge).
+LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
+
+
+@dataclass(frozen=True)
+class SilverTable:
+    """How one silver table is built from its bronze inputs (the spec says the rest)."""
+
+    prepare: Callable[[Mapping[str, DataFrame]], DataFrame]
+    mark_versions: Callable[[DataFrame], DataFrame]
+    business_columns: tuple[str, ...]
+    sequence_by: tuple[str, ...]
+    extra_columns: tuple[str, ...] = ()
+    keep_current_when_null: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns: business columns, then tie-break and lineage columns."""
+        return (*self.business_columns, *self.extra_columns, *LINEAGE_COLUMNS)
+
+
+SILVER_TABLES: dict[str, SilverTable] = {
+    "silver.dim_customer": SilverTable(
+        prepare=lambda bronze: bronze["bronze.crm_accounts"],
+        mark_versions=mark_customer_versions,
+        business_columns=DIM_CUSTOMER_COLUMNS,
+        sequence_by=("last_modified_date",),
+    ),
+    "silver.fact_orders": SilverTable(
+        prepare=lambda bronze: unify_orders(
+            bronze["bronze.snowflake_orders"], bronze["bronze.kafka_orders"]
+        ),
+        mark_versions=mark_order_versions,
+        business_columns=FACT_ORDERS_COLUMNS,
+        # A tie on updated_at goes to Snowflake's fuller row, across runs as within one.
+        sequence_by=("updated_at", "_source_rank"),
+        extra_columns=("_source_system", "_source_rank"),
+        keep_current_when_null=ORDER_MERGE_KEEP_CURRENT_WHEN_NULL,
+    ),
+    "silver.fact_events": SilverTable(
+        prepare=lambda bronze: bronze["bronze.customer_behavior"],
+        mark_versions=mark_event_copies,
+        business_columns=FACT_EVENTS_COLUMNS,
+        sequence_by=("event_ts",),
+    ),
+}
+
+
+def update_silver(
+    lakehouse: Lakehouse,
+    dataset: str,
+    run_date: date,
+    *,
+    run_id: str,
+    job: str = "build_analytics",
+    task: str | None = None,
+    full_refresh: bool = False,
+) -> StepResult:
+    """Build ``dataset``'s rows of ``run_date`` (all dates on ``full_refresh``) into silver."""
+    spec = spec_for(dataset)
+    table = SILVER_TABLES[dataset]
+    bronze = {
+        source: _bronze_rows(lakehouse, source, None if full_refresh else run_date)
+        for source in spec.sources
+    }
+    prepared = spec.apply_transformations(table.prepare(bronze))
+    lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
+    looked_up = add_lookups(prepared, spec.lookups, lookup_tables)
+    task_name = task or dataset.split(".")[1]
+    try:
+        checked = check_expectations(
+            looked_up, spec.expectations, dataset=dataset, run_id=run_id, key_columns=spec.keys
+        )
+    except ExpectationsFailed as failure:
+        append_dq_event(
+            lakehouse, failure.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
+            task=task_name,
+        )
+        raise
+    append_dq_event(
+        lakehouse, checked.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
+        task=task_name,
+    )
+    _write_quarantine(lakehouse, spec, checked.quarantined, run_date, full_refresh)
+    marked = table.mark_versions(checked.valid)
+    drops = _count_drop_rules(marked)
+    kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
+    if full_refresh or not lakehouse.exists(dataset):
+        lakehouse.write(kept, dataset, mode="overwrite")
+    else:
+        lakehouse.merge(
+            kept,
+            dataset,
+            keys=spec.keys,
+            sequence_by=table.sequence_by,
+            keep_current_when_null=table.keep_current_when_null,
+            compare_columns=table.business_columns,
+        )
+    metrics = checked.metrics
+    written = metrics.rows_valid - sum(drops.values())
+    return StepResult(
+        step=f"update_{task_name}",
+        target=dataset,
+        rows_in=metrics.rows_in,
+        rows_written=written,
+        rows_quarantined=metrics.rows_quarantined,
+        rows_dropped={**metrics.dropped_by_rule, **drops},
+    )
+
+
+def _bronze_rows(lakehouse: Lakehouse, table: str, run_date: date | None) -> DataFrame:
+    """A bronze table's rows of ``run_date``'s partition, or all of them."""
+    rows = lakehouse.read(table)
+    if run_date is None:
+        return rows
+    return rows.where(sf.col(PROC_DATE) == sf.lit(run_date))
+
+
+def _count_drop_rules(marked: DataFrame) -> dict[str, int]:
+    """Rows marked by each dedupe rule (every rule present, 0 when none), in one aggregation."""
+    counts = marked.agg(
+        *(
+            sf.count_if(sf.col(DROP_RULE_COLUMN) == sf.lit(rule)).alias(rule)
+            for rule in DROP_RULES
+        )
+    ).first()
+    return {rule: int(counts[rule]) if counts is not None else 0 for rule in DROP_RULES}
+
+
+def _write_quarantine(
+    lakehouse: Lakehouse,
+    spec: TableSpec,
+    quarantined: DataFrame,
+    run_date: date,
+    full_refresh: bool,
+) -> None:
+    """Replace the quarantine table's partition of ``run_date`` (all of it on a full refresh)."""
+    if full_refresh or not lakehouse.exists(spec.quarantine_table):
+        lakehouse.write(
+            quarantined, spec.quarantine_table, mode="overwrite", partition_by=[PROC_DATE]
+        )
+        return
+    lakehouse.write(
+        quarantined,
+        spec.quarantine_table,
+        mode="overwrite",
+        partition_by=[PROC_DATE],
+        replace_where=f"{PROC_DATE} = DATE'{run_date.isoformat()}'",
+    )

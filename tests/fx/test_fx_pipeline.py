@@ -128,7 +128,7 @@ def test_two_days_flow_through_every_layer(
 def test_rerunning_a_day_leaves_every_table_identical(
     spark: SparkSession, two_days: TwoDays, fx_api: FxApiServer
 ) -> None:
-    # On the module's own root, not a copy: `_source_file` holds absolute paths.
+    # On the module's own root, not a copy: the ingest step's result names its absolute load dir.
     lakehouse = Lakehouse.open(spark, two_days.root)
     manifest = read_manifest(load_dir(lakehouse.raw_root, "fx_rates", None, D2))
     before = {table: lakehouse.read(table).collect() for table in TABLES}
@@ -160,7 +160,7 @@ def test_a_corrected_rate_relanded_replaces_the_silver_value(
     bronze_d2 = lakehouse.read(BRONZE_TABLE).where(sf.col("_proc_date") == sf.lit(D2))
     assert bronze_d2.count() == 10
     assertDataFrameEqual(
-        bronze_d2.where(sf.col("currency") == "EUR").select("rate"), [Row(rate="0.5")]
+        bronze_d2.where(sf.col("currency") == "EUR").select("rate"), [Row(rate=Decimal("0.5"))]
     )
     gold_eur_d2 = lakehouse.read(GOLD_TABLE).where(
         (sf.col("currency") == "EUR") & (sf.col("rate_date") == sf.lit(D2))
@@ -187,6 +187,13 @@ def test_dirty_raw_rows_are_counted_by_reason(spark: SparkSession, tmp_path: Pat
     silver = update_silver_fx_rates(lakehouse, D1)
 
     assert bronze == StepResult("load_bronze_fx_rates", BRONZE_TABLE, 5, 5)
+    # "n/a" is no decimal: NULL in bronze, its text rescued, dropped by silver's rule
+    assertDataFrameEqual(
+        lakehouse.read(BRONZE_TABLE)
+        .where(sf.col("currency") == "GBP")
+        .select("rate", "_rescued_data"),
+        [Row(rate=None, _rescued_data={"rate": "n/a"})],
+    )
     assert silver == StepResult(
         "update_silver_fx_rates",
         SILVER_TABLE,

@@ -1,8 +1,11 @@
-"""The FX transforms on inline rows: bronze, silver (typing, rules, dedupe), gold."""
+"""The FX transforms on inline rows: contract-typed bronze -> silver (rules, dedupe) -> gold.
+
+Raw -> bronze typing of FX records is tested with the other sources in ``tests/bronze``.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from pyspark.sql import SparkSession
@@ -12,11 +15,13 @@ from medallion.transforms.fx_rates import (
     build_fx_daily_change,
     clean_fx_rates,
     count_fx_rate_outcomes,
-    to_bronze_fx_rates,
 )
 
-RAW_SCHEMA = "date STRING, base STRING, currency STRING, rate STRING, _corrupt_record STRING"
-BRONZE_SCHEMA = f"{RAW_SCHEMA}, _source_file STRING, _ingest_ts TIMESTAMP, _proc_date DATE"
+BRONZE_SCHEMA = (
+    "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), "
+    "_rescued_data MAP<STRING,STRING>, _source_file STRING, _ingest_ts TIMESTAMP, _run_id STRING, "
+    "_proc_date DATE"
+)
 SILVER_SCHEMA = (
     "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), _ingest_ts TIMESTAMP, "
     "_source_file STRING"
@@ -28,46 +33,27 @@ GOLD_SCHEMA = (
 EARLY = datetime(2026, 11, 2, 6, 0)
 LATE = datetime(2026, 11, 3, 6, 0)
 D1, D2, D3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 5)
-FILE_A, FILE_B = "file:/raw/a.jsonl", "file:/raw/b.jsonl"
+FILE_A = "raw/fx_rates/load_dt=2026-11-02/part-00000-aaaaaaaaaaaaaaaa.jsonl"
+FILE_B = "raw/fx_rates/load_dt=2026-11-03/part-00000-bbbbbbbbbbbbbbbb.jsonl"
 
 
-def test_bronze_keeps_raw_strings_and_adds_ingest_columns(spark: SparkSession) -> None:
-    raw = spark.createDataFrame(
-        [
-            ("2026-11-02", "USD", "EUR", "0.9213", None, FILE_A),
-            (None, None, None, None, "not json", FILE_A),
-        ],
-        f"{RAW_SCHEMA}, _source_file STRING",
-    )
-
-    bronze = to_bronze_fx_rates(
-        raw, ingest_ts=datetime(2026, 11, 2, 6, 0, tzinfo=UTC), proc_date=D1
-    )
-
-    expected = spark.createDataFrame(
-        [
-            ("2026-11-02", "USD", "EUR", "0.9213", None, FILE_A, EARLY, D1),
-            (None, None, None, None, "not json", FILE_A, EARLY, D1),
-        ],
-        BRONZE_SCHEMA,
-    )
-    assertDataFrameEqual(bronze, expected, checkRowOrder=False)
-
-
+RUN = "untracked"
 DIRTY_BRONZE = [
     # a late correction of EUR on D1 supersedes the early row
-    ("2026-11-02", "USD", "EUR", "0.9213", None, FILE_A, EARLY, D1),
-    ("2026-11-02", "USD", "EUR", "0.9250", None, FILE_B, LATE, D2),
+    (D1, "USD", "EUR", Decimal("0.9213"), None, FILE_A, EARLY, RUN, D1),
+    (D1, "USD", "EUR", Decimal("0.9250"), None, FILE_B, LATE, RUN, D2),
     # untrimmed, lower case: cleaned, kept
-    ("2026-11-02 ", "usd", " gbp ", "0.7791", None, FILE_A, EARLY, D1),
-    # bad rates and keys: each dropped by the first rule it fails
-    ("2026-11-02", "USD", "JPY", "abc", None, FILE_A, EARLY, D1),
-    ("2026-11-02", "USD", "CHF", "-0.88", None, FILE_A, EARLY, D1),
-    ("2026-11-02", "USD", "CAD", "0", None, FILE_A, EARLY, D1),
-    ("2026-02-30", "USD", "AUD", "1.53", None, FILE_A, EARLY, D1),
-    ("2026-11-02", "USD", None, "83.3", None, FILE_A, EARLY, D1),
-    ("2026-11-02", "USD", "EURO", "0.92", None, FILE_A, EARLY, D1),
-    (None, None, None, None, "not json", FILE_A, EARLY, D1),
+    (D1, "usd", " gbp ", Decimal("0.7791"), None, FILE_A, EARLY, RUN, D1),
+    # bad rates and keys: each dropped by the first rule it fails; values bronze could not type
+    # arrive NULL with their text in _rescued_data
+    (D1, "USD", "JPY", None, {"rate": "abc"}, FILE_A, EARLY, RUN, D1),
+    (D1, "USD", "CHF", Decimal("-0.88"), None, FILE_A, EARLY, RUN, D1),
+    (D1, "USD", "CAD", Decimal("0"), None, FILE_A, EARLY, RUN, D1),
+    (None, "USD", "AUD", Decimal("1.53"), {"rate_date": "2026-02-30"}, FILE_A, EARLY, RUN, D1),
+    (D1, "USD", None, Decimal("83.3"), None, FILE_A, EARLY, RUN, D1),
+    (D1, "USD", "EURO", Decimal("0.92"), None, FILE_A, EARLY, RUN, D1),
+    # an empty JSON object ({}): every column NULL
+    (None, None, None, None, None, FILE_A, EARLY, RUN, D1),
 ]
 
 
@@ -88,9 +74,9 @@ def test_silver_types_filters_and_keeps_the_latest_row_per_key(spark: SparkSessi
 
 def test_silver_tiebreak_on_equal_ingest_ts_is_deterministic(spark: SparkSession) -> None:
     rows = [
-        ("2026-11-02", "USD", "EUR", "0.9213", None, FILE_A, EARLY, D1),
-        ("2026-11-02", "USD", "EUR", "0.9300", None, FILE_B, EARLY, D1),
-        ("2026-11-02", "USD", "EUR", "0.9100", None, FILE_B, EARLY, D1),
+        (D1, "USD", "EUR", Decimal("0.9213"), None, FILE_A, EARLY, RUN, D1),
+        (D1, "USD", "EUR", Decimal("0.9300"), None, FILE_B, EARLY, RUN, D1),
+        (D1, "USD", "EUR", Decimal("0.9100"), None, FILE_B, EARLY, RUN, D1),
     ]
     expected = spark.createDataFrame(
         [(D1, "USD", "EUR", Decimal("0.93"), EARLY, FILE_B)], SILVER_SCHEMA

@@ -1,8 +1,9 @@
 """The FX-rates slice, one function per notebook step: API -> raw -> bronze -> silver -> gold.
 
 Re-running any step for the same date leaves every table with identical contents: the raw landing
-is a no-op for identical content, bronze replaces exactly that ``_proc_date``, silver MERGEs on
-(rate_date, currency) and touches only changed rows, gold is recomputed from silver.
+is a no-op for identical content, bronze (the generic contract-driven step of
+``pipelines.bronze``) replaces exactly that ``_proc_date``, silver MERGEs on (rate_date,
+currency) and touches only changed rows, gold is recomputed from silver.
 """
 
 from __future__ import annotations
@@ -13,25 +14,26 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
 
-from medallion.errors import RawLoadError
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
-from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifest, read_raw_json
+from medallion.pipelines.bronze import load_bronze
+from medallion.raw.landing import land_records, raw_zone
 from medallion.sources.fx_rates import SOURCE, fetch_fx_rates
 from medallion.transforms.fx_rates import (
     DUPLICATE_RULE,
     FX_RATE_RULES,
-    RAW_FX_RATES_SCHEMA,
     SILVER_KEYS,
     build_fx_daily_change,
     clean_fx_rates,
     count_fx_rate_outcomes,
-    to_bronze_fx_rates,
 )
 
-BRONZE_TABLE = "bronze.fx_rates"
+BRONZE_NAME = "fx_rates"
+BRONZE_TABLE = f"bronze.{BRONZE_NAME}"
 SILVER_TABLE = "silver.fx_rates"
 GOLD_TABLE = "gold.fx_daily_change"
+UNTRACKED_RUN_ID = "untracked"
+"""``_run_id`` of bronze rows loaded outside a tracked job run."""
 
 
 def ingest_fx_rates(
@@ -68,30 +70,15 @@ def ingest_fx_rates(
     )
 
 
-def load_bronze_fx_rates(lakehouse: Lakehouse, run_date: date) -> StepResult:
-    """Replace ``bronze.fx_rates`` partition ``_proc_date = run_date`` with that day's raw load."""
-    manifest = read_manifest(load_dir(lakehouse.raw_root, SOURCE, None, run_date))
-    raw = read_raw_json(lakehouse.spark, manifest, RAW_FX_RATES_SCHEMA)
-    bronze = to_bronze_fx_rates(raw, ingest_ts=manifest.landed_at, proc_date=run_date)
-    lakehouse.write(
-        bronze,
-        BRONZE_TABLE,
-        mode="overwrite",
-        partition_by=["_proc_date"],
-        replace_where=f"_proc_date = DATE'{run_date.isoformat()}'",
-    )
-    rows_written = _bronze_rows_of(lakehouse, run_date).count()
-    if rows_written != manifest.row_count:
-        raise RawLoadError(
-            f"{BRONZE_TABLE} _proc_date={run_date}: expected the {manifest.row_count} rows of "
-            f"{manifest.load_dir}, found {rows_written} (a line that is not one JSON record?)"
-        )
-    return StepResult(
-        step="load_bronze_fx_rates",
-        target=BRONZE_TABLE,
-        rows_in=manifest.row_count,
-        rows_written=rows_written,
-    )
+def load_bronze_fx_rates(
+    lakehouse: Lakehouse, run_date: date, *, run_id: str = UNTRACKED_RUN_ID
+) -> StepResult:
+    """Replace ``bronze.fx_rates`` partition ``_proc_date = run_date`` with that day's raw load.
+
+    The generic contract-driven bronze step; ``run_id`` defaults to a constant so that a run
+    outside a job (the notebook has no run-id parameter) re-runs to identical tables.
+    """
+    return load_bronze(lakehouse, BRONZE_NAME, run_date, run_id=run_id)
 
 
 def update_silver_fx_rates(lakehouse: Lakehouse, run_date: date) -> StepResult:

@@ -1,4 +1,7 @@
-"""FX rates through the layers: raw records -> bronze -> silver ``fx_rates`` -> gold daily change.
+"""FX rates through the layers: bronze ``fx_rates`` -> silver ``fx_rates`` -> gold daily change.
+
+Raw -> bronze is the generic contract-driven step (``medallion.transforms.bronze``, contract
+``config/schema_definitions/bronze/fx_rates.schema.json``); this module starts from typed bronze.
 
 ``rate`` is ``DECIMAL(18,8)``, not DOUBLE: the source publishes decimal numbers (6 places) and
 decimals keep them exact, so a re-landed identical rate compares equal in the silver MERGE, sums and
@@ -8,26 +11,13 @@ integer digits leave room for weak currencies (IDR, VND per USD).
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as sf
-from pyspark.sql.types import DateType, DecimalType, StringType, StructField, StructType
+from pyspark.sql.types import DecimalType, StringType
 
 RATE_TYPE = DecimalType(18, 8)
 CHANGE_PCT_TYPE = DecimalType(18, 4)
 SILVER_KEYS = ("rate_date", "currency")
-
-RAW_FX_RATES_SCHEMA = StructType(
-    [
-        StructField("date", StringType()),
-        StructField("base", StringType()),
-        StructField("currency", StringType()),
-        StructField("rate", StringType()),
-        StructField("_corrupt_record", StringType()),
-    ]
-)
-"""Raw JSON read with every field as a string: bronze keeps what arrived, typing is silver's job."""
 
 # Rules describing a VALID row (SQL; NULL counts as a failure), checked in this order. A dropped row
 # is attributed to the first rule it fails, so per-rule drop counts add up to the rows dropped.
@@ -40,30 +30,18 @@ FX_RATE_RULES: dict[str, str] = {
 DUPLICATE_RULE = "duplicate_key_superseded"
 
 
-def to_bronze_fx_rates(raw: DataFrame, *, ingest_ts: datetime, proc_date: date) -> DataFrame:
-    """Raw records as read, plus ``_ingest_ts`` (the load's landed_at) and ``_proc_date``.
-
-    Grain: one row per raw record (line), duplicates and bad values included. No key.
-    ``raw`` carries ``_source_file`` from the raw reader.
-    """
-    return raw.select(
-        *(sf.col(name) for name in RAW_FX_RATES_SCHEMA.fieldNames()),
-        sf.col("_source_file").cast(StringType()).alias("_source_file"),
-        sf.lit(ingest_ts).cast("timestamp").alias("_ingest_ts"),
-        sf.lit(proc_date).cast(DateType()).alias("_proc_date"),
-    )
-
-
 def type_fx_rates(bronze: DataFrame) -> DataFrame:
-    """Bronze strings to typed columns; values that do not parse become NULL (never an error).
+    """Contract-typed bronze rows to silver's columns, codes trimmed and upper-cased.
 
-    Grain: one row per bronze row.
+    Grain: one row per bronze row. Bronze already typed ``rate_date`` and ``rate`` by the
+    contract: a value that did not parse is NULL there (its text in ``_rescued_data``) and fails
+    a rule here, never an error.
     """
     return bronze.select(
-        sf.try_to_date(sf.trim("date"), "yyyy-MM-dd").alias("rate_date"),
+        sf.col("rate_date"),
         sf.upper(sf.trim("base")).alias("base"),
         sf.upper(sf.trim("currency")).alias("currency"),
-        sf.trim("rate").try_cast(RATE_TYPE).alias("rate"),
+        sf.col("rate"),
         sf.col("_ingest_ts"),
         sf.col("_source_file"),
     )

@@ -1,0 +1,245 @@
+"""Raw -> bronze for the five sources: one generic step, driven by each table's contract.
+
+``load_bronze`` reads a complete raw load (its manifest's files), checks it against the latest
+contract before writing anything, then replaces the ``_proc_date`` partition of the bronze table,
+its ``_unknown_columns`` and ``_quarantine`` tables, logs unknown fields as schema drift, and
+reconciles what it wrote with the manifest. Re-running a day leaves every table identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.sql.types import StructType
+
+from medallion.contracts import Contract, load_contract
+from medallion.contracts.conform import (
+    SOURCE_FILE,
+    LoadProfile,
+    check_contract,
+    parse_json_lines,
+    profile_load,
+    read_profile,
+)
+from medallion.contracts.drift import (
+    count_unknown_fields,
+    drift_path,
+    drift_report,
+    write_drift_report,
+)
+from medallion.errors import ContractViolation, ExpectationFailed, RawLoadError
+from medallion.lakehouse import Lakehouse
+from medallion.pipelines import StepResult
+from medallion.raw.landing import LoadManifest, load_dir, read_manifest
+from medallion.transforms.bronze import (
+    PARTITION_COLUMNS,
+    PROC_DATE,
+    to_bronze,
+    to_quarantine,
+    to_unknown_columns,
+)
+
+LAYER = "bronze"
+UNKNOWN_COLUMNS_SUFFIX = "_unknown_columns"
+QUARANTINE_SUFFIX = "_quarantine"
+
+
+@dataclass(frozen=True)
+class BronzeTable:
+    """A bronze table and where it comes from: a raw source (and entity) and its contract."""
+
+    name: str
+    raw_source: str
+    raw_entity: str | None
+    contract_entity: str
+
+    @property
+    def table(self) -> str:
+        """The bronze table's full name."""
+        return f"{LAYER}.{self.name}"
+
+    @property
+    def unknown_columns_table(self) -> str:
+        """Where the fields the contract does not know are kept, with the row's key."""
+        return f"{self.table}{UNKNOWN_COLUMNS_SUFFIX}"
+
+    @property
+    def quarantine_table(self) -> str:
+        """Where the lines that are not JSON objects go."""
+        return f"{self.table}{QUARANTINE_SUFFIX}"
+
+
+BRONZE_TABLES: dict[str, BronzeTable] = {
+    table.name: table
+    for table in (
+        BronzeTable("snowflake_orders", "snowflake", "orders", "snowflake_orders"),
+        BronzeTable("kafka_orders", "kafka", "orders", "kafka_orders"),
+        BronzeTable("customer_behavior", "redshift", "behavior", "customer_behavior"),
+        BronzeTable("crm_accounts", "crm", "accounts", "crm_accounts"),
+        BronzeTable("fx_rates", "fx_rates", None, "fx_rates"),
+    )
+}
+
+
+def bronze_table(table: str) -> BronzeTable:
+    """The registry entry of ``table`` (``"kafka_orders"`` or ``"bronze.kafka_orders"``)."""
+    name = table.removeprefix(f"{LAYER}.")
+    if name not in BRONZE_TABLES:
+        raise RawLoadError(
+            f"bronze table {table!r}: expected one of {', '.join(sorted(BRONZE_TABLES))}"
+        )
+    return BRONZE_TABLES[name]
+
+
+def read_raw_lines(spark: SparkSession, manifest: LoadManifest, storage_root: Path) -> DataFrame:
+    """A load's lines as text: ``value`` and ``_source_file`` (relative to the storage root).
+
+    Only the files the manifest lists, split on ``\\n`` exactly as the manifest counts rows.
+    """
+    relative_dir = _relative(manifest.load_dir, storage_root)
+    lines = spark.read.option("lineSep", "\n").text([str(p) for p in manifest.data_paths])
+    # The file name is the last segment of Spark's file URI; the directory is known already,
+    # which avoids decoding the URI (percent-escapes, file:/ vs file:///).
+    file_name = sf.regexp_extract(sf.col("_metadata.file_path"), r"[^/]+$", 0)
+    return lines.select(
+        "value", sf.concat(sf.lit(f"{relative_dir}/"), file_name).alias(SOURCE_FILE)
+    )
+
+
+def load_bronze(
+    lakehouse: Lakehouse, table: str, run_date: date, *, run_id: str, min_rows: int = 0
+) -> StepResult:
+    """Replace partition ``_proc_date = run_date`` of a bronze table with that day's raw load.
+
+    Fails before writing on a missing/incomplete load (``RawLoadError``), a contract break
+    (``ContractViolation``) or fewer than ``min_rows`` records (``ExpectationFailed``); fails
+    after writing when the rows written and quarantined do not add up to the manifest's count.
+    """
+    entry = bronze_table(table)
+    manifest = read_manifest(
+        load_dir(lakehouse.raw_root, entry.raw_source, entry.raw_entity, run_date)
+    )
+    contract = load_contract(LAYER, entry.contract_entity)
+    load = _relative(manifest.load_dir, lakehouse.storage_root)
+    parsed = parse_json_lines(read_raw_lines(lakehouse.spark, manifest, lakehouse.storage_root))
+
+    profile = read_profile(profile_load(parsed, contract).collect()[0], contract)
+    check_contract(contract, profile, load)
+    check_row_counts(entry.table, manifest, profile.records, profile.bad_lines)
+    if profile.records < min_rows:
+        raise ExpectationFailed(
+            f"{entry.table} _proc_date={run_date}: expected at least {min_rows:,} rows "
+            f"(min_rows), found {profile.records:,} in {load}"
+        )
+
+    where = f"{PROC_DATE} = DATE'{run_date.isoformat()}'"
+    bronze = to_bronze(
+        parsed, contract, ingest_ts=manifest.landed_at, proc_date=run_date, run_id=run_id
+    )
+    unknown = to_unknown_columns(parsed, contract, proc_date=run_date, run_id=run_id)
+    quarantine = to_quarantine(parsed, proc_date=run_date, run_id=run_id)
+    for frame, target in (
+        (bronze, entry.table),
+        (unknown, entry.unknown_columns_table),
+        (quarantine, entry.quarantine_table),
+    ):
+        _write_partition(lakehouse, frame, target, where)
+
+    _log_drift(lakehouse, entry, contract, profile, run_date, run_id, load)
+    written = _partition_count(lakehouse, entry.table, run_date)
+    quarantined = _partition_count(lakehouse, entry.quarantine_table, run_date)
+    check_row_counts(entry.table, manifest, written, quarantined)
+    return StepResult(
+        step=f"load_bronze_{entry.name}",
+        target=entry.table,
+        rows_in=manifest.row_count,
+        rows_written=written,
+        rows_quarantined=quarantined,
+    )
+
+
+def check_row_counts(table: str, manifest: LoadManifest, rows: int, quarantined: int) -> None:
+    """Raise ``RawLoadError`` unless bronze rows + quarantined lines = the manifest's row count."""
+    if rows + quarantined != manifest.row_count:
+        raise RawLoadError(
+            f"{table}: expected the {manifest.row_count:,} rows of {manifest.load_dir} "
+            f"(manifest row_count), found {rows + quarantined:,} ({rows:,} bronze rows + "
+            f"{quarantined:,} quarantined lines)"
+        )
+
+
+def _write_partition(lakehouse: Lakehouse, frame: DataFrame, table: str, where: str) -> None:
+    """Replace one ``_proc_date`` partition of ``table``; an empty frame empties it."""
+    _evolve_schema(lakehouse, table, frame.schema)
+    lakehouse.write(
+        frame, table, mode="overwrite", partition_by=PARTITION_COLUMNS, replace_where=where
+    )
+
+
+def _evolve_schema(lakehouse: Lakehouse, table: str, schema: StructType) -> None:
+    """Add the columns an additive contract change introduced; refuse a changed type.
+
+    Done explicitly (``ALTER TABLE ADD COLUMNS``) rather than by a session-wide auto-merge
+    setting, so no other write in the session can widen a table by accident.
+    """
+    if not lakehouse.exists(table):
+        return
+    existing = {field.name: field for field in lakehouse.read(table).schema.fields}
+    changed = [
+        f"{field.name} is {existing[field.name].dataType.simpleString()} in the table, "
+        f"{field.dataType.simpleString()} now"
+        for field in schema.fields
+        if field.name in existing and existing[field.name].dataType != field.dataType
+    ]
+    if changed:
+        raise ContractViolation(
+            f"{table}: expected the existing table's column types to match the contract; "
+            f"{'; '.join(changed)}. A breaking contract change needs a new table: drop "
+            f"{table} and backfill it from raw"
+        )
+    added = [field for field in schema.fields if field.name not in existing]
+    if added:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
+        lakehouse.spark.sql(f"ALTER TABLE {lakehouse.name(table)} ADD COLUMNS ({columns})")
+
+
+def _log_drift(
+    lakehouse: Lakehouse,
+    entry: BronzeTable,
+    contract: Contract,
+    profile: LoadProfile,
+    run_date: date,
+    run_id: str,
+    load: str,
+) -> None:
+    """Write (or clear) the drift log from the unknown-columns partition just written."""
+    report = None
+    if profile.records_with_unknown:
+        unknown = lakehouse.read(entry.unknown_columns_table).where(
+            sf.col(PROC_DATE) == sf.lit(run_date)
+        )
+        report = drift_report(
+            contract,
+            proc_date=run_date,
+            run_id=run_id,
+            load=load,
+            records=profile.records,
+            fields=count_unknown_fields(unknown).collect(),
+        )
+    write_drift_report(drift_path(lakehouse.storage_root, run_date, entry.name), report)
+
+
+def _partition_count(lakehouse: Lakehouse, table: str, run_date: date) -> int:
+    return int(lakehouse.read(table).where(sf.col(PROC_DATE) == sf.lit(run_date)).count())
+
+
+def _relative(path: Path, storage_root: Path) -> str:
+    """``path`` relative to the storage root, as stored in ``_source_file``."""
+    try:
+        return Path(path).resolve().relative_to(Path(storage_root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()

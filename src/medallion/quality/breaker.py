@@ -10,7 +10,7 @@ task fails, so every downstream task of the job is skipped (UPSTREAM_FAILED), as
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -100,12 +100,15 @@ class SuiteItem:
     critical: bool = True
 
 
-def build_suite(spec: TableSpec, columns: Sequence[str]) -> list[SuiteItem]:
+def build_suite(
+    spec: TableSpec, columns: Sequence[str], table_name: Callable[[str], str] = str
+) -> list[SuiteItem]:
     """GE expectations for ``spec``'s table (each described by its name), critical or not.
 
     Rules that name a column the table does not have (a lookup such as ``customer_exists``, or a
     raw field only the input had) cannot be re-checked on the table; lookups are re-checked as
-    referential-integrity queries instead.
+    referential-integrity queries instead, against ``table_name(lookup.table)`` (the name
+    Spark SQL knows the table by: catalog-qualified on Databricks).
     """
     import great_expectations.expectations as gxe
 
@@ -139,14 +142,17 @@ def build_suite(spec: TableSpec, columns: Sequence[str]) -> list[SuiteItem]:
             )
         for lookup in spec.lookups:
             on = " AND ".join(f"b.`{column}` = l.`{column}`" for column in lookup.on)
-            query = f"SELECT b.* FROM {{batch}} b LEFT ANTI JOIN {lookup.table} l ON {on}"
+            reference = table_name(lookup.table)
+            query = f"SELECT b.* FROM {{batch}} b LEFT ANTI JOIN {reference} l ON {on}"
             items.append(
                 SuiteItem(lookup.name, gxe.UnexpectedRowsExpectation(unexpected_rows_query=query))
             )
     for rule in spec.expectations:
         if not _columns_of(rule.expression) <= present:
             continue
-        query = f"SELECT * FROM {{batch}} WHERE NOT coalesce(({rule.expression}), false)"
+        # GE fills {batch} with str.format: braces of the rule's own (regex {3}) are doubled.
+        predicate = rule.expression.replace("{", "{{").replace("}", "}}")
+        query = f"SELECT * FROM {{batch}} WHERE NOT coalesce(({predicate}), false)"
         items.append(
             SuiteItem(
                 rule.name,
@@ -182,7 +188,10 @@ def run_breaker(
             checks.append(BreakerCheck(spec.dataset, "table_exists", True, False))
             continue
         frame = breaker_frame(lakehouse, spec, run_date)
-        items = {item.name: item for item in build_suite(spec, frame.columns)}
+        for lookup in spec.lookups:
+            lakehouse.read(lookup.table)  # registers it, so the integrity query resolves it
+        suite_items = build_suite(spec, frame.columns, lakehouse.name)
+        items = {item.name: item for item in suite_items}
         suite = gx.ExpectationSuite(name=f"{spec.dataset}_suite")
         for item in items.values():
             suite.add_expectation(item.expectation)

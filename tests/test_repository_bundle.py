@@ -47,8 +47,15 @@ def test_runner_parses_every_job() -> None:
         "ingest_daily_sources": ["plan_load_dates", "full_reload", "reset_incremental_positions",
                                  *INGEST_LOOPS, "check_landed_files", "has_new_rows",
                                  "build_analytics"],
-        "build_analytics": ["check_raw_files", "has_raw_files", "bronze_fx_rates",
-                            "silver_fx_rates", "gold_fx_daily_change"],
+        "build_analytics": [
+            "check_raw_files", "has_raw_files",
+            "bronze_snowflake_orders", "bronze_kafka_orders", "bronze_customer_behavior",
+            "bronze_crm_accounts", "bronze_fx_rates", "bronze_dq_breaker",
+            "silver_dim_customer", "silver_fact_orders", "silver_fact_events",
+            "silver_fx_rates", "silver_dq_breaker",
+            "gold_fact_customer_360", "gold_orders_daily", "gold_fx_daily_change",
+            "gold_dq_breaker",
+        ],
     }
     assert jobs["ingest_daily_sources"].health_rules[0].value == 1800
     assert jobs["build_analytics"].health_rules[0].value == 3600

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.errors import ContractViolation, ExpectationFailed, RawLoadError
@@ -141,7 +141,6 @@ def test_unknown_fields_are_kept_with_the_key_and_logged_as_drift(
         "contract_version": 1,
         "contract_file": "kafka_orders.schema.json",
         "proc_date": "2026-11-25",
-        "run_id": RUN_ID,
         "load": "raw/kafka/orders/load_dt=2026-11-25",
         "records": 4,
         "unknown_fields": [
@@ -171,14 +170,44 @@ def test_rerunning_a_day_leaves_every_table_and_the_drift_log_identical(
     lakehouse = kafka_day.lakehouse(spark)
     drift = kafka_day.root / "_schema_drift" / "dt=2026-11-25" / "kafka_orders.json"
     before = {table: lakehouse.read(table).collect() for table in KAFKA_TABLES}
+    versions = {table: table_version(lakehouse, table) for table in KAFKA_TABLES}
     drift_before = drift.read_text()
 
-    again = load_bronze(lakehouse, "bronze.kafka_orders", D2, run_id=RUN_ID)
+    # Another job run: partitions that would not change are not rewritten (and keep their run id).
+    again = load_bronze(lakehouse, "bronze.kafka_orders", D2, run_id="run-0043")
 
     assert again == kafka_day.result
     for table in KAFKA_TABLES:
         assertDataFrameEqual(lakehouse.read(table), before[table], checkRowOrder=False)
+        assert table_version(lakehouse, table) == versions[table]
     assert drift.read_text() == drift_before
+
+
+def test_a_relanded_day_replaces_its_partitions_and_clears_stale_drift(
+    spark: SparkSession, kafka_day: KafkaDay, tmp_path: Path
+) -> None:
+    shutil.copytree(kafka_day.root, tmp_path / "root")
+    lakehouse = Lakehouse.open(spark, tmp_path / "root")
+    manifest = land_records(
+        lakehouse.raw_root, "kafka", "orders", D2, [kafka_event(10432)], now=LANDED_AT
+    )
+
+    result = load_bronze(lakehouse, "kafka_orders", D2, run_id="run-0043")
+
+    assert result == StepResult("load_bronze_kafka_orders", "bronze.kafka_orders", 1, 1)
+    file = f"raw/kafka/orders/load_dt=2026-11-25/{manifest.files[0].name}"
+    assert lakehouse.read("bronze.kafka_orders").select(
+        "kafka_offset", "_source_file", "_run_id"
+    ).collect() == [Row(kafka_offset=10432, _source_file=file, _run_id="run-0043")]
+    assert lakehouse.read("bronze.kafka_orders_unknown_columns").count() == 0
+    assert lakehouse.read("bronze.kafka_orders_quarantine").count() == 0
+    assert not (lakehouse.storage_root / "_schema_drift/dt=2026-11-25/kafka_orders.json").exists()
+
+
+def table_version(lakehouse: Lakehouse, table: str) -> int:
+    """The Delta version of a table (a rewrite adds one, even of identical rows)."""
+    history = lakehouse.spark.sql(f"DESCRIBE HISTORY {lakehouse.name(table)} LIMIT 1")
+    return int(history.collect()[0]["version"])
 
 
 def test_a_day_without_a_complete_load_is_refused(spark: SparkSession, tmp_path: Path) -> None:

@@ -46,7 +46,6 @@ def drift_report(
     contract: Contract,
     *,
     proc_date: date,
-    run_id: str,
     load: str,
     records: int,
     fields: Sequence[Row],
@@ -57,7 +56,6 @@ def drift_report(
         "contract_version": contract.version,
         "contract_file": contract.path.name,
         "proc_date": proc_date.isoformat(),
-        "run_id": run_id,
         "load": load,
         "records": records,
         "unknown_fields": [

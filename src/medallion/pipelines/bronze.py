@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
-from pyspark.sql.types import StructType
+from pyspark.sql.types import DecimalType, MapType, StructType
 
 from medallion.contracts import Contract, load_contract
 from medallion.contracts.conform import (
@@ -38,6 +38,7 @@ from medallion.raw.landing import LoadManifest, load_dir, read_manifest
 from medallion.transforms.bronze import (
     PARTITION_COLUMNS,
     PROC_DATE,
+    RUN_ID,
     to_bronze,
     to_quarantine,
     to_unknown_columns,
@@ -136,7 +137,6 @@ def load_bronze(
             f"(min_rows), found {profile.records:,} in {load}"
         )
 
-    where = f"{PROC_DATE} = DATE'{run_date.isoformat()}'"
     bronze = to_bronze(
         parsed, contract, ingest_ts=manifest.landed_at, proc_date=run_date, run_id=run_id
     )
@@ -147,11 +147,12 @@ def load_bronze(
         (unknown, entry.unknown_columns_table),
         (quarantine, entry.quarantine_table),
     ):
-        _write_partition(lakehouse, frame, target, where)
+        _write_partition(lakehouse, frame, target, run_date)
 
-    _log_drift(lakehouse, entry, contract, profile, run_date, run_id, load)
-    written = _partition_count(lakehouse, entry.table, run_date)
-    quarantined = _partition_count(lakehouse, entry.quarantine_table, run_date)
+    _log_drift(lakehouse, entry, contract, profile, run_date, load)
+    written, quarantined = _partition_counts(
+        lakehouse, run_date, entry.table, entry.quarantine_table
+    )
     check_row_counts(entry.table, manifest, written, quarantined)
     return StepResult(
         step=f"load_bronze_{entry.name}",
@@ -172,12 +173,59 @@ def check_row_counts(table: str, manifest: LoadManifest, rows: int, quarantined:
         )
 
 
-def _write_partition(lakehouse: Lakehouse, frame: DataFrame, table: str, where: str) -> None:
-    """Replace one ``_proc_date`` partition of ``table``; an empty frame empties it."""
-    _evolve_schema(lakehouse, table, frame.schema)
+def _write_partition(lakehouse: Lakehouse, frame: DataFrame, table: str, run_date: date) -> None:
+    """Replace one ``_proc_date`` partition of ``table``; an empty frame empties it.
+
+    A partition that already holds exactly these rows (``_run_id`` aside) is left as it is: a
+    re-run under a new job run id then changes nothing, and ``_run_id`` keeps naming the run
+    that produced the rows.
+    """
+    if lakehouse.exists(table):
+        _evolve_schema(lakehouse, table, frame.schema)
+        current = lakehouse.read(table).where(sf.col(PROC_DATE) == sf.lit(run_date))
+        if _same_rows(current, frame):
+            return
     lakehouse.write(
-        frame, table, mode="overwrite", partition_by=PARTITION_COLUMNS, replace_where=where
+        frame,
+        table,
+        mode="overwrite",
+        partition_by=PARTITION_COLUMNS,
+        replace_where=f"{PROC_DATE} = DATE'{run_date.isoformat()}'",
     )
+
+
+def _same_rows(current: DataFrame, new: DataFrame) -> bool:
+    """True when both frames hold the same multiset of rows, ignoring ``_run_id``.
+
+    One aggregation: per side, the row count and the sum of a 64-bit row hash (maps hashed as
+    their sorted entries, since Spark refuses to hash a map).
+    """
+    columns = [name for name in new.columns if name != RUN_ID]
+    if not set(columns) <= set(current.columns):
+        return False
+    hashable = [
+        sf.array_sort(sf.map_entries(sf.col(field.name)))
+        if isinstance(field.dataType, MapType)
+        else sf.col(field.name)
+        for field in new.schema.fields
+        if field.name != RUN_ID
+    ]
+    sides = [
+        frame.select(sf.lit(side).alias("side"), sf.xxhash64(*hashable).alias("row_hash"))
+        for side, frame in (("current", current.select(*columns)), ("new", new))
+    ]
+    digests = (
+        sides[0]
+        .unionByName(sides[1])
+        .groupBy("side")
+        .agg(
+            sf.count(sf.lit(1)).alias("rows"),
+            sf.sum(sf.col("row_hash").cast(DecimalType(38, 0))).alias("hash_sum"),
+        )
+        .collect()
+    )
+    found = {row["side"]: (row["rows"], row["hash_sum"]) for row in digests}
+    return found.get("current", (0, None)) == found.get("new", (0, None))
 
 
 def _evolve_schema(lakehouse: Lakehouse, table: str, schema: StructType) -> None:
@@ -213,7 +261,6 @@ def _log_drift(
     contract: Contract,
     profile: LoadProfile,
     run_date: date,
-    run_id: str,
     load: str,
 ) -> None:
     """Write (or clear) the drift log from the unknown-columns partition just written."""
@@ -225,7 +272,6 @@ def _log_drift(
         report = drift_report(
             contract,
             proc_date=run_date,
-            run_id=run_id,
             load=load,
             records=profile.records,
             fields=count_unknown_fields(unknown).collect(),
@@ -233,8 +279,22 @@ def _log_drift(
     write_drift_report(drift_path(lakehouse.storage_root, run_date, entry.name), report)
 
 
-def _partition_count(lakehouse: Lakehouse, table: str, run_date: date) -> int:
-    return int(lakehouse.read(table).where(sf.col(PROC_DATE) == sf.lit(run_date)).count())
+def _partition_counts(lakehouse: Lakehouse, run_date: date, *tables: str) -> list[int]:
+    """Rows in partition ``_proc_date = run_date`` of each table, counted in one job."""
+    labelled = [
+        lakehouse.read(table)
+        .where(sf.col(PROC_DATE) == sf.lit(run_date))
+        .select(sf.lit(index).alias("table_index"))
+        for index, table in enumerate(tables)
+    ]
+    union = labelled[0]
+    for frame in labelled[1:]:
+        union = union.unionByName(frame)
+    counts = {
+        row["table_index"]: int(row["rows"])
+        for row in union.groupBy("table_index").agg(sf.count(sf.lit(1)).alias("rows")).collect()
+    }
+    return [counts.get(index, 0) for index in range(len(tables))]
 
 
 def _relative(path: Path, storage_root: Path) -> str:

@@ -31,7 +31,7 @@ from medallion.contracts.drift import (
     drift_report,
     write_drift_report,
 )
-from medallion.errors import ContractViolation, ExpectationFailed, RawLoadError
+from medallion.errors import ConfigError, ContractViolation, ExpectationFailed, RawLoadError
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
 from medallion.raw.landing import LoadManifest, load_dir, read_manifest
@@ -90,7 +90,7 @@ def bronze_table(table: str) -> BronzeTable:
     """The registry entry of ``table`` (``"kafka_orders"`` or ``"bronze.kafka_orders"``)."""
     name = table.removeprefix(f"{LAYER}.")
     if name not in BRONZE_TABLES:
-        raise RawLoadError(
+        raise ConfigError(
             f"bronze table {table!r}: expected one of {', '.join(sorted(BRONZE_TABLES))}"
         )
     return BRONZE_TABLES[name]

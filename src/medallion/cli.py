@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from medallion import compute
 from medallion.errors import MedallionError
+from medallion.pipelines import StepResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bundle_app = typer.Typer(no_args_is_help=True, help="Check the bundle offline.")
@@ -309,6 +310,67 @@ def demo(
     except MedallionError as error:
         raise _fail(error) from error
     raise typer.Exit(code=code)
+
+
+@app.command()
+def backfill(
+    entity: Annotated[str, typer.Argument(help="bronze table, e.g. customer_behavior")],
+    from_date: Annotated[str, typer.Option("--from", help="first load date, YYYY-MM-DD")],
+    to_date: Annotated[str, typer.Option("--to", help="last load date, YYYY-MM-DD")],
+    storage_root: RootOpt = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Reprocess an entity's raw loads over a date range with the current contracts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from medallion.lakehouse import Lakehouse
+    from medallion.pipelines.backfill import backfill as run_backfill
+    from medallion.pipelines.backfill import dates_between
+    from medallion.pipelines.gold import pii_hash_salt
+    from medallion.sql import open_session
+
+    try:
+        start, end = date.fromisoformat(from_date), date.fromisoformat(to_date)
+        days = len(list(dates_between(start, end)))
+        root = _storage_root(storage_root, bundle_root, target, var)
+        spark = open_session(root)
+    except ValueError as error:
+        raise typer.BadParameter(f"--from/--to: expected YYYY-MM-DD dates ({error})") from error
+    except MedallionError as error:
+        raise _fail(error) from error
+    run_id = f"backfill-{entity}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    table = Table("date", "step", "rows in", "written", "quarantined", "dropped")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
+        bar = progress.add_task(f"backfill {entity}", total=days)
+        seen: set[date] = set()
+
+        def on_step(day: date, target_table: str, result: StepResult | None) -> None:
+            if day not in seen and day <= end:
+                seen.add(day)
+                progress.update(bar, completed=len(seen), description=f"backfill {entity} {day}")
+            if result is None:
+                table.add_row(str(day), target_table, "no raw load", "", "", "")
+                return
+            dropped = sum(result.rows_dropped.values())
+            table.add_row(str(day), target_table, f"{result.rows_in:,}",
+                          f"{result.rows_written:,}", f"{result.rows_quarantined:,}",
+                          f"{dropped:,}")
+
+        try:
+            lakehouse = Lakehouse.open(spark, root)
+            outcome = run_backfill(lakehouse, entity, start, end, run_id=run_id,
+                                   salt=pii_hash_salt(root), on_step=on_step)
+        except MedallionError as error:
+            raise _fail(error) from error
+        finally:
+            spark.stop()
+    console.print(table)
+    console.print(f"{entity}: {days - len(outcome.missing)} of {days} dates reprocessed "
+                  f"(run id {run_id})")
 
 
 state_app = typer.Typer(no_args_is_help=True, help="Raw ingestion state: inspect, reset.")

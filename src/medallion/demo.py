@@ -29,7 +29,9 @@ from medallion.generate.load import load_day
 from medallion.jobs import JobRunResult, RunOptions, run_job
 from medallion.jobs.model import parse_job
 from medallion.jobs.progress import ConsoleProgress
-from medallion.lakehouse import discover_tables
+from medallion.lakehouse import discover_tables, register_tables
+from medallion.quality.event_log import DQ_EVENT_LOG
+from medallion.quality.report import PassRate, RuleCount, pass_rates, quarantine_counts
 from medallion.runtime import read_task_values
 
 INGEST_JOB = "ingest_daily_sources"
@@ -54,19 +56,31 @@ class SourceDay:
     rows_per_second: float
 
 
-def table_counts(storage_root: Path) -> list[tuple[str, int]]:
-    """Every table under the storage root with its row count, via the warm server."""
+@dataclass(frozen=True)
+class LakehouseReport:
+    """Row counts per table, quarantined rows per rule, DQ pass rates per dataset."""
+
+    counts: list[tuple[str, int]]
+    quarantined: list[RuleCount]
+    pass_rates: list[PassRate]
+
+
+def lakehouse_report(storage_root: Path) -> LakehouseReport:
+    """Every table under the storage root with its row count and the DQ outcome, via the server."""
     from pyspark.sql import SparkSession
 
     server = compute.find_server(storage_root)
     if server is None:
-        return []
+        return LakehouseReport([], [], [])
     spark = SparkSession.builder.remote(server.url).getOrCreate()
-    counts = []
-    for table in discover_tables(storage_root):
-        counts.append((table, int(spark.table(table).count())))
-    spark.stop()
-    return counts
+    try:
+        tables = discover_tables(storage_root)
+        register_tables(spark, storage_root)
+        counts = [(table, int(spark.table(table).count())) for table in tables]
+        rates = pass_rates(spark) if DQ_EVENT_LOG in tables else []
+        return LakehouseReport(counts, quarantine_counts(spark, tables), rates)
+    finally:
+        spark.stop()
 
 
 def ingested(result: JobRunResult) -> list[SourceDay]:
@@ -87,7 +101,7 @@ def stack_pids(storage_root: Path) -> list[int]:
 
 
 def _summary(console: Console, results: list[JobRunResult], sources: list[SourceDay],
-             counts: list[tuple[str, int]], facts: dict[str, Any]) -> None:
+             report: LakehouseReport, facts: dict[str, Any]) -> None:
     runs = Table("job", "run_date", "state", "seconds", "notebooks", title="Job runs",
                  title_justify="left")
     for result in sorted(results, key=lambda r: r.started_at):
@@ -100,9 +114,22 @@ def _summary(console: Console, results: list[JobRunResult], sources: list[Source
         landed.add_row(day.source, day.run_date, str(day.rows), f"{day.rows_per_second:,.0f}")
     console.print(landed)
     tables = Table("layer", "table", "rows", title="Tables", title_justify="left")
-    for table, rows in counts:
-        tables.add_row(table.split(".")[0], table, str(rows))
+    for table, rows in report.counts:
+        tables.add_row(table.split(".")[0], table, f"{rows:,}")
     console.print(tables)
+    rules = Table("quarantine table", "rule", "rows", title="Quarantined rows, per rule",
+                  title_justify="left")
+    for count in report.quarantined:
+        rules.add_row(count.table, count.rule, f"{count.rows:,}")
+    console.print(rules)
+    rates = Table("dataset", "checks", "rows checked", "passed every rule", "pass rate",
+                  "failing rules (rows)", title="DQ pass rates (ops.dq_event_log)",
+                  title_justify="left")
+    for rate in report.pass_rates:
+        rates.add_row(rate.dataset, str(rate.checks), f"{rate.rows_checked:,}",
+                      f"{rate.rows_passed:,}", f"{rate.pass_rate:.2%}",
+                      ", ".join(f"{rule} {rows:,}" for rule, rows in rate.failing_rules) or "-")
+    console.print(rates)
     console.print(
         f"demo wall time {facts['wall_seconds']:.1f}s (data generated in "
         f"{facts['generate_seconds']:.1f}s, stand-ins up in {facts['stack_seconds']:.1f}s); "
@@ -150,7 +177,7 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
                 if result.exit_code:
                     console.print(f"[red]{result.failure_message()}[/red]")
                     return result.exit_code
-        counts = table_counts(storage_root)
+        summary = lakehouse_report(storage_root)
     finally:
         compute.release_server(storage_root, lease)
         if not keep_stack:
@@ -162,7 +189,7 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
         "stack_peak_mib": memory.peak_bytes / MIB,
         "total_peak_mib": everything.peak_bytes / MIB,
     }
-    _summary(console, [*results, *child_runs(bundle_root / "runs", results)], sources, counts,
+    _summary(console, [*results, *child_runs(bundle_root / "runs", results)], sources, summary,
              facts)
     return 0
 

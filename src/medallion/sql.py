@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medallion import compute
 from medallion.lakehouse import register_tables
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
-def run_sql(
-    query: str, storage_root: Path, *, limit: int = 1000
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Column names and up to ``limit`` rows of ``query``'s result.
 
-    Uses the warm compute server when one is up for the storage root (sub-second), else starts
-    a local session (~9 s).
+def open_session(storage_root: Path) -> SparkSession:
+    """A session on the lakehouse for a CLI command, its tables registered.
+
+    The warm compute server when one is up for the storage root (sub-second), else
+    ``SPARK_REMOTE``, else a local session (~9 s).
     """
     from pyspark.sql import SparkSession
 
@@ -30,6 +31,14 @@ def run_sql(
         spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
     else:
         spark = build_local_session(storage_root)
+    return spark
+
+
+def run_sql(
+    query: str, storage_root: Path, *, limit: int = 1000
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and up to ``limit`` rows of ``query``'s result."""
+    spark = open_session(storage_root)
     try:
         frame = spark.sql(query)
         columns = list(frame.columns)

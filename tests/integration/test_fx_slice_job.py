@@ -173,8 +173,7 @@ def test_a_day_without_raw_data_skips_every_layer(lakehouse: Lakehouse) -> None:
     assert result.returncode == 0, result.stderr
     record = json.loads(max((lakehouse.runs / "build_analytics").glob("*/run.json"),
                             key=lambda p: p.parent.name).read_text())
-    assert {t["task_key"]: t["state"] for t in record["tasks"]} == {
-        "check_raw_files": "SUCCESS", "has_raw_files": "SUCCESS",
-        "bronze_fx_rates": "EXCLUDED", "silver_fx_rates": "EXCLUDED",
-        "gold_fx_daily_change": "EXCLUDED",
-    }
+    states = {t["task_key"]: t["state"] for t in record["tasks"]}
+    assert states.pop("check_raw_files") == states.pop("has_raw_files") == "SUCCESS"
+    assert "bronze_fx_rates" in states
+    assert set(states.values()) == {"EXCLUDED"}, states

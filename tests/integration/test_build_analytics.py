@@ -1,0 +1,374 @@
+"""``build_analytics`` end to end on generated data: the real jobs, the CLI, the five stand-ins.
+
+Three business days are ingested (each ingest run builds its day). Every expectation comes from
+the generator: its dirt manifest says what must be quarantined and under which rule, and an
+independent DuckDB oracle (tests/oracle, no pipeline code) says what gold must hold. The tests
+run in file order on one world; the last ones break things on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+
+from medallion.generate.config import DirtKind
+from medallion.generate.model import late_crm_updates
+from medallion.pipelines.gold import pii_hash_salt
+from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifest
+from medallion.runtime import read_task_values
+from tests.integration.conftest import SourceWorld
+from tests.oracle.oracle import expected_gold, oracle_connection
+
+pytestmark = pytest.mark.integration
+
+WORLD_SCALE = 0.05
+WORLD_DAYS = 3
+BUILD_TASKS = (
+    "check_raw_files", "has_raw_files", "bronze_snowflake_orders", "bronze_kafka_orders",
+    "bronze_customer_behavior", "bronze_crm_accounts", "bronze_fx_rates", "bronze_dq_breaker",
+    "silver_dim_customer", "silver_fact_orders", "silver_fact_events", "silver_fx_rates",
+    "silver_dq_breaker", "gold_fact_customer_360", "gold_orders_daily", "gold_fx_daily_change",
+    "gold_dq_breaker",
+)
+# Where each kind of dirt must end up: (quarantine table, key column, rules it may fail).
+QUARANTINED: dict[tuple[str, DirtKind], tuple[str, str, frozenset[str]]] = {
+    **{
+        (source, kind): ("silver.fact_orders_quarantine", "order_id", rules)
+        for source in ("snowflake_orders", "kafka_order_events")
+        for kind, rules in (
+            (DirtKind.WRONG_TYPE, frozenset({"order_amount_is_decimal"})),
+            (DirtKind.OUT_OF_SET_VALUE, frozenset({"status_in_set", "currency_in_set"})),
+            (DirtKind.ORPHAN_CUSTOMER, frozenset({"customer_in_dim_customer"})),
+            (DirtKind.NEGATIVE_AMOUNT, frozenset({"order_amount_not_negative"})),
+        )
+    },
+    ("behavior_events", DirtKind.MALFORMED_SESSION_ID): (
+        "silver.fact_events_quarantine", "event_id", frozenset({"session_id_format"})),
+    ("behavior_events", DirtKind.OUT_OF_SET_VALUE): (
+        "silver.fact_events_quarantine", "event_id",
+        frozenset({"event_type_in_set", "device_in_set"})),
+    ("behavior_events", DirtKind.ORPHAN_CUSTOMER): (
+        "silver.fact_events_quarantine", "event_id", frozenset({"customer_in_dim_customer"})),
+}
+# Null keys reach raw from Snowflake and Kafka only: a CRM record cannot exist without its id
+# (the stand-in skips it), and the Redshift extractor's keyset on (event_ts, event_id) cannot
+# order a NULL id, so it counts those rows in the manifest (null_key_rows) instead of landing them.
+NULL_KEY_RULES = {
+    "snowflake_orders": ("silver.fact_orders_quarantine", "order_id", "order_id_not_null"),
+    "kafka_order_events": ("silver.fact_orders_quarantine", "order_id", "order_id_not_null"),
+}
+SILVER_AND_GOLD = (
+    "silver.dim_customer", "silver.fact_orders", "silver.fact_events", "silver.fx_rates",
+    "silver.dim_customer_quarantine", "silver.fact_orders_quarantine",
+    "silver.fact_events_quarantine", "gold.fact_customer_360", "gold.orders_daily",
+)
+BRONZE = (
+    "bronze.snowflake_orders", "bronze.kafka_orders", "bronze.customer_behavior",
+    "bronze.crm_accounts", "bronze.fx_rates", "bronze.customer_behavior_unknown_columns",
+)
+
+
+def table(spark: SparkSession, world: SourceWorld, name: str) -> DataFrame:
+    schema, name_in_schema = name.split(".")
+    return spark.read.format("delta").load(str(world.root / schema / name_in_schema))
+
+
+def build_runs(world: SourceWorld) -> list[dict[str, Any]]:
+    """Every build_analytics run of the world, oldest first."""
+    return [json.loads(path.read_text())
+            for path in sorted((world.runs / "build_analytics").glob("*/run.json"))]
+
+
+def states(record: dict[str, Any]) -> dict[str, str]:
+    return {task["task_key"]: task["state"] for task in record["tasks"]}
+
+
+def contents(spark: SparkSession, world: SourceWorld, names: Iterable[str]) -> dict[str, Any]:
+    """Each table's rows without the run stamp (``_run_id``), sorted: what a re-run must keep."""
+    found = {}
+    for name in names:
+        frame = table(spark, world, name)
+        frame = frame.drop("_run_id") if "_run_id" in frame.columns else frame
+        found[name] = sorted(map(str, frame.collect()))
+    return found
+
+
+@pytest.fixture(scope="module")
+def built(source_world: SourceWorld, spark: SparkSession) -> dict[date, dict[str, Any]]:
+    """Ingest (and so build) days 0 to 2, keeping what the late-update test needs after each."""
+    after: dict[date, dict[str, Any]] = {}
+    for index in range(WORLD_DAYS):
+        day = source_world.day(index)
+        source_world.advance(day)
+        result, record = source_world.run_job("ingest_daily_sources", f"run_date={day}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert states(record)["build_analytics"] == "SUCCESS", result.stdout
+        after[day] = {
+            "dim_customer": {row["customer_id"]: row.asDict() for row in
+                             table(spark, source_world, "silver.dim_customer").collect()},
+            "gold": {row["customer_id"]: row.asDict() for row in
+                     table(spark, source_world, "gold.fact_customer_360").collect()},
+        }
+    return after
+
+
+def test_every_build_task_succeeds_each_day(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+) -> None:
+    runs = build_runs(source_world)
+    assert [run["parameters"]["run_date"] for run in runs] == [str(day) for day in built]
+    for run in runs:
+        assert states(run) == dict.fromkeys(BUILD_TASKS, "SUCCESS")
+
+
+def test_gold_equals_the_independent_oracle_row_for_row(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    expected = expected_gold(source_world.data, through=source_world.day(WORLD_DAYS - 1),
+                             salt=pii_hash_salt(source_world.root))
+    for name, oracle, order in (
+        ("gold.fact_customer_360", expected.fact_customer_360, ["customer_id"]),
+        ("gold.orders_daily", expected.orders_daily, ["order_date", "currency"]),
+    ):
+        actual = table(spark, source_world, name).orderBy(*order).toPandas()
+        assert len(actual) == len(oracle) > 0
+        pd.testing.assert_frame_equal(actual, oracle, check_dtype=False)
+
+
+def test_every_dirty_record_is_quarantined_under_its_rule_and_no_clean_one_is(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    quarantined: dict[str, dict[Any, set[str]]] = {}
+    for name in ("silver.fact_orders_quarantine", "silver.fact_events_quarantine",
+                 "silver.dim_customer_quarantine"):
+        key = {"silver.fact_orders_quarantine": "order_id",
+               "silver.fact_events_quarantine": "event_id"}.get(name, "customer_id")
+        rules: dict[Any, set[str]] = {}
+        for row in table(spark, source_world, name).select(key, "_errors.name").collect():
+            rules.setdefault(row[key], set()).update(row["name"])
+        quarantined[name] = rules
+    expected_keys: dict[str, set[Any]] = {name: set() for name in quarantined}
+    for dirt in source_world.data.manifest:
+        where = QUARANTINED.get((dirt.source, dirt.kind))
+        if where is not None:
+            name, _, rules = where
+            failed = quarantined[name].get(dirt.key, set())
+            assert failed & rules, (dirt, failed)
+            expected_keys[name].add(dirt.key)
+        if dirt.kind is DirtKind.NULL_KEY and dirt.source in NULL_KEY_RULES:
+            name, _, rule = NULL_KEY_RULES[dirt.source]
+            assert rule in quarantined[name].get(None, set()), (dirt, name)
+    # A clean record is quarantined only as the orphan of a customer whose every CRM state was
+    # rejected (the stand-in replaces a customer's clean version with its out-of-set copy).
+    with oracle_connection(source_world.data, through=source_world.day(WORLD_DAYS - 1),
+                           salt="-") as oracle:
+        valid_customers = {row[0] for row in
+                           oracle.execute("SELECT customer_id FROM silver_dim_customer").fetchall()}
+    crm_dirty = {d.key for d in source_world.data.manifest if d.source == "crm_accounts"}
+    for name, rules in quarantined.items():
+        for key, failed in rules.items():
+            if key is None or key in expected_keys[name]:
+                continue
+            if name == "silver.dim_customer_quarantine":
+                assert key in crm_dirty, (key, failed)
+                assert failed == {"lifecycle_stage_in_set"}, (key, failed)
+            else:
+                assert failed == {"customer_in_dim_customer"}, (name, key, failed)
+    for row in table(spark, source_world, "silver.fact_orders_quarantine").where(
+        sf.array_contains("_errors.name", "customer_in_dim_customer")
+    ).collect():
+        if row["order_id"] not in expected_keys["silver.fact_orders_quarantine"]:
+            assert row["customer_id"] not in valid_customers, row
+
+
+def test_unknown_columns_are_split_off_and_the_rows_go_on(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    """Behavior (SELECT *) and Kafka (JSON) deliver unknown fields; Snowflake and the CRM cannot
+    hold them (fixed columns, known properties), so their unknown-column dirt never reaches raw."""
+    dirty = {source: {d.key for d in source_world.data.manifest
+                      if d.kind is DirtKind.UNKNOWN_COLUMN and d.source == source}
+             for source in ("behavior_events", "kafka_order_events")}
+    assert all(dirty.values()), dirty
+    behavior = table(spark, source_world, "bronze.customer_behavior_unknown_columns")
+    assert {row["event_id"] for row in behavior.collect()} >= dirty["behavior_events"]
+    kafka = table(spark, source_world, "bronze.kafka_orders_unknown_columns")
+    split_offsets = {(row["kafka_partition"], row["kafka_offset"]) for row in kafka.collect()}
+    dirty_offsets = {
+        (row["kafka_partition"], row["kafka_offset"])
+        for row in table(spark, source_world, "bronze.kafka_orders")
+        .where(sf.col("order_id").isin(*dirty["kafka_order_events"])).collect()
+    }
+    assert dirty_offsets
+    assert dirty_offsets <= split_offsets
+    for split in (behavior, kafka):
+        assert {row["field"] for row in split.select(
+            sf.explode(sf.map_keys("_unknown_columns")).alias("field")).collect()} == {
+            "_debug_flag"}
+    # The rows went on without the field: no quarantine rule names it, and they reach silver.
+    assert "_debug_flag" not in table(spark, source_world, "bronze.kafka_orders").columns
+    in_silver = table(spark, source_world, "silver.fact_events").where(
+        sf.col("event_id").isin(*dirty["behavior_events"])).count()
+    assert in_silver > 0.8 * len(dirty["behavior_events"])
+    drift = sorted(path.name for path in
+                   (source_world.root / "_schema_drift").glob("dt=*/*.json"))
+    assert set(drift) == {"customer_behavior.json", "kafka_orders.json"}, drift
+
+
+def test_behavior_evolves_from_v1_to_v2(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    v2_from = source_world.data.config.v2_from
+    per_day = {
+        row["_proc_date"]: (row["rows"], row["with_v2"])
+        for row in table(spark, source_world, "bronze.customer_behavior")
+        .groupBy("_proc_date")
+        .agg(sf.count(sf.lit(1)).alias("rows"),
+             sf.count_if(sf.col("referrer").isNotNull() & sf.col("app_version").isNotNull())
+             .alias("with_v2"))
+        .collect()
+    }
+    assert set(per_day) == set(built)
+    for day, (rows, with_v2) in per_day.items():
+        # The day before v2 ends may already hold a few v2 events past midnight UTC.
+        if day < v2_from - timedelta(days=1):
+            assert with_v2 == 0, day
+        if day > v2_from:
+            assert with_v2 > 0.9 * rows, (day, rows, with_v2)
+
+
+def test_task_counts_conserve_and_reconcile_with_raw(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    last = build_runs(source_world)[-1]
+    run_dir = source_world.runs / "build_analytics" / last["run_id"]
+    day = date.fromisoformat(last["parameters"]["run_date"])
+    values = {task: read_task_values(run_dir, task) for task in BUILD_TASKS
+              if task.startswith(("bronze_", "silver_", "gold_")) and "breaker" not in task
+              and "fx" not in task}
+    raw = {"bronze_snowflake_orders": ("snowflake", "orders"),
+           "bronze_kafka_orders": ("kafka", "orders"),
+           "bronze_customer_behavior": ("redshift", "behavior"),
+           "bronze_crm_accounts": ("crm", "accounts")}
+    for task, (source, entity) in raw.items():
+        manifest = read_manifest(load_dir(raw_zone(source_world.root), source, entity, day))
+        assert values[task]["rows_in"] == manifest.row_count
+        assert values[task]["rows_written"] + values[task]["rows_quarantined"] == manifest.row_count
+    assert values["silver_dim_customer"]["rows_in"] == values["bronze_crm_accounts"]["rows_written"]
+    assert values["silver_fact_events"]["rows_in"] == (
+        values["bronze_customer_behavior"]["rows_written"])
+    assert values["silver_fact_orders"]["rows_in"] == (
+        values["bronze_snowflake_orders"]["rows_written"]
+        + values["bronze_kafka_orders"]["rows_written"])
+
+
+def test_a_late_crm_update_changes_dim_customer_and_gold(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+) -> None:
+    data = source_world.data
+    days = list(built)
+    latest: dict[str, Any] = {}
+    for version in data.crm_accounts:
+        current = latest.get(version["customer_id"])
+        if current is None or version["last_modified_date"] > current["last_modified_date"]:
+            latest[version["customer_id"]] = version
+    late = [v for v in late_crm_updates(data)
+            if v["available_on"] == days[-1] and latest[v["customer_id"]] is v
+            and v["customer_id"] in built[days[-2]]["dim_customer"]]
+    assert late, "the generator made no late update arriving on the last day"
+    salt = pii_hash_salt(source_world.root)
+    gold_changed = 0
+    for version in late:
+        modified = version["last_modified_date"].replace(tzinfo=None)
+        before = built[days[-2]]["dim_customer"][version["customer_id"]]
+        after = built[days[-1]]["dim_customer"][version["customer_id"]]
+        assert before["last_modified_date"] < modified
+        assert (after["last_modified_date"], after["lifecycle_stage"], after["phone"],
+                after["email"]) == (modified, version["lifecycle_stage"], version["phone"],
+                                    version["email"])
+        hashed = hashlib.sha256(f"{salt}:{version['customer_id']}".encode()).hexdigest()
+        gold_after = built[days[-1]]["gold"][hashed]
+        assert gold_after["lifecycle_stage"] == version["lifecycle_stage"]
+        assert gold_after["phone_masked"].endswith(version["phone"][-2:])
+        assert gold_after["email_masked"].endswith("@" + version["email"].split("@")[1])
+        gold_changed += gold_after != built[days[-2]]["gold"][hashed]
+    assert gold_changed > 0
+
+
+def test_rerunning_a_day_changes_nothing(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    day = source_world.day(WORLD_DAYS - 1)
+    before = contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE))
+    result, _ = source_world.run_job("build_analytics", f"run_date={day}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE)) == before
+
+
+def test_backfill_reproduces_the_same_tables(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    """Drop behavior's bronze and silver tables; a backfill from raw must rebuild them exactly."""
+    rebuilt = ("bronze.customer_behavior", "bronze.customer_behavior_unknown_columns",
+               "bronze.customer_behavior_quarantine", "silver.fact_events",
+               "silver.fact_events_quarantine")
+    before = contents(spark, source_world, (*rebuilt, "gold.fact_customer_360"))
+    for name in rebuilt:
+        shutil.rmtree(source_world.root.joinpath(*name.split(".")))
+    first, last = source_world.day(0), source_world.day(WORLD_DAYS - 1)
+    result = source_world.medallion("backfill", "customer_behavior", "--from", str(first),
+                                    "--to", str(last + timedelta(days=1)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{WORLD_DAYS} of {WORLD_DAYS + 1} dates reprocessed" in result.stdout, result.stdout
+    assert contents(spark, source_world, (*rebuilt, "gold.fact_customer_360")) == before
+
+
+def test_a_breaking_contract_change_fails_bronze_with_a_named_error(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+) -> None:
+    day = source_world.day(WORLD_DAYS - 1) + timedelta(days=5)
+    records = [{k: v for k, v in event.items() if k != "event_ts"}
+               for event in source_world.raw_records("redshift", "behavior",
+                                                     source_world.day(0))[:50]]
+    land_records(raw_zone(source_world.root), "redshift", "behavior", day, records,
+                 source_positions={})
+    try:
+        result, record = source_world.run_job("build_analytics", f"run_date={day}")
+        assert result.returncode == 1
+        task = next(t for t in record["tasks"] if t["task_key"] == "bronze_customer_behavior")
+        assert task["state"] == "FAILED"
+        assert "ContractViolation" in task["error"], task["error"]
+        assert "event_ts" in task["error"], task["error"]
+        assert states(record)["bronze_dq_breaker"] == "UPSTREAM_FAILED"
+        assert states(record)["gold_dq_breaker"] == "UPSTREAM_FAILED"
+    finally:
+        shutil.rmtree(load_dir(raw_zone(source_world.root), "redshift", "behavior", day))
+
+
+def test_a_gold_violation_stops_the_job_and_keeps_the_previous_gold(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    """Without the first day's EUR rate, gold cannot convert those orders: it must not publish."""
+    first, last = source_world.day(0), source_world.day(WORLD_DAYS - 1)
+    gold_before = contents(spark, source_world, ("gold.fact_customer_360", "gold.orders_daily"))
+    spark.sql(
+        f"DELETE FROM delta.`{source_world.root / 'silver' / 'fx_rates'}` "
+        f"WHERE rate_date = DATE'{first}' AND currency = 'EUR'"
+    )
+    result, record = source_world.run_job("build_analytics", f"run_date={last}")
+    assert result.returncode == 1
+    assert states(record)["gold_fact_customer_360"] == "FAILED"
+    error = next(t["error"] for t in record["tasks"] if t["task_key"] == "gold_fact_customer_360")
+    assert "every_order_has_usd_rate" in error
+    assert states(record)["gold_dq_breaker"] == "UPSTREAM_FAILED"
+    assert contents(spark, source_world, ("gold.fact_customer_360", "gold.orders_daily")) == (
+        gold_before)

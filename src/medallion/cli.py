@@ -150,7 +150,7 @@ def jobs_run(
     ] = "warm",
     runs_root: Annotated[Path | None, typer.Option(help="where executed notebooks go")] = None,
     max_parallel: Annotated[int, typer.Option(help="tasks run at once")] = 5,
-    kernel_pool: Annotated[int, typer.Option(help="kernels started ahead (0: on demand)")] = 2,
+    kernel_pool: Annotated[int, typer.Option(help="most kernels started ahead (0: on demand)")] = 5,
     bundle_root: BundleOpt = Path(),
 ) -> None:
     """Run a job with the Jobs service's semantics; exit 1 if the run failed."""

@@ -66,8 +66,13 @@ def register_table(spark: SparkSession, storage_root: str | Path, table: str) ->
             return
         # The name points at another storage root's table (a second Lakehouse in this session).
         # Registered tables are external (created with LOCATION): DROP forgets the name only.
-        spark.sql(f"DROP TABLE {table}")
-    spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+    try:
+        spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
+    except Exception as error:  # pyspark raises its classic or Connect AnalysisException
+        # Parallel tasks register the same tables; the one that lost the race finds it done.
+        if "ALREADY_EXISTS" not in str(error) or registered_location(spark, table) != location:
+            raise
 
 
 def registered_location(spark: SparkSession, table: str) -> Path | None:

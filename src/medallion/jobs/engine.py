@@ -117,7 +117,7 @@ class RunOptions:
 
     runs_root: Path
     compute: str = "warm"  # "warm" (shared local Connect server), "cold", or an sc:// URL
-    kernel_pool: int = 2
+    kernel_pool: int = 5  # most kernels started ahead; the job's width caps it
     max_parallel: int = 2
     observer: RunObserver = field(default_factory=RunObserver)
     sleep: Callable[[float], None] = time.sleep
@@ -495,6 +495,35 @@ def write_run_record(result: JobRunResult) -> Path:
     return path
 
 
+def notebook_width(job: JobSpec) -> int:
+    """The most notebooks ``job`` can run at once: per dependency depth, its notebook tasks.
+
+    A ``for_each_task`` counts its concurrency; condition tasks and ``run_job_task`` (the child
+    run keeps its own kernels) count nothing.
+    """
+    depth: dict[str, int] = {}
+    tasks = {task.task_key: task for task in job.tasks}
+
+    def depth_of(key: str, seen: frozenset[str] = frozenset()) -> int:
+        if key not in depth:
+            parents = [d.task_key for d in tasks[key].depends_on
+                       if d.task_key in tasks and d.task_key not in seen]
+            depth[key] = 1 + max((depth_of(p, seen | {key}) for p in parents), default=0)
+        return depth[key]
+
+    per_depth: dict[int, int] = {}
+    for task in job.tasks:
+        if task.notebook_path is not None:
+            weight = 1
+        elif task.for_each is not None and task.for_each.task.notebook_path is not None:
+            weight = max(1, task.for_each.concurrency)
+        else:
+            weight = 0
+        level = depth_of(task.task_key)
+        per_depth[level] = per_depth.get(level, 0) + weight
+    return max(per_depth.values(), default=0)
+
+
 def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> JobRunResult:
     """Run ``job`` to completion and return its result (it never raises for a task failure)."""
     parameters = resolve_parameters(job, overrides)
@@ -504,7 +533,11 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
         env = _compute_env(storage_root, options, lease)
         run = _Run(job, parameters, options, env)
         options.observer.job_started(job, run.run_id, run.run_dir)
-        pool = KernelPool(env, run.run_dir, size=options.kernel_pool)  # kernels start meanwhile
+        # Kernels start meanwhile, as many as the job can use at once; at most one per task
+        # slot are ever alive, all recycled.
+        width = min(options.max_parallel, notebook_width(job))
+        pool = KernelPool(env, run.run_dir, size=min(options.kernel_pool, width),
+                          limit=options.max_parallel)
         run.notices.send(NotificationEvent.ON_START, "RUNNING")
         watchdog = run.notices.watch_duration()
         try:

@@ -6,6 +6,11 @@ kernel whose task succeeded for the next task of the same run: before reuse its 
 reset, its Spark session stopped and its task context rebound, so each notebook still starts
 from a clean namespace and a session of its own (temp views do not leak). A kernel whose task
 failed or timed out is never reused. With ``size=0`` every task starts a fresh kernel on demand.
+
+The pool never holds more than ``limit`` kernels (the run's parallelism): a kernel starts only
+when a task needs one and none is ready, idle or already starting. Starting kernels is CPU-heavy
+(imports, a Connect session), so a pool that started one per acquire would compete with the very
+tasks it serves.
 """
 
 from __future__ import annotations
@@ -122,21 +127,30 @@ def _start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool) -> Kernel:
 
 
 class KernelPool:
-    """Keeps ``size`` warmed kernels ready and recycles healthy ones; ``size=0`` does neither."""
+    """Up to ``limit`` warmed kernels: ``size`` started ahead, more on demand, all recycled.
 
-    def __init__(self, env: Mapping[str, str], cwd: Path, size: int) -> None:
+    ``size=0`` keeps none: every task starts a fresh, unwarmed kernel and shuts it down.
+    """
+
+    def __init__(self, env: Mapping[str, str], cwd: Path, size: int, limit: int = 0) -> None:
         self._env = dict(env)
         self._cwd = cwd
         self._size = size
+        self._limit = max(size, limit)
         self._ready: queue.Queue[Kernel | BaseException] = queue.Queue()
-        self._idle: list[Kernel] = []
-        self._idle_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._alive = 0  # started or starting, not yet shut down
+        self._starting = 0
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
         for _ in range(size):
-            self._refill()
+            self._start_in_background()
 
-    def _refill(self) -> None:
+    def _start_in_background(self) -> None:
+        """Start one more kernel (the caller holds no lock; counts are updated here)."""
+        with self._lock:
+            self._alive += 1
+            self._starting += 1
         thread = threading.Thread(target=self._start_one, daemon=True, name="kernel-pool")
         self._threads.append(thread)
         thread.start()
@@ -145,26 +159,35 @@ class KernelPool:
         try:
             kernel = start_kernel(self._env, self._cwd)
         except BaseException as error:  # handed to the task that waits for this kernel
+            with self._lock:
+                self._alive -= 1
+                self._starting -= 1
             self._ready.put(error)
             return
+        with self._lock:
+            self._starting -= 1
         if self._closed.is_set():
             kernel.shutdown()
             return
         self._ready.put(kernel)
 
     def acquire(self) -> Kernel:
-        """A started kernel for one task; the caller shuts it down when the task ends."""
+        """A started kernel for one task; hand it back with ``release``."""
         if self._size == 0:
             return start_kernel(self._env, self._cwd, warm=False)
-        with self._idle_lock:
-            if self._idle:
-                return self._idle.pop()
-        item = self._ready.get()
-        if not self._closed.is_set():
-            self._refill()
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        while True:
+            with self._lock:
+                # Nothing ready and nothing on its way for this task: start one if allowed.
+                start = (self._ready.qsize() + self._starting == 0) and self._alive < self._limit
+            if start:
+                self._start_in_background()
+            try:
+                item = self._ready.get(timeout=0.5)
+            except queue.Empty:
+                continue  # another task took it; look again (a release or a start may be due)
+            if isinstance(item, BaseException):
+                raise item
+            return item
 
     def release(self, kernel: Kernel, *, reusable: bool) -> None:
         """Hand a kernel back after its task: recycled if the task succeeded, else shut down."""
@@ -172,20 +195,21 @@ class KernelPool:
             try:
                 kernel.execute_silently(RESET_CODE, timeout=30)
             except Exception:  # a kernel that cannot reset is not worth keeping
-                kernel.shutdown()
+                self._retire(kernel)
                 return
-            with self._idle_lock:
-                self._idle.append(kernel)
+            self._ready.put(kernel)
             return
+        self._retire(kernel)
+
+    def _retire(self, kernel: Kernel) -> None:
         kernel.shutdown()
+        if self._size > 0:
+            with self._lock:
+                self._alive -= 1
 
     def close(self) -> None:
         """Shut down every kernel the pool still holds."""
         self._closed.set()
-        with self._idle_lock:
-            for kernel in self._idle:
-                kernel.shutdown()
-            self._idle.clear()
         for thread in self._threads:
             thread.join(timeout=60)
         while not self._ready.empty():

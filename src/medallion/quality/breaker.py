@@ -27,6 +27,7 @@ from medallion.quality.spec import TableSpec, load_specs
 
 LOG = logging.getLogger(__name__)
 METADATA_PREFIX = "_"
+RESULT_FORMAT = "SUMMARY"  # GE's default: counts and a few unexpected values per check
 
 
 @dataclass(frozen=True)
@@ -172,43 +173,59 @@ def run_breaker(
     run_date: date | None = None,
     tables: Sequence[str] | None = None,
 ) -> BreakerResult:
-    """Validate every table of ``layer`` with its GE suite; raise when a critical check fails."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    """Validate every table of ``layer`` with its GE suite; raise when a critical check fails.
 
+    One table at a time: GE's query expectations register the batch under a temp-view name of
+    its own choosing, so two validations in one Spark session would read each other's rows.
+    """
     specs = load_specs(layer)
     chosen = [specs[name] for name in (tables or sorted(specs))]
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_spark(name=f"{layer}_breaker", persist=False)
     checks: list[BreakerCheck] = []
     rows: dict[str, int] = {}
-    for spec in chosen:
+    frames: dict[str, DataFrame] = {}
+    for spec in chosen:  # reads register tables in the catalog: one thread, before the rest
         if not lakehouse.exists(spec.dataset):
             checks.append(BreakerCheck(spec.dataset, "table_exists", True, False))
             continue
-        frame = breaker_frame(lakehouse, spec, run_date)
+        frames[spec.dataset] = breaker_frame(lakehouse, spec, run_date)
         for lookup in spec.lookups:
-            lakehouse.read(lookup.table)  # registers it, so the integrity query resolves it
-        suite_items = build_suite(spec, frame.columns, lakehouse.name)
-        items = {item.name: item for item in suite_items}
-        suite = gx.ExpectationSuite(name=f"{spec.dataset}_suite")
-        for item in items.values():
-            suite.add_expectation(item.expectation)
-        asset = source.add_dataframe_asset(name=spec.dataset.replace(".", "_"))
-        batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
-            batch_parameters={"dataframe": frame}
-        )
-        for outcome in batch.validate(suite).results:
-            config = outcome.expectation_config
-            item = items[str(config.description if config is not None else "")]
-            checks.append(_check(spec.dataset, item, outcome))
-        rows[spec.dataset] = frame.count()
+            lakehouse.read(lookup.table)  # so the integrity query resolves the name
+    for spec in chosen:
+        if spec.dataset in frames:
+            table_checks, table_rows = _validate_table(spec, frames[spec.dataset], lakehouse.name)
+            checks.extend(table_checks)
+            rows.update(table_rows)
     result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows)
     LOG.info("DQ breaker %s: %s", layer, result.summary())
     if not result.passed:
         raise ExpectationFailed(_failure_message(result))
     return result
+
+
+def _validate_table(
+    spec: TableSpec, frame: DataFrame, table_name: Callable[[str], str]
+) -> tuple[list[BreakerCheck], dict[str, int]]:
+    """One table's GE suite on ``frame``: its checks, and its row count."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_spark(name=f"{spec.layer}_breaker", persist=False)
+    items = {item.name: item for item in build_suite(spec, frame.columns, table_name)}
+    suite = gx.ExpectationSuite(name=f"{spec.dataset}_suite")
+    for item in items.values():
+        suite.add_expectation(item.expectation)
+    asset = source.add_dataframe_asset(name=spec.dataset.replace(".", "_"))
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
+        batch_parameters={"dataframe": frame}
+    )
+    checks = []
+    for outcome in batch.validate(suite, result_format=RESULT_FORMAT).results:  # type: ignore[call-overload]
+        config = outcome.expectation_config
+        item = items[str(config.description if config is not None else "")]
+        checks.append(_check(spec.dataset, item, outcome))
+    return checks, {spec.dataset: frame.count()}
 
 
 def _check(table: str, item: SuiteItem, outcome: Any) -> BreakerCheck:

@@ -331,6 +331,7 @@ def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
 
     def iterate(index: int) -> None:
         if nested.run_job is not None:
+            pool.trim()  # the child run starts kernels of its own; idle ones here only cost memory
             _execute_run_job(run, nested, iterations[index], iteration_input=items[index])
             return
         _execute_notebook(run, nested, iterations[index], pool,
@@ -397,6 +398,7 @@ def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
             _execute_for_each(run, task, task_run, pool)
         elif task.run_job is not None:
             run.options.observer.task_started(task.task_key, 1)
+            pool.trim()  # the child run starts kernels of its own; idle ones here only cost memory
             _execute_run_job(run, task, task_run)
         else:
             _execute_notebook(run, task, task_run, pool)

@@ -207,6 +207,18 @@ class KernelPool:
             with self._lock:
                 self._alive -= 1
 
+    def trim(self) -> int:
+        """Shut down the kernels waiting for a task (e.g. while a child job runs); how many."""
+        trimmed = 0
+        while True:
+            try:
+                item = self._ready.get_nowait()
+            except queue.Empty:
+                return trimmed
+            if isinstance(item, Kernel):
+                self._retire(item)
+                trimmed += 1
+
     def close(self) -> None:
         """Shut down every kernel the pool still holds."""
         self._closed.set()

@@ -19,8 +19,8 @@ from medallion.credentials import generated_local_secret, get_secret
 from medallion.errors import ExpectationFailed
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
-from medallion.quality.engine import Action, ExpectationsFailed, check_expectations
-from medallion.quality.event_log import append_dq_event
+from medallion.quality.engine import Action
+from medallion.quality.event_log import check_and_log
 from medallion.quality.spec import TableSpec, spec_for
 from medallion.settings import on_databricks
 from medallion.transforms.gold import duplicate_keys, missing_references
@@ -29,7 +29,6 @@ from medallion.transforms.gold.fx import usd_amounts
 from medallion.transforms.gold.masking import hash_id
 from medallion.transforms.gold.orders_daily import build_orders_daily
 
-LAYER = "gold"
 SALT_KEY = "pii-hash-salt"
 EXAMPLES = 5
 
@@ -71,20 +70,7 @@ def build_gold(
     else:
         raise ExpectationFailed(f"{dataset}: no gold build; expected one of {GOLD_TABLES}")
     _require_usd_rates(silver["silver.fact_orders"], silver["silver.fx_rates"], dataset)
-    try:
-        checked = check_expectations(
-            gold, spec.expectations, dataset=dataset, run_id=run_id, key_columns=spec.keys
-        )
-    except ExpectationsFailed as failure:
-        append_dq_event(
-            lakehouse, failure.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
-            task=task_name,
-        )
-        raise
-    append_dq_event(
-        lakehouse, checked.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
-        task=task_name,
-    )
+    check_and_log(lakehouse, gold, spec, run_id=run_id, job=job, task=task_name)
     _require_unique_keys(gold, spec)
     if dataset == "gold.fact_customer_360":
         _require_references(gold, silver["silver.dim_customer"], salt)

@@ -18,8 +18,8 @@ from pyspark.sql import functions as sf
 
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
-from medallion.quality.engine import ExpectationsFailed, add_lookups, check_expectations
-from medallion.quality.event_log import append_dq_event
+from medallion.quality.engine import add_lookups
+from medallion.quality.event_log import check_and_log
 from medallion.quality.spec import TableSpec, spec_for
 from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES
 from medallion.transforms.silver.dim_customer import (
@@ -34,7 +34,6 @@ from medallion.transforms.silver.fact_orders import (
     unify_orders,
 )
 
-LAYER = "silver"
 PROC_DATE = "_proc_date"
 # Where each kept row came from; not part of what counts as a change (see Lakehouse.merge).
 LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
@@ -105,20 +104,7 @@ def update_silver(
     lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
     looked_up = add_lookups(prepared, spec.lookups, lookup_tables)
     task_name = task or dataset.split(".")[1]
-    try:
-        checked = check_expectations(
-            looked_up, spec.expectations, dataset=dataset, run_id=run_id, key_columns=spec.keys
-        )
-    except ExpectationsFailed as failure:
-        append_dq_event(
-            lakehouse, failure.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
-            task=task_name,
-        )
-        raise
-    append_dq_event(
-        lakehouse, checked.metrics, dataset=dataset, layer=LAYER, run_id=run_id, job=job,
-        task=task_name,
-    )
+    checked = check_and_log(lakehouse, looked_up, spec, run_id=run_id, job=job, task=task_name)
     _write_quarantine(lakehouse, spec, checked.quarantined, run_date, full_refresh)
     marked = table.mark_versions(checked.valid)
     drops = _count_drop_rules(marked)

@@ -10,12 +10,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from medallion.quality.engine import CheckedFrame, ExpectationsFailed, check_expectations
 from medallion.quality.metrics import DQMetrics
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from medallion.lakehouse import Lakehouse
+    from medallion.quality.spec import TableSpec
 
 DQ_EVENT_LOG = "ops.dq_event_log"
 EVENT_TYPE = "flow_progress"
@@ -75,3 +77,26 @@ def _is_concurrent_write(error: Exception) -> bool:
         marker in text
         for marker in ("ProtocolChanged", "ConcurrentAppend", "ConcurrentWrite", "DELTA_CONCURRENT")
     )
+
+
+def check_and_log(
+    lakehouse: Lakehouse,
+    frame: DataFrame,
+    spec: TableSpec,
+    *,
+    run_id: str,
+    job: str,
+    task: str,
+) -> CheckedFrame:
+    """Run ``spec``'s expectations on ``frame`` and log the metrics, also when a fail rule fires."""
+    try:
+        checked = check_expectations(
+            frame, spec.expectations, dataset=spec.dataset, run_id=run_id, key_columns=spec.keys
+        )
+    except ExpectationsFailed as failure:
+        append_dq_event(lakehouse, failure.metrics, dataset=spec.dataset, layer=spec.layer,
+                        run_id=run_id, job=job, task=task)
+        raise
+    append_dq_event(lakehouse, checked.metrics, dataset=spec.dataset, layer=spec.layer,
+                    run_id=run_id, job=job, task=task)
+    return checked

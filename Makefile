@@ -61,8 +61,9 @@ lint: setup  ## ruff and mypy
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/mypy src
 
-bench: setup  ## measure per-task overhead, warm driver vs one Spark per notebook
+bench: setup  ## runner overhead per task; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
 	$(PY) -m benchmarks.runner_overhead
+	$(PY) -m benchmarks.dq_engine --scale $(or $(BENCH_SCALE),1.0)
 
 clean:  ## remove local state (keeps .venv and the jar cache)
 	rm -rf .lakehouse runs

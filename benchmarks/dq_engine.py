@@ -1,0 +1,610 @@
+"""The expectation engine against Great Expectations, and the DQ share of each pipeline step.
+
+At ``--scale 1.0`` (5M behavior events, 1M Snowflake + 300k Kafka orders, 100k customers, every
+table with 1-2 % dirt per rule; see ``benchmarks/data.py``), in one local ``local[2]`` session:
+
+1. Engine vs GE, same rules, same table. For ``silver.fact_events`` and ``silver.fact_orders`` the
+   frame the silver step checks (spec transformations + the ``customer_exists`` lookup against
+   ``silver.dim_customer``) is materialised to Delta once; on it, ``check_expectations`` (every
+   count in one aggregation) and a GE 1.24 suite with one expectation per quarantine rule (native
+   where GE has one, else ``UnexpectedRowsExpectation`` with the rule's SQL; ``result_format``
+   SUMMARY, GE's default) are timed after a warm-up, interleaved, best of ``--repeat``. Both must
+   report the same failed count per rule, or the run stops: GE skips NULLs in column-map
+   expectations, so for rules where NULL fails GE's ``missing_count`` is added.
+2. DQ share per step. Each step (bronze: ``load_bronze`` of the behavior load; silver:
+   ``update_silver`` of the three tables, a full refresh; gold: ``build_gold`` of both tables) is
+   timed whole, then its DQ parts are timed on the same inputs with the functions the step calls:
+   the checks (manifest checksums, contract profile and row reconciliation; lookups and
+   expectations; FX coverage, expectations, primary and foreign keys) and the bookkeeping around
+   them (drift log; DQ event log, quarantine write, drop counts; event log, grain counts).
+
+Wall clock (``time.perf_counter``), nothing asserted about times. Usage: ``make bench`` or
+``python -m benchmarks.dq_engine --scale 0.01``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlglot
+from pyspark.sql import DataFrame
+from sqlglot import exp
+
+from benchmarks.data import PROC_DATE, Sizes, land_behavior_load, write_bronze_tables
+from medallion.contracts import load_contract
+from medallion.contracts.conform import (
+    LoadProfile,
+    check_contract,
+    parse_json_lines,
+    profile_load,
+    read_profile,
+)
+from medallion.lakehouse import Lakehouse
+from medallion.pipelines import bronze as bronze_step
+from medallion.pipelines import gold as gold_step
+from medallion.pipelines import silver as silver_step
+from medallion.quality.engine import Action, Expectation, add_lookups, check_expectations
+from medallion.quality.event_log import append_dq_event
+from medallion.quality.spec import TableSpec, spec_for
+from medallion.raw.landing import load_dir, read_manifest
+from medallion.spark import build_local_session
+from medallion.transforms.gold.customer_360 import build_customer_360
+from medallion.transforms.gold.orders_daily import build_orders_daily
+
+CHECKED_TABLES = ("silver.fact_events", "silver.fact_orders")
+SILVER_STEPS = ("silver.dim_customer", "silver.fact_events", "silver.fact_orders")
+GOLD_STEPS = ("gold.fact_customer_360", "gold.orders_daily")
+RUN_ID = "bench"
+SALT = "bench-salt"
+T = TypeVar("T")
+
+
+class CountMismatch(RuntimeError):
+    """The engine and GE disagree on a rule's failed count: they did not do the same work."""
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Best and every wall-clock time of a repeated measurement, and the last run's result."""
+
+    best: float
+    runs: tuple[float, ...]
+    result: Any = None
+
+
+def timed(action: Callable[[], T], repeat: int, *, warm_up: bool = False) -> Timed:
+    """Run ``action`` ``repeat`` times (after one untimed run when ``warm_up``); best time wins."""
+    if warm_up:
+        action()
+    runs, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = action()
+        runs.append(time.perf_counter() - started)
+    return Timed(min(runs), tuple(runs), result)
+
+
+# --- the same rules as a GE suite ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GERule:
+    """One spec rule as a GE expectation, and how GE's counts map onto the engine's."""
+
+    name: str
+    expectation: Any
+    native: bool
+    # GE column-map expectations skip NULLs (reported as missing_count); the engine fails a row
+    # whose predicate is NULL, so for those rules GE's failed count is unexpected + missing.
+    nulls_fail: bool
+
+
+def to_ge_rule(rule: Expectation) -> GERule:
+    """The native GE expectation for the rule's predicate shape, else its SQL as unexpected rows."""
+    import great_expectations.expectations as gxe
+
+    parsed = sqlglot.parse_one(rule.expression, read="spark")
+    column = _column_name(parsed)
+    if isinstance(parsed, exp.Not) and isinstance(parsed.this, exp.Is):
+        target = _column_name(parsed.this.this)
+        if target and isinstance(parsed.this.expression, exp.Null):
+            return GERule(rule.name, gxe.ExpectColumnValuesToNotBeNull(column=target), True, False)
+    if isinstance(parsed, exp.RegexpLike):
+        target = _column_name(parsed.this)
+        if target and isinstance(parsed.expression, exp.Literal):
+            regex = parsed.expression.this
+            expectation = gxe.ExpectColumnValuesToMatchRegex(column=target, regex=regex)
+            return GERule(rule.name, expectation, True, True)
+    if isinstance(parsed, exp.In):
+        target = _column_name(parsed.this)
+        values = parsed.expressions
+        if target and values and all(isinstance(v, exp.Literal) for v in values):
+            value_set = [value.this for value in values]
+            expectation = gxe.ExpectColumnValuesToBeInSet(column=target, value_set=value_set)
+            return GERule(rule.name, expectation, True, True)
+    if column:  # a boolean column (a lookup flag): valid when True
+        expectation = gxe.ExpectColumnValuesToBeInSet(column=column, value_set=[True])
+        return GERule(rule.name, expectation, True, True)
+    if (
+        isinstance(parsed, exp.Coalesce)
+        and isinstance(parsed.this, exp.GTE)
+        and [str(e) for e in parsed.expressions] == ["TRUE"]
+        and _column_name(parsed.this.this)
+        and isinstance(parsed.this.expression, exp.Literal)
+    ):
+        expectation = gxe.ExpectColumnValuesToBeBetween(
+            column=_column_name(parsed.this.this), min_value=float(parsed.this.expression.this)
+        )
+        return GERule(rule.name, expectation, True, False)
+    # GE fills {batch} with str.format: the rule's own braces (a regex {16}) are doubled.
+    predicate = rule.expression.replace("{", "{{").replace("}", "}}")
+    query = f"SELECT * FROM {{batch}} WHERE NOT coalesce(({predicate}), false)"
+    return GERule(
+        rule.name, gxe.UnexpectedRowsExpectation(unexpected_rows_query=query), False, False
+    )
+
+
+def _column_name(node: exp.Expression) -> str | None:
+    """The name when ``node`` is a bare column reference."""
+    return node.name if isinstance(node, exp.Column) else None
+
+
+@dataclass
+class GESuiteRunner:
+    """A GE suite for a set of rules, validated against one DataFrame as a whole-frame batch."""
+
+    rules: Sequence[GERule]
+    frame: DataFrame
+    name: str
+    _batch_definition: Any = field(init=False, default=None)
+    _suite: Any = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = context.data_sources.add_spark(name=f"bench_{self.name}", persist=False)
+        asset = source.add_dataframe_asset(name=self.name)
+        self._batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+        self._suite = gx.ExpectationSuite(name=f"{self.name}_suite")
+        for rule in self.rules:
+            rule.expectation.description = rule.name
+            self._suite.add_expectation(rule.expectation)
+
+    def validate(self) -> dict[str, int]:
+        """Validate the suite (SUMMARY results); the failed count per rule, engine semantics."""
+        batch = self._batch_definition.get_batch(batch_parameters={"dataframe": self.frame})
+        results = batch.validate(self._suite, result_format="SUMMARY").results
+        by_name = {rule.name: rule for rule in self.rules}
+        failed = {}
+        for outcome in results:
+            if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+                raise CountMismatch(f"GE could not evaluate a rule: {outcome.exception_info}")
+            rule = by_name[str(outcome.expectation_config.description)]
+            details = outcome.result or {}
+            if rule.native:
+                count = int(details.get("unexpected_count") or 0)
+                if rule.nulls_fail:
+                    count += int(details.get("missing_count") or 0)
+            else:
+                count = int(details["observed_value"])
+            failed[rule.name] = count
+        return failed
+
+
+def quarantine_rules(spec: TableSpec) -> tuple[Expectation, ...]:
+    """The rules the benchmark compares: the spec's quarantine rules."""
+    return spec.expectations_for(Action.QUARANTINE)
+
+
+def checked_frame(lakehouse: Lakehouse, dataset: str) -> DataFrame:
+    """What ``update_silver`` hands to the engine: prepared, transformed, lookups added."""
+    spec = spec_for(dataset)
+    table = silver_step.SILVER_TABLES[dataset]
+    bronze = {source: lakehouse.read(source) for source in spec.sources}
+    prepared = spec.apply_transformations(table.prepare(bronze))
+    lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
+    return add_lookups(prepared, spec.lookups, lookup_tables)
+
+
+def materialised(lakehouse: Lakehouse, frame: DataFrame, name: str) -> DataFrame:
+    """``frame`` written once as a Delta table and read back: every run reads the same files."""
+    path = lakehouse.storage_root / "_bench" / name
+    frame.write.format("delta").mode("overwrite").save(str(path))
+    return lakehouse.spark.read.format("delta").load(str(path))
+
+
+@dataclass(frozen=True)
+class EngineVsGE:
+    """One table's comparison: rows, rules (native GE ones), and the two timings."""
+
+    dataset: str
+    rows: int
+    rules: int
+    native: int
+    failed: Mapping[str, int]
+    engine: Timed
+    ge: Timed
+
+
+def compare_engine_with_ge(lakehouse: Lakehouse, dataset: str, repeat: int) -> EngineVsGE:
+    """Time our engine and GE on the same materialised frame and rules; counts must agree."""
+    spec = spec_for(dataset)
+    rules = quarantine_rules(spec)
+    frame = materialised(lakehouse, checked_frame(lakehouse, dataset), dataset.replace(".", "_"))
+    ge_rules = [to_ge_rule(rule) for rule in rules]
+    runner = GESuiteRunner(ge_rules, frame, dataset.replace(".", "_"))
+
+    def run_engine() -> dict[str, int]:
+        checked = check_expectations(frame, rules, dataset=dataset, run_id=RUN_ID)
+        return {item.name: item.failed_records for item in checked.metrics.expectations}
+
+    ours = run_engine()  # warm-ups, then interleaved runs so both see the same machine load
+    theirs = runner.validate()
+    if ours != theirs:
+        differing = {
+            name: (ours.get(name), theirs.get(name))
+            for name in sorted({*ours, *theirs})
+            if ours.get(name) != theirs.get(name)
+        }
+        raise CountMismatch(
+            f"{dataset}: expected the engine and GE to fail the same rows per rule, found "
+            f"(engine, GE) = {differing}"
+        )
+    engine_runs: list[float] = []
+    ge_runs: list[float] = []
+    for _ in range(repeat):
+        engine_runs.append(timed(run_engine, 1).best)
+        ge_runs.append(timed(runner.validate, 1).best)
+    return EngineVsGE(
+        dataset=dataset,
+        rows=frame.count(),
+        rules=len(rules),
+        native=sum(rule.native for rule in ge_rules),
+        failed=ours,
+        engine=Timed(min(engine_runs), tuple(engine_runs)),
+        ge=Timed(min(ge_runs), tuple(ge_runs)),
+    )
+
+
+# --- DQ share per step -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepShare:
+    """A step's wall time and the time of its DQ checks and DQ bookkeeping, on the same inputs."""
+
+    step: str
+    rows_in: int
+    step_seconds: float
+    check_seconds: float
+    bookkeeping_seconds: float
+    parts: Mapping[str, float]
+
+
+def _best_parts(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per part, the best time over the runs."""
+    return {name: min(run[name] for run in runs) for name in runs[0]}
+
+
+def _clock(parts: dict[str, float], name: str, action: Callable[[], T]) -> T:
+    """Run ``action``, adding its wall time to ``parts[name]``."""
+    started = time.perf_counter()
+    result = action()
+    parts[name] = parts.get(name, 0.0) + time.perf_counter() - started
+    return result
+
+
+BRONZE_CHECKS = ("manifest checksums", "contract profile", "row reconciliation")
+SILVER_CHECKS = ("lookups + expectations",)
+GOLD_CHECKS = ("fx coverage", "expectations", "primary key", "foreign key")
+
+
+def measure_bronze(raw_source: Path, work: Path, repeat: int) -> StepShare:
+    """``load_bronze`` of the behavior load into a fresh root per run, then its DQ parts alone.
+
+    A fresh root per run measures a first load of the day (a re-run of a day already loaded skips
+    the write). The raw files are hard links, so every root reads the same bytes.
+    """
+    entry = bronze_step.bronze_table("customer_behavior")
+    step_runs, part_runs = [], []
+    for index in range(repeat):
+        root = work / f"bronze_run_{index}"
+        shutil.copytree(raw_source, root / "raw", copy_function=os.link)
+        lakehouse = Lakehouse.open(build_local_session(root), root)
+        started = time.perf_counter()
+        result = bronze_step.load_bronze(lakehouse, entry.name, PROC_DATE, run_id=RUN_ID)
+        step_runs.append(time.perf_counter() - started)
+        part_runs.append(_bronze_dq_parts(lakehouse, entry))
+    best = _best_parts(part_runs)
+    checks = sum(best[name] for name in BRONZE_CHECKS)
+    return StepShare(
+        f"bronze.{entry.name}",
+        result.rows_in,
+        min(step_runs),
+        checks,
+        sum(best.values()) - checks,
+        best,
+    )
+
+
+def _bronze_dq_parts(lakehouse: Lakehouse, entry: bronze_step.BronzeTable) -> dict[str, float]:
+    """One run of what ``load_bronze`` checks, on the load it just wrote: seconds per part."""
+    parts: dict[str, float] = {}
+    raw = load_dir(lakehouse.raw_root, entry.raw_source, entry.raw_entity, PROC_DATE)
+    manifest = _clock(parts, "manifest checksums", lambda: read_manifest(raw))
+    contract = load_contract("bronze", entry.contract_entity)
+
+    def profile() -> LoadProfile:
+        lines = bronze_step.read_raw_lines(lakehouse.spark, manifest, lakehouse.storage_root)
+        row = profile_load(parse_json_lines(lines), contract).collect()[0]
+        found = read_profile(row, contract)
+        check_contract(contract, found, "bench")
+        bronze_step.check_row_counts(entry.table, manifest, found.records, found.bad_lines)
+        return found
+
+    load_profile = _clock(parts, "contract profile", profile)
+
+    def reconcile() -> None:
+        written, quarantined = bronze_step._partition_counts(
+            lakehouse, PROC_DATE, entry.table, entry.quarantine_table
+        )
+        bronze_step.check_row_counts(entry.table, manifest, written, quarantined)
+
+    _clock(parts, "row reconciliation", reconcile)
+    _clock(
+        parts,
+        "drift log",
+        lambda: bronze_step._log_drift(
+            lakehouse, entry, contract, load_profile, PROC_DATE, "bench"
+        ),
+    )
+    return parts
+
+
+def measure_silver(lakehouse: Lakehouse, dataset: str, repeat: int) -> StepShare:
+    """``update_silver`` (full refresh of the one-day bronze), then its DQ parts alone."""
+    step = timed(
+        lambda: silver_step.update_silver(
+            lakehouse, dataset, PROC_DATE, run_id=RUN_ID, full_refresh=True
+        ),
+        repeat,
+    )
+    best = _best_parts([_silver_dq_parts(lakehouse, dataset) for _ in range(repeat)])
+    checks = sum(best[name] for name in SILVER_CHECKS)
+    return StepShare(
+        dataset, step.result.rows_in, step.best, checks, sum(best.values()) - checks, best
+    )
+
+
+def _silver_dq_parts(lakehouse: Lakehouse, dataset: str) -> dict[str, float]:
+    """One run of what ``update_silver`` does for DQ, with the same functions: seconds per part."""
+    spec = spec_for(dataset)
+    table = silver_step.SILVER_TABLES[dataset]
+    parts: dict[str, float] = {}
+    checked = _clock(
+        parts,
+        "lookups + expectations",
+        lambda: check_expectations(
+            checked_frame(lakehouse, dataset),
+            spec.expectations,
+            dataset=dataset,
+            run_id=RUN_ID,
+            key_columns=spec.keys,
+        ),
+    )
+    _clock(
+        parts,
+        "dq event log",
+        lambda: append_dq_event(
+            lakehouse,
+            checked.metrics,
+            dataset=dataset,
+            layer="silver",
+            run_id=RUN_ID,
+            job="bench",
+            task=dataset,
+        ),
+    )
+    _clock(
+        parts,
+        "quarantine write",
+        lambda: silver_step._write_quarantine(
+            lakehouse, spec, checked.quarantined, PROC_DATE, True
+        ),
+    )
+    _clock(
+        parts,
+        "drop counts",
+        lambda: silver_step._count_drop_rules(table.mark_versions(checked.valid)),
+    )
+    return parts
+
+
+def gold_frame(lakehouse: Lakehouse, dataset: str) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """The lazy gold frame ``build_gold`` checks and writes, and its silver inputs."""
+    spec = spec_for(dataset)
+    silver = {source: lakehouse.read(source) for source in spec.sources}
+    if dataset == "gold.fact_customer_360":
+        frame = build_customer_360(
+            silver["silver.dim_customer"],
+            silver["silver.fact_orders"],
+            silver["silver.fact_events"],
+            silver["silver.fx_rates"],
+            salt=SALT,
+        )
+    else:
+        frame = build_orders_daily(silver["silver.fact_orders"], silver["silver.fx_rates"])
+    return frame, silver
+
+
+def measure_gold(lakehouse: Lakehouse, dataset: str, repeat: int) -> StepShare:
+    """``build_gold``, then its DQ parts alone (each recomputes the lazy gold frame, as there)."""
+    step = timed(lambda: gold_step.build_gold(lakehouse, dataset, run_id=RUN_ID, salt=SALT), repeat)
+    best = _best_parts([_gold_dq_parts(lakehouse, dataset) for _ in range(repeat)])
+    checks = sum(best[name] for name in GOLD_CHECKS)
+    return StepShare(
+        dataset, step.result.rows_in, step.best, checks, sum(best.values()) - checks, best
+    )
+
+
+def _gold_dq_parts(lakehouse: Lakehouse, dataset: str) -> dict[str, float]:
+    """One run of what ``build_gold`` does for DQ, with the same functions: seconds per part."""
+    spec = spec_for(dataset)
+    frame, silver = gold_frame(lakehouse, dataset)
+    orders, rates = silver["silver.fact_orders"], silver["silver.fx_rates"]
+    parts: dict[str, float] = {}
+    _clock(parts, "fx coverage", lambda: gold_step._require_usd_rates(orders, rates, dataset))
+    checked = _clock(
+        parts,
+        "expectations",
+        lambda: check_expectations(
+            frame, spec.expectations, dataset=dataset, run_id=RUN_ID, key_columns=spec.keys
+        ),
+    )
+    _clock(parts, "primary key", lambda: gold_step._require_unique_keys(frame, spec))
+    parts["foreign key"] = 0.0
+    if dataset == "gold.fact_customer_360":
+        customers = silver["silver.dim_customer"]
+        _clock(
+            parts,
+            "foreign key",
+            lambda: gold_step._require_references(frame, customers, SALT),
+        )
+    _clock(
+        parts,
+        "dq event log",
+        lambda: append_dq_event(
+            lakehouse,
+            checked.metrics,
+            dataset=dataset,
+            layer="gold",
+            run_id=RUN_ID,
+            job="bench",
+            task=dataset,
+        ),
+    )
+    _clock(
+        parts,
+        "grain counts",
+        lambda: gold_step._grain_counts(dataset, lakehouse.read(dataset), silver),
+    )
+    return parts
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def print_report(
+    sizes: Sizes,
+    generate_seconds: float,
+    comparisons: Sequence[EngineVsGE],
+    shares: Sequence[StepShare],
+    repeat: int,
+) -> None:
+    """The two tables, plain text."""
+    print(
+        f"\nDQ benchmark: {sizes.events:,} events, {sizes.snowflake_orders:,} + "
+        f"{sizes.kafka_orders:,} orders, {sizes.customers:,} customers "
+        f"(generated in {generate_seconds:.0f} s); best of {repeat}, wall seconds"
+    )
+    print(
+        "\nexpectation engine vs Great Expectations 1.24 (same quarantine rules, same Delta table)"
+    )
+    print(
+        f"  {'table':<22}{'rows':>11}{'rules':>7}{'GE native':>10}{'ours s':>9}{'GE s':>9}"
+        f"{'GE/ours':>9}"
+    )
+    for item in comparisons:
+        print(
+            f"  {item.dataset:<22}{item.rows:>11,}{item.rules:>7}{item.native:>10}"
+            f"{item.engine.best:>9.2f}{item.ge.best:>9.2f}{item.ge.best / item.engine.best:>8.1f}x"
+        )
+    for item in comparisons:
+        failed = ", ".join(f"{name} {count:,}" for name, count in item.failed.items())
+        print(f"  {item.dataset} failed rows per rule (equal in both): {failed}")
+
+    print(
+        "\nDQ share of each step (checks: the rules that can stop or divert rows; "
+        "+ bookkeeping: logs, quarantine write, conservation counts)"
+    )
+    print(
+        f"  {'step':<30}{'rows in':>11}{'step s':>9}{'checks s':>10}{'share':>8}"
+        f"{'+ bookk. s':>11}{'share':>8}"
+    )
+    for share in shares:
+        total = share.check_seconds + share.bookkeeping_seconds
+        print(
+            f"  {share.step:<30}{share.rows_in:>11,}{share.step_seconds:>9.2f}"
+            f"{share.check_seconds:>10.2f}{share.check_seconds / share.step_seconds:>8.0%}"
+            f"{share.bookkeeping_seconds:>11.2f}{total / share.step_seconds:>8.0%}"
+        )
+    for share in shares:
+        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in share.parts.items())
+        print(f"  {share.step}: {parts}")
+    print(
+        "\n  Indicative only: one run on a shared 2-core machine. Step and DQ parts are timed "
+        "separately on the same inputs, so a share is (DQ alone) / (whole step)."
+    )
+
+
+def main() -> None:
+    """Generate the tables, compare engine and GE, measure each step's DQ share, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="1.0 = 5M events, 1M + 300k orders, 100k customers"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs per measurement")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary storage root")
+    parser.add_argument(
+        "--shuffle-partitions",
+        type=int,
+        default=None,
+        help="spark.sql.shuffle.partitions (default: build_local_session's 4)",
+    )
+    args = parser.parse_args()
+    if args.shuffle_partitions:
+        os.environ["MEDALLION_SHUFFLE_PARTITIONS"] = str(args.shuffle_partitions)
+    sizes = Sizes.at(args.scale)
+    work = Path(tempfile.mkdtemp(prefix="medallion-dq-bench-"))
+    try:
+        root = work / "lakehouse"
+        lakehouse = Lakehouse.open(build_local_session(root), root)
+        started = time.perf_counter()
+        write_bronze_tables(lakehouse, sizes)
+        raw_root = work / "raw_load"
+        land_behavior_load(Lakehouse.open(lakehouse.spark, raw_root), sizes)
+        generate_seconds = time.perf_counter() - started
+        print(f"generated the tables in {generate_seconds:.0f} s under {work}", flush=True)
+
+        # dim_customer is the lookup table of both facts: built first, as build_analytics does
+        shares = [measure_silver(lakehouse, "silver.dim_customer", args.repeat)]
+        comparisons = []
+        for dataset in CHECKED_TABLES:
+            comparisons.append(compare_engine_with_ge(lakehouse, dataset, args.repeat))
+            print(f"compared engine and GE on {dataset}", flush=True)
+        shares += [measure_silver(lakehouse, dataset, args.repeat) for dataset in SILVER_STEPS[1:]]
+        shares += [measure_gold(lakehouse, dataset, args.repeat) for dataset in GOLD_STEPS]
+        print("measured the silver and gold steps", flush=True)
+        # Last: its roots re-point the bronze table names of the session's catalog.
+        shares.insert(0, measure_bronze(raw_root / "raw", work, args.repeat))
+        print_report(sizes, generate_seconds, comparisons, shares, args.repeat)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

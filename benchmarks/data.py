@@ -23,8 +23,6 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
@@ -35,7 +33,13 @@ from medallion.contracts.conform import RAW_RECORD, RECORD, RECORD_TYPE, SOURCE_
 from medallion.generate import vocab
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines.bronze import BRONZE_TABLES
-from medallion.raw.landing import MANIFEST_NAME, LandedFile, LoadManifest, load_dir
+from medallion.raw.landing import (
+    MANIFEST_NAME,
+    LandedFile,
+    LoadManifest,
+    count_and_hash,
+    load_dir,
+)
 from medallion.transforms.bronze import PARTITION_COLUMNS, to_bronze
 
 PROC_DATE = date(2026, 3, 1)
@@ -478,7 +482,7 @@ def land_behavior_load(lakehouse: Lakehouse, sizes: Sizes) -> LoadManifest:
     landed = []
     total = hashlib.sha256()
     for part in sorted(staging.glob("part-*")):
-        rows, sha = _count_and_hash(part, total)
+        rows, sha = count_and_hash(part, total)
         if not rows:
             continue
         name = f"part-{len(landed):05d}-{sha[:16]}.jsonl"
@@ -498,15 +502,3 @@ def land_behavior_load(lakehouse: Lakehouse, sizes: Sizes) -> LoadManifest:
     )
     (target / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     return manifest
-
-
-def _count_and_hash(path: Path, total: Any) -> tuple[int, str]:
-    """Lines and sha256 of a file, feeding the same bytes into ``total`` (the load's checksum)."""
-    sha = hashlib.sha256()
-    rows = 0
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(chunk)
-            total.update(chunk)
-            rows += chunk.count(b"\n")
-    return rows, sha.hexdigest()

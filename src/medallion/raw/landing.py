@@ -245,7 +245,7 @@ def read_manifest(load_dir: Path) -> LoadManifest:
         path = manifest.load_dir / landed.name
         if not path.is_file():
             raise RawLoadError(f"{manifest_path} lists {landed.name}, which is missing")
-        rows, sha = _count_and_hash(path, total)
+        rows, sha = count_and_hash(path, total)
         if (rows, sha) != (landed.row_count, landed.sha256):
             raise RawLoadError(
                 f"{path}: manifest expects {landed.row_count} rows, sha256 {landed.sha256}; "
@@ -413,8 +413,8 @@ def _remove_unlisted(target: Path, manifest: LoadManifest) -> None:
             path.unlink(missing_ok=True)
 
 
-def _count_and_hash(path: Path, total: Any) -> tuple[int, str]:
-    """Lines and sha256 of a data file, feeding the same bytes into ``total``."""
+def count_and_hash(path: Path, total: Any) -> tuple[int, str]:
+    """Lines and sha256 of a data file, feeding the same bytes into ``total`` (the load's sum)."""
     sha = hashlib.sha256()
     rows = 0
     with path.open("rb") as handle:

@@ -31,9 +31,9 @@ ERRORS_TYPE = "array<struct<name:string,expression:string>>"
 EXAMPLE_KEYS = 5
 
 # Working columns; the double underscore keeps them clear of any column a table may have.
-_FAILED = "__dq_failed"
 _QUARANTINED = "__dq_quarantined"
 _DROPPED_BY = "__dq_dropped_by"
+_OK_PREFIX = "__dq_ok_"
 
 
 class Action(StrEnum):
@@ -97,7 +97,8 @@ def check_expectations(
     ]
     if failing:
         raise ExpectationsFailed(
-            _failure_message(annotated, failing, metrics, dataset, key_columns), metrics
+            _failure_message(annotated, expectations, failing, metrics, dataset, key_columns),
+            metrics,
         )
     is_valid = ~sf.col(_QUARANTINED) & sf.col(_DROPPED_BY).isNull()
     is_dropped = ~sf.col(_QUARANTINED) & sf.col(_DROPPED_BY).isNotNull()
@@ -106,12 +107,12 @@ def check_expectations(
         valid=annotated.where(is_valid).select(*_columns(columns)),
         quarantined=annotated.where(sf.col(_QUARANTINED)).select(
             *_columns(kept),
-            sf.col(_FAILED).alias(ERRORS_COLUMN),
+            _failed_rules(expectations).alias(ERRORS_COLUMN),
             sf.lit(run_id).cast("string").alias(RUN_ID_COLUMN),
         ),
         dropped=annotated.where(is_dropped).select(
             *_columns(name for name in columns if name not in (ERRORS_COLUMN, DROPPED_BY_COLUMN)),
-            sf.col(_FAILED).alias(ERRORS_COLUMN),
+            _failed_rules(expectations).alias(ERRORS_COLUMN),
             sf.col(_DROPPED_BY).alias(DROPPED_BY_COLUMN),
         ),
         metrics=metrics,
@@ -174,18 +175,50 @@ def _require_unique_names(expectations: Sequence[Expectation], dataset: str) -> 
         seen.add(rule.name)
 
 
+def _ok_column(index: int) -> str:
+    """The working column holding whether a row passes rule ``index`` (NULL counts as failing)."""
+    return f"{_OK_PREFIX}{index}"
+
+
 def _failed_rules(expectations: Sequence[Expectation]) -> Column:
-    """The rules a row fails, in spec order, as ``ARRAY<STRUCT<name, expression>>``."""
+    """The rules a row fails, in spec order, as ``ARRAY<STRUCT<name, expression>>``.
+
+    Read from the per-rule pass flags ``_annotate`` adds, so no predicate is evaluated twice.
+    """
     if not expectations:
         return sf.array().cast(ERRORS_TYPE)
     entries = [
         sf.when(
-            ~sf.coalesce(sf.expr(rule.expression), sf.lit(False)),
+            ~sf.col(_ok_column(index)),
             sf.struct(sf.lit(rule.name).alias("name"), sf.lit(rule.expression).alias("expression")),
         )
-        for rule in expectations
+        for index, rule in enumerate(expectations)
     ]
     return sf.filter(sf.array(*entries), lambda entry: entry.isNotNull()).cast(ERRORS_TYPE)
+
+
+def _annotate(frame: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
+    """The frame plus one pass flag per rule, and the outcome (quarantined, dropped by) of each row.
+
+    Plain boolean columns: the counting aggregation reads them directly, and the ``_errors``
+    array is built only where it is written (quarantined and dropped rows) or shown.
+    """
+    with_flags = frame.select(
+        "*",
+        *[
+            sf.coalesce(sf.expr(rule.expression), sf.lit(False)).alias(_ok_column(index))
+            for index, rule in enumerate(expectations)
+        ],
+    )
+    fails = {rule.name: ~sf.col(_ok_column(index)) for index, rule in enumerate(expectations)}
+    quarantined = sf.lit(False)
+    for name in _names(expectations, Action.QUARANTINE):
+        quarantined = quarantined | fails[name]
+    # The first failing drop rule in spec order names the drop.
+    dropped_by: Column = sf.lit(None).cast("string")
+    for name in reversed(_names(expectations, Action.DROP)):
+        dropped_by = sf.when(fails[name], sf.lit(name)).otherwise(dropped_by)
+    return with_flags.select("*", quarantined.alias(_QUARANTINED), dropped_by.alias(_DROPPED_BY))
 
 
 def _names(expectations: Sequence[Expectation], action: Action) -> list[str]:
@@ -193,31 +226,10 @@ def _names(expectations: Sequence[Expectation], action: Action) -> list[str]:
     return [rule.name for rule in expectations if rule.action is action]
 
 
-def _annotate(frame: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
-    """The frame plus the failed-rule array (computed once) and the outcome derived from it."""
-    quarantine_rules = _names(expectations, Action.QUARANTINE)
-    drop_rules = _names(expectations, Action.DROP)
-    with_failed = frame.select("*", _failed_rules(expectations).alias(_FAILED))
-    failed = sf.col(_FAILED)
-    quarantined = (
-        sf.exists(failed, lambda entry: entry["name"].isin(quarantine_rules))
-        if quarantine_rules
-        else sf.lit(False)
-    )
-    # The array is in spec order, so its first drop entry is the first failing drop rule.
-    # sf.get (not [0]) returns NULL for an empty array even with ANSI mode on.
-    dropped_by = (
-        sf.get(sf.filter(failed, lambda entry: entry["name"].isin(drop_rules)), 0)["name"]
-        if drop_rules
-        else sf.lit(None).cast("string")
-    )
-    return with_failed.select("*", quarantined.alias(_QUARANTINED), dropped_by.alias(_DROPPED_BY))
-
-
 def _count(
     annotated: DataFrame, expectations: Sequence[Expectation], dataset: str
 ) -> DQMetrics:
-    """Every count of the check from one aggregation: one pass over the data."""
+    """Every count of the check from one aggregation over the pass flags: one pass over the data."""
     quarantined = sf.col(_QUARANTINED)
     dropped_by = sf.col(_DROPPED_BY)
     drop_rules = _names(expectations, Action.DROP)
@@ -230,10 +242,8 @@ def _count(
             for i, name in enumerate(drop_rules)
         ],
         *[
-            sf.count_if(sf.array_contains(sf.col(_FAILED)["name"], sf.lit(rule.name))).alias(
-                f"failed_{i}"
-            )
-            for i, rule in enumerate(expectations)
+            sf.count_if(~sf.col(_ok_column(i))).alias(f"failed_{i}")
+            for i in range(len(expectations))
         ],
     ]
     counts = annotated.agg(*aggregates).collect()[0]
@@ -259,6 +269,7 @@ def _count(
 
 def _failure_message(
     annotated: DataFrame,
+    expectations: Sequence[Expectation],
     failing: Sequence[Expectation],
     metrics: DQMetrics,
     dataset: str,
@@ -274,7 +285,7 @@ def _failure_message(
         if key_columns:
             # Only on the failure path: a small extra job per failing rule, to show where to look.
             examples = (
-                annotated.where(sf.array_contains(sf.col(_FAILED)["name"], sf.lit(rule.name)))
+                annotated.where(~sf.col(_ok_column(expectations.index(rule))))
                 .select(*_columns(key_columns))
                 .limit(EXAMPLE_KEYS)
                 .collect()

@@ -25,9 +25,12 @@ from medallion.raw.landing import (
     raw_zone,
     source_dir,
 )
+from medallion.raw.replay import write_replay_plan
 from medallion.sources.redshift import HighWaterMark, read_high_water_mark, write_high_water_mark
 
 REDSHIFT_MARK_NAME = "redshift_behavior_mark.json"
+# The sources that read "after the position up to now", and where a load's manifest says it ended.
+REPLAY_END_KEYS = {"redshift": "to", "kafka": "end"}
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ def reset_state(
     starts from the latest remaining load's position (or from the beginning). For Redshift the
     mark file is first rewound to the latest remaining load's ``to`` (removed when there is
     none), then loads move newest first: a crash midway leaves a valid, smaller reset. Holds the
-    source's lock (Kafka: the extractor's own lock) throughout.
+    source's lock (Kafka: the extractor's own lock) throughout. For Redshift and Kafka, where
+    each moved load ended is kept as the source's replay plan (``medallion.raw.replay``), so
+    the loads of those dates are extracted again up to the same ends, not all into the first.
     """
     known = find_source(source)
     stamp = _utc_stamp(now)
@@ -181,6 +186,8 @@ def reset_state(
             if is_redshift:
                 mark_after = _rewind_mark(root, directories, remaining)
             destination = _claim_reset_dir(root, stamp, known)
+            if known.source in REPLAY_END_KEYS:
+                write_replay_plan(root, known.source, stamp, _load_ends(directories, moving, known))
             for load_dt in reversed(moving):
                 directories[load_dt].rename(destination / directories[load_dt].name)
             after = _source_state(root, known)
@@ -325,6 +332,18 @@ def _mark_json(mark: HighWaterMark | None) -> dict[str, str] | None:
 def source_lock(storage_root: str | Path, source: str) -> AbstractContextManager[None]:
     """Held by a source's extractor and by its reset, so neither runs during the other."""
     return file_lock(_lock_path(Path(storage_root), source))
+
+
+def _load_ends(
+    directories: Mapping[date, Path], moving: list[date], known: RawSource
+) -> dict[date, Any]:
+    """Where each complete load about to move ended, for replaying it day by day."""
+    key = REPLAY_END_KEYS[known.source]
+    return {
+        load_dt: peek_manifest(directories[load_dt]).source_positions.get(key)
+        for load_dt in moving
+        if (directories[load_dt] / MANIFEST_NAME).is_file()
+    }
 
 
 def _lock_path(storage_root: Path, source: str) -> Path:

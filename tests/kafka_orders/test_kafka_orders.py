@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from medallion.sources.kafka_orders import (
     SOURCE,
     extract_kafka_orders_to_raw,
 )
+from medallion.state import reset_state
 
 from .conftest import (
     PARTITIONS,
@@ -206,6 +207,29 @@ def test_a_capped_run_is_continued_by_the_rerun_of_its_day(bootstrap: str, tmp_p
 
     assert capped.row_count == 100
     assert full.source_positions["start"] == capped.source_positions["start"]
+    ends = high_watermarks(bootstrap, topic)
+    assert offsets_by_partition(landed_records(tmp_path)) == {
+        p: list(range(end)) for p, end in ends.items() if end
+    }
+
+
+def test_after_a_reset_each_replayed_day_lands_its_own_messages_again(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    topic = new_topic(bootstrap, "orders_replay", 300)
+    day_1 = extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_1, topic=topic)
+    produce_json(bootstrap, topic, order_events(200, start=300), "order_id")
+    day_2 = extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_2, topic=topic)
+    reset_state(tmp_path, "kafka", now=datetime(2026, 11, 27, tzinfo=UTC))
+    produce_json(bootstrap, topic, order_events(100, start=500), "order_id")
+
+    replayed = [
+        extract_kafka_orders_to_raw(tmp_path, bootstrap, day, topic=topic)
+        for day in (DAY_1, DAY_2, DAY_3)
+    ]
+
+    assert [load.row_count for load in replayed] == [300, 200, 100]
+    assert [load.sha256 for load in replayed[:2]] == [day_1.sha256, day_2.sha256]
     ends = high_watermarks(bootstrap, topic)
     assert offsets_by_partition(landed_records(tmp_path)) == {
         p: list(range(end)) for p, end in ends.items() if end

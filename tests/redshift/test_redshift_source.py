@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,10 @@ from medallion.sources.redshift import (
     load_behavior_events,
     read_high_water_mark,
 )
+from medallion.state import redshift_mark_path, reset_state
 from tests.redshift.conftest import T0, closed_port, event
 
-DAY_1, DAY_2 = date(2026, 11, 1), date(2026, 11, 2)
+DAY_1, DAY_2, DAY_3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
 
 
 def ids(events: list[dict[str, Any]]) -> list[str]:
@@ -218,3 +219,36 @@ def test_redshift_connection_without_its_driver_says_how_to_install(pg_root: Pat
 
     with pytest.raises(ConfigError, match="pip install redshift_connector"):
         redshift.RedshiftWarehouse("h", 5439, "dev", "u", postgres.password(pg_root))
+
+
+def test_extract_up_to_a_mark_stops_there_across_pages(warehouse: PostgresWarehouse) -> None:
+    load_behavior_events(warehouse, [event(n, n) for n in range(1, 6)])
+    first_two = HighWaterMark(T0.replace(minute=1), "E0001")
+
+    events, mark = extract_behavior(
+        warehouse, first_two, batch_size=2, up_to=HighWaterMark(T0.replace(minute=4), "E0004")
+    )
+
+    assert ids(events) == ["E0002", "E0003", "E0004"]
+    assert mark == HighWaterMark(T0.replace(minute=4), "E0004")
+
+
+def test_after_a_reset_each_replayed_day_lands_its_own_events_again(
+    warehouse: PostgresWarehouse, tmp_path: Path
+) -> None:
+    mark = redshift_mark_path(tmp_path)
+    load_behavior_events(warehouse, [event(n, n) for n in range(1, 4)])
+    before_1 = extract_behavior_to_raw(tmp_path, warehouse, DAY_1, mark)
+    load_behavior_events(warehouse, [event(n, n) for n in range(4, 6)])
+    before_2 = extract_behavior_to_raw(tmp_path, warehouse, DAY_2, mark)
+    reset_state(tmp_path, "redshift", now=datetime(2026, 11, 4, tzinfo=UTC))
+    load_behavior_events(warehouse, [event(6, 6)])
+
+    replayed = [
+        extract_behavior_to_raw(tmp_path, warehouse, day, mark) for day in (DAY_1, DAY_2, DAY_3)
+    ]
+
+    assert [load.row_count for load in replayed] == [3, 2, 1]
+    assert [load.sha256 for load in replayed[:2]] == [before_1.sha256, before_2.sha256]
+    assert raw_event_ids(tmp_path) == [f"E{n:04d}" for n in range(1, 7)]
+    assert read_high_water_mark(mark) == HighWaterMark(T0.replace(minute=6), "E0006")

@@ -24,6 +24,7 @@ from medallion.raw.landing import (
     raw_zone,
     read_manifest,
 )
+from medallion.raw.replay import ReplayEnd, replay_end, replay_plan_path
 from medallion.sources import crm, fx_rates, kafka_orders, redshift, snowflake
 from medallion.sources.crm import extract_crm_accounts_to_raw
 from medallion.sources.redshift import HighWaterMark, read_high_water_mark, write_high_water_mark
@@ -610,3 +611,29 @@ def _records(manifest: LoadManifest) -> list[dict[str, Any]]:
         for path in manifest.data_paths
         for line in path.read_text(encoding="utf-8").splitlines()
     ]
+
+
+def test_reset_of_redshift_and_kafka_keeps_where_each_moved_load_ended(tmp_path: Path) -> None:
+    land_redshift(tmp_path)
+    land_kafka(tmp_path)
+
+    reset_state(tmp_path, "redshift", from_date=DAY2, now=NOW)
+    reset_state(tmp_path, "kafka", from_date=DAY2, now=NOW)
+
+    assert [replay_end(tmp_path, "redshift", day) for day in (DAY1, DAY2, DAY3)] == [
+        None, ReplayEnd(MARK2.to_json()), ReplayEnd(MARK3.to_json())
+    ]
+    assert [replay_end(tmp_path, "kafka", day) for day in (DAY1, DAY2, DAY3)] == [
+        None, ReplayEnd(KAFKA_ENDS[DAY2]), ReplayEnd(KAFKA_ENDS[DAY3])
+    ]
+    assert json.loads(replay_plan_path(tmp_path, "kafka").read_text())["reset"] == STAMP
+
+
+def test_reset_of_a_full_load_source_keeps_no_replay_plan(tmp_path: Path) -> None:
+    land_crm(tmp_path)
+    land_snowflake(tmp_path)
+
+    reset_state(tmp_path, "crm", now=NOW)
+    reset_state(tmp_path, "snowflake", now=NOW)
+
+    assert not (state_dir(tmp_path) / "replay").exists()

@@ -8,7 +8,8 @@ earliest offsets when there is none) up to the end offsets observed when the run
 lands all of it as ``raw/kafka/orders/load_dt=run_date``. A crash anywhere before the manifest is
 published leaves the previous position in place; the rerun reads the same range again (plus
 anything newer) and lands a superset, or identical content (a no-op). Never a duplicate across
-loads, never a gap.
+loads, never a gap. A date replayed after a reset (``medallion state reset``) reads only up to
+where its earlier load ended (``medallion.raw.replay``), so each day gets its own messages back.
 
 Grain of a landed record: one per Kafka message, ordered by (partition, offset); the value as
 received (a JSON object, or ``_raw_value`` and ``_parse_error`` when it is not one), plus
@@ -45,6 +46,7 @@ from medallion.raw.landing import (
     peek_manifest,
     raw_zone,
 )
+from medallion.raw.replay import replay_end
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +121,18 @@ def extract_kafka_orders_to_raw(
         raise ConfigError(f"max_messages={max_messages}: expected None or at least 0")
     # Two runs at once would both start from the same landed end offsets: one run at a time.
     with file_lock(Path(storage_root) / "_system" / "locks" / "kafka_orders.lock"):
-        return _extract(raw_zone(storage_root), bootstrap_servers, run_date, topic, max_messages)
+        return _extract(Path(storage_root), bootstrap_servers, run_date, topic, max_messages)
 
 
 def _extract(
-    raw_root: Path, bootstrap_servers: str, run_date: date, topic: str, max_messages: int | None
+    storage_root: Path,
+    bootstrap_servers: str,
+    run_date: date,
+    topic: str,
+    max_messages: int | None,
 ) -> LoadManifest:
     """``extract_kafka_orders_to_raw`` under its lock."""
+    raw_root = raw_zone(storage_root)
     landed = _landed_ranges(raw_root)
     if run_date in landed and max(landed) != run_date:
         return _read_manifest_json(raw_root, run_date)
@@ -148,7 +155,7 @@ def _extract(
         start = {p: known_start.get(p, low) for p, (low, _) in watermarks.items()}
         _check_reachable(topic, start, watermarks)
         records, end = _consume_range(
-            consumer, topic, start, {p: high for p, (_, high) in watermarks.items()},
+            consumer, topic, start, _end_offsets(storage_root, run_date, start, watermarks),
             max_messages,
         )
     finally:
@@ -162,6 +169,28 @@ def _extract(
         manifest.row_count, malformed, run_date, topic, elapsed,
     )
     return manifest
+
+
+def _end_offsets(
+    storage_root: Path,
+    run_date: date,
+    start: Mapping[int, int],
+    watermarks: Mapping[int, tuple[int, int]],
+) -> dict[int, int]:
+    """Read up to the high watermarks, or up to where this date's load ended before a reset.
+
+    A date replayed after ``medallion state reset`` stops at its old end offsets (a partition it
+    did not read then: at its start), so a full reload lands each day's messages on that day.
+    """
+    high = {partition: upper for partition, (_, upper) in watermarks.items()}
+    replayed = replay_end(storage_root, SOURCE, run_date)
+    if replayed is None:
+        return high
+    old_end = {int(partition): int(offset) for partition, offset in replayed.position.items()}
+    return {
+        partition: max(start[partition], min(upper, old_end.get(partition, start[partition])))
+        for partition, upper in high.items()
+    }
 
 
 def message_to_record(message: Message) -> dict[str, Any]:

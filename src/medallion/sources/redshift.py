@@ -37,6 +37,7 @@ from medallion.raw.landing import (
     peek_manifest,
     raw_zone,
 )
+from medallion.raw.replay import replay_end
 
 log = logging.getLogger(__name__)
 
@@ -369,8 +370,10 @@ def extract_behavior(
     high_water_mark: HighWaterMark | None,
     *,
     batch_size: int = 50_000,
+    up_to: HighWaterMark | None = None,
 ) -> tuple[list[dict[str, Any]], HighWaterMark | None]:
-    """Every event strictly after the mark, in (event_ts, event_id) order, and the new mark.
+    """Every event strictly after the mark (and not after ``up_to``), in (event_ts, event_id)
+    order, and the new mark.
 
     Grain: one dict per ``analytics.behavior`` row, every column as stored (``SELECT *``, so a
     column the contract does not know yet reaches raw and schema-drift detection); timestamps as
@@ -381,11 +384,13 @@ def extract_behavior(
         raise ConfigError(f"batch_size={batch_size}: expected at least 1")
     events: list[dict[str, Any]] = []
     mark = high_water_mark
+    upper = "" if up_to is None else f"NOT {conn.dialect.after_mark} AND "
+    upper_params = [] if up_to is None else conn.dialect.mark_params(up_to)
     while True:
         after = "" if mark is None else f"{conn.dialect.after_mark} AND "
-        params = [] if mark is None else conn.dialect.mark_params(mark)
+        params = [*([] if mark is None else conn.dialect.mark_params(mark)), *upper_params]
         columns, rows = conn.query(
-            f"SELECT * FROM {BEHAVIOR_TABLE} WHERE {after}"
+            f"SELECT * FROM {BEHAVIOR_TABLE} WHERE {after}{upper}"
             "event_ts IS NOT NULL AND event_id IS NOT NULL "
             f"ORDER BY event_ts, event_id LIMIT {int(batch_size)}",
             params,
@@ -485,7 +490,14 @@ def extract_behavior_to_raw(
         candidates = [read_high_water_mark(state_path), *(to for _, to in landed.values())]
         known = [mark for mark in candidates if mark is not None]
         start = max(known) if known else None
-    events, end = extract_behavior(conn, start, batch_size=batch_size)
+    # A date replayed after a reset stops where its load ended before it (medallion.raw.replay).
+    replayed = replay_end(storage_root, SOURCE, run_date)
+    events: list[dict[str, Any]]
+    if replayed is not None and replayed.position is None:
+        events, end = [], start  # that day's load ended before any event
+    else:
+        up_to = None if replayed is None else HighWaterMark.from_json(replayed.position)
+        events, end = extract_behavior(conn, start, batch_size=batch_size, up_to=up_to)
     manifest = land_records(
         raw_root,
         SOURCE,

@@ -11,12 +11,12 @@ table with 1-2 % dirt per rule; see ``benchmarks/data.py``), in one local ``loca
    SUMMARY, GE's default) are timed after a warm-up, interleaved, best of ``--repeat``. Both must
    report the same failed count per rule, or the run stops: GE skips NULLs in column-map
    expectations, so for rules where NULL fails GE's ``missing_count`` is added.
-2. DQ share per step. Each step (bronze: ``load_bronze`` of the behavior load; silver:
-   ``update_silver`` of the three tables, a full refresh; gold: ``build_gold`` of both tables) is
-   timed whole, then its DQ parts are timed on the same inputs with the functions the step calls:
-   the checks (manifest checksums, contract profile and row reconciliation; lookups and
-   expectations; FX coverage, expectations, primary and foreign keys) and the bookkeeping around
-   them (drift log; DQ event log, quarantine write, drop counts; event log, grain counts).
+2. DQ share per step. Silver (``update_silver`` of the three tables, a full refresh) and gold
+   (``build_gold`` of both tables) are timed whole and against the same step without DQ (read,
+   transform, dedupe, write; no lookups, checks, quarantine, event log or conservation counts):
+   the difference is what DQ costs, computed inputs being shared as the step shares them. Bronze
+   (``load_bronze`` of the behavior load) checks inside its load, so its DQ parts (manifest
+   checksums, contract profile, row reconciliation, drift log) are timed alone on the same load.
 
 Wall clock (``time.perf_counter``), nothing asserted about times. Usage: ``make bench`` or
 ``python -m benchmarks.dq_engine --scale 0.01``.
@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import sqlglot
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as sf
 from sqlglot import exp
 
 from benchmarks.data import PROC_DATE, Sizes, land_behavior_load, write_bronze_tables
@@ -52,12 +53,12 @@ from medallion.pipelines import bronze as bronze_step
 from medallion.pipelines import gold as gold_step
 from medallion.pipelines import silver as silver_step
 from medallion.quality.engine import Action, Expectation, add_lookups, check_expectations
-from medallion.quality.event_log import append_dq_event
 from medallion.quality.spec import TableSpec, spec_for
 from medallion.raw.landing import load_dir, read_manifest
 from medallion.spark import build_local_session
 from medallion.transforms.gold.customer_360 import build_customer_360
 from medallion.transforms.gold.orders_daily import build_orders_daily
+from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN
 
 CHECKED_TABLES = ("silver.fact_events", "silver.fact_orders")
 SILVER_STEPS = ("silver.dim_customer", "silver.fact_events", "silver.fact_orders")
@@ -282,14 +283,20 @@ def compare_engine_with_ge(lakehouse: Lakehouse, dataset: str, repeat: int) -> E
 
 @dataclass(frozen=True)
 class StepShare:
-    """A step's wall time and the time of its DQ checks and DQ bookkeeping, on the same inputs."""
+    """A step's wall time and how much of it is data quality.
+
+    Silver and gold: ``dq_seconds`` is the step minus the same step without DQ (its reads,
+    transformations, dedupe and write, none of its lookups, checks, quarantine, logs or
+    conservation counts), both timed whole. Bronze: the sum of its DQ parts, each timed alone
+    (``parts``), as its checks run inside the load.
+    """
 
     step: str
     rows_in: int
     step_seconds: float
-    check_seconds: float
-    bookkeeping_seconds: float
-    parts: Mapping[str, float]
+    dq_seconds: float
+    how: str
+    parts: Mapping[str, float] = field(default_factory=dict)
 
 
 def _best_parts(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -305,9 +312,6 @@ def _clock(parts: dict[str, float], name: str, action: Callable[[], T]) -> T:
     return result
 
 
-BRONZE_CHECKS = ("manifest checksums", "contract profile", "row reconciliation")
-SILVER_CHECKS = ("lookups + expectations",)
-GOLD_CHECKS = ("fx coverage", "expectations", "primary key", "foreign key")
 
 
 def measure_bronze(raw_source: Path, work: Path, repeat: int) -> StepShare:
@@ -327,13 +331,12 @@ def measure_bronze(raw_source: Path, work: Path, repeat: int) -> StepShare:
         step_runs.append(time.perf_counter() - started)
         part_runs.append(_bronze_dq_parts(lakehouse, entry))
     best = _best_parts(part_runs)
-    checks = sum(best[name] for name in BRONZE_CHECKS)
     return StepShare(
         f"bronze.{entry.name}",
         result.rows_in,
         min(step_runs),
-        checks,
-        sum(best.values()) - checks,
+        sum(best.values()),
+        "DQ parts timed alone",
         best,
     )
 
@@ -373,62 +376,31 @@ def _bronze_dq_parts(lakehouse: Lakehouse, entry: bronze_step.BronzeTable) -> di
 
 
 def measure_silver(lakehouse: Lakehouse, dataset: str, repeat: int) -> StepShare:
-    """``update_silver`` (full refresh of the one-day bronze), then its DQ parts alone."""
+    """``update_silver`` (full refresh of the one-day bronze) against the same step without DQ."""
     step = timed(
         lambda: silver_step.update_silver(
             lakehouse, dataset, PROC_DATE, run_id=RUN_ID, full_refresh=True
         ),
         repeat,
     )
-    best = _best_parts([_silver_dq_parts(lakehouse, dataset) for _ in range(repeat)])
-    checks = sum(best[name] for name in SILVER_CHECKS)
+    bare = timed(lambda: _silver_without_dq(lakehouse, dataset), repeat)
     return StepShare(
-        dataset, step.result.rows_in, step.best, checks, sum(best.values()) - checks, best
+        dataset, step.result.rows_in, step.best, step.best - bare.best, "step - step without DQ"
     )
 
 
-def _silver_dq_parts(lakehouse: Lakehouse, dataset: str) -> dict[str, float]:
-    """One run of what ``update_silver`` does for DQ, with the same functions: seconds per part."""
+def _silver_without_dq(lakehouse: Lakehouse, dataset: str) -> None:
+    """What ``update_silver`` does on a full refresh, minus DQ: transform, dedupe, write."""
     spec = spec_for(dataset)
     table = silver_step.SILVER_TABLES[dataset]
-    parts: dict[str, float] = {}
-    checked = _clock(
-        parts,
-        "lookups + expectations",
-        lambda: check_expectations(
-            checked_frame(lakehouse, dataset),
-            spec.expectations,
-            dataset=dataset,
-            run_id=RUN_ID,
-            key_columns=spec.keys,
-        ),
+    bronze = {source: lakehouse.read(source) for source in spec.sources}
+    prepared = spec.apply_transformations(table.prepare(bronze))
+    kept = (
+        table.mark_versions(prepared)
+        .where(sf.col(DROP_RULE_COLUMN).isNull())
+        .select(*table.columns)
     )
-    _clock(
-        parts,
-        "dq event log",
-        lambda: append_dq_event(
-            lakehouse,
-            checked.metrics,
-            dataset=dataset,
-            layer="silver",
-            run_id=RUN_ID,
-            job="bench",
-            task=dataset,
-        ),
-    )
-    _clock(
-        parts,
-        "quarantine write",
-        lambda: silver_step._write_quarantine(
-            lakehouse, spec, checked.quarantined, PROC_DATE, True
-        ),
-    )
-    _clock(
-        parts,
-        "drop counts",
-        lambda: silver_step._count_drop_rules(table.mark_versions(checked.valid)),
-    )
-    return parts
+    lakehouse.write(kept, f"bench.{dataset.replace('.', '_')}_without_dq", mode="overwrite")
 
 
 def gold_frame(lakehouse: Lakehouse, dataset: str) -> tuple[DataFrame, dict[str, DataFrame]]:
@@ -449,57 +421,17 @@ def gold_frame(lakehouse: Lakehouse, dataset: str) -> tuple[DataFrame, dict[str,
 
 
 def measure_gold(lakehouse: Lakehouse, dataset: str, repeat: int) -> StepShare:
-    """``build_gold``, then its DQ parts alone (each recomputes the lazy gold frame, as there)."""
+    """``build_gold`` against the same step without DQ: build the frame and write it."""
     step = timed(lambda: gold_step.build_gold(lakehouse, dataset, run_id=RUN_ID, salt=SALT), repeat)
-    best = _best_parts([_gold_dq_parts(lakehouse, dataset) for _ in range(repeat)])
-    checks = sum(best[name] for name in GOLD_CHECKS)
+
+    def without_dq() -> None:
+        frame, _ = gold_frame(lakehouse, dataset)
+        lakehouse.write(frame, f"bench.{dataset.replace('.', '_')}_without_dq", mode="overwrite")
+
+    bare = timed(without_dq, repeat)
     return StepShare(
-        dataset, step.result.rows_in, step.best, checks, sum(best.values()) - checks, best
+        dataset, step.result.rows_in, step.best, step.best - bare.best, "step - step without DQ"
     )
-
-
-def _gold_dq_parts(lakehouse: Lakehouse, dataset: str) -> dict[str, float]:
-    """One run of what ``build_gold`` does for DQ, with the same functions: seconds per part."""
-    spec = spec_for(dataset)
-    frame, silver = gold_frame(lakehouse, dataset)
-    orders, rates = silver["silver.fact_orders"], silver["silver.fx_rates"]
-    parts: dict[str, float] = {}
-    _clock(parts, "fx coverage", lambda: gold_step._require_usd_rates(orders, rates, dataset))
-    checked = _clock(
-        parts,
-        "expectations",
-        lambda: check_expectations(
-            frame, spec.expectations, dataset=dataset, run_id=RUN_ID, key_columns=spec.keys
-        ),
-    )
-    _clock(parts, "primary key", lambda: gold_step._require_unique_keys(frame, spec))
-    parts["foreign key"] = 0.0
-    if dataset == "gold.fact_customer_360":
-        customers = silver["silver.dim_customer"]
-        _clock(
-            parts,
-            "foreign key",
-            lambda: gold_step._require_references(frame, customers, SALT),
-        )
-    _clock(
-        parts,
-        "dq event log",
-        lambda: append_dq_event(
-            lakehouse,
-            checked.metrics,
-            dataset=dataset,
-            layer="gold",
-            run_id=RUN_ID,
-            job="bench",
-            task=dataset,
-        ),
-    )
-    _clock(
-        parts,
-        "grain counts",
-        lambda: gold_step._grain_counts(dataset, lakehouse.read(dataset), silver),
-    )
-    return parts
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -534,27 +466,19 @@ def print_report(
         failed = ", ".join(f"{name} {count:,}" for name, count in item.failed.items())
         print(f"  {item.dataset} failed rows per rule (equal in both): {failed}")
 
-    print(
-        "\nDQ share of each step (checks: the rules that can stop or divert rows; "
-        "+ bookkeeping: logs, quarantine write, conservation counts)"
-    )
-    print(
-        f"  {'step':<30}{'rows in':>11}{'step s':>9}{'checks s':>10}{'share':>8}"
-        f"{'+ bookk. s':>11}{'share':>8}"
-    )
+    print("\nDQ share of each step (checks, quarantine, DQ event log, conservation counts)")
+    print(f"  {'step':<28}{'rows in':>11}{'step s':>9}{'DQ s':>8}{'share':>8}  measured as")
     for share in shares:
-        total = share.check_seconds + share.bookkeeping_seconds
         print(
-            f"  {share.step:<30}{share.rows_in:>11,}{share.step_seconds:>9.2f}"
-            f"{share.check_seconds:>10.2f}{share.check_seconds / share.step_seconds:>8.0%}"
-            f"{share.bookkeeping_seconds:>11.2f}{total / share.step_seconds:>8.0%}"
+            f"  {share.step:<28}{share.rows_in:>11,}{share.step_seconds:>9.2f}"
+            f"{share.dq_seconds:>8.2f}{share.dq_seconds / share.step_seconds:>8.0%}  {share.how}"
         )
     for share in shares:
-        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in share.parts.items())
-        print(f"  {share.step}: {parts}")
+        if share.parts:
+            parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in share.parts.items())
+            print(f"  {share.step}: {parts}")
     print(
-        "\n  Indicative only: one run on a shared 2-core machine. Step and DQ parts are timed "
-        "separately on the same inputs, so a share is (DQ alone) / (whole step)."
+        "\n  Indicative only: one run on a shared 2-core machine; each time the best of the runs."
     )
 
 

@@ -11,17 +11,25 @@ Code in ``src`` uses only DataFrame and SQL APIs, so it runs unchanged under Spa
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pyspark import StorageLevel
+from pyspark.errors import PySparkException
 
 from medallion.errors import ConfigError
 from medallion.settings import jars_dir, on_databricks
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 REMOTE_ENV = "SPARK_REMOTE"
+
+log = logging.getLogger(__name__)
 
 
 def local_spark_conf(
@@ -96,3 +104,24 @@ def get_spark(storage_root: str | Path | None = None) -> SparkSession:
             "running compute server)"
         )
     return build_local_session(storage_root)
+
+
+@contextmanager
+def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
+    """``frame``, kept after its first computation for the several actions of the block.
+
+    A step that counts, checks and writes the same rows would otherwise recompute them (scan,
+    joins, windows) once per action. Persisted in memory, spilling to disk, and released when the
+    block ends. Where the compute keeps nothing (Databricks serverless refuses to persist),
+    ``frame`` itself: the same results, computed per action.
+    """
+    try:
+        kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    except PySparkException as error:  # e.g. NOT_SUPPORTED_WITH_SERVERLESS
+        log.info("not persisting (%s): the step recomputes its input per action", error)
+        yield frame
+        return
+    try:
+        yield kept
+    finally:
+        kept.unpersist()

@@ -23,6 +23,7 @@ from medallion.quality.engine import Action
 from medallion.quality.event_log import check_and_log
 from medallion.quality.spec import TableSpec, spec_for
 from medallion.settings import on_databricks
+from medallion.spark import computed_once
 from medallion.transforms.gold import duplicate_keys, missing_references
 from medallion.transforms.gold.customer_360 import build_customer_360
 from medallion.transforms.gold.fx import usd_amounts
@@ -70,11 +71,13 @@ def build_gold(
     else:
         raise ExpectationFailed(f"{dataset}: no gold build; expected one of {GOLD_TABLES}")
     _require_usd_rates(silver["silver.fact_orders"], silver["silver.fx_rates"], dataset)
-    check_and_log(lakehouse, gold, spec, run_id=run_id, job=job, task=task_name)
-    _require_unique_keys(gold, spec)
-    if dataset == "gold.fact_customer_360":
-        _require_references(gold, silver["silver.dim_customer"], salt)
-    lakehouse.write(gold, dataset, mode="overwrite")
+    # Checked three ways, then written: the new rows are computed once, not once per action.
+    with computed_once(gold) as rows:
+        check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
+        _require_unique_keys(rows, spec)
+        if dataset == "gold.fact_customer_360":
+            _require_references(rows, silver["silver.dim_customer"], salt)
+        lakehouse.write(rows, dataset, mode="overwrite")
     add_check_constraints(lakehouse, spec)
     written = lakehouse.read(dataset)
     rows_in, rows_written = _grain_counts(dataset, written, silver)

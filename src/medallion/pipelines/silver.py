@@ -21,6 +21,7 @@ from medallion.pipelines import StepResult
 from medallion.quality.engine import add_lookups
 from medallion.quality.event_log import check_and_log
 from medallion.quality.spec import TableSpec, spec_for
+from medallion.spark import computed_once
 from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES
 from medallion.transforms.silver.dim_customer import (
     DIM_CUSTOMER_COLUMNS,
@@ -102,24 +103,28 @@ def update_silver(
     }
     prepared = spec.apply_transformations(table.prepare(bronze))
     lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
-    looked_up = add_lookups(prepared, spec.lookups, lookup_tables)
     task_name = task or dataset.split(".")[1]
-    checked = check_and_log(lakehouse, looked_up, spec, run_id=run_id, job=job, task=task_name)
-    _write_quarantine(lakehouse, spec, checked.quarantined, run_date, full_refresh)
-    marked = table.mark_versions(checked.valid)
-    drops = _count_drop_rules(marked)
-    kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
-    if full_refresh or not lakehouse.exists(dataset):
-        lakehouse.write(kept, dataset, mode="overwrite")
-    else:
-        lakehouse.merge(
-            kept,
-            dataset,
-            keys=spec.keys,
-            sequence_by=table.sequence_by,
-            keep_current_when_null=table.keep_current_when_null,
-            compare_columns=table.business_columns,
+    # Checked, quarantined, marked, counted and merged: the input and the marked rows are each
+    # computed once, not once per action.
+    with computed_once(add_lookups(prepared, spec.lookups, lookup_tables)) as looked_up:
+        checked = check_and_log(
+            lakehouse, looked_up, spec, run_id=run_id, job=job, task=task_name
         )
+        _write_quarantine(lakehouse, spec, checked.quarantined, run_date, full_refresh)
+        with computed_once(table.mark_versions(checked.valid)) as marked:
+            drops = _count_drop_rules(marked)
+            kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
+            if full_refresh or not lakehouse.exists(dataset):
+                lakehouse.write(kept, dataset, mode="overwrite")
+            else:
+                lakehouse.merge(
+                    kept,
+                    dataset,
+                    keys=spec.keys,
+                    sequence_by=table.sequence_by,
+                    keep_current_when_null=table.keep_current_when_null,
+                    compare_columns=table.business_columns,
+                )
     metrics = checked.metrics
     written = metrics.rows_valid - sum(drops.values())
     return StepResult(

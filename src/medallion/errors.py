@@ -73,3 +73,19 @@ class ContractViolation(MedallionError):
 
 class ExpectationFailed(MedallionError):
     """An ``expect_or_fail`` rule (or a DQ breaker's critical check) failed; the run must stop."""
+
+
+class WarehouseUnavailable(MedallionError):
+    """A warehouse gold is published to cannot be reached, after retries; names it and why."""
+
+
+class PublishError(MedallionError):
+    """A publish to a warehouse failed after it started; the warehouse table is unchanged."""
+
+
+class ReconciliationMismatch(MedallionError):
+    """Gold and a warehouse table disagree on their figures after a publish; names both."""
+
+
+class DeltaLogUnreadable(MedallionError):
+    """A table's Delta log is missing, malformed, or has a type the catalog cannot hold."""

@@ -236,11 +236,32 @@ def serve(port: int, db_path: Path) -> None:
     fakesnow_server.shared_fs = shared  # type: ignore[attr-defined]  # not in its stubs
     for db_file in sorted(db_path.glob("*.db")):
         shared.connect(db_file.stem).close()
+    _let_merge_run_in_transactions()
     server = uvicorn.Server(
         uvicorn.Config(fakesnow_server.app, host=HOST, port=port, log_level="warning")
     )
     server.run()  # uvicorn handles SIGTERM/SIGINT and shuts down cleanly
     shared.duck_conn.close()
+
+
+def _let_merge_run_in_transactions() -> None:
+    """Make the stand-in run MERGE inside BEGIN ... COMMIT, as Snowflake does.
+
+    fakesnow 0.12 records a comment for every table it creates, in a second DuckDB database;
+    MERGE creates a temporary table of its own, and one DuckDB transaction cannot write to two
+    databases, so MERGE in a transaction fails. Skipping the record for tables without a
+    comment (only those internal ones) changes nothing a client can see.
+    """
+    import fakesnow.info_schema as info_schema
+
+    record_comment = info_schema.insert_table_comment_sql
+
+    def record_real_comments(catalog: str, schema: str, table: str, comment: str | None) -> str:
+        if comment is None:
+            return "SELECT 1"
+        return str(record_comment(catalog, schema, table, comment))
+
+    info_schema.insert_table_comment_sql = record_real_comments
 
 
 def main(argv: list[str] | None = None) -> None:

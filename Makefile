@@ -59,7 +59,6 @@ test: setup  ## run the whole test suite against real Spark, Delta and papermill
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(VENV)/bin/mypy src
-	$(VENV)/bin/mypy src
 
 bench: setup  ## runner overhead per task; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
 	$(PY) -m benchmarks.runner_overhead

@@ -378,18 +378,26 @@ def _valid_manifest_or_none(target: Path) -> LoadManifest | None:
 
 
 def _write_manifest(manifest: LoadManifest) -> None:
-    """Publish the manifest atomically: temp file, fsync, rename, fsync the directory."""
-    temporary = manifest.load_dir / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
+    """Publish the manifest atomically, then fsync its directory so the rename is durable."""
+    write_json_atomic(manifest.load_dir / MANIFEST_NAME, manifest.to_json())
+    _fsync_dir(manifest.load_dir)
+
+
+def write_json_atomic(path: Path, content: Any) -> None:
+    """Write ``content`` as JSON at ``path`` durably and atomically: temp file, fsync, rename.
+
+    A reader sees the old file or the new one, never a half-written one.
+    """
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(manifest.to_json(), handle, indent=2)
+            json.dump(content, handle, indent=2)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
-        temporary.replace(manifest.load_dir / MANIFEST_NAME)
+        temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_dir(manifest.load_dir)
 
 
 def _fsync_dir(directory: Path) -> None:

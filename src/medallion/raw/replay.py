@@ -14,8 +14,6 @@ next reset of that source that moves anything.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medallion.errors import ConfigError
+from medallion.raw.landing import write_json_atomic
 
 
 def replay_plan_path(storage_root: str | Path, source: str) -> Path:
@@ -37,16 +36,7 @@ def write_replay_plan(
     path = replay_plan_path(storage_root, source)
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {"reset": reset, "ends": {day.isoformat(): ends[day] for day in sorted(ends)}}
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(content, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_json_atomic(path, content)
     return path
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,6 +34,7 @@ from medallion.raw.landing import (
     load_dir,
     peek_manifest,
     raw_zone,
+    write_json_atomic,
 )
 from medallion.raw.replay import replay_end
 
@@ -444,17 +443,7 @@ def write_high_water_mark(state_path: Path, mark: HighWaterMark | None) -> None:
     """Save the mark atomically and durably: temp file, fsync, ``os.replace``."""
     state_path = Path(state_path)
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = state_path.with_name(f".{state_path.name}.{uuid.uuid4().hex}.tmp")
-    content = {"high_water_mark": None if mark is None else mark.to_json()}
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(content, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(state_path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_json_atomic(state_path, {"high_water_mark": None if mark is None else mark.to_json()})
 
 
 def extract_behavior_to_raw(

@@ -138,13 +138,23 @@ def test_every_build_task_succeeds_each_day(
 def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:
     """Both warehouse tables' rows (gold's columns, in gold's order), sorted."""
     columns = [field.name for field in CUSTOMER_360_SCHEMA]
+    # fakesnow reads a NULL timestamp back as 1970-01-01 (it stores NULL): ask IS NULL too.
+    nullable = [f.name for f in CUSTOMER_360_SCHEMA if f.dataType.typeName() == "timestamp"]
     snowflake_conn = local_snowflake.connect(world.root)
     try:
         cursor = snowflake_conn.cursor()
         cursor.execute(
-            f"SELECT {', '.join(c.upper() for c in columns)} FROM ANALYTICS.FACT_CUSTOMER_360"
+            f"SELECT {', '.join(c.upper() for c in columns)}, "
+            f"{', '.join(f'{c.upper()} IS NULL' for c in nullable)} "
+            "FROM ANALYTICS.FACT_CUSTOMER_360"
         )
-        in_snowflake = cursor.fetchall()
+        in_snowflake = [
+            tuple(
+                None if name in nullable and row[len(columns) + nullable.index(name)] else value
+                for name, value in zip(columns, row, strict=False)
+            )
+            for row in cursor.fetchall()
+        ]
     finally:
         snowflake_conn.close()
     with local_postgres.connect(world.root) as conn:

@@ -54,7 +54,7 @@ def test_runner_parses_every_job() -> None:
             "silver_dim_customer", "silver_fact_orders", "silver_fact_events",
             "silver_fx_rates", "silver_dq_breaker",
             "gold_fact_customer_360", "gold_orders_daily", "gold_fx_daily_change",
-            "gold_dq_breaker",
+            "gold_dq_breaker", "publish_snowflake", "publish_redshift",
         ],
     }
     assert jobs["ingest_daily_sources"].health_rules[0].value == 1800
@@ -104,3 +104,18 @@ def test_cli_exits_non_zero_and_names_the_failed_task(tmp_path: Path) -> None:
             f"{bundle / 'notebooks' / 'fail.ipynb'}, cell 3 (execution count 3): "
             "ValueError: the source table is empty") in result.stderr
     assert "task 'downstream' did not run" in result.stderr
+
+
+def test_gold_is_published_to_each_warehouse_by_its_own_retried_task_after_the_breaker() -> None:
+    job = parse_job("build_analytics", load_bundle(repo_root()).jobs["build_analytics"])
+
+    for warehouse, target in (("snowflake", "ANALYTICS.FACT_CUSTOMER_360"),
+                              ("redshift", "redshift_analytics.gold_customer_360")):
+        task = job.task(f"publish_{warehouse}")
+        assert [d.task_key for d in task.depends_on] == ["gold_dq_breaker"]
+        assert task.notebook_path == repo_root() / "notebooks" / "serve" / "publish_gold.ipynb"
+        assert task.base_parameters == {
+            "gold_table": "gold.fact_customer_360", "warehouse": warehouse, "target": target,
+            "warehouse_url": f"{{{{job.parameters.{warehouse}_url}}}}",
+        }
+        assert (task.max_retries, task.min_retry_interval_millis) == (3, 2000)

@@ -35,6 +35,7 @@ KEYS = (
     "snowflake-password",
     "redshift-user",
     "redshift-password",
+    "redshift-iam-role",
     "crm-token",
     "pii-hash-salt",
 )

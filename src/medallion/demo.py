@@ -36,6 +36,7 @@ from medallion.runtime import read_task_values
 
 INGEST_JOB = "ingest_daily_sources"
 BUILD_JOB = "build_analytics"
+PUBLISH_TASKS = ("publish_snowflake", "publish_redshift")
 INGEST_LOOPS = {
     "ingest_snowflake_orders": "snowflake/orders",
     "ingest_redshift_behavior": "redshift/behavior",
@@ -130,6 +131,21 @@ def _summary(console: Console, results: list[JobRunResult], sources: list[Source
                       f"{rate.rows_passed:,}", f"{rate.pass_rate:.2%}",
                       ", ".join(f"{rule} {rows:,}" for rule, rows in rate.failing_rules) or "-")
     console.print(rates)
+    published = Table("build run_date", "warehouse", "target", "gold version", "published",
+                      "rows/s", "rows", "distinct customers", "sum lifetime_value_usd",
+                      title="Published to the warehouses (figures equal to gold's)",
+                      title_justify="left")
+    for run_date, values in publishes(results):
+        figures = values["warehouse_figures"]
+        published.add_row(
+            run_date, values["warehouse"], values["target"], str(values["gold_version"]),
+            "no (version already held)" if values["skipped"] else
+            f"+{values['inserted']:,} ~{values['updated']:,} -{values['deleted']:,}",
+            "-" if values["skipped"] else f"{values['rows_per_second']:,.0f}",
+            f"{figures['rows']:,}", f"{figures['distinct_keys']:,}",
+            figures["sums"]["lifetime_value_usd"],
+        )
+    console.print(published)
     console.print(
         f"demo wall time {facts['wall_seconds']:.1f}s (data generated in "
         f"{facts['generate_seconds']:.1f}s, stand-ins up in {facts['stack_seconds']:.1f}s); "
@@ -192,6 +208,19 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
     _summary(console, [*results, *child_runs(bundle_root / "runs", results)], sources, summary,
              facts)
     return 0
+
+
+def publishes(results: list[JobRunResult]) -> list[tuple[str, dict[str, Any]]]:
+    """(run_date, publish task values) of every publish task of the build runs, in run order."""
+    found = []
+    for result in sorted(results, key=lambda r: r.started_at):
+        if result.job_key != BUILD_JOB:
+            continue
+        for task in PUBLISH_TASKS:
+            values = read_task_values(result.run_dir, task)
+            if values:
+                found.append((result.parameters.get("run_date", ""), values))
+    return found
 
 
 def child_runs(runs_root: Path, parents: list[JobRunResult]) -> list[JobRunResult]:

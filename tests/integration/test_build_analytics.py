@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -20,11 +21,14 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
+from medallion.devstack import postgres as local_postgres
+from medallion.devstack import snowflake as local_snowflake
 from medallion.generate.config import DirtKind
 from medallion.generate.model import late_crm_updates
 from medallion.pipelines.gold import pii_hash_salt
 from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifest
 from medallion.runtime import read_task_values
+from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from tests.integration.conftest import SourceWorld
 from tests.oracle.oracle import expected_gold, oracle_connection
 
@@ -37,8 +41,9 @@ BUILD_TASKS = (
     "bronze_customer_behavior", "bronze_crm_accounts", "bronze_fx_rates", "bronze_dq_breaker",
     "silver_dim_customer", "silver_fact_orders", "silver_fact_events", "silver_fx_rates",
     "silver_dq_breaker", "gold_fact_customer_360", "gold_orders_daily", "gold_fx_daily_change",
-    "gold_dq_breaker",
+    "gold_dq_breaker", "publish_snowflake", "publish_redshift",
 )
+PUBLISH_TASKS = ("publish_snowflake", "publish_redshift")
 # Where each kind of dirt must end up: (quarantine table, key column, rules it may fail).
 QUARANTINED: dict[tuple[str, DirtKind], tuple[str, str, frozenset[str]]] = {
     **{
@@ -128,6 +133,77 @@ def test_every_build_task_succeeds_each_day(
     assert [run["parameters"]["run_date"] for run in runs] == [str(day) for day in built]
     for run in runs:
         assert states(run) == dict.fromkeys(BUILD_TASKS, "SUCCESS")
+
+
+def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:
+    """Both warehouse tables' rows (gold's columns, in gold's order), sorted."""
+    columns = [field.name for field in CUSTOMER_360_SCHEMA]
+    # fakesnow reads a NULL timestamp back as 1970-01-01 (it stores NULL): ask IS NULL too.
+    nullable = [f.name for f in CUSTOMER_360_SCHEMA if f.dataType.typeName() == "timestamp"]
+    snowflake_conn = local_snowflake.connect(world.root)
+    try:
+        cursor = snowflake_conn.cursor()
+        cursor.execute(
+            f"SELECT {', '.join(c.upper() for c in columns)}, "
+            f"{', '.join(f'{c.upper()} IS NULL' for c in nullable)} "
+            "FROM ANALYTICS.FACT_CUSTOMER_360"
+        )
+        in_snowflake = [
+            tuple(
+                None if name in nullable and row[len(columns) + nullable.index(name)] else value
+                for name, value in zip(columns, row, strict=False)
+            )
+            for row in cursor.fetchall()
+        ]
+    finally:
+        snowflake_conn.close()
+    with local_postgres.connect(world.root) as conn:
+        in_redshift = conn.execute(
+            f"SELECT {', '.join(columns)} FROM redshift_analytics.gold_customer_360"
+        ).fetchall()
+    return {
+        "snowflake": sorted(map(comparable, in_snowflake)),
+        "redshift": sorted(map(comparable, in_redshift)),
+    }
+
+
+def comparable(row: Iterable[Any]) -> tuple[Any, ...]:
+    """A row with timestamps as UTC instants, whatever time zone the client attached."""
+    return tuple(
+        value.astimezone(UTC).replace(tzinfo=None)
+        if isinstance(value, datetime) and value.tzinfo else value
+        for value in row
+    )
+
+
+def test_gold_is_published_to_both_warehouses_and_reconciled(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    gold = table(spark, source_world, "gold.fact_customer_360").collect()
+    expected = sorted(comparable(row) for row in gold)
+    # Spark hands back naive local datetimes; the session time zone of the suite is UTC.
+    assert warehouse_rows(source_world) == {"snowflake": expected, "redshift": expected}
+    last = build_runs(source_world)[-1]
+    for task in PUBLISH_TASKS:
+        values = read_task_values(source_world.runs / "build_analytics" / last["run_id"], task)
+        assert values["warehouse_figures"] == values["gold_figures"]
+        assert values["gold_figures"]["rows"] == len(gold)
+
+
+def test_no_raw_pii_reaches_either_warehouse(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+) -> None:
+    raw = {
+        str(record[field])
+        for record in (*source_world.data.customers, *source_world.data.crm_accounts)
+        for field in ("name", "email", "phone", "customer_id")
+        if record.get(field)
+    }
+    found = {
+        warehouse: sorted({value for row in rows for value in row if value in raw})
+        for warehouse, rows in warehouse_rows(source_world).items()
+    }
+    assert found == {"snowflake": [], "redshift": []}
 
 
 def test_gold_equals_the_independent_oracle_row_for_row(
@@ -309,9 +385,38 @@ def test_rerunning_a_day_changes_nothing(
 ) -> None:
     day = source_world.day(WORLD_DAYS - 1)
     before = contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE))
-    result, _ = source_world.run_job("build_analytics", f"run_date={day}")
+    published = warehouse_rows(source_world)
+    result, record = source_world.run_job("build_analytics", f"run_date={day}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE)) == before
+    # Gold kept its version, so neither warehouse was written to.
+    run_dir = source_world.runs / "build_analytics" / record["run_id"]
+    assert [read_task_values(run_dir, task)["skipped"] for task in PUBLISH_TASKS] == [True, True]
+    assert warehouse_rows(source_world) == published
+
+
+def test_a_warehouse_that_is_down_fails_its_publish_while_the_other_publishes(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDALLION_SNOWFLAKE_USER", "analyst")
+    monkeypatch.setenv("MEDALLION_SNOWFLAKE_PASSWORD", "never-printed-7x")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    day = source_world.day(WORLD_DAYS - 1)
+
+    result, record = source_world.run_job(
+        "build_analytics", f"run_date={day}", f"snowflake_url=http://127.0.0.1:{closed}?account=x"
+    )
+
+    assert result.returncode == 1
+    assert (states(record)["publish_snowflake"], states(record)["publish_redshift"]) == (
+        "FAILED", "SUCCESS")
+    task = next(t for t in record["tasks"] if t["task_key"] == "publish_snowflake")
+    assert task["attempts"] == 4
+    assert "WarehouseUnavailable" in task["error"], task["error"]
+    assert f"127.0.0.1:{closed}" in task["error"], task["error"]
+    assert "never-printed-7x" not in result.stdout + result.stderr + json.dumps(record)
 
 
 def test_backfill_reproduces_the_same_tables(
@@ -370,5 +475,6 @@ def test_a_gold_violation_stops_the_job_and_keeps_the_previous_gold(
     error = next(t["error"] for t in record["tasks"] if t["task_key"] == "gold_fact_customer_360")
     assert "every_order_has_usd_rate" in error
     assert states(record)["gold_dq_breaker"] == "UPSTREAM_FAILED"
+    assert [states(record)[task] for task in PUBLISH_TASKS] == ["UPSTREAM_FAILED"] * 2
     assert contents(spark, source_world, ("gold.fact_customer_360", "gold.orders_daily")) == (
         gold_before)

@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
@@ -34,9 +36,14 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from medallion.credentials import get_secret
 from medallion.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse import Lakehouse
+from medallion.pipelines.ingest import REDSHIFT_DEFAULT_PORT, snowflake_settings
 from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult, WarehouseSink
+from medallion.serving.redshift import RedshiftSink
+from medallion.serving.redshift_sessions import ParquetStaging
+from medallion.serving.snowflake import SnowflakeSink
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -74,6 +81,34 @@ class PublishOutcome:
     def rows_per_second(self) -> float:
         """Staged rows per second of the whole publish (0 when skipped)."""
         return self.result.rows_staged / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: what was published and both sides' figures (sums as decimal text)."""
+        result = self.result
+        return {
+            "warehouse": result.warehouse,
+            "target": result.target,
+            "gold_table": result.gold_table,
+            "gold_version": result.version,
+            "skipped": result.skipped,
+            "rows_staged": result.rows_staged,
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "deleted": result.deleted,
+            "added_columns": list(result.added_columns),
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "gold_figures": _figures_json(self.gold),
+            "warehouse_figures": _figures_json(self.warehouse),
+        }
+
+
+def _figures_json(figures: Figures) -> dict[str, Any]:
+    return {
+        "rows": figures.rows,
+        "distinct_keys": figures.distinct_keys,
+        "sums": {name: str(value) for name, value in figures.sums.items()},
+    }
 
 
 def published(table: str) -> Published:
@@ -187,6 +222,42 @@ def publish_gold(
         describe(ours),
     )
     return PublishOutcome(result, ours, theirs, seconds)
+
+
+WAREHOUSES = ("snowflake", "redshift")
+
+
+def warehouse_sink(warehouse: str, storage_root: str | Path, url: str = "") -> WarehouseSink:
+    """The sink of ``warehouse`` at ``url``, or of the local stand-in when ``url`` is empty.
+
+    Credentials come from the secret scope (``snowflake-*``, ``redshift-*``; on Redshift also
+    ``redshift-iam-role`` for COPY, staging files under ``<storage_root>/_system/publish``).
+    """
+    if warehouse == "snowflake":
+        return SnowflakeSink(snowflake_settings(storage_root, url))
+    if warehouse != "redshift":
+        raise ConfigError(f"warehouse {warehouse!r}: expected one of {', '.join(WAREHOUSES)}")
+    if not url:
+        return RedshiftSink.stand_in(Path(storage_root))
+    parts = urlsplit(url)
+    database = parts.path.lstrip("/")
+    if parts.scheme not in {"redshift", "postgresql"} or not parts.hostname or not database:
+        raise ConfigError(
+            f"redshift_url={url!r}: expected redshift://host:5439/database or "
+            "postgresql://host:port/database"
+        )
+    user, secret = str(get_secret("redshift-user")), str(get_secret("redshift-password"))
+    if parts.scheme == "postgresql":
+        return RedshiftSink.postgres(parts.hostname, parts.port or 5432, database, user, secret)
+    return RedshiftSink.redshift(
+        parts.hostname,
+        parts.port or REDSHIFT_DEFAULT_PORT,
+        database,
+        user,
+        secret,
+        iam_role=str(get_secret("redshift-iam-role")),
+        staging_area=ParquetStaging(f"{storage_root}/_system/publish"),
+    )
 
 
 def describe(figures: Figures) -> str:

@@ -55,6 +55,7 @@ def test_runner_parses_every_job() -> None:
             "silver_fx_rates", "silver_dq_breaker",
             "gold_fact_customer_360", "gold_orders_daily", "gold_fx_daily_change",
             "gold_dq_breaker", "publish_snowflake", "publish_redshift",
+            "glue_requested", "register_glue",
         ],
     }
     assert jobs["ingest_daily_sources"].health_rules[0].value == 1800
@@ -119,3 +120,23 @@ def test_gold_is_published_to_each_warehouse_by_its_own_retried_task_after_the_b
             "warehouse_url": f"{{{{job.parameters.{warehouse}_url}}}}",
         }
         assert (task.max_retries, task.min_retry_interval_millis) == (3, 2000)
+
+
+def test_gold_is_registered_in_glue_only_when_the_target_names_a_database() -> None:
+    bundle = load_bundle(repo_root())
+    job = parse_job("build_analytics", bundle.jobs["build_analytics"])
+
+    condition = job.task("glue_requested")
+    assert [d.task_key for d in condition.depends_on] == ["gold_dq_breaker"]
+    assert condition.condition is not None
+    assert (condition.condition.op.value, condition.condition.left, condition.condition.right) == (
+        "NOT_EQUAL", "{{job.parameters.glue_database}}", "")
+    register = job.task("register_glue")
+    assert [(d.task_key, d.outcome) for d in register.depends_on] == [("glue_requested", "true")]
+    assert register.notebook_path == repo_root() / "notebooks" / "serve" / "register_glue.ipynb"
+    assert register.base_parameters == {
+        "tables": "gold.fact_customer_360,gold.orders_daily,gold.fx_daily_change",
+        "glue_database": "{{job.parameters.glue_database}}", "glue_region": "us-east-1",
+        "glue_endpoint_url": "{{job.parameters.glue_endpoint_url}}", "location_root": "",
+    }
+    assert job.parameters["glue_database"] == ""  # the local default: no registration

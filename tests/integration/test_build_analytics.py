@@ -28,7 +28,9 @@ from medallion.generate.model import late_crm_updates
 from medallion.pipelines.gold import pii_hash_salt
 from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifest
 from medallion.runtime import read_task_values
+from medallion.serving.glue import glue_client
 from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
+from tests.glue_server import glue_server
 from tests.integration.conftest import SourceWorld
 from tests.oracle.oracle import expected_gold, oracle_connection
 
@@ -44,6 +46,7 @@ BUILD_TASKS = (
     "gold_dq_breaker", "publish_snowflake", "publish_redshift",
 )
 PUBLISH_TASKS = ("publish_snowflake", "publish_redshift")
+GOLD = ("gold.fact_customer_360", "gold.orders_daily", "gold.fx_daily_change")
 # Where each kind of dirt must end up: (quarantine table, key column, rules it may fail).
 QUARANTINED: dict[tuple[str, DirtKind], tuple[str, str, frozenset[str]]] = {
     **{
@@ -132,7 +135,9 @@ def test_every_build_task_succeeds_each_day(
     runs = build_runs(source_world)
     assert [run["parameters"]["run_date"] for run in runs] == [str(day) for day in built]
     for run in runs:
-        assert states(run) == dict.fromkeys(BUILD_TASKS, "SUCCESS")
+        # No Glue database is named locally, so the Athena registration is left out.
+        assert states(run) == {**dict.fromkeys(BUILD_TASKS, "SUCCESS"),
+                               "glue_requested": "SUCCESS", "register_glue": "EXCLUDED"}
 
 
 def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:
@@ -393,6 +398,52 @@ def test_rerunning_a_day_changes_nothing(
     run_dir = source_world.runs / "build_analytics" / record["run_id"]
     assert [read_task_values(run_dir, task)["skipped"] for task in PUBLISH_TASKS] == [True, True]
     assert warehouse_rows(source_world) == published
+
+
+def test_medallion_sql_answers_ad_hoc_queries_on_gold(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    query = ("SELECT customer_id, order_count, lifetime_value_usd FROM gold.fact_customer_360 "
+             "ORDER BY customer_id")
+    as_json = source_world.medallion("sql", query, "--format", "json", "--limit", "1000000")
+    listed = source_world.medallion("sql", "SHOW TABLES IN gold", "--format", "csv")
+
+    assert as_json.returncode == 0, as_json.stderr
+    gold = table(spark, source_world, "gold.fact_customer_360").orderBy("customer_id")
+    assert json.loads(as_json.stdout) == [
+        {"customer_id": row["customer_id"], "order_count": row["order_count"],
+         "lifetime_value_usd": str(row["lifetime_value_usd"])}
+        for row in gold.collect()
+    ]
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "namespace,tableName,isTemporary"
+    assert sorted(lines[1:]) == sorted(f"gold,{name.split('.')[1]},False" for name in GOLD)
+
+
+def test_gold_is_registered_in_glue_when_a_database_is_named(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    day = source_world.day(WORLD_DAYS - 1)
+    with glue_server() as endpoint:
+        result, record = source_world.run_job(
+            "build_analytics", f"run_date={day}", "glue_database=athena_gold",
+            f"glue_endpoint_url={endpoint}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        glue = glue_client("us-east-1", endpoint, max_attempts=1)
+        found = {t["Name"]: t for t in glue.get_tables(DatabaseName="athena_gold")["TableList"]}
+
+    run_dir = source_world.runs / "build_analytics" / record["run_id"]
+    assert read_task_values(run_dir, "register_glue")["registered"] == dict.fromkeys(
+        GOLD, "created")
+    assert sorted(found) == sorted(name.split(".")[1] for name in GOLD)
+    for name in GOLD:
+        registered = found[name.split(".")[1]]
+        assert registered["Parameters"]["table_type"] == "DELTA"
+        assert registered["StorageDescriptor"]["Location"] == str(
+            source_world.root.joinpath(*name.split(".")))
+        columns = [column["Name"] for column in registered["StorageDescriptor"]["Columns"]]
+        assert columns == table(spark, source_world, name).columns
 
 
 def test_a_warehouse_that_is_down_fails_its_publish_while_the_other_publishes(

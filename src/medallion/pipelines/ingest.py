@@ -86,7 +86,11 @@ def _result(manifest: LoadManifest, started: float) -> IngestResult:
 
 
 def snowflake_settings(storage_root: str | Path, snowflake_url: str) -> snowflake.SnowflakeSettings:
-    """Connection settings from the URL (or the local stand-in) and the secret scope."""
+    """Connection settings from the URL (or the local stand-in) and the secret scope.
+
+    ``https://<account>.snowflakecomputing.com[?database=…&warehouse=…&role=…&account=…]``:
+    the account defaults to the host's first label, the database to the source DW's.
+    """
     if not snowflake_url:
         info = local_snowflake.status(storage_root)
         if info is None:
@@ -107,14 +111,23 @@ def snowflake_settings(storage_root: str | Path, snowflake_url: str) -> snowflak
         raise ConfigError(
             f"snowflake_url={snowflake_url!r}: expected https://<account>.snowflakecomputing.com"
         )
-    account = parse_qs(parts.query).get("account", [parts.hostname.split(".")[0]])[0]
+    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+    unknown = sorted(set(query) - {"account", "database", "warehouse", "role"})
+    if unknown:
+        raise ConfigError(
+            f"snowflake_url={snowflake_url!r}: unknown query parameter(s) {', '.join(unknown)}; "
+            "expected account, database, warehouse or role"
+        )
     return snowflake.SnowflakeSettings(
         host=parts.hostname,
         port=parts.port or SNOWFLAKE_DEFAULT_PORT,
-        account=account,
+        account=query.get("account", parts.hostname.split(".")[0]),
         user=str(get_secret("snowflake-user")),
         password=str(get_secret("snowflake-password")),
         protocol=parts.scheme,
+        database=query.get("database", snowflake.DATABASE),
+        warehouse=query.get("warehouse"),
+        role=query.get("role"),
     )
 
 

@@ -46,6 +46,7 @@ from medallion.errors import (
     SecretNotFound,
     WarehouseUnavailable,
 )
+from medallion.lakehouse import split_table_name, table_path
 from medallion.serving import GoldColumn
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,30 @@ def register_delta_table(
         schema.columns,
         description=schema.description if description is None else description,
     )
+
+
+def register_tables(
+    client: Any,
+    database: str,
+    storage_root: str | Path,
+    tables: Sequence[str],
+    *,
+    location_root: str = "",
+) -> dict[str, Registration]:
+    """Register each lakehouse table (``schema.name``) as ``database.name`` in Glue.
+
+    The Delta files are read under ``storage_root``; Glue records them under ``location_root``
+    (the storage root's ``s3://`` URL on AWS, where Athena reads), or at their local path when
+    it is empty. Returns what registration did per table, in ``tables``' order.
+    """
+    done: dict[str, Registration] = {}
+    for table in tables:
+        schema, name = split_table_name(table)
+        location = f"{location_root.rstrip('/')}/{schema}/{name}" if location_root else None
+        done[table] = register_delta_table(
+            client, database, name, table_path(storage_root, table), location=location
+        )
+    return done
 
 
 class _AlreadyExists(PublishError):

@@ -31,13 +31,6 @@ import pyarrow.parquet as pq
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 from snowflake.connector.cursor import SnowflakeCursor
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from medallion.errors import ConfigError, PublishError, WarehouseUnavailable
 from medallion.serving import PUBLISH_LOG, Figures, GoldSnapshot, PublishResult
@@ -57,7 +50,7 @@ from medallion.serving.snowflake_sql import (
     snowflake_type,
     sum_expression,
 )
-from medallion.sources.snowflake import SnowflakeSettings
+from medallion.sources.snowflake import SnowflakeSettings, connect_to
 
 __all__ = ["SnowflakeSink"]
 
@@ -299,42 +292,22 @@ class SnowflakeSink:
         """Connect with retries and backoff; ``WarehouseUnavailable`` after the last attempt."""
         settings = self.settings
 
-        def attempt() -> SnowflakeConnection:
-            return snowflake.connector.connect(
-                user=settings.user,
-                password=settings.password,
-                account=settings.account,
-                host=settings.host,
-                port=settings.port,
-                protocol=settings.protocol,
-                database=settings.database,
-                schema=settings.schema,
-                login_timeout=self.login_timeout_seconds,
-                session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-            )
-
-        wait = wait_exponential_jitter(
-            multiplier=self.initial_wait_seconds,
-            max=self.max_wait_seconds,
-            jitter=self.initial_wait_seconds,
-        )
-        retrying = Retrying(
-            stop=stop_after_attempt(self.connect_attempts),
-            wait=wait,
-            retry=retry_if_exception_type(snowflake.connector.errors.Error),
-        )
-        try:
-            return retrying(attempt)
-        except RetryError as error:
-            last = error.last_attempt.exception()
-            detail = f"{type(last).__name__}: {last}"
-            if settings.password:
-                detail = detail.replace(settings.password, "***")
-            raise WarehouseUnavailable(
+        def unavailable(detail: str) -> WarehouseUnavailable:
+            return WarehouseUnavailable(
                 f"warehouse {NAME!r} unavailable at {settings.address} (account "
                 f"{settings.account!r}, user {settings.user!r}, database {settings.database!r}) "
                 f"after {self.connect_attempts} attempts; last error: {detail}"
-            ) from None
+            )
+
+        return connect_to(
+            settings,
+            attempts=self.connect_attempts,
+            initial_wait_seconds=self.initial_wait_seconds,
+            max_wait_seconds=self.max_wait_seconds,
+            login_timeout_seconds=self.login_timeout_seconds,
+            network_timeout_seconds=None,  # a MERGE of a large gold table may run long
+            unavailable=unavailable,
+        )
 
 
 def _first_int(cursor: SnowflakeCursor) -> int:

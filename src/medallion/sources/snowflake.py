@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -22,7 +22,7 @@ import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
-from medallion.errors import ConfigError, SourceUnavailable
+from medallion.errors import ConfigError, MedallionError, SourceUnavailable
 from medallion.raw.landing import (
     LoadManifest,
     land_records,
@@ -87,6 +87,8 @@ class SnowflakeSettings:
     database: str = DATABASE
     schema: str = SCHEMA
     protocol: str = "https"
+    warehouse: str | None = None  # the virtual warehouse a real account runs queries on
+    role: str | None = None  # None: the user's default role
 
     @property
     def address(self) -> str:
@@ -123,8 +125,16 @@ def connect_to(
     initial_wait_seconds: float = 0.5,
     max_wait_seconds: float = 5.0,
     login_timeout_seconds: int = 10,
+    network_timeout_seconds: int | None = 10,
+    unavailable: Callable[[str], MedallionError] | None = None,
 ) -> SnowflakeConnection:
-    """Connect with retries and backoff; ``SourceUnavailable`` after the last attempt."""
+    """Connect with retries and backoff.
+
+    ``network_timeout_seconds`` bounds every request of the connection (None: no bound, for
+    long-running statements). After the last attempt, raises ``unavailable(detail)`` (by
+    default ``SourceUnavailable`` naming this source), ``detail`` being the last error with the
+    password masked.
+    """
     if attempts < 1:
         raise ConfigError(f"attempts={attempts}: expected at least 1")
 
@@ -138,8 +148,10 @@ def connect_to(
             protocol=settings.protocol,
             database=settings.database,
             schema=settings.schema,
+            warehouse=settings.warehouse,
+            role=settings.role,
             login_timeout=login_timeout_seconds,
-            network_timeout=login_timeout_seconds,
+            network_timeout=network_timeout_seconds,
             session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
         )
 
@@ -152,7 +164,11 @@ def connect_to(
         return retrying(attempt)
     except RetryError as error:
         last = error.last_attempt.exception()
-        detail = f"{type(last).__name__}: {last}".replace(settings.password, "***")
+        detail = f"{type(last).__name__}: {last}"
+        if settings.password:
+            detail = detail.replace(settings.password, "***")
+        if unavailable is not None:
+            raise unavailable(detail) from None
         raise SourceUnavailable(
             f"source {SOURCE!r} unavailable at {settings.address} (account {settings.account!r}, "
             f"user {settings.user!r}) after {attempts} attempts; last error: {detail}"

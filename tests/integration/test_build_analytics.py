@@ -467,7 +467,15 @@ def test_a_warehouse_that_is_down_fails_its_publish_while_the_other_publishes(
     assert task["attempts"] == 4
     assert "WarehouseUnavailable" in task["error"], task["error"]
     assert f"127.0.0.1:{closed}" in task["error"], task["error"]
-    assert "never-printed-7x" not in result.stdout + result.stderr + json.dumps(record)
+    outbox = (source_world.runs / "_notifications" / "outbox.jsonl").read_text()
+    assert "never-printed-7x" not in result.stdout + result.stderr + json.dumps(record) + outbox
+    # The alert: the job's failure notification names the warehouse task and why.
+    alert = next(line for line in map(json.loads, outbox.splitlines())
+                 if line["run_id"] == record["run_id"] and line["event"] == "on_failure"
+                 and line["task_key"] is None)
+    assert alert["recipients"] == ["data-platform-alerts@example.com"]
+    assert "publish_snowflake" in alert["body"], alert["body"]
+    assert "WarehouseUnavailable" in alert["body"], alert["body"]
 
 
 def test_backfill_reproduces_the_same_tables(

@@ -107,14 +107,18 @@ def get_spark(storage_root: str | Path | None = None) -> SparkSession:
 
 
 @contextmanager
-def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
+def computed_once(frame: DataFrame, *, keep: bool = True) -> Iterator[DataFrame]:
     """``frame``, kept after its first computation for the several actions of the block.
 
     A step that counts, checks and writes the same rows would otherwise recompute them (scan,
     joins, windows) once per action. Persisted in memory, spilling to disk, and released when the
-    block ends. Where the compute keeps nothing (Databricks serverless refuses to persist),
+    block ends. Where the compute keeps nothing (Databricks serverless refuses to persist), or
+    with ``keep=False`` (rows cheaper to recompute than to store: a wide, narrow-transform scan),
     ``frame`` itself: the same results, computed per action.
     """
+    if not keep:
+        yield frame
+        return
     try:
         kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
     except PySparkException as error:  # e.g. NOT_SUPPORTED_WITH_SERVERLESS

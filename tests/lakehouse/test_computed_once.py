@@ -35,3 +35,12 @@ def test_the_frame_is_released_when_the_block_raises(spark: SparkSession) -> Non
         failing_step()
 
     assert frame.storageLevel == StorageLevel.NONE
+
+
+def test_keep_false_hands_back_the_frame_unpersisted(spark: SparkSession) -> None:
+    frame = spark.range(5)
+
+    with computed_once(frame, keep=False) as kept:
+        assert kept is frame
+        assert kept.storageLevel == StorageLevel.NONE
+        assert kept.count() == 5

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
 
 from medallion.credentials import generated_local_secret, get_secret
-from medallion.errors import ExpectationFailed
+from medallion.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
 from medallion.quality.engine import Action
@@ -42,7 +42,7 @@ def pii_hash_salt(storage_root: str | Path) -> str:
     else:
         salt = get_secret(SALT_KEY, fallback=lambda: generated_local_secret(storage_root, SALT_KEY))
     if not salt:  # get_secret raises when there is no value; an empty one is no salt either
-        raise ExpectationFailed(f"secret {SALT_KEY}: expected a non-empty salt, found none")
+        raise ConfigError(f"secret {SALT_KEY}: expected a non-empty salt, found none")
     return salt
 
 
@@ -70,7 +70,7 @@ def build_gold(
     elif dataset == "gold.orders_daily":
         gold = build_orders_daily(silver["silver.fact_orders"], silver["silver.fx_rates"])
     else:
-        raise ExpectationFailed(f"{dataset}: no gold build; expected one of {GOLD_TABLES}")
+        raise ConfigError(f"{dataset}: no gold build; expected one of {GOLD_TABLES}")
     _require_usd_rates(silver["silver.fact_orders"], silver["silver.fx_rates"], dataset)
     # Checked three ways, then written: the new rows are computed once, not once per action.
     with computed_once(gold) as rows:

@@ -50,6 +50,9 @@ class SilverTable:
     sequence_by: tuple[str, ...]
     extra_columns: tuple[str, ...] = ()
     keep_current_when_null: tuple[str, ...] = ()
+    # Persist the checked rows for the step's several actions (``computed_once``), or recompute
+    # them: measured per table by ``make bench`` (events, a plain scan, are cheaper recomputed).
+    persist: bool = True
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -80,6 +83,7 @@ SILVER_TABLES: dict[str, SilverTable] = {
         mark_versions=mark_event_copies,
         business_columns=FACT_EVENTS_COLUMNS,
         sequence_by=("event_ts",),
+        persist=False,
     ),
 }
 
@@ -106,12 +110,13 @@ def update_silver(
     task_name = task or dataset.split(".")[1]
     # Checked, quarantined, marked, counted and merged: the input and the marked rows are each
     # computed once, not once per action.
-    with computed_once(add_lookups(prepared, spec.lookups, lookup_tables)) as looked_up:
+    looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
+    with computed_once(looked_up_rows, keep=table.persist) as looked_up:
         checked = check_and_log(
             lakehouse, looked_up, spec, run_id=run_id, job=job, task=task_name
         )
         _write_quarantine(lakehouse, spec, checked.quarantined, run_date, full_refresh)
-        with computed_once(table.mark_versions(checked.valid)) as marked:
+        with computed_once(table.mark_versions(checked.valid), keep=table.persist) as marked:
             drops = _count_drop_rules(marked)
             kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
             if full_refresh or not lakehouse.exists(dataset):

@@ -24,6 +24,7 @@ from typing import Any
 
 from medallion import compute
 from medallion.errors import BundleError, JobRunFailed
+from medallion.jobs.channels import default_notifier
 from medallion.jobs.conditions import evaluate_condition
 from medallion.jobs.kernels import KernelPool
 from medallion.jobs.model import JobSpec, NotificationEvent, RunIf, TaskSpec
@@ -32,7 +33,6 @@ from medallion.jobs.notifications import (
     DQViolation,
     Notification,
     Notifier,
-    OutboxNotifier,
     RunNotifications,
     redact_parameters,
 )
@@ -124,7 +124,8 @@ class RunOptions:
     max_parallel: int = 2
     observer: RunObserver = field(default_factory=RunObserver)
     sleep: Callable[[float], None] = time.sleep
-    # None: the outbox under runs_root (and MEDALLION_NOTIFY_WEBHOOK_URL when set).
+    # None: the outbox under runs_root (and MEDALLION_NOTIFY_WEBHOOK_URL when set), and the alert
+    # channels configured in the secrets provider.
     notifier: Notifier | None = None
     # The bundle's jobs by key, for run_job_task (a job that runs another job).
     jobs: Mapping[str, JobSpec] = field(default_factory=dict)
@@ -190,7 +191,7 @@ class _Run:
         self.notices = RunNotifications(
             job, run_id=self.run_id, start=self.start, started=self.started,
             parameters=self.parameters, run_dir=self.run_dir,
-            notifier=options.notifier or OutboxNotifier.for_runs_root(options.runs_root),
+            notifier=options.notifier or default_notifier(options.runs_root),
             on_sent=options.observer.notification_sent,
         )
 

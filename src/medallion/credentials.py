@@ -10,6 +10,13 @@ Every source credential is a key of the ``medallion`` scope:
 | ``redshift-password`` | Redshift behavior | ``MEDALLION_REDSHIFT_PASSWORD`` |
 | ``crm-token`` | CRM accounts | ``MEDALLION_CRM_TOKEN`` |
 | ``pii-hash-salt`` | gold's hashed customer ids | ``MEDALLION_PII_HASH_SALT`` |
+| ``alert-slack-webhook-url`` | Slack alerts (the token) | ``MEDALLION_ALERT_SLACK_WEBHOOK_URL`` |
+| ``alert-smtp-user`` | e-mail alerts, SMTP login | ``MEDALLION_ALERT_SMTP_USER`` |
+| ``alert-smtp-password`` | e-mail alerts, SMTP login | ``MEDALLION_ALERT_SMTP_PASSWORD`` |
+
+The SMTP server's address and the alerts' sender are read from the same scope (``alert-smtp-host``,
+``alert-smtp-port``, ``alert-smtp-from``, ``alert-smtp-starttls``, ``ALERT_SETTING_KEYS``) but are
+not credentials, so they are not redacted: masking a port or ``true`` would garble every text.
 
 On Databricks ``get_secret`` calls ``dbutils.secrets.get(scope, key)``, whose values the platform
 redacts in notebook outputs. Locally the value comes from the environment; the local runner
@@ -38,11 +45,19 @@ KEYS = (
     "redshift-iam-role",
     "crm-token",
     "pii-hash-salt",
+    "alert-slack-webhook-url",
+    "alert-smtp-user",
+    "alert-smtp-password",
+)
+# Read from the same scope, but no credentials: not redacted.
+ALERT_SETTING_KEYS = (
+    "alert-smtp-host", "alert-smtp-port", "alert-smtp-from", "alert-smtp-starttls",
 )
 REDACTED = "[REDACTED]"
 
-__all__ = ["KEYS", "REDACTED", "SCOPE", "SecretNotFound", "env_name", "generated_local_secret",
-           "get_secret", "local_secret_values", "redact", "stored_local_secrets"]
+__all__ = ["ALERT_SETTING_KEYS", "KEYS", "REDACTED", "SCOPE", "SecretNotFound", "env_name",
+           "generated_local_secret", "get_secret", "local_secret_values", "redact",
+           "stored_local_secrets"]
 
 
 def env_name(key: str, scope: str = SCOPE) -> str:

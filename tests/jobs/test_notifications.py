@@ -108,6 +108,7 @@ def test_good_run_notifies_start_and_success(good_run: Observed) -> None:
         "[medallion] Run of notify_job started",
         "[medallion] Run of notify_job succeeded",
     ]
+    assert [n["alert"] for n in outbox(result)] == [None, None]
 
 
 def test_run_under_its_duration_threshold_sends_no_warning(good_run: Observed) -> None:
@@ -128,6 +129,7 @@ def test_failed_run_notifies_the_task_and_the_job_failure_destinations(
         (None, ON_FAILURE, ["oncall@example.com"], ["slack-oncall"]),
     ]
     task_failure, job_failure = outbox(result)
+    assert (task_failure["alert"], job_failure["alert"]) == (None, "job_failure")
     assert task_failure["subject"] == "[medallion] Task breaks of failing_notify_job failed"
     assert "ValueError: the source table is empty" in task_failure["body"]
     assert job_failure["subject"] == "[medallion] Run of failing_notify_job failed"
@@ -153,6 +155,7 @@ def test_duration_warning_is_sent_once_while_the_run_is_still_going(slow_run: Ob
 
     assert len(warnings) == 1
     warning = warnings[0]
+    assert warning["alert"] == "sla_breach"
     assert warning["recipients"] == ["oncall@example.com"]
     assert warning["webhook_ids"] == ["slack-oncall"]
     assert warning["subject"] == (

@@ -24,14 +24,15 @@ from typing import Any
 
 from medallion import compute
 from medallion.errors import BundleError, JobRunFailed
+from medallion.jobs.channels import default_notifier
 from medallion.jobs.conditions import evaluate_condition
 from medallion.jobs.kernels import KernelPool
 from medallion.jobs.model import JobSpec, NotificationEvent, RunIf, TaskSpec
 from medallion.jobs.notebook import run_notebook
 from medallion.jobs.notifications import (
+    DQViolation,
     Notification,
     Notifier,
-    OutboxNotifier,
     RunNotifications,
     redact_parameters,
 )
@@ -54,6 +55,8 @@ class TaskRun:
     attempts: int = 0
     duration_seconds: float = 0.0
     error: str | None = None
+    error_class: str | None = None  # the exception's class, when a notebook raised
+    error_message: str | None = None  # its whole message (``error`` keeps the last line)
     notebook_output: str | None = None
     condition_result: str | None = None
     reason: str | None = None
@@ -121,7 +124,8 @@ class RunOptions:
     max_parallel: int = 2
     observer: RunObserver = field(default_factory=RunObserver)
     sleep: Callable[[float], None] = time.sleep
-    # None: the outbox under runs_root (and MEDALLION_NOTIFY_WEBHOOK_URL when set).
+    # None: the outbox under runs_root (and MEDALLION_NOTIFY_WEBHOOK_URL when set), and the alert
+    # channels configured in the secrets provider.
     notifier: Notifier | None = None
     # The bundle's jobs by key, for run_job_task (a job that runs another job).
     jobs: Mapping[str, JobSpec] = field(default_factory=dict)
@@ -187,7 +191,7 @@ class _Run:
         self.notices = RunNotifications(
             job, run_id=self.run_id, start=self.start, started=self.started,
             parameters=self.parameters, run_dir=self.run_dir,
-            notifier=options.notifier or OutboxNotifier.for_runs_root(options.runs_root),
+            notifier=options.notifier or default_notifier(options.runs_root),
             on_sent=options.observer.notification_sent,
         )
 
@@ -294,6 +298,7 @@ def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
                                parameters=parameters, context=context, pool=pool,
                                timeout_seconds=timeout)
         task_run.state, task_run.error = outcome.state, outcome.error
+        task_run.error_class, task_run.error_message = outcome.error_class, outcome.error_message
         task_run.notebook_output = str(final_output)
         if outcome.state == SUCCESS:
             return
@@ -418,6 +423,9 @@ def _notify_task_end(run: _Run, task: TaskSpec, task_run: TaskRun) -> None:
     elif task_run.state in {FAILED, TIMEDOUT}:
         run.notices.send(NotificationEvent.ON_FAILURE, task_run.state, task_key=task.task_key,
                          details=[f"Attempts: {task_run.attempts}", f"Error: {task_run.error}"])
+        violation = DQViolation.of(task_run.error_class, task_run.error_message)
+        if violation is not None:
+            run.notices.dq_violation(task.task_key, task_run.state, violation)
 
 
 def _job_state(run: _Run) -> str:

@@ -28,6 +28,8 @@ class AttemptOutcome:
 
     state: str
     error: str | None = None
+    error_class: str | None = None  # the exception's class, when the notebook raised
+    error_message: str | None = None  # its whole message (``error`` keeps the last line)
 
 
 def _source_cell_number(executed: Path, cell_index: int) -> int:
@@ -110,7 +112,8 @@ def run_notebook(
         if timed_out.is_set():
             return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
         message = _describe_failure(notebook, output, error)
-        return AttemptOutcome("FAILED", redact(message, secret_values))
+        return AttemptOutcome("FAILED", redact(message, secret_values), error.ename,
+                              redact(error.evalue or "", secret_values))
     except Exception as error:  # kernel died, or could not be bound: the task failed
         if timed_out.is_set():
             return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")

@@ -6,6 +6,13 @@ The Jobs service e-mails the addresses of ``email_notifications`` and calls the 
 outbox, ``<runs_root>/_notifications/outbox.jsonl``, for a person or a test to read; with
 ``MEDALLION_NOTIFY_WEBHOOK_URL`` set it is also POSTed there as JSON. Delivery never fails a run:
 a notification that cannot be written or posted is logged as a warning.
+
+Three kinds of notification are alerts (``Alert``), which the alert channels of
+``medallion.jobs.channels`` also deliver: the job's failure, its SLA breach (the duration warning of
+its ``RUN_DURATION_SECONDS`` health rule) and a DQ violation. The last is no event of the Jobs
+service: the runner sends it to the job's ``on_failure`` destinations when a task fails with one of
+the DQ errors (``DQ_ERRORS``: the DQ breaker's, an ``expect_or_fail`` rule's), naming the tables and
+the expectations that failed.
 """
 
 from __future__ import annotations
@@ -13,18 +20,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
 from medallion.credentials import REDACTED, local_secret_values, redact, stored_local_secrets
-from medallion.jobs.model import JobSpec, NotificationEvent
+from medallion.errors import ExpectationFailed
+from medallion.jobs.model import JobSpec, NotificationEvent, Notifications
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +43,28 @@ WEBHOOK_TIMEOUT_SECONDS = 5.0
 OUTBOX = Path("_notifications") / "outbox.jsonl"
 SECRET_NAME_PARTS = ("secret", "password", "token", "key")
 MIN_SECRET_LENGTH = 4
+# A task that fails with one of these (the class its notebook's error names) is a DQ violation:
+# ExpectationFailed, which the DQ breaker and a pipeline's own checks raise, and its subclass for
+# expect_or_fail rules (medallion.quality.engine, not imported: it loads pyspark).
+DQ_ERRORS = frozenset({ExpectationFailed.__name__, "ExpectationsFailed"})
+# A line of a DQ error that names its table and, when it has one, the failed expectation:
+# "silver.orders: order_id_not_null failed (3 unexpected rows)".
+_FAILED_CHECK = re.compile(
+    r"^\s*(?P<table>[A-Za-z_]\w*\.[A-Za-z_]\w*)\b[^:]*:(?: (?P<check>\w+) failed\b)?"
+)
 
 _OUTCOME = {
     "SUCCESS": "succeeded", "SUCCESS_WITH_FAILURES": "succeeded with failures",
     "FAILED": "failed", "TIMEDOUT": "timed out",
 }
+
+
+class Alert(StrEnum):
+    """The notifications someone must act on, which the alert channels deliver too."""
+
+    JOB_FAILURE = "job_failure"
+    SLA_BREACH = "sla_breach"
+    DQ_VIOLATION = "dq_violation"
 
 
 @dataclass(frozen=True)
@@ -53,11 +80,45 @@ class Notification:
     subject: str
     body: str
     at: str  # UTC, ISO 8601
+    alert: Alert | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The outbox line's fields, as JSON types."""
         return {**asdict(self), "event": self.event.value, "recipients": list(self.recipients),
-                "webhook_ids": list(self.webhook_ids)}
+                "webhook_ids": list(self.webhook_ids),
+                "alert": self.alert.value if self.alert else None}
+
+
+@dataclass(frozen=True)
+class DQViolation:
+    """What a failed DQ check reported: its error, and each table with its failed expectations."""
+
+    error_class: str
+    lines: tuple[str, ...]  # the error's message, line by line
+    failed: tuple[tuple[str, tuple[str, ...]], ...]  # (table, expectations) in the order named
+
+    @classmethod
+    def of(cls, error_class: str | None, message: str | None) -> DQViolation | None:
+        """The violation a task's error reports; None when the error is not a DQ error."""
+        if error_class not in DQ_ERRORS or not message:
+            return None
+        lines = tuple(line.strip() for line in message.splitlines() if line.strip())
+        failed: dict[str, list[str]] = {}
+        for match in filter(None, map(_FAILED_CHECK.match, lines)):
+            checks = failed.setdefault(match["table"], [])
+            if match["check"] and match["check"] not in checks:
+                checks.append(match["check"])
+        return cls(error_class, lines, tuple((t, tuple(c)) for t, c in failed.items()))
+
+    def where(self) -> str:
+        """``silver.orders (order_id_not_null, status_valid), silver.customers (...)``."""
+        return ", ".join(f"{table} ({', '.join(checks)})" if checks else table
+                         for table, checks in self.failed)
+
+    def details(self) -> list[str]:
+        """The body's lines: the error as Python prints it."""
+        first, *rest = self.lines or ("",)
+        return [f"{self.error_class}: {first}", *(f"  {line}" for line in rest)]
 
 
 class Notifier(Protocol):
@@ -131,8 +192,20 @@ def _scrub(text: str, parameters: Mapping[str, str]) -> str:
     return redact(text, local_secret_values(stored_local_secrets(parameters.get("storage_root"))))
 
 
+def alert_of(event: NotificationEvent, task_key: str | None) -> Alert | None:
+    """The alert a Jobs-service event of the job (``task_key`` None) or of a task is, if any."""
+    if task_key is None and event is NotificationEvent.ON_FAILURE:
+        return Alert.JOB_FAILURE
+    if task_key is None and event is NotificationEvent.ON_DURATION_WARNING:
+        return Alert.SLA_BREACH
+    return None
+
+
 def _subject(event: NotificationEvent, job: JobSpec, task_key: str | None, state: str,
-             threshold_seconds: float | None) -> str:
+             threshold_seconds: float | None, violation: DQViolation | None) -> str:
+    if violation is not None:
+        where = violation.where() or f"task {task_key}"
+        return f"[medallion] DQ violation in {job.name}: {where}"
     what = f"Task {task_key} of {job.name}" if task_key else f"Run of {job.name}"
     if event is NotificationEvent.ON_START:
         happened = "started"
@@ -147,10 +220,14 @@ def compose_notification(
     event: NotificationEvent, job: JobSpec, *, run_id: str, task_key: str | None = None,
     state: str, started_at: str, elapsed_seconds: float, parameters: Mapping[str, str],
     run_dir: Path, details: Sequence[str] = (), threshold_seconds: float | None = None,
+    violation: DQViolation | None = None,
 ) -> Notification:
-    """The notification of ``event``, to the destinations the job (or its task) lists for it."""
-    notifications = job.task(task_key).notifications if task_key else job.notifications
-    recipients, webhook_ids = notifications.destinations(event)
+    """The notification of ``event``, to the destinations the job (or its task) lists for it.
+
+    With a ``violation``, the DQ-violation alert of ``task_key``'s failure, to the job's
+    ``on_failure`` destinations.
+    """
+    recipients, webhook_ids = _listed(job, task_key, violation).destinations(event)
     shown = redact_parameters(parameters)
     lines = [
         f"Job: {job.name} ({job.key})",
@@ -164,14 +241,24 @@ def compose_notification(
         "Parameters: " + (", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "none"),
         f"Notebooks: {run_dir}",
         *details,
+        *(["Failed expectations:", *violation.details()] if violation is not None else []),
     ]
+    subject = _subject(event, job, task_key, state, threshold_seconds, violation)
     return Notification(
         event=event, job_key=job.key, run_id=run_id, task_key=task_key,
         recipients=recipients, webhook_ids=webhook_ids,
-        subject=_scrub(_subject(event, job, task_key, state, threshold_seconds), parameters),
-        body=_scrub("\n".join(lines), parameters),
+        subject=_scrub(subject, parameters), body=_scrub("\n".join(lines), parameters),
         at=datetime.now(UTC).isoformat(),
+        alert=Alert.DQ_VIOLATION if violation is not None else alert_of(event, task_key),
     )
+
+
+def _listed(job: JobSpec, task_key: str | None, violation: DQViolation | None) -> Notifications:
+    """Who hears of an event: the task's list, the job's for the job and for a DQ violation."""
+    # A DQ violation stops the job's data: whoever hears of the job's failure hears of it.
+    if task_key and violation is None:
+        return job.task(task_key).notifications
+    return job.notifications
 
 
 class RunNotifications:
@@ -193,16 +280,15 @@ class RunNotifications:
         self._lock = threading.Lock()
 
     def send(self, event: NotificationEvent, state: str, *, task_key: str | None = None,
-             details: Sequence[str] = ()) -> None:
+             details: Sequence[str] = (), violation: DQViolation | None = None) -> None:
         """Send ``event`` to the destinations the job (or its task) lists for it, if any."""
-        listed = self.job.task(task_key).notifications if task_key else self.job.notifications
-        if listed.destinations(event) == ((), ()):
+        if _listed(self.job, task_key, violation).destinations(event) == ((), ()):
             return
         notification = compose_notification(
             event, self.job, run_id=self.run_id, task_key=task_key, state=state,
             started_at=self.start.isoformat(), elapsed_seconds=time.monotonic() - self.started,
             parameters=self.parameters, run_dir=self.run_dir, details=details,
-            threshold_seconds=self.job.duration_threshold_seconds,
+            threshold_seconds=self.job.duration_threshold_seconds, violation=violation,
         )
         self.notifier.send(notification)
         with self._lock:
@@ -216,6 +302,10 @@ class RunNotifications:
                 return
             self._duration_warned = True
         self.send(NotificationEvent.ON_DURATION_WARNING, state)
+
+    def dq_violation(self, task_key: str, state: str, violation: DQViolation) -> None:
+        """The DQ-violation alert of a task that failed a DQ check, to the job's failure list."""
+        self.send(NotificationEvent.ON_FAILURE, state, task_key=task_key, violation=violation)
 
     def watch_duration(self) -> threading.Timer | None:
         """A started timer that sends the duration warning as the health threshold passes.

@@ -71,6 +71,22 @@ class BreakerResult:
         """True when no critical check failed."""
         return not self.critical_failures
 
+    def failure_message(self) -> str:
+        """Which critical checks failed, on which table, with how many unexpected rows.
+
+        One ``<table>: <check> failed`` line each: the runner's DQ-violation alert names them.
+        """
+        lines = [
+            f"{check.table}: {check.name} failed"
+            + (f" ({check.unexpected} unexpected rows)" if check.unexpected is not None else "")
+            + (f" (observed {check.observed})" if check.observed is not None else "")
+            for check in self.critical_failures
+        ]
+        return (
+            f"DQ breaker ({self.layer}): {len(lines)} critical check(s) failed; downstream tasks "
+            "must not run:\n  " + "\n  ".join(lines)
+        )
+
     def summary(self) -> dict[str, Any]:
         """Counts for task values: checks run, passed, failed (critical / warning)."""
         failed = [check for check in self.checks if not check.success]
@@ -198,7 +214,7 @@ def run_breaker(
     result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows)
     LOG.info("DQ breaker %s: %s", layer, result.summary())
     if not result.passed:
-        raise ExpectationFailed(_failure_message(result))
+        raise ExpectationFailed(result.failure_message())
     return result
 
 
@@ -250,16 +266,3 @@ def _columns_of(expression: str) -> set[str]:
     parsed = sqlglot.parse_one(expression, read="spark")
     return {column.name for column in parsed.find_all(exp.Column)}
 
-
-def _failure_message(result: BreakerResult) -> str:
-    """Which critical checks failed, on which table, with how many unexpected rows."""
-    lines = [
-        f"{check.table}: {check.name} failed"
-        + (f" ({check.unexpected} unexpected rows)" if check.unexpected is not None else "")
-        + (f" (observed {check.observed})" if check.observed is not None else "")
-        for check in result.critical_failures
-    ]
-    return (
-        f"DQ breaker ({result.layer}): {len(lines)} critical check(s) failed; downstream tasks "
-        "must not run:\n  " + "\n  ".join(lines)
-    )

@@ -18,7 +18,9 @@ from medallion.errors import MedallionError
 from medallion.pipelines import StepResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-bundle_app = typer.Typer(no_args_is_help=True, help="Check the bundle offline.")
+bundle_app = typer.Typer(
+    no_args_is_help=True, help="Check the bundle offline; print its grants."
+)
 jobs_app = typer.Typer(no_args_is_help=True, help="Run the bundle's jobs locally.")
 compute_app = typer.Typer(no_args_is_help=True, help="The warm local Spark (Connect) server.")
 devstack_app = typer.Typer(no_args_is_help=True, help="Local stand-ins of the source systems.")
@@ -72,6 +74,13 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the lakehouse catalog")],
     output_format: Annotated[str, typer.Option("--format", "-f", help="table|json|csv")] = "table",
     limit: Annotated[int, typer.Option(help="most rows to print")] = 1000,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MEDALLION_ROLE",
+            help="read as this role (bundles/roles.yml): a table it may not read is refused",
+        ),
+    ] = None,
     storage_root: RootOpt = None,
     target: TargetOpt = None,
     var: VarOpt = None,
@@ -81,10 +90,12 @@ def sql(
     if output_format not in {"table", "json", "csv"}:
         raise typer.BadParameter("--format: expected table, json or csv")
     try:
-        root = _storage_root(storage_root, bundle_root, target, var)
+        from medallion.governance import declared_roles
         from medallion.sql import run_sql
 
-        columns, rows = run_sql(query, root, limit=limit)
+        roles = declared_roles(bundle_root.resolve(), target) if role else None
+        root = _storage_root(storage_root, bundle_root, target, var)
+        columns, rows = run_sql(query, root, limit=limit, role=role or None, roles=roles)
     except MedallionError as error:
         raise _fail(error) from error
     if output_format == "json":
@@ -121,6 +132,23 @@ def bundle_validate(
         err.print(f"[red]{len(errors)} error(s)[/red]")
         raise typer.Exit(code=1)
     console.print("[green]bundle is valid[/green]")
+
+
+@bundle_app.command("grants")
+def bundle_grants(
+    target: TargetOpt = None, var: VarOpt = None, bundle_root: BundleOpt = Path()
+) -> None:
+    """Print the roles' Unity Catalog GRANT statements for a target (bundles/roles.yml)."""
+    from medallion.bundle import load_bundle
+    from medallion.governance import roles_from_bundle
+
+    try:
+        bundle = load_bundle(bundle_root.resolve(), target, _pairs(var, "--var"))
+        statements = roles_from_bundle(bundle).grant_statements()
+    except MedallionError as error:
+        raise _fail(error) from error
+    for statement in statements:
+        console.print(f"{statement};", markup=False)
 
 
 @jobs_app.command("list")

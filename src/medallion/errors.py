@@ -89,3 +89,7 @@ class ReconciliationMismatch(MedallionError):
 
 class DeltaLogUnreadable(MedallionError):
     """A table's Delta log is missing, malformed, or has a type the catalog cannot hold."""
+
+
+class AccessDenied(MedallionError):
+    """A role read a table outside the schemas its grants allow; names both and what it may read."""

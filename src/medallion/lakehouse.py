@@ -5,6 +5,10 @@ Locally, the layout under the storage root *is* the catalog: table ``<schema>.<n
 finds there (``register_tables``), so ``spark.table("gold.x")`` works in any later notebook, in any
 process, with no metastore database to lock. On Databricks, tables are Unity Catalog tables
 ``<catalog>.<schema>.<name>`` and paths are not used.
+
+Reads are checked against the bundle's roles (``medallion.governance``) when the lakehouse has a
+role: a notebook gets one from ``$MEDALLION_ROLE``; without one (the pipeline's own identity)
+nothing is checked. On Databricks Unity Catalog enforces the same grants itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from medallion.errors import ConfigError
+from medallion.governance import Roles, declared_roles, role_from_environment
 from medallion.settings import on_databricks
 
 if TYPE_CHECKING:
@@ -96,18 +101,45 @@ def register_tables(spark: SparkSession, storage_root: str | Path) -> list[str]:
 
 @dataclass(frozen=True)
 class Lakehouse:
-    """Reads and writes the lakehouse's tables, locally by path, on Databricks by UC name."""
+    """Reads and writes the lakehouse's tables, locally by path, on Databricks by UC name.
+
+    With a ``role``, ``read`` raises AccessDenied for a table outside the schemas ``roles``
+    grants it; ``role=None`` reads everything (the pipeline's own service identity).
+    """
 
     spark: SparkSession
     storage_root: Path
     catalog: str | None = None
+    role: str | None = None
+    roles: Roles | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is not None:
+            if self.roles is None:
+                raise ConfigError(
+                    f"Lakehouse role {self.role!r} needs the declared roles: pass "
+                    "roles=governance.declared_roles(), or use Lakehouse.open"
+                )
+            self.roles.readable(self.role)  # an unknown role fails here, not at the first read
 
     @classmethod
     def open(
-        cls, spark: SparkSession, storage_root: str | Path, catalog: str | None = None
+        cls,
+        spark: SparkSession,
+        storage_root: str | Path,
+        catalog: str | None = None,
+        role: str | None = None,
     ) -> Lakehouse:
-        """A lakehouse rooted at ``storage_root`` (``catalog`` only matters on Databricks)."""
-        return cls(spark, Path(storage_root).resolve(), catalog if on_databricks() else None)
+        """A lakehouse rooted at ``storage_root`` (``catalog`` only matters on Databricks).
+
+        ``role`` defaults to ``$MEDALLION_ROLE``; its grants come from this checkout's bundle.
+        On Databricks no role is applied here: Unity Catalog checks the grants of whoever runs.
+        """
+        if on_databricks():
+            return cls(spark, Path(storage_root).resolve(), catalog)
+        role = role or role_from_environment()
+        roles = declared_roles() if role is not None else None
+        return cls(spark, Path(storage_root).resolve(), None, role, roles)
 
     def name(self, table: str) -> str:
         """The name Spark SQL knows the table by."""
@@ -130,10 +162,13 @@ class Lakehouse:
         return (self.path(table) / "_delta_log").is_dir()
 
     def read(self, table: str) -> DataFrame:
-        """The table's current version."""
+        """The table's current version; AccessDenied when the lakehouse's role may not read it."""
+        name = self.name(table)
+        if self.role is not None and self.roles is not None:
+            self.roles.check_read(self.role, table)
         if not self.catalog:
             register_table(self.spark, self.storage_root, table)
-        return self.spark.table(self.name(table))
+        return self.spark.table(name)
 
     def write(
         self,

@@ -13,7 +13,14 @@ import pytest
 from medallion.bundle import BundleIssue, find_schema, validate_bundle
 from medallion.bundle.files import read_bundle_files
 from medallion.bundle.schema import check_schema, schema_validator
-from medallion.bundle.vocabulary import JOB_KEYS, TARGET_KEYS, TASK_KEYS, TOP_LEVEL_KEYS
+from medallion.bundle.vocabulary import (
+    JOB_KEYS,
+    PRIVILEGES,
+    SCHEMA_KEYS,
+    TARGET_KEYS,
+    TASK_KEYS,
+    TOP_LEVEL_KEYS,
+)
 
 JOB = "resources/daily_pipeline.job.yml"
 PREFIX = "resources.jobs.daily_pipeline"
@@ -136,3 +143,8 @@ def test_our_key_lists_match_the_vendored_schema(schema_path: Path) -> None:
     assert _properties(schema, f"{defs}/cli/bundle/config.Target") == TARGET_KEYS
     assert _properties(schema, f"{defs}/cli/bundle/config/resources.Job") == JOB_KEYS
     assert _properties(schema, f"{defs}/databricks-sdk-go/service/jobs.Task") == TASK_KEYS
+    assert _properties(schema, f"{defs}/cli/bundle/config/resources.Schema") == SCHEMA_KEYS
+    privilege = schema["$defs"]["github.com"]["databricks"]["databricks-sdk-go"]["service"][
+        "catalog.Privilege"
+    ]
+    assert set(privilege["oneOf"][0]["enum"]) == PRIVILEGES

@@ -13,9 +13,12 @@ from medallion.bundle.vocabulary import (
     DEPRECATED_TOP_LEVEL_KEYS,
     DYNAMIC_ROOTS,
     FOR_EACH_KEYS,
+    GRANT_KEYS,
     JOB_KEYS,
     OUTCOME_VALUES,
+    PRIVILEGES,
     RUN_IF_VALUES,
+    SCHEMA_KEYS,
     TARGET_KEYS,
     TASK_KEYS,
     TASK_TYPES,
@@ -86,6 +89,25 @@ def _raw_job_checks(jobs: Node | None) -> Iterator[BundleIssue]:
             yield from _raw_task_checks(task, f"job {job_key!r}")
 
 
+def _raw_schema_checks(schemas: Node | None) -> Iterator[BundleIssue]:
+    """Spelling checks of the Unity Catalog schemas of one file (or target) and their grants."""
+    for schema_key, schema in _entries(schemas):
+        yield from _unknown_keys(schema, SCHEMA_KEYS, f"schema {schema_key!r}")
+        for grant in _items(schema.get("grants")):
+            yield from _unknown_keys(grant, GRANT_KEYS, f"a grant of schema {schema_key!r}")
+            privileges = grant.get("privileges") if isinstance(grant.value, dict) else None
+            for privilege in _items(privileges):
+                value = privilege.value
+                if isinstance(value, str) and value not in PRIVILEGES and "${" not in value:
+                    message = with_suggestion(
+                        f"{value!r} is not a Unity Catalog privilege",
+                        value,
+                        PRIVILEGES,
+                        "see the privileges of catalog.Privilege (e.g. USE_SCHEMA, SELECT)",
+                    )
+                    yield BundleIssue(privilege.file, privilege.line, privilege.path, message)
+
+
 def check_files(trees: Mapping[str, Node]) -> list[BundleIssue]:
     """Check each file as written: unknown keys (with did-you-mean) and duplicate task keys."""
     issues: list[BundleIssue] = []
@@ -99,10 +121,14 @@ def check_files(trees: Mapping[str, Node]) -> list[BundleIssue]:
             issues += _unknown_keys(declaration, VARIABLE_KEYS, f"variable {name!r}")
         resources = tree.get("resources")
         issues += _raw_job_checks(resources.get("jobs") if resources is not None else None)
+        issues += _raw_schema_checks(resources.get("schemas") if resources is not None else None)
         for name, target in _entries(tree.get("targets")):
             issues += _unknown_keys(target, TARGET_KEYS, f"target {name!r}")
             overrides = target.get("resources")
             issues += _raw_job_checks(overrides.get("jobs") if overrides is not None else None)
+            issues += _raw_schema_checks(
+                overrides.get("schemas") if overrides is not None else None
+            )
     return issues
 
 

@@ -129,6 +129,78 @@ TASK_KEYS = TASK_TYPES | frozenset(
     ]
 )
 
+# Unity Catalog schemas (`resources.schemas`) and their grants: bundles/roles.yml declares roles.
+SCHEMA_KEYS = frozenset(
+    [
+        "catalog_name",
+        "comment",
+        "custom_max_retention_hours",
+        "grants",
+        "lifecycle",
+        "name",
+        "properties",
+        "storage_root",
+    ]
+)
+
+GRANT_KEYS = frozenset({"principal", "privileges"})
+
+PRIVILEGES = frozenset(
+    [
+        "ACCESS",
+        "ALL_PRIVILEGES",
+        "APPLY_TAG",
+        "BROWSE",
+        "CREATE",
+        "CREATE_CATALOG",
+        "CREATE_CLEAN_ROOM",
+        "CREATE_CONNECTION",
+        "CREATE_EXTERNAL_LOCATION",
+        "CREATE_EXTERNAL_TABLE",
+        "CREATE_EXTERNAL_VOLUME",
+        "CREATE_FOREIGN_CATALOG",
+        "CREATE_FOREIGN_SECURABLE",
+        "CREATE_FUNCTION",
+        "CREATE_MANAGED_STORAGE",
+        "CREATE_MATERIALIZED_VIEW",
+        "CREATE_MODEL",
+        "CREATE_PROVIDER",
+        "CREATE_RECIPIENT",
+        "CREATE_SCHEMA",
+        "CREATE_SERVICE_CREDENTIAL",
+        "CREATE_SHARE",
+        "CREATE_STORAGE_CREDENTIAL",
+        "CREATE_TABLE",
+        "CREATE_VIEW",
+        "CREATE_VOLUME",
+        "EXECUTE",
+        "EXECUTE_CLEAN_ROOM_TASK",
+        "EXTERNAL_USE_SCHEMA",
+        "MANAGE",
+        "MANAGE_ALLOWLIST",
+        "MODIFY",
+        "MODIFY_CLEAN_ROOM",
+        "READ_FILES",
+        "READ_METADATA",
+        "READ_PRIVATE_FILES",
+        "READ_VOLUME",
+        "REFRESH",
+        "SELECT",
+        "SET_SHARE_PERMISSION",
+        "USAGE",
+        "USE_CATALOG",
+        "USE_CONNECTION",
+        "USE_MARKETPLACE_ASSETS",
+        "USE_PROVIDER",
+        "USE_RECIPIENT",
+        "USE_SCHEMA",
+        "USE_SHARE",
+        "WRITE_FILES",
+        "WRITE_PRIVATE_FILES",
+        "WRITE_VOLUME",
+    ]
+)
+
 DEPENDENCY_KEYS = frozenset({"task_key", "outcome"})
 FOR_EACH_KEYS = frozenset({"inputs", "task", "concurrency"})
 

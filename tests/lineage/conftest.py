@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from medallion.lineage.transport import OPENLINEAGE_URL_ENV, URL_ENV
 
 
 @pytest.fixture(autouse=True)
-def file_transport(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def file_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     """Events go to the file transport unless a test configures HTTP itself."""
     monkeypatch.delenv(URL_ENV, raising=False)
     monkeypatch.delenv(OPENLINEAGE_URL_ENV, raising=False)
-    yield

@@ -41,14 +41,14 @@ class LineageReceiver(ThreadingHTTPServer):
 class _ReceiverHandler(BaseHTTPRequestHandler):
     server: LineageReceiver
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append((self.path, json.loads(body)))
         self.send_response(201)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
 

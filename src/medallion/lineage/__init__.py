@@ -41,6 +41,9 @@ __all__ = ["lineage_job"]
 
 log = logging.getLogger(__name__)
 
+# The run ids of steps run outside a job: notebooks run by hand, the FX slice's default.
+UNTRACKED_RUN_IDS = frozenset({"manual", "untracked"})
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -80,7 +83,8 @@ def _start(
     try:
         call = signature.bind(*args, **kwargs)
         call.apply_defaults()
-        run = StepRun.start(declare(step, call.arguments), _job_run(step, call.arguments))
+        lineage = declare(step, call.arguments)
+        run = StepRun.start(lineage, _job_run(lineage.job_name, call.arguments))
         client = client_for(run.lineage.storage_root)
     except Exception as error:
         log.warning("lineage: no events for this %s call, its lineage failed: %s", step, error)
@@ -89,15 +93,16 @@ def _start(
     return run, client
 
 
-def _job_run(step: str, args: Mapping[str, Any]) -> JobRun | None:
+def _job_run(job_name: str, args: Mapping[str, Any]) -> JobRun | None:
     """The runner's task context, else the step's own ``run_id`` / ``job`` / ``task``."""
     context = task_context()
     if context is not None:
         return JobRun(context.job_key, context.run_id, context.task_key)
     run_id = args.get("run_id")
-    if not run_id:
+    if not run_id or run_id in UNTRACKED_RUN_IDS:
         return None
-    return JobRun(str(args.get("job") or "medallion"), str(run_id), str(args.get("task") or step))
+    job, task = args.get("job") or "medallion", args.get("task") or job_name
+    return JobRun(str(job), str(run_id), str(task))
 
 
 def _finish_complete(

@@ -33,6 +33,7 @@ from medallion.contracts.drift import (
 )
 from medallion.errors import ConfigError, ContractViolation, ExpectationFailed, RawLoadError
 from medallion.lakehouse import Lakehouse
+from medallion.lineage import lineage_job
 from medallion.pipelines import StepResult
 from medallion.raw.landing import LoadManifest, load_dir, read_manifest
 from medallion.transforms.bronze import (
@@ -111,6 +112,7 @@ def read_raw_lines(spark: SparkSession, manifest: LoadManifest, storage_root: Pa
     )
 
 
+@lineage_job
 def load_bronze(
     lakehouse: Lakehouse, table: str, run_date: date, *, run_id: str, min_rows: int = 0
 ) -> StepResult:

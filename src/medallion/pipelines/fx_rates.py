@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
 
 from medallion.lakehouse import Lakehouse
+from medallion.lineage import lineage_job
 from medallion.pipelines import StepResult
 from medallion.pipelines.bronze import load_bronze
 from medallion.raw.landing import land_records, raw_zone
@@ -36,6 +37,7 @@ UNTRACKED_RUN_ID = "untracked"
 """``_run_id`` of bronze rows loaded outside a tracked job run."""
 
 
+@lineage_job
 def ingest_fx_rates(
     storage_root: str | Path,
     run_date: date,
@@ -70,6 +72,7 @@ def ingest_fx_rates(
     )
 
 
+@lineage_job
 def load_bronze_fx_rates(
     lakehouse: Lakehouse, run_date: date, *, run_id: str = UNTRACKED_RUN_ID
 ) -> StepResult:
@@ -81,6 +84,7 @@ def load_bronze_fx_rates(
     return load_bronze(lakehouse, BRONZE_NAME, run_date, run_id=run_id)
 
 
+@lineage_job
 def update_silver_fx_rates(lakehouse: Lakehouse, run_date: date) -> StepResult:
     """Clean the bronze rows of ``run_date`` and MERGE them into ``silver.fx_rates``."""
     bronze = _bronze_rows_of(lakehouse, run_date)
@@ -95,6 +99,7 @@ def update_silver_fx_rates(lakehouse: Lakehouse, run_date: date) -> StepResult:
     )
 
 
+@lineage_job
 def build_gold_fx_daily_change(lakehouse: Lakehouse) -> StepResult:
     """Recompute ``gold.fx_daily_change`` from the whole of ``silver.fx_rates``."""
     silver = lakehouse.read(SILVER_TABLE)

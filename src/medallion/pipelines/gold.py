@@ -19,6 +19,8 @@ from pyspark.sql import functions as sf
 from medallion.credentials import generated_local_secret, get_secret
 from medallion.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse import Lakehouse
+from medallion.lineage import lineage_job
+from medallion.lineage.observe import observe_output_frame
 from medallion.pipelines import StepResult
 from medallion.quality.engine import Action
 from medallion.quality.event_log import check_and_log
@@ -46,6 +48,7 @@ def pii_hash_salt(storage_root: str | Path) -> str:
     return salt
 
 
+@lineage_job
 def build_gold(
     lakehouse: Lakehouse,
     dataset: str,
@@ -71,6 +74,7 @@ def build_gold(
         gold = build_orders_daily(silver["silver.fact_orders"], silver["silver.fx_rates"])
     else:
         raise ConfigError(f"{dataset}: no gold build; expected one of {GOLD_TABLES}")
+    observe_output_frame(dataset, gold)  # its plan is the table's column lineage
     _require_usd_rates(silver["silver.fact_orders"], silver["silver.fx_rates"], dataset)
     # Checked three ways, then written: the new rows are computed once, not once per action.
     with computed_once(gold) as rows:

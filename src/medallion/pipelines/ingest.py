@@ -31,6 +31,7 @@ from medallion.devstack import snowflake as local_snowflake
 from medallion.devstack.service import read_info
 from medallion.devstack.stack import service_url
 from medallion.errors import ConfigError
+from medallion.lineage import lineage_job
 from medallion.pipelines.fx_rates import ingest_fx_rates
 from medallion.raw.landing import LoadManifest
 from medallion.sources import crm, kafka_orders, redshift, snowflake
@@ -131,6 +132,7 @@ def snowflake_settings(storage_root: str | Path, snowflake_url: str) -> snowflak
     )
 
 
+@lineage_job
 def ingest_snowflake_orders(
     storage_root: str | Path, load_date: date, snowflake_url: str = ""
 ) -> IngestResult:
@@ -181,6 +183,7 @@ def redshift_connection(storage_root: str | Path, redshift_url: str) -> Warehous
     )
 
 
+@lineage_job
 def ingest_redshift_behavior(
     storage_root: str | Path, load_date: date, redshift_url: str = ""
 ) -> IngestResult:
@@ -197,6 +200,7 @@ def ingest_redshift_behavior(
     return _result(manifest, started)
 
 
+@lineage_job
 def ingest_crm_accounts(
     storage_root: str | Path,
     load_date: date,
@@ -231,6 +235,7 @@ def kafka_bootstrap(storage_root: str | Path, configured: str) -> str:
     return info.details["bootstrap_servers"]
 
 
+@lineage_job
 def ingest_kafka_orders(
     storage_root: str | Path,
     load_date: date,
@@ -250,6 +255,7 @@ def ingest_kafka_orders(
     return _result(manifest, started)
 
 
+@lineage_job
 def ingest_fx(storage_root: str | Path, load_date: date, fx_api_url: str = "") -> IngestResult:
     """The day's FX rates into ``raw/fx_rates/load_dt=<load_date>`` (upsert downstream)."""
     url = service_url(storage_root, "fx_api", fx_api_url)

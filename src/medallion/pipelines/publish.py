@@ -39,6 +39,7 @@ from pyspark.sql.types import (
 from medallion.credentials import get_secret
 from medallion.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse import Lakehouse
+from medallion.lineage import lineage_job
 from medallion.pipelines.ingest import REDSHIFT_DEFAULT_PORT, snowflake_settings
 from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult, WarehouseSink
 from medallion.serving.redshift import RedshiftSink
@@ -191,6 +192,7 @@ def gold_figures(frame: DataFrame, key: str, sum_columns: Sequence[str]) -> Figu
     )
 
 
+@lineage_job
 def publish_gold(
     lakehouse: Lakehouse, sink: WarehouseSink, table: str, target: str
 ) -> PublishOutcome:

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
 
 from medallion.lakehouse import Lakehouse
+from medallion.lineage import lineage_job
 from medallion.pipelines import StepResult
 from medallion.quality.engine import add_lookups
 from medallion.quality.event_log import check_and_log
@@ -88,6 +89,7 @@ SILVER_TABLES: dict[str, SilverTable] = {
 }
 
 
+@lineage_job
 def update_silver(
     lakehouse: Lakehouse,
     dataset: str,

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from medallion.lineage.observe import observe_dq_metrics
 from medallion.quality.engine import CheckedFrame, ExpectationsFailed, check_expectations
 from medallion.quality.metrics import DQMetrics
 
@@ -39,7 +40,11 @@ def append_dq_event(
     task: str,
     timestamp: datetime | None = None,
 ) -> None:
-    """Append one ``flow_progress`` event (details = the DLT-shaped metrics as JSON)."""
+    """Append one ``flow_progress`` event (details = the DLT-shaped metrics as JSON).
+
+    The metrics also go to the running step's lineage events (``medallion.lineage``).
+    """
+    observe_dq_metrics(metrics)
     event = (
         str(uuid.uuid4()),
         timestamp or datetime.now(UTC),

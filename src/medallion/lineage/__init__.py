@@ -1,0 +1,175 @@
+"""OpenLineage for every pipeline step: ``@lineage_job`` on the step functions notebooks call.
+
+A wrapped step emits START, then COMPLETE with its outputs' facets, or FAIL with the error (ABORT
+when interrupted). What it reads and writes is declared once per step in
+``medallion.lineage.steps``; DQ metrics and the frames it writes reach the wrapper through
+``medallion.lineage.observe``. Lineage never changes what a step does: its exception propagates
+unchanged, its result is returned as it is, and a lineage failure (a transport that is down, a
+facet that cannot be built) is logged as a warning, never raised. A wrapped step called by
+another wrapped step is part of the caller's run and emits nothing of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import OutputDataset, RunEvent, RunState
+
+from medallion.lineage.columns import column_lineage
+from medallion.lineage.events import (
+    JobRun,
+    StepRun,
+    bare_outputs,
+    column_lineage_facet,
+    dq_facets,
+    failure_facets,
+    run_event,
+    schema_facet,
+    statistics_facet,
+)
+from medallion.lineage.observe import Observations, current_observations, observing
+from medallion.lineage.steps import DatasetRef, StepLineage, declare
+from medallion.lineage.transport import client_for
+from medallion.runtime import task_context
+
+__all__ = ["lineage_job"]
+
+log = logging.getLogger(__name__)
+
+# The run ids of steps run outside a job: notebooks run by hand, the FX slice's default.
+UNTRACKED_RUN_IDS = frozenset({"manual", "untracked"})
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def lineage_job(function: Callable[P, R]) -> Callable[P, R]:
+    """Emit OpenLineage START / COMPLETE / FAIL events around each call of a pipeline step.
+
+    The step's datasets are declared in ``medallion.lineage.steps.STEPS`` under the function's
+    name. Signature, return value and exceptions are the function's own.
+    """
+    signature = inspect.signature(function)
+    step = function.__name__
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if current_observations() is not None:  # called by another wrapped step
+            return function(*args, **kwargs)
+        started = _start(step, signature, args, kwargs)
+        with observing() as observed:
+            try:
+                result = function(*args, **kwargs)
+            except BaseException as error:
+                if started is not None:
+                    _finish_failed(*started, observed, error)
+                raise
+        if started is not None:
+            _finish_complete(*started, observed, result)
+        return result
+
+    return wrapper
+
+
+def _start(
+    step: str, signature: inspect.Signature, args: Any, kwargs: Any
+) -> tuple[StepRun, OpenLineageClient] | None:
+    """Declare the run and emit START; None (lineage off for this call) when that fails."""
+    try:
+        call = signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        lineage = declare(step, call.arguments)
+        run = StepRun.start(lineage, _job_run(lineage.job_name, call.arguments))
+        client = client_for(run.lineage.storage_root)
+    except Exception as error:
+        log.warning("lineage: no events for this %s call, its lineage failed: %s", step, error)
+        return None
+    _emit(client, run, run_event(run, RunState.START))
+    return run, client
+
+
+def _job_run(job_name: str, args: Mapping[str, Any]) -> JobRun | None:
+    """The runner's task context, else the step's own ``run_id`` / ``job`` / ``task``."""
+    context = task_context()
+    if context is not None:
+        return JobRun(context.job_key, context.run_id, context.task_key)
+    run_id = args.get("run_id")
+    if not run_id or run_id in UNTRACKED_RUN_IDS:
+        return None
+    job, task = args.get("job") or "medallion", args.get("task") or job_name
+    return JobRun(str(job), str(run_id), str(task))
+
+
+def _finish_complete(
+    run: StepRun, client: OpenLineageClient, observed: Observations, result: Any
+) -> None:
+    try:
+        rows = run.lineage.rows_written(result)
+    except Exception as error:
+        log.warning("lineage: %s: no output statistics: %s", run.lineage.job_name, error)
+        rows = {}
+    outputs = [_described(run.lineage, ref, observed, rows) for ref in run.lineage.outputs]
+    _emit(client, run, run_event(run, RunState.COMPLETE, outputs=outputs))
+
+
+def _finish_failed(
+    run: StepRun, client: OpenLineageClient, observed: Observations, error: BaseException
+) -> None:
+    if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: stopped, not failed
+        _emit(client, run, run_event(run, RunState.ABORT))
+        return
+    try:
+        checked: dict[str, Any] = {
+            metrics.dataset: dq_facets(metrics) for metrics in observed.dq_metrics
+        }
+        outputs = [
+            OutputDataset(namespace=ref.namespace, name=ref.name, facets=checked.get(ref.name, {}))
+            for ref in run.lineage.outputs
+        ]
+        event = run_event(run, RunState.FAIL, outputs=outputs, run_facets=failure_facets(error))
+    except Exception as facet_error:
+        log.warning("lineage: %s: FAIL facets failed: %s", run.lineage.job_name, facet_error)
+        event = run_event(run, RunState.FAIL, outputs=bare_outputs(run.lineage.outputs))
+    _emit(client, run, event)
+
+
+def _described(
+    lineage: StepLineage, ref: DatasetRef, observed: Observations, rows: Mapping[str, int]
+) -> OutputDataset:
+    """An output with what is known of it after the step: schema, rows, DQ, column lineage."""
+    facets: dict[str, Any] = {}
+    output_facets: dict[str, Any] = {}
+    try:
+        lakehouse = lineage.lakehouse
+        if ref.table and lakehouse is not None and lakehouse.exists(ref.table):
+            facets["schema"] = schema_facet(lakehouse.read(ref.table).schema)
+        if ref.name in rows:
+            output_facets["outputStatistics"] = statistics_facet(rows[ref.name])
+        for metrics in observed.dq_metrics:
+            if metrics.dataset == ref.name:
+                facets.update(dq_facets(metrics))
+        if ref.name in observed.frames:
+            columns = column_lineage(observed.frames[ref.name])
+            facets["columnLineage"] = column_lineage_facet(lineage.storage_root, columns)
+    except Exception as error:
+        log.warning("lineage: %s: facets of %s incomplete: %s", lineage.job_name, ref.name, error)
+    return OutputDataset(
+        namespace=ref.namespace, name=ref.name, facets=facets, outputFacets=output_facets
+    )
+
+
+def _emit(client: OpenLineageClient, run: StepRun, event: RunEvent) -> None:
+    """Send ``event``; a transport failure is a warning, never the step's failure."""
+    try:
+        client.emit(event)
+    except Exception as error:
+        state = event.eventType.value if event.eventType else "?"
+        log.warning(
+            "lineage: could not emit the %s event of %s (run %s): %s",
+            state, run.lineage.job_name, run.run_id, error,
+        )

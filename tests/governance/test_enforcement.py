@@ -11,22 +11,11 @@ import pytest
 from pyspark.sql import Row, SparkSession
 
 from medallion.errors import AccessDenied, ConfigError
-from medallion.governance import ROLE_ENV, Roles, declared_roles
+from medallion.governance import ROLE_ENV, Roles
 from medallion.lakehouse import Lakehouse
 from medallion.settings import repo_root
 from medallion.sql import query_rows
-
-READABLE = {
-    "data_engineer": ("bronze", "silver", "gold"),
-    "data_analyst": ("silver", "gold"),
-    "ml": ("gold",),
-}
-MATRIX = [(role, schema) for role in READABLE for schema in ("bronze", "silver", "gold")]
-
-
-@pytest.fixture(scope="module")
-def roles() -> Roles:
-    return declared_roles(repo_root())
+from tests.governance.conftest import MATRIX, READABLE
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,9 @@ from typer.testing import CliRunner
 from medallion.bundle import load_bundle
 from medallion.cli import app
 from medallion.errors import AccessDenied, ConfigError
-from medallion.governance import Roles, SchemaGrant, declared_roles, roles_from_bundle
+from medallion.governance import Roles, SchemaGrant, roles_from_bundle
 from medallion.settings import repo_root
-
-# The matrix: role -> the schemas it may read.
-READABLE = {
-    "data_engineer": ("bronze", "silver", "gold"),
-    "data_analyst": ("silver", "gold"),
-    "ml": ("gold",),
-}
-MATRIX = [(role, schema) for role in READABLE for schema in ("bronze", "silver", "gold")]
-
-
-@pytest.fixture(scope="module")
-def roles() -> Roles:
-    return declared_roles(repo_root())
+from tests.governance.conftest import MATRIX, READABLE
 
 
 def _denied(role: str, table: str) -> str:

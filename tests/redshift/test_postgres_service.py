@@ -53,3 +53,29 @@ def test_down_stops_every_process_of_the_cluster(
     assert postgres.down(root) is False
     postgres.destroy(root)
     assert not Path(data_dir).exists()
+
+
+def test_clusters_of_storage_roots_that_are_gone_are_removed(tmp_path: Path) -> None:
+    fallback = tmp_path / "medallion-pg"
+    alive_root = tmp_path / "still-here"
+    alive_root.mkdir()
+    clusters = {name: fallback / name for name in ("gone", "alive", "unowned")}
+    for cluster in clusters.values():
+        (cluster / "data").mkdir(parents=True)
+    (clusters["gone"] / postgres.OWNER_FILE).write_text(str(tmp_path / "deleted-root"))
+    (clusters["alive"] / postgres.OWNER_FILE).write_text(str(alive_root))
+
+    removed = postgres.remove_orphan_clusters(fallback)
+
+    assert removed == [clusters["gone"]]
+    assert sorted(path.name for path in fallback.iterdir()) == ["alive", "unowned"]
+
+
+def test_a_fallback_cluster_records_its_storage_root(
+    pg_root: Path, pg_service: ServiceInfo
+) -> None:
+    data_dir = Path(pg_service.details["data_dir"])
+    if data_dir.parent.parent != postgres.FALLBACK_ROOT:
+        pytest.skip("this storage root's cluster lives in place, not in the fallback directory")
+    owner = data_dir.parent / postgres.OWNER_FILE
+    assert owner.read_text(encoding="utf-8") == str(pg_root.resolve())

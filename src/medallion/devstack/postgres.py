@@ -59,6 +59,9 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 5433
 PASSWORD_ENV = "MEDALLION_REDSHIFT_PASSWORD"  # noqa: S105 - the variable name, not a secret
 FALLBACK_ROOT = Path("/var/tmp/medallion-pg")  # noqa: S108 - fixed, root-owned 0755, by design
+# In a fallback cluster's directory: the storage root it serves. A cluster whose storage root is
+# gone (a test's temp dir, a deleted checkout) can never be reached again and is removed.
+OWNER_FILE = "storage_root"
 # Unix socket paths are limited to 107 bytes; longer data dirs get no socket (TCP only).
 _MAX_SOCKET_DIR = 90
 _SERVER_SETTINGS = {
@@ -92,12 +95,16 @@ class Cluster:
 def up(storage_root: Path, *, timeout_seconds: float = 60) -> ServiceInfo:
     """Start the cluster (initialising it once) and return how to reach it; idempotent."""
     cluster = cluster_for(storage_root)
+    remove_orphan_clusters()
     running = _server_pid(cluster)
     info = read_info(storage_root, NAME)
     if running is None or info is None or info.pid != running:
         if running is not None:  # running, but the state file is lost or stale: restart cleanly
             _stop(cluster)
         _init_once(cluster)
+        if cluster.data_dir.parent.parent == FALLBACK_ROOT:
+            owner = cluster.data_dir.parent / OWNER_FILE
+            owner.write_text(str(Path(storage_root).resolve()), encoding="utf-8")
         port = pick_port(DEFAULT_PORT)
         _pg(
             cluster,
@@ -152,6 +159,24 @@ def destroy(storage_root: Path) -> None:
     if cluster.data_dir.parent.parent == FALLBACK_ROOT:
         shutil.rmtree(cluster.data_dir.parent, ignore_errors=True)
     shutil.rmtree(service_dir(storage_root, NAME), ignore_errors=True)
+
+
+def remove_orphan_clusters(fallback_root: Path = FALLBACK_ROOT) -> list[Path]:
+    """Delete the fallback clusters whose storage root no longer exists and that do not run.
+
+    A cluster without an owner file (made before it was written) is left alone. Returns the
+    directories removed.
+    """
+    removed = []
+    for directory in sorted(fallback_root.glob(f"*/{OWNER_FILE}")):
+        cluster_dir = directory.parent
+        owner = Path(directory.read_text(encoding="utf-8").strip())
+        if owner.exists() or _server_pid(Cluster(cluster_dir / "data", PG_OS_USER)) is not None:
+            continue
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+        log.info("postgres: removed the cluster of %s, which no longer exists", owner)
+        removed.append(cluster_dir)
+    return removed
 
 
 def status(storage_root: Path) -> ServiceInfo | None:

@@ -9,16 +9,18 @@ Layout, left to right, sources first:
   position of its neighbours in the layers before (left to right) or after (right to left),
   which removes most crossings in a graph this size.
 - **Shapes**: each node a rounded rectangle as wide as its label (monospace, so the width is
-  known without a font); datasets square-cornered, coloured by kind (table, raw load, external
+  known without a font); datasets with small corners, coloured by kind (table, raw load, external
   source), jobs pill-shaped; the table asked for drawn with a thick border. Each edge one cubic
   curve from the right side of its source to the left side of its target, with an arrowhead.
 
 PNG is the same SVG rasterised by resvg (``resvg-py``, a self-contained wheel: no cairo, no
-graphviz). It reads the machine's fonts, so the labels name DejaVu Sans Mono first.
+graphviz), at twice the SVG's size. It reads the machine's fonts, so the labels name DejaVu
+Sans Mono first: resvg's own monospace default, Courier New, is rarely installed on Linux.
 """
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ STYLES = {  # class -> fill, stroke, corner radius
     "job": ("#fff3d6", "#a86b12", NODE_HEIGHT / 2),
 }
 EDGE_COLOUR = "#666666"
+PNG_ZOOM = 2
 
 
 class PictureFormatUnsupported(MedallionError):
@@ -77,7 +80,7 @@ def write_picture(graph: LineageGraph, target: Node, path: Path) -> None:
 
 
 def svg_to_png(svg: str) -> bytes:
-    """The SVG rasterised at its own size."""
+    """The SVG rasterised at twice its size (sharp on high-density screens)."""
     try:
         import resvg_py
     except ImportError:
@@ -85,14 +88,16 @@ def svg_to_png(svg: str) -> bytes:
             "writing .png needs the resvg-py package (pinned in pyproject.toml; run "
             "`make setup`); write .svg instead"
         ) from None
-    return bytes(resvg_py.svg_to_bytes(svg_string=svg))
+    return bytes(resvg_py.svg_to_bytes(svg_string=svg, zoom=PNG_ZOOM))
 
 
 def render_svg(graph: LineageGraph, target: Node) -> str:
     """The graph as an SVG document: one ``<g class="node …">`` per node, one path per edge."""
     boxes = layout(graph)
-    width = max(box.x + box.width for box in boxes.values()) + MARGIN
-    height = max(box.y for box in boxes.values()) + NODE_HEIGHT + MARGIN + _loop_room(graph, boxes)
+    width = math.ceil(max(box.x + box.width for box in boxes.values()) + MARGIN)
+    height = math.ceil(
+        max(box.y for box in boxes.values()) + NODE_HEIGHT + MARGIN + _loop_room(graph, boxes)
+    )
     svg = ET.Element("svg", {
         "xmlns": SVG_NS, "width": _n(width), "height": _n(height),
         "viewBox": f"0 0 {_n(width)} {_n(height)}",

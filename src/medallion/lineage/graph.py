@@ -227,6 +227,7 @@ class LineageGraph:
     runs: Mapping[Node, CompletedRun]
     storage_root: Path
     _parents: Mapping[Node, tuple[Node, ...]] = field(init=False, repr=False, compare=False)
+    _tables: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         parents: defaultdict[Node, list[Node]] = defaultdict(list)
@@ -235,6 +236,7 @@ class LineageGraph:
         object.__setattr__(
             self, "_parents", {node: tuple(sorted(found)) for node, found in parents.items()}
         )
+        object.__setattr__(self, "_tables", lakehouse_namespace(self.storage_root))
 
     def parents(self, node: Node) -> tuple[Node, ...]:
         """The jobs that wrote a dataset, or the datasets a job read; sorted."""
@@ -244,7 +246,7 @@ class LineageGraph:
         """How the node is shown: its name, a path under the storage root, or namespace/name."""
         if node.kind == "job":
             return node.name if node.namespace == JOB_NAMESPACE else f"{node.namespace}/{node.name}"
-        if node.namespace == lakehouse_namespace(self.storage_root):
+        if node.namespace == self._tables:
             return node.name
         if node.namespace == FILE_NAMESPACE:
             path = Path(node.name)

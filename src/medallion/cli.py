@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.segment import Segments
 from rich.table import Table
 
 from medallion import compute
@@ -53,6 +54,15 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 def _fail(error: MedallionError) -> typer.Exit:
     err.print(f"[red]error:[/red] {error}")
     return typer.Exit(code=2)
+
+
+def _print_uncut(renderable: RenderableType) -> None:
+    """Print ``renderable`` as wide as it is: a narrow terminal wraps its lines, cuts none."""
+    width = console.measure(renderable, options=console.options.update(width=10_000)).maximum
+    lines = console.render_lines(
+        renderable, console.options.update(width=max(width, 1)), pad=False, new_lines=True
+    )
+    console.print(Segments([segment for line in lines for segment in line]), crop=False)
 
 
 def _storage_root(
@@ -479,6 +489,53 @@ def state_reset(
         mark = json.dumps(result.mark_after)
         mark = "removed" if result.mark_after is None else f"rewound to {mark}"
         console.print(f"redshift mark file: {mark}", markup=False)
+
+
+lineage_app = typer.Typer(no_args_is_help=True, help="OpenLineage events: upstream graphs.")
+app.add_typer(lineage_app, name="lineage")
+
+
+@lineage_app.command("show")
+def lineage_show(
+    table: Annotated[str, typer.Argument(help="dataset, e.g. gold.fact_customer_360")],
+    columns: Annotated[
+        bool, typer.Option("--columns", help="also print the table's column lineage")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="also draw the graph to FILE.svg or .png")
+    ] = None,
+    storage_root: RootOpt = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """A table's upstream lineage, from each job's latest COMPLETE run back to the sources."""
+    from medallion.lineage.graph import read_lineage
+    from medallion.lineage.picture import write_picture
+    from medallion.lineage.tree import column_lines, upstream_tree
+
+    try:
+        graph, skipped = read_lineage(_storage_root(storage_root, bundle_root, target, var))
+        dataset = graph.find(table)
+        upstream = graph.upstream(dataset)
+        if output is not None:
+            write_picture(upstream, dataset, output)
+    except MedallionError as error:
+        raise _fail(error) from error
+    for where in skipped:
+        err.print(f"note: skipped {where}, a last line not yet complete", markup=False)
+    _print_uncut(upstream_tree(upstream, dataset))
+    if columns:
+        lineage = upstream.column_lineage(dataset)
+        console.print()
+        if lineage is None:
+            console.print(f"no column lineage recorded for {table}", markup=False)
+        else:
+            console.print(f"column lineage of {table}:", markup=False)
+        for line in column_lines(upstream, lineage or ()):
+            console.print(f"  {line}", markup=False)
+    if output is not None:
+        console.print(f"wrote {output}", markup=False)
 
 
 def main() -> None:

@@ -194,8 +194,10 @@ def jobs_run(
     """Run a job with the Jobs service's semantics; exit 1 if the run failed."""
     from medallion.bundle import load_bundle
     from medallion.jobs import RunOptions, run_job
+    from medallion.jobs.engine import ObserverGroup
     from medallion.jobs.model import parse_job
     from medallion.jobs.progress import ConsoleProgress
+    from medallion.runs.recorder import RunRecorder
 
     root = bundle_root.resolve()
     try:
@@ -211,7 +213,7 @@ def jobs_run(
             compute=compute_mode,
             kernel_pool=kernel_pool,
             max_parallel=max_parallel,
-            observer=ConsoleProgress(console),
+            observer=ObserverGroup(ConsoleProgress(console), RunRecorder.for_bundle(bundle)),
             jobs=jobs,
         )
         result = run_job(job, _pairs(param, "--param"), options)

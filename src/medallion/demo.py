@@ -27,11 +27,13 @@ from medallion.devstack.service import read_info
 from medallion.generate import GeneratorConfig, generate, write_generated
 from medallion.generate.load import load_day
 from medallion.jobs import JobRunResult, RunOptions, run_job
+from medallion.jobs.engine import ObserverGroup
 from medallion.jobs.model import parse_job
 from medallion.jobs.progress import ConsoleProgress
 from medallion.lakehouse import discover_tables, register_tables
 from medallion.quality.event_log import DQ_EVENT_LOG
 from medallion.quality.report import PassRate, RuleCount, pass_rates, quarantine_counts
+from medallion.runs.recorder import RunRecorder
 from medallion.runtime import read_task_values
 
 INGEST_JOB = "ingest_daily_sources"
@@ -179,7 +181,9 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
     try:
         jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
         options = RunOptions(runs_root=bundle_root / "runs", max_parallel=5,
-                             observer=ConsoleProgress(console), jobs=jobs)
+                             observer=ObserverGroup(ConsoleProgress(console),
+                                                    RunRecorder.for_bundle(bundle)),
+                             jobs=jobs)
         everything = PeakMemory(lambda: [*stack_pids(storage_root), server.pid, os.getpid()])
         with PeakMemory(lambda: stack_pids(storage_root)) as memory, everything:
             for run_date in run_dates:

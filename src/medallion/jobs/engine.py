@@ -26,6 +26,7 @@ from medallion import compute
 from medallion.errors import BundleError, JobRunFailed
 from medallion.jobs.channels import default_notifier
 from medallion.jobs.conditions import evaluate_condition
+from medallion.jobs.cpu import cpu_delta, process_cpu_seconds
 from medallion.jobs.kernels import KernelPool
 from medallion.jobs.model import JobSpec, NotificationEvent, RunIf, TaskSpec
 from medallion.jobs.notebook import run_notebook
@@ -60,6 +61,9 @@ class TaskRun:
     notebook_output: str | None = None
     condition_result: str | None = None
     reason: str | None = None
+    # CPU time of the task's notebook kernels (every attempt and iteration; a run_job_task: its
+    # child run's tasks), for the local cost estimate.
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -77,6 +81,9 @@ class JobRunResult:
     ended_at: str = ""
     health_breaches: list[str] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
+    # CPU time of the warm compute server during the run (None: cold or remote compute). It is
+    # shared: runs that overlap (a parent and its child run) each count it.
+    compute_cpu_seconds: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -112,6 +119,38 @@ class RunObserver:
 
     def notification_sent(self, notification: Notification) -> None:
         """A job or task notification went out."""
+
+
+class ObserverGroup(RunObserver):
+    """Hands every event to each of several observers, in order."""
+
+    def __init__(self, *observers: RunObserver) -> None:
+        self.observers = observers
+
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
+        """The run began."""
+        for observer in self.observers:
+            observer.job_started(job, run_id, run_dir)
+
+    def task_started(self, task_key: str, attempt: int) -> None:
+        """An attempt of a task began."""
+        for observer in self.observers:
+            observer.task_started(task_key, attempt)
+
+    def task_finished(self, run: TaskRun) -> None:
+        """A task reached its final state."""
+        for observer in self.observers:
+            observer.task_finished(run)
+
+    def job_finished(self, result: JobRunResult) -> None:
+        """The run ended."""
+        for observer in self.observers:
+            observer.job_finished(result)
+
+    def notification_sent(self, notification: Notification) -> None:
+        """A job or task notification went out."""
+        for observer in self.observers:
+            observer.notification_sent(notification)
 
 
 @dataclass(frozen=True)
@@ -299,6 +338,7 @@ def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
                                timeout_seconds=timeout)
         task_run.state, task_run.error = outcome.state, outcome.error
         task_run.error_class, task_run.error_message = outcome.error_class, outcome.error_message
+        task_run.cpu_seconds = round(task_run.cpu_seconds + outcome.cpu_seconds, 3)
         task_run.notebook_output = str(final_output)
         if outcome.state == SUCCESS:
             return
@@ -348,6 +388,7 @@ def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         list(executor.map(iterate, range(len(items))))
     failed = [it for it in iterations if it.state != SUCCESS]
     task_run.notebook_output = str(run.run_dir / task.task_key)
+    task_run.cpu_seconds = round(sum(it.cpu_seconds for it in iterations), 3)
     if failed:
         task_run.state = FAILED
         task_run.error = (f"{len(failed)} of {len(items)} iterations failed; first: "
@@ -380,6 +421,7 @@ def _execute_run_job(run: _Run, task: TaskSpec, task_run: TaskRun,
         task_run.state, task_run.error = FAILED, f"{where}: {error}"
         return
     task_run.notebook_output = str(child.run_dir)
+    task_run.cpu_seconds = round(sum(t.cpu_seconds for t in child.tasks.values()), 3)
     if child.exit_code:
         task_run.state = FAILED
         task_run.error = f"run {child.run_id} of job {key!r} {child.state}: " + "; ".join(
@@ -478,17 +520,19 @@ def _health_breaches(job: JobSpec, duration: float) -> list[str]:
     return breaches
 
 
-def _compute_env(storage_root: str | None, options: RunOptions, lease: str) -> dict[str, str]:
+def _compute_env(storage_root: str | None, options: RunOptions, lease: str
+                 ) -> tuple[dict[str, str], int | None]:
+    """The kernels' environment, and the warm compute server's process id (else None)."""
     if options.compute == "cold":
-        return {}
+        return {}, None
     if options.compute.startswith("sc://"):
-        return {"SPARK_REMOTE": options.compute}
+        return {"SPARK_REMOTE": options.compute}, None
     if options.compute != "warm":
         raise BundleError(f"compute {options.compute!r}: expected 'warm', 'cold' or an sc:// URL")
     if not storage_root:
         raise BundleError("warm compute needs the job parameter 'storage_root'")
     server = compute.acquire_server(storage_root, lease)
-    return {"SPARK_REMOTE": server.url}
+    return {"SPARK_REMOTE": server.url}, server.pid
 
 
 def write_run_record(result: JobRunResult) -> Path:
@@ -540,7 +584,8 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
     with job_run_lock(job, options.runs_root):
         lease = secrets.token_hex(8)
         storage_root = parameters.get("storage_root")
-        env = _compute_env(storage_root, options, lease)
+        env, server_pid = _compute_env(storage_root, options, lease)
+        server_cpu_before = process_cpu_seconds(server_pid)
         run = _Run(job, parameters, options, env)
         options.observer.job_started(job, run.run_id, run.run_dir)
         # Kernels start meanwhile, as many as the job can use at once; at most one per task
@@ -554,6 +599,8 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
             _schedule(run, pool)
         finally:
             pool.close()
+            server_cpu = (None if server_pid is None
+                          else cpu_delta(server_cpu_before, process_cpu_seconds(server_pid)))
             if options.compute == "warm" and storage_root:
                 compute.release_server(storage_root, lease)
             if watchdog is not None:
@@ -568,7 +615,7 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
             job.key, run.run_id, run.run_dir, state, run.tasks, duration,
             run.parameters, started_at=run.start.isoformat(),
             ended_at=datetime.now(UTC).isoformat(), health_breaches=breaches,
-            notifications=run.notices.sent,
+            notifications=run.notices.sent, compute_cpu_seconds=server_cpu,
         )
         failed_tasks = result.failure_message().splitlines()[1:]
         run.notices.send(NotificationEvent.ON_SUCCESS if result.exit_code == 0

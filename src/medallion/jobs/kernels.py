@@ -80,6 +80,12 @@ class Kernel:
             "del _os"
         )
 
+    @property
+    def pid(self) -> int | None:
+        """The kernel process's id, while it runs."""
+        process = getattr(self.manager.provisioner, "process", None)
+        return getattr(process, "pid", None)
+
     def kill(self) -> None:
         """Kill the kernel process at once (a timeout): papermill then sees a dead kernel."""
         provisioner = self.manager.provisioner

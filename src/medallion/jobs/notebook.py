@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -14,7 +15,9 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from medallion.credentials import local_secret_values, redact, stored_local_secrets
+from medallion.jobs.cpu import cpu_delta, process_cpu_seconds
 from medallion.jobs.kernels import KernelPool
+from medallion.jobs.notifications import is_secret_name
 from medallion.runtime import TaskContext
 
 # Job parameters are pushed down to every task, so a notebook that does not declare one of them
@@ -30,6 +33,7 @@ class AttemptOutcome:
     error: str | None = None
     error_class: str | None = None  # the exception's class, when the notebook raised
     error_message: str | None = None  # its whole message (``error`` keeps the last line)
+    cpu_seconds: float = 0.0  # the kernel's (and its child processes') CPU time for the attempt
 
 
 def _source_cell_number(executed: Path, cell_index: int) -> int:
@@ -82,8 +86,15 @@ def run_notebook(
     timeout_seconds: int,
 ) -> AttemptOutcome:
     """Run ``notebook`` once into ``output``; a timeout kills the kernel mid-cell."""
-    secret_values = local_secret_values(stored_local_secrets(parameters.get("storage_root")))
+    # The provider's credentials and the values of secret-named parameters (papermill writes
+    # the parameters into the notebook it keeps).
+    secret_values = local_secret_values([
+        *stored_local_secrets(parameters.get("storage_root")),
+        *(value for name, value in parameters.items() if is_secret_name(name)),
+    ])
     kernel = pool.acquire()
+    cpu_before = process_cpu_seconds(kernel.pid)
+    cpu_after: float | None = None
     timed_out = threading.Event()
     succeeded = False
 
@@ -107,21 +118,25 @@ def run_notebook(
             request_save_on_cell_execute=True,
         )
         succeeded = True
-        return AttemptOutcome("SUCCESS")
+        outcome = AttemptOutcome("SUCCESS")
     except PapermillExecutionError as error:
         if timed_out.is_set():
-            return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
-        message = _describe_failure(notebook, output, error)
-        return AttemptOutcome("FAILED", redact(message, secret_values), error.ename,
-                              redact(error.evalue or "", secret_values))
+            outcome = AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
+        else:
+            message = _describe_failure(notebook, output, error)
+            outcome = AttemptOutcome("FAILED", redact(message, secret_values), error.ename,
+                                     redact(error.evalue or "", secret_values))
     except Exception as error:  # kernel died, or could not be bound: the task failed
         if timed_out.is_set():
-            return AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
-        return AttemptOutcome(
-            "FAILED", f"notebook {notebook}: {type(error).__name__}: {error}"
-        )
+            outcome = AttemptOutcome("TIMEDOUT", f"timed out after {timeout_seconds} s")
+        else:
+            outcome = AttemptOutcome(
+                "FAILED", f"notebook {notebook}: {type(error).__name__}: {error}"
+            )
     finally:
         if timer:
             timer.cancel()
+        cpu_after = process_cpu_seconds(kernel.pid)
         pool.release(kernel, reusable=succeeded and not timed_out.is_set())
         redact_notebook(output, secret_values)
+    return dataclasses.replace(outcome, cpu_seconds=cpu_delta(cpu_before, cpu_after))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from medallion.lineage.observe import observe_dq_metrics
 from medallion.quality.engine import CheckedFrame, ExpectationsFailed, check_expectations
 from medallion.quality.metrics import DQMetrics
+from medallion.runs.dq import record_dq_check
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -42,7 +43,8 @@ def append_dq_event(
 ) -> None:
     """Append one ``flow_progress`` event (details = the DLT-shaped metrics as JSON).
 
-    The metrics also go to the running step's lineage events (``medallion.lineage``).
+    The metrics also go to the running step's lineage events (``medallion.lineage``) and, in a
+    local job run, to the run's DQ mirror that the run summary reads (``medallion.runs.dq``).
     """
     observe_dq_metrics(metrics)
     event = (
@@ -60,11 +62,12 @@ def append_dq_event(
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             lakehouse.write(events, DQ_EVENT_LOG, mode="append")
-            return
+            break
         except Exception as exc:
             # Parallel tasks may create the log at once; Delta lets one win and the others retry.
             if attempt == _WRITE_ATTEMPTS or not _is_concurrent_write(exc):
                 raise
+    record_dq_check(metrics, dataset=dataset, layer=layer)
 
 
 def read_dq_events(lakehouse: Lakehouse, dataset: str | None = None) -> DataFrame:

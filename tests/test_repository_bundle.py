@@ -57,9 +57,17 @@ def test_runner_parses_every_job() -> None:
             "gold_dq_breaker", "publish_snowflake", "publish_redshift",
             "glue_requested", "register_glue",
         ],
+        "dq_watchdog": ["watch_tables"],
     }
     assert jobs["ingest_daily_sources"].health_rules[0].value == 1800
     assert jobs["build_analytics"].health_rules[0].value == 3600
+    assert jobs["dq_watchdog"].health_rules[0].value == 900
+
+
+def test_the_watchdog_runs_hourly_when_deployed() -> None:
+    raw = load_bundle(repo_root()).jobs["dq_watchdog"]
+    assert raw["schedule"] == {"quartz_cron_expression": "0 0 * * * ?", "timezone_id": "UTC",
+                               "pause_status": "UNPAUSED"}
 
 
 def test_ingest_runs_five_retried_loops_in_parallel_then_counts_what_landed() -> None:

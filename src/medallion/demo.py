@@ -38,6 +38,8 @@ from medallion.runtime import read_task_values
 
 INGEST_JOB = "ingest_daily_sources"
 BUILD_JOB = "build_analytics"
+WATCHDOG_JOB = "dq_watchdog"
+WATCHDOG_TASK = "watch_tables"
 PUBLISH_TASKS = ("publish_snowflake", "publish_redshift")
 INGEST_LOOPS = {
     "ingest_snowflake_orders": "snowflake/orders",
@@ -197,6 +199,10 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
                 if result.exit_code:
                     console.print(f"[red]{result.failure_message()}[/red]")
                     return result.exit_code
+            # What the hourly watchdog would say now: freshness, volume, silver and gold suites.
+            watchdog = run_job(jobs[WATCHDOG_JOB], {"run_date": run_dates[-1].isoformat()},
+                               options)
+            results.append(watchdog)
         summary = lakehouse_report(storage_root)
     finally:
         compute.release_server(storage_root, lease)
@@ -211,7 +217,22 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
     }
     _summary(console, [*results, *child_runs(bundle_root / "runs", results)], sources, summary,
              facts)
-    return 0
+    _watchdog_summary(console, watchdog)
+    return watchdog.exit_code
+
+
+def _watchdog_summary(console: Console, result: JobRunResult) -> None:
+    """The watchdog's checks per kind, or the breaches it alerted on."""
+    by_kind = read_task_values(result.run_dir, WATCHDOG_TASK).get("by_kind") or {}
+    checks = Table("check", "passed", "failed", "warned", "skipped",
+                   title=f"DQ watchdog ({result.state}; every check in ops.dq_event_log)",
+                   title_justify="left")
+    for kind, counts in sorted(by_kind.items()):
+        checks.add_row(kind, *(str(counts.get(status, 0))
+                               for status in ("passed", "failed", "warned", "skipped")))
+    console.print(checks)
+    if result.exit_code:
+        console.print(f"[red]{result.failure_message()}[/red]")
 
 
 def publishes(results: list[JobRunResult]) -> list[tuple[str, dict[str, Any]]]:

@@ -27,6 +27,7 @@ class SourceWorld:
     def __init__(self, root: Path, runs: Path, data: GeneratedData) -> None:
         self.root, self.runs, self.data = root, runs, data
         self.reports: dict[date, LoadReport] = {}
+        self.outputs: list[str] = []  # every CLI run's stdout and stderr, for the secrets scan
 
     def day(self, index: int) -> date:
         """The generated business day ``index`` (0-based)."""
@@ -40,12 +41,14 @@ class SourceWorld:
     def medallion(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """The CLI as a user runs it, against this lakehouse."""
         runs = ["--runs-root", str(self.runs)] if args[0] == "jobs" else []
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "medallion", *args, "--bundle-root", str(repo_root()),
              "--var", f"storage_root={self.root}", *runs],
             capture_output=True, text=True, timeout=timeout, check=False,
             env={**os.environ, "COLUMNS": "200"},
         )
+        self.outputs.append(result.stdout + result.stderr)
+        return result
 
     def run_job(self, job: str, *params: str) -> tuple[subprocess.CompletedProcess[str],
                                                         dict[str, Any]]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
+from medallion.credentials import env_name, stored_local_secrets
 from medallion.devstack import postgres as local_postgres
 from medallion.devstack import snowflake as local_snowflake
 from medallion.generate.config import DirtKind
@@ -30,6 +32,13 @@ from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifes
 from medallion.runtime import read_task_values
 from medallion.serving.glue import glue_client
 from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
+from tests.alert_receivers import (
+    SMTP_PASSWORD,
+    TOKEN,
+    alert_secrets,
+    serving_hook,
+    serving_smtp,
+)
 from tests.glue_server import glue_server
 from tests.integration.conftest import SourceWorld
 from tests.oracle.oracle import expected_gold, oracle_connection
@@ -79,10 +88,27 @@ SILVER_AND_GOLD = (
     "silver.dim_customer_quarantine", "silver.fact_orders_quarantine",
     "silver.fact_events_quarantine", "gold.fact_customer_360", "gold.orders_daily",
 )
+KNOWN_SALT = "s4lt-known-to-the-test-3c1e"  # a test value, there to be searched for
+WATCHED = (
+    "bronze.crm_accounts", "bronze.customer_behavior", "bronze.fx_rates", "bronze.kafka_orders",
+    "bronze.snowflake_orders", "silver.dim_customer", "silver.fact_events", "silver.fact_orders",
+    "silver.fx_rates",
+)
+VOLUME_WATCHED = (
+    "bronze.customer_behavior", "bronze.fx_rates", "bronze.kafka_orders", "bronze.snowflake_orders",
+)
 BRONZE = (
     "bronze.snowflake_orders", "bronze.kafka_orders", "bronze.customer_behavior",
     "bronze.crm_accounts", "bronze.fx_rates", "bronze.customer_behavior_unknown_columns",
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def known_salt() -> Iterator[str]:
+    """The PII hash salt from the environment (the local secrets provider), a value we know."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(env_name("pii-hash-salt"), KNOWN_SALT)
+        yield KNOWN_SALT
 
 
 def table(spark: SparkSession, world: SourceWorld, name: str) -> DataFrame:
@@ -195,20 +221,25 @@ def test_gold_is_published_to_both_warehouses_and_reconciled(
         assert values["gold_figures"]["rows"] == len(gold)
 
 
-def test_no_raw_pii_reaches_either_warehouse(
-    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+def test_no_raw_pii_reaches_gold_or_either_warehouse(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
 ) -> None:
+    """No generated name, e-mail, phone or customer id, as a whole value or inside one."""
     raw = {
-        str(record[field])
+        str(record[field]).strip()
         for record in (*source_world.data.customers, *source_world.data.crm_accounts)
         for field in ("name", "email", "phone", "customer_id")
-        if record.get(field)
+        if len(str(record.get(field) or "").strip()) >= 5  # shorter dirt identifies nobody
     }
-    found = {
-        warehouse: sorted({value for row in rows for value in row if value in raw})
-        for warehouse, rows in warehouse_rows(source_world).items()
-    }
-    assert found == {"snowflake": [], "redshift": []}
+    rows = {warehouse: [tuple(map(str, row)) for row in found]
+            for warehouse, found in warehouse_rows(source_world).items()}
+    for name in GOLD:
+        rows[name] = [tuple(map(str, row)) for row in table(spark, source_world, name).collect()]
+    assert all(rows.values())
+    texts = {place: "\n".join("\t".join(row) for row in found) for place, found in rows.items()}
+    found = {place: sorted(value for value in raw if value in text)
+             for place, text in texts.items()}
+    assert found == {place: [] for place in ("snowflake", "redshift", *GOLD)}
 
 
 def test_gold_equals_the_independent_oracle_row_for_row(
@@ -400,6 +431,74 @@ def test_rerunning_a_day_changes_nothing(
     assert warehouse_rows(source_world) == published
 
 
+def watchdog_events(spark: SparkSession, world: SourceWorld, run_id: str) -> list[tuple]:
+    """(dataset, check, kind, status) of each watchdog check a run logged, sorted."""
+    events = table(spark, world, "ops.dq_event_log").where(
+        (sf.col("event_type") == "watchdog_check") & (sf.col("run_id") == run_id))
+    found = []
+    for row in events.collect():
+        check = json.loads(row["details"])["watchdog"]
+        found.append((row["dataset"], check["check"], check["kind"], check["status"]))
+    return sorted(found)
+
+
+def test_the_watchdog_passes_on_the_built_lakehouse_and_logs_every_check(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
+) -> None:
+    day = source_world.day(WORLD_DAYS - 1)
+    result, record = source_world.run_job("dq_watchdog", f"run_date={day}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    logged = watchdog_events(spark, source_world, record["run_id"])
+    assert [event for event in logged if event[2] != "suite"] == sorted([
+        *((table_name, "freshness", "freshness", "passed") for table_name in WATCHED),
+        *((table_name, "volume", "volume", "passed") for table_name in VOLUME_WATCHED),
+    ])
+    suites = [event for event in logged if event[2] == "suite"]
+    assert {event[0] for event in suites} == set(SILVER_AND_GOLD) - {
+        "silver.dim_customer_quarantine", "silver.fact_orders_quarantine",
+        "silver.fact_events_quarantine"}
+    assert {event[3] for event in suites} <= {"passed", "warned"}
+    values = read_task_values(source_world.runs / "dq_watchdog" / record["run_id"],
+                              "watch_tables")
+    assert values["checks"] == len(logged)
+    assert values["by_kind"]["freshness"] == {"passed": len(WATCHED), "failed": 0, "warned": 0,
+                                              "skipped": 0}
+
+
+def test_a_stale_lakehouse_breaches_freshness_and_alerts_slack_and_email(
+    source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three days without a load: every watched table is past its 26-hour SLA."""
+    day = source_world.day(WORLD_DAYS - 1)
+    as_of = (datetime.now(UTC) + timedelta(days=3)).isoformat(timespec="seconds")
+    with serving_hook() as hook, serving_smtp() as smtp:
+        for name, value in alert_secrets(hook.url, smtp.port).items():
+            monkeypatch.setenv(name, value)
+        result, record = source_world.run_job("dq_watchdog", f"run_date={day}", f"as_of={as_of}")
+
+    assert result.returncode == 1
+    assert states(record) == {"watch_tables": "FAILED"}
+    [task] = record["tasks"]
+    assert task["error_class"] == "ExpectationFailed"
+    assert sorted(line.split(" (observed")[0] for line in task["error"].splitlines()
+                  if "freshness failed" in line) == [
+        f"{name}: freshness failed" for name in sorted(WATCHED)]
+    assert [event for event in watchdog_events(spark, source_world, record["run_id"])
+            if event[2] == "freshness"] == [
+        (name, "freshness", "freshness", "failed") for name in sorted(WATCHED)]
+    # One DQ-violation alert and one job-failure alert, on both channels.
+    subjects = [payload["text"].splitlines()[0] for payload in hook.payloads()]
+    assert len(subjects) == 2
+    assert subjects[0].startswith("[medallion] DQ violation in dq_watchdog: ")
+    assert all(f"{name} (freshness" in subjects[0] for name in WATCHED)
+    emails = smtp.mailbox.messages()
+    assert [message["Subject"].startswith(prefix) for message, prefix in zip(
+        emails, ("[medallion] DQ violation in dq_watchdog", "[medallion] Run of dq_watchdog"),
+        strict=True)] == [True, True]
+
+
 def test_medallion_sql_answers_ad_hoc_queries_on_gold(
     source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
 ) -> None:
@@ -537,3 +636,33 @@ def test_a_gold_violation_stops_the_job_and_keeps_the_previous_gold(
     assert [states(record)[task] for task in PUBLISH_TASKS] == ["UPSTREAM_FAILED"] * 2
     assert contents(spark, source_world, ("gold.fact_customer_360", "gold.orders_daily")) == (
         gold_before)
+
+
+def test_no_secret_value_is_in_any_log_notebook_summary_lineage_event_or_mlflow_record(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+) -> None:
+    """Last, after the runs that failed on purpose: every file the runs left, every CLI output.
+
+    The secrets: the salt set above, the alert channels' (the stale-watchdog test's), and what
+    the stand-ins generated (their passwords, kept in their own secret stores, skipped here).
+    """
+    stores = {*(source_world.root / "_system" / "devstack").glob("*/password"),
+              *(source_world.root / "_system" / "secrets").glob("*")}
+    secrets = {KNOWN_SALT, TOKEN, SMTP_PASSWORD, *stored_local_secrets(source_world.root)}
+    assert len(secrets) >= 5
+    scanned, leaks = [], []
+    for base in (source_world.root, source_world.runs):
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and path not in stores:
+                data = path.read_bytes()
+                scanned.append(path.relative_to(base).as_posix())
+                leaks += [(str(path), secret) for secret in secrets if secret.encode() in data]
+    leaks += [("CLI output", secret) for secret in secrets
+              if any(secret in output for output in source_world.outputs)]
+    assert leaks == []
+    # What must have been scanned: lineage, MLflow, summaries, notebooks, logs, the outbox.
+    assert {"_lineage/events.jsonl", "_system/mlflow/mlflow.db",
+            "_notifications/outbox.jsonl"} <= set(scanned)
+    for pattern in (r"_runs/dt=[-\d]+/build_analytics/.+/run_summary\.json",
+                    r"build_analytics/.+/gold_dq_breaker\.ipynb", r".+\.log"):
+        assert any(re.fullmatch(pattern, path) for path in scanned), pattern

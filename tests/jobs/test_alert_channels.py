@@ -7,22 +7,15 @@ read it.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
-import socket
-import threading
 from collections.abc import Iterator, Mapping
-from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from rich.console import Console
 
 from medallion.bundle import load_bundle
@@ -30,12 +23,9 @@ from medallion.credentials import ALERT_SETTING_KEYS, KEYS, REDACTED, env_name
 from medallion.jobs import JobRunResult, RunOptions, run_job
 from medallion.jobs.channels import (
     SLACK_WEBHOOK_KEY,
-    SMTP_FROM_KEY,
     SMTP_HOST_KEY,
     SMTP_PASSWORD_KEY,
-    SMTP_PORT_KEY,
     SMTP_STARTTLS_KEY,
-    SMTP_USER_KEY,
     AlertingNotifier,
     SlackChannel,
     SmtpChannel,
@@ -54,56 +44,21 @@ from medallion.jobs.notifications import (
     compose_notification,
 )
 from medallion.jobs.progress import ConsoleProgress
+from tests.alert_receivers import (
+    SENDER,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    TOKEN,
+    Hook,
+    SmtpServer,
+    alert_secrets,
+    free_port,
+    serving_hook,
+    serving_smtp,
+)
 from tests.jobs.conftest import FIXTURE_BUNDLE
 
-TOKEN = "T0AL3RT/B0AL3RT/xoxb-alert-token-5150"
-SMTP_USER, SMTP_PASSWORD = "alerts-bot", "smtp-pa55word-9f8e"
-SENDER = "medallion@example.com"
 ALERT_ENV = [env_name(key) for key in (*KEYS, *ALERT_SETTING_KEYS) if key.startswith("alert-")]
-
-
-# --- local receivers --------------------------------------------------------------------------
-
-
-class Hook:
-    """A local Slack-compatible webhook: answers each POST with the next status it was given."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.statuses: list[int] = []  # then 200 for every later POST
-        self.received: list[tuple[str, dict[str, Any]]] = []  # (path, JSON) of each POST
-
-    def payloads(self) -> list[dict[str, Any]]:
-        """The JSON of each POST."""
-        return [payload for _, payload in self.received]
-
-
-@contextlib.contextmanager
-def serving_hook() -> Iterator[Hook]:
-    """A ``Hook`` on a free local port, its token the path, until the block ends."""
-    hook = Hook()
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            hook.received.append((self.path, json.loads(self.rfile.read(length))))
-            self.send_response(hook.statuses.pop(0) if hook.statuses else 200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep the test output quiet."""
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    hook.url = f"http://127.0.0.1:{server.server_port}/services/{TOKEN}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -113,66 +68,6 @@ def hook() -> Iterator[Hook]:
         yield served
 
 
-class Mailbox:
-    """What a local SMTP server received: envelopes, logins; told what to refuse."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.logins: list[tuple[str, str]] = []
-        self.refuse_data: str | None = None  # an SMTP reply such as "554 ..."
-
-    async def handle_DATA(self,  # noqa: N802 (aiosmtpd's hook name)
-                          server: SMTP, session: Session, envelope: Envelope) -> str:
-        """Keep the message, or refuse it."""
-        if self.refuse_data:
-            return self.refuse_data
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server: SMTP, session: Session, envelope: Envelope,
-                     mechanism: str, auth_data: Any) -> AuthResult:
-        """Accept ``SMTP_USER`` with ``SMTP_PASSWORD`` only."""
-        assert isinstance(auth_data, LoginPassword)
-        login, password = auth_data.login.decode(), auth_data.password.decode()
-        self.logins.append((login, password))
-        # handled=False: aiosmtpd answers a refusal with its 535.
-        return AuthResult(success=(login, password) == (SMTP_USER, SMTP_PASSWORD), handled=False)
-
-    def messages(self) -> list[EmailMessage]:
-        """Each received message, parsed."""
-        # As received: CRLF line ends, which the parser would keep in the values.
-        raw = [(envelope.original_content or b"").replace(b"\r\n", b"\n")
-               for envelope in self.envelopes]
-        return [cast(EmailMessage, message_from_bytes(content, policy=policy.default))
-                for content in raw]
-
-
-class SmtpServer(NamedTuple):
-    port: int
-    mailbox: Mailbox
-
-
-def _free_port() -> int:
-    # aiosmtpd's controller checks its server by connecting to the port it was given: not 0.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serving_smtp() -> Iterator[SmtpServer]:
-    """An aiosmtpd server on a free local port, accepting ``SMTP_USER``, until the block ends."""
-    mailbox = Mailbox()
-    port = _free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port,
-                            authenticator=mailbox.authenticate, auth_require_tls=False)
-    controller.start()
-    try:
-        yield SmtpServer(port, mailbox)
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     """A local SMTP server (aiosmtpd) that accepts ``SMTP_USER``'s login."""
@@ -180,20 +75,8 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield served
 
 
-def _secrets(hook_url: str | None, smtp_port: int | None) -> dict[str, str]:
-    """The environment of the local secrets provider for both channels."""
-    env: dict[str, str] = {}
-    if hook_url:
-        env[env_name(SLACK_WEBHOOK_KEY)] = hook_url
-    if smtp_port:
-        env |= {env_name(SMTP_HOST_KEY): "127.0.0.1", env_name(SMTP_PORT_KEY): str(smtp_port),
-                env_name(SMTP_FROM_KEY): SENDER, env_name(SMTP_USER_KEY): SMTP_USER,
-                env_name(SMTP_PASSWORD_KEY): SMTP_PASSWORD}
-    return env
-
-
 @pytest.fixture(autouse=True)
-def no_alert_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_alertalert_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the secrets a test sets configure a channel."""
     for name in ALERT_ENV:
         monkeypatch.delenv(name, raising=False)
@@ -298,7 +181,7 @@ def test_slack_does_not_retry_a_client_error(
 
 def test_slack_retries_a_refused_connection(caplog: pytest.LogCaptureFixture) -> None:
     waits: list[float] = []
-    url = f"http://127.0.0.1:{_free_port()}/services/{TOKEN}"
+    url = f"http://127.0.0.1:{free_port()}/services/{TOKEN}"
 
     with caplog.at_level(logging.DEBUG):
         SlackChannel(url, sleep=waits.append).send(_alert())
@@ -407,7 +290,7 @@ def test_no_alert_secrets_configure_no_channel() -> None:
 
 
 def test_alert_secrets_configure_both_channels(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in _secrets("https://hooks.example.com/services/" + TOKEN, 2525).items():
+    for name, value in alert_secrets("https://hooks.example.com/services/" + TOKEN, 2525).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv(env_name(SMTP_STARTTLS_KEY), "true")
 
@@ -560,7 +443,7 @@ def outbox(result: JobRunResult) -> list[dict[str, Any]]:
 
 def _alerted_run(job_key: str, runs_root: Path) -> AlertedRun:
     with serving_hook() as served_hook, serving_smtp() as served_smtp:
-        result = _run(job_key, runs_root, _secrets(served_hook.url, served_smtp.port))
+        result = _run(job_key, runs_root, alert_secrets(served_hook.url, served_smtp.port))
         return AlertedRun(result, outbox(result), served_hook.payloads(),
                           served_smtp.mailbox.messages(),
                           [list(e.rcpt_tos) for e in served_smtp.mailbox.envelopes])
@@ -672,8 +555,8 @@ def test_sla_breach_is_posted_and_mailed_once(slow_run: AlertedRun) -> None:
 def test_down_channels_leave_the_run_and_its_outbox_as_they_were(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hook_port, smtp_port = _free_port(), _free_port()
-    env = _secrets(f"http://127.0.0.1:{hook_port}/services/{TOKEN}", smtp_port)
+    hook_port, smtp_port = free_port(), free_port()
+    env = alert_secrets(f"http://127.0.0.1:{hook_port}/services/{TOKEN}", smtp_port)
 
     with caplog.at_level(logging.DEBUG):
         result = _run("failing_notify_job", tmp_path / "runs", env)

@@ -44,11 +44,11 @@ def test_summary_under_a_dbu_model_prices_each_task_and_the_run(
     summary = build_run_summary(result, job=None, target="cluster", code_version="v",
                                 cost_model=model)
     assert {t["task_key"]: t["cost_usd"] for t in summary["tasks"]} == {
-        key: round(2.0 * 3.0 * run.duration_seconds / 3600 * 0.5, 6)
+        key: round(2.0 * 3.0 * (run.duration_seconds / 3600) * 0.5, 6)
         for key, run in result.tasks.items()
     }
     assert summary["totals"]["cost_usd"] == round(
-        2.0 * 3.0 * result.duration_seconds / 3600 * 0.5, 6)
+        2.0 * 3.0 * (result.duration_seconds / 3600) * 0.5, 6)
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -218,6 +218,27 @@ def _publish_gold(args: Mapping[str, Any]) -> StepLineage:
     )
 
 
+def _run_watchdog(args: Mapping[str, Any]) -> StepLineage:
+    from medallion.quality.event_log import DQ_EVENT_LOG
+    from medallion.quality.spec import load_specs
+    from medallion.quality.watchdog import watched_specs
+
+    lakehouse: Lakehouse = args["lakehouse"]
+    root = lakehouse.storage_root
+    watched = dict.fromkeys([
+        *(spec.dataset for spec in watched_specs(args["datasets"])),
+        *(table for layer in args["suite_layers"] for table in sorted(load_specs(layer))),
+    ])
+    return StepLineage(
+        job_name="dq_watchdog",
+        storage_root=root,
+        inputs=tuple(table_ref(root, table) for table in watched),
+        outputs=(table_ref(root, DQ_EVENT_LOG),),
+        lakehouse=lakehouse,
+        rows_written=lambda result: {DQ_EVENT_LOG: len(result.checks)},
+    )
+
+
 STEPS: dict[str, Callable[[Mapping[str, Any]], StepLineage]] = {
     "load_bronze": _load_bronze,
     "update_silver": _update_silver,
@@ -232,6 +253,7 @@ STEPS: dict[str, Callable[[Mapping[str, Any]], StepLineage]] = {
     ),
     **{step: _ingest(step) for step in _INGEST_SOURCES},
     "publish_gold": _publish_gold,
+    "run_watchdog": _run_watchdog,
 }
 """Step function name -> its lineage declaration."""
 

@@ -189,7 +189,21 @@ def run_breaker(
     run_date: date | None = None,
     tables: Sequence[str] | None = None,
 ) -> BreakerResult:
-    """Validate every table of ``layer`` with its GE suite; raise when a critical check fails.
+    """Validate every table of ``layer`` with its GE suite; raise when a critical check fails."""
+    result = validate_layer(lakehouse, layer, run_date=run_date, tables=tables)
+    if not result.passed:
+        raise ExpectationFailed(result.failure_message())
+    return result
+
+
+def validate_layer(
+    lakehouse: Lakehouse,
+    layer: str,
+    *,
+    run_date: date | None = None,
+    tables: Sequence[str] | None = None,
+) -> BreakerResult:
+    """Every check of ``layer``'s GE suites, failed or not (the watchdog reports, not raises).
 
     One table at a time: GE's query expectations register the batch under a temp-view name of
     its own choosing, so two validations in one Spark session would read each other's rows.
@@ -213,8 +227,6 @@ def run_breaker(
             rows.update(table_rows)
     result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows)
     LOG.info("DQ breaker %s: %s", layer, result.summary())
-    if not result.passed:
-        raise ExpectationFailed(result.failure_message())
     return result
 
 

@@ -1,6 +1,8 @@
 """The DQ event log: one ``flow_progress`` row per checked dataset and run, as DLT's event log has.
 
-Grain: one row per (run_id, job, task, dataset) check; key ``id`` (a UUID).
+Grain: one row per (run_id, job, task, dataset) check; key ``id`` (a UUID). The hourly watchdog
+(``medallion.quality.watchdog``) appends its checks to the same log as ``watchdog_check`` events,
+one per (run, dataset, check); readers of the DLT metrics select ``event_type = 'flow_progress'``.
 """
 
 from __future__ import annotations
@@ -58,16 +60,20 @@ def append_dq_event(
         EVENT_TYPE,
         json.dumps(metrics.to_flow_progress(dataset), sort_keys=True),
     )
-    events = lakehouse.spark.createDataFrame([event], DQ_EVENT_SCHEMA)
+    write_events(lakehouse, lakehouse.spark.createDataFrame([event], DQ_EVENT_SCHEMA))
+    record_dq_check(metrics, dataset=dataset, layer=layer)
+
+
+def write_events(lakehouse: Lakehouse, events: DataFrame) -> None:
+    """Append ``events`` (``DQ_EVENT_SCHEMA``) to the DQ event log."""
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             lakehouse.write(events, DQ_EVENT_LOG, mode="append")
-            break
+            return
         except Exception as exc:
             # Parallel tasks may create the log at once; Delta lets one win and the others retry.
             if attempt == _WRITE_ATTEMPTS or not _is_concurrent_write(exc):
                 raise
-    record_dq_check(metrics, dataset=dataset, layer=layer)
 
 
 def read_dq_events(lakehouse: Lakehouse, dataset: str | None = None) -> DataFrame:

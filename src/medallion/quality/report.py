@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
-from medallion.quality.event_log import DQ_EVENT_LOG
+from medallion.quality.event_log import DQ_EVENT_LOG, EVENT_TYPE
 
 DETAILS_SCHEMA = (
     "STRUCT<flow_progress: STRUCT<metrics: STRUCT<num_output_rows: BIGINT>, "
@@ -61,7 +61,7 @@ def quarantine_counts(spark: SparkSession, tables: list[str]) -> list[RuleCount]
 
 def pass_rates(spark: SparkSession, event_log: str = DQ_EVENT_LOG) -> list[PassRate]:
     """Per dataset, from the DQ event log: rows checked, rows passing every rule, worst rules."""
-    events = spark.table(event_log).select(
+    events = spark.table(event_log).where(sf.col("event_type") == EVENT_TYPE).select(
         "dataset", sf.from_json("details", DETAILS_SCHEMA).alias("d")
     )
     progress = sf.col("d.flow_progress")

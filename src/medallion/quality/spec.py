@@ -92,6 +92,28 @@ class Checks:
 
 
 @dataclass(frozen=True)
+class VolumeWatch:
+    """The run date's row count over the trailing days' median must lie in [min, max ratio].
+
+    Days of the window without rows are left out of the median; with fewer than
+    ``min_history_days`` days the check is skipped (a new table has no normal yet).
+    """
+
+    window_days: int = 7
+    min_history_days: int = 2
+    min_ratio: float = 0.5
+    max_ratio: float = 2.0
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the hourly ``dq_watchdog`` job checks on a table (``medallion.quality.watchdog``)."""
+
+    freshness_hours: float | None = None
+    volume: VolumeWatch | None = None
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One table's spec: sources, keys, sequence, transformations, lookups and expectations."""
 
@@ -105,6 +127,7 @@ class TableSpec:
     transformations: Transformations = field(default_factory=Transformations)
     expectations: tuple[Expectation, ...] = ()
     checks: Checks = field(default_factory=Checks)
+    watch: Watch = field(default_factory=Watch)
 
     def __post_init__(self) -> None:
         if not self.quarantine_table:
@@ -335,6 +358,16 @@ def _build(document: Mapping[str, Any]) -> TableSpec:
         ),
         expectations=expectations,
         checks=Checks(min_rows=checks.get("min_rows"), max_rows=checks.get("max_rows")),
+        watch=_watch(document.get("watch") or {}),
+    )
+
+
+def _watch(document: Mapping[str, Any]) -> Watch:
+    """The watchdog's settings; a ``volume`` mapping without keys takes every default."""
+    volume = document.get("volume")
+    return Watch(
+        freshness_hours=document.get("freshness_hours"),
+        volume=None if volume is None else VolumeWatch(**volume),
     )
 
 
@@ -363,6 +396,16 @@ def _place_issues(spec: TableSpec, tree: Node, spec_file: Path) -> list[BundleIs
             f"found {spec.dataset!r}"
         )
         issues.append(BundleIssue(tree.file, _line(tree, ["dataset"]), "dataset", message))
+    volume = spec.watch.volume
+    if volume is not None and volume.min_ratio > volume.max_ratio:
+        issues.append(
+            BundleIssue(
+                tree.file,
+                _line(tree, ["watch", "volume", "max_ratio"]),
+                "watch.volume.max_ratio",
+                f"expected max_ratio >= min_ratio ({volume.min_ratio}), found {volume.max_ratio}",
+            )
+        )
     bounds = spec.checks
     if (
         bounds.min_rows is not None

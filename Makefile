@@ -60,8 +60,9 @@ lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(VENV)/bin/mypy src
 
-bench: setup  ## runner overhead per task; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
+bench: setup  ## runner overhead per task; lineage+MLflow overhead; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
 	$(PY) -m benchmarks.runner_overhead
+	$(PY) -m benchmarks.observability_overhead
 	$(PY) -m benchmarks.dq_engine --scale $(or $(BENCH_SCALE),1.0)
 
 clean:  ## remove local state (keeps .venv and the jar cache)

@@ -482,9 +482,9 @@ def test_a_stale_lakehouse_breaches_freshness_and_alerts_slack_and_email(
     assert states(record) == {"watch_tables": "FAILED"}
     [task] = record["tasks"]
     assert task["error_class"] == "ExpectationFailed"
-    assert sorted(line.split(" (observed")[0] for line in task["error"].splitlines()
-                  if "freshness failed" in line) == [
-        f"{name}: freshness failed" for name in sorted(WATCHED)]
+    breached = [line.strip().split(" (observed")[0]
+                for line in task["error_message"].splitlines() if "freshness failed" in line]
+    assert sorted(breached) == [f"{name}: freshness failed" for name in sorted(WATCHED)]
     assert [event for event in watchdog_events(spark, source_world, record["run_id"])
             if event[2] == "freshness"] == [
         (name, "freshness", "freshness", "failed") for name in sorted(WATCHED)]

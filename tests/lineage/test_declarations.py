@@ -9,12 +9,13 @@ import pytest
 from medallion.lineage.columns import PlanUnreadable, column_lineage_of_plan
 from medallion.lineage.steps import STEPS
 from medallion.pipelines import bronze, fx_rates, gold, ingest, publish, silver
+from medallion.quality import breaker, watchdog
 
 
 def test_the_wrapped_steps_are_exactly_the_declared_ones() -> None:
     wrapped = {
         name
-        for module in (bronze, silver, gold, fx_rates, ingest, publish)
+        for module in (bronze, silver, gold, fx_rates, ingest, publish, breaker, watchdog)
         for name, function in inspect.getmembers(module, inspect.isfunction)
         if function.__module__ == module.__name__ and hasattr(function, "__wrapped__")
     }

@@ -16,7 +16,7 @@ import pytest
 
 from medallion.devstack.fx_api import FxApiServer
 from medallion.errors import ConfigError, SourceUnavailable
-from medallion.lineage.transport import URL_ENV
+from medallion.lineage.transport import ENABLED_ENV, URL_ENV
 from medallion.pipelines import StepResult, fx_rates, ingest
 from medallion.pipelines.fx_rates import ingest_fx_rates
 from medallion.raw.landing import read_manifest
@@ -114,6 +114,22 @@ def test_file_transport_appends_json_lines_under_the_storage_root(
     ingest_fx_rates(tmp_path, DAY, fx_api.url)
 
     assert stable(read_events(tmp_path)) == expected_ingest_events(tmp_path, fx_api.url)
+
+
+def test_lineage_off_emits_nothing_and_the_step_runs_as_before(
+    receiver: LineageReceiver, fx_api: FxApiServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(URL_ENV, receiver.url)
+    monkeypatch.setenv(ENABLED_ENV, "off")
+
+    result = ingest_fx_rates(tmp_path, DAY, fx_api.url)
+
+    load = tmp_path / "raw" / "fx_rates" / "load_dt=2026-11-02"
+    assert (result.target, result.rows_written) == (str(load), read_manifest(load).row_count)
+    assert result.rows_written > 0
+    assert receiver.received == []
+    assert not (tmp_path / "_lineage").exists()
 
 
 def test_a_broken_transport_never_fails_the_step(

@@ -34,7 +34,7 @@ from medallion.lineage.events import (
 )
 from medallion.lineage.observe import Observations, current_observations, observing
 from medallion.lineage.steps import DatasetRef, StepLineage, declare
-from medallion.lineage.transport import client_for
+from medallion.lineage.transport import client_for, lineage_enabled
 from medallion.runtime import task_context
 
 __all__ = ["lineage_job"]
@@ -80,6 +80,8 @@ def _start(
     step: str, signature: inspect.Signature, args: Any, kwargs: Any
 ) -> tuple[StepRun, OpenLineageClient] | None:
     """Declare the run and emit START; None (lineage off for this call) when that fails."""
+    if not lineage_enabled():
+        return None
     try:
         call = signature.bind(*args, **kwargs)
         call.apply_defaults()

@@ -218,6 +218,27 @@ def _publish_gold(args: Mapping[str, Any]) -> StepLineage:
     )
 
 
+def _run_breaker(args: Mapping[str, Any]) -> StepLineage:
+    """A layer's DQ breaker reads the layer's tables (and its lookups' tables), writes nothing."""
+    from medallion.quality.spec import load_specs
+
+    lakehouse: Lakehouse = args["lakehouse"]
+    specs = load_specs(args["layer"])
+    chosen = [specs[name] for name in (args["tables"] or sorted(specs))]
+    tables = dict.fromkeys([
+        *(spec.dataset for spec in chosen),
+        *(lookup.table for spec in chosen for lookup in spec.lookups),
+    ])
+    root = lakehouse.storage_root
+    return StepLineage(
+        job_name=f"dq_breaker.{args['layer']}",
+        storage_root=root,
+        inputs=tuple(table_ref(root, table) for table in tables),
+        outputs=(),
+        lakehouse=lakehouse,
+    )
+
+
 def _run_watchdog(args: Mapping[str, Any]) -> StepLineage:
     from medallion.quality.event_log import DQ_EVENT_LOG
     from medallion.quality.spec import load_specs
@@ -253,6 +274,7 @@ STEPS: dict[str, Callable[[Mapping[str, Any]], StepLineage]] = {
     ),
     **{step: _ingest(step) for step in _INGEST_SOURCES},
     "publish_gold": _publish_gold,
+    "run_breaker": _run_breaker,
     "run_watchdog": _run_watchdog,
 }
 """Step function name -> its lineage declaration."""

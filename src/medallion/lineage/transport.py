@@ -7,6 +7,7 @@
   ``HttpTransport`` POSTing to ``<url>/api/v1/lineage`` (``MEDALLION_LINEAGE_ENDPOINT`` to
   change the path), with the API key from the secret ``lineage-api-key`` when there is one.
   Few, short retries: a lineage backend that is down must not hold a step up for long.
+- ``MEDALLION_LINEAGE=off``: no events (the overhead benchmark's baseline).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from openlineage.client.client import Event
     from openlineage.client.transport.transport import Transport
 
+ENABLED_ENV = "MEDALLION_LINEAGE"  # "off" turns lineage off (benchmarks measure it so)
 URL_ENV = "MEDALLION_LINEAGE_URL"
 OPENLINEAGE_URL_ENV = "OPENLINEAGE_URL"
 ENDPOINT_ENV = "MEDALLION_LINEAGE_ENDPOINT"
@@ -58,6 +60,11 @@ class LockedFileTransport(FileTransport):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(self.path.with_name(f"{self.path.name}.lock")):
             super().emit(event)
+
+
+def lineage_enabled() -> bool:
+    """False when ``MEDALLION_LINEAGE`` is ``off`` (or ``false``, ``0``): no events at all."""
+    return os.environ.get(ENABLED_ENV, "").strip().lower() not in {"off", "false", "0"}
 
 
 def lineage_url() -> str:

@@ -22,6 +22,7 @@ from sqlglot import exp
 
 from medallion.errors import ExpectationFailed
 from medallion.lakehouse import Lakehouse
+from medallion.lineage import lineage_job
 from medallion.quality.engine import Action
 from medallion.quality.spec import TableSpec, load_specs
 
@@ -182,6 +183,7 @@ def build_suite(
     return items
 
 
+@lineage_job
 def run_breaker(
     lakehouse: Lakehouse,
     layer: str,

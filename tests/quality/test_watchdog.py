@@ -37,15 +37,19 @@ def days_back(*counts: int) -> dict[date, int]:
 
 
 @pytest.mark.parametrize(("counts", "status", "observed"), [
-    (days_back(100, 110, 90, 100), Status.PASSED, "100 rows = 1.00x median 100"),
-    (days_back(100, 110, 90, 30), Status.FAILED, "30 rows = 0.30x median 100"),
-    (days_back(100, 110, 90, 250), Status.FAILED, "250 rows = 2.50x median 100"),
-    (days_back(100, 110, 90, 0), Status.FAILED, "0 rows = 0.00x median 100"),
+    (days_back(100, 110, 90, 100), Status.PASSED, "100 rows on 2026-11-10 = 1.00x median 100"),
+    (days_back(100, 110, 90, 30), Status.FAILED, "30 rows on 2026-11-10 = 0.30x median 100"),
+    (days_back(100, 110, 90, 250), Status.FAILED, "250 rows on 2026-11-10 = 2.50x median 100"),
+    # Not loaded yet today: the newest loaded day is checked (a late load is freshness's).
+    (days_back(100, 110, 90, 0), Status.PASSED, "90 rows on 2026-11-09 = 0.86x median 105"),
+    ({**days_back(100, 110, 90), RUN_DATE + timedelta(days=1): 5}, Status.PASSED,
+     "90 rows on 2026-11-10 = 0.86x median 105"),
     # The fifth day back is outside the three-day window; an empty day is no history.
-    (days_back(5000, 0, 0, 80, 40), Status.SKIPPED, "40 rows, 1 earlier day(s)"),
-    (days_back(40), Status.SKIPPED, "40 rows, 0 earlier day(s)"),
+    (days_back(5000, 0, 0, 80, 40), Status.SKIPPED, "40 rows on 2026-11-10, 1 earlier day(s)"),
+    (days_back(40), Status.SKIPPED, "40 rows on 2026-11-10, 0 earlier day(s)"),
+    ({}, Status.SKIPPED, "0 rows on 2026-11-10, 0 earlier day(s)"),
 ])
-def test_volume_compares_the_run_date_with_the_trailing_median(
+def test_volume_compares_the_newest_loaded_day_with_the_trailing_median(
         counts: dict[date, int], status: Status, observed: str) -> None:
     check = volume_check("bronze.x", WATCH, counts, RUN_DATE)
     assert (check.status, check.observed) == (status, observed)
@@ -121,8 +125,8 @@ def test_a_run_logs_every_check_and_fails_naming_each_breach(
         "under 26 h old)\n"
         "  bronze.fx_rates: freshness failed (observed 30 h old, expected newest _ingest_ts "
         "under 26 h old)\n"
-        "  bronze.fx_rates: volume failed (observed 4 rows = 0.40x median 10, expected 0.9x to "
-        "1.1x the median of the trailing days)"
+        "  bronze.fx_rates: volume failed (observed 4 rows on 2026-11-10 = 0.40x median 10, "
+        "expected 0.9x to 1.1x the median of the trailing days)"
     )
     events = read_dq_events(lakehouse).where("event_type = 'watchdog_check'")
     logged = sorted(
@@ -147,7 +151,7 @@ def test_a_healthy_table_passes_and_is_logged(spark: SparkSession, tmp_path: Pat
 
     assert [(c.check, c.status, c.observed) for c in result.checks] == [
         ("freshness", Status.PASSED, "1 h old"),
-        ("volume", Status.PASSED, "10 rows = 1.00x median 10"),
+        ("volume", Status.PASSED, "10 rows on 2026-11-10 = 1.00x median 10"),
     ]
     assert result.summary()["by_kind"] == {
         "freshness": {"passed": 1, "failed": 0, "warned": 0, "skipped": 0},

@@ -4,10 +4,10 @@ Three kinds of check, each from the table's spec (``config/dq/<layer>/<table>.ym
 
 - **freshness** (``watch.freshness_hours``): the age of the table's newest ``_ingest_ts`` at
   ``as_of`` must be under the SLA. An empty or missing table is stale.
-- **volume** (``watch.volume``): the run date's row count (its ``_proc_date`` partition) over the
-  median of the trailing ``window_days`` days that have rows must lie in ``[min_ratio,
-  max_ratio]``. With fewer than ``min_history_days`` such days the check is skipped: a new table
-  has no normal yet.
+- **volume** (``watch.volume``): the row count of the newest loaded ``_proc_date`` up to the run
+  date, over the median of the ``window_days`` days before it that have rows, must lie in
+  ``[min_ratio, max_ratio]``. With fewer than ``min_history_days`` such days the check is
+  skipped: a new table has no normal yet.
 - **suite**: the Great Expectations suites of silver and gold (the DQ breaker's, built from the
   same specs), re-run on the whole tables. Only critical expectations breach.
 
@@ -130,20 +130,27 @@ def freshness_check(spec: TableSpec, newest: datetime | None, as_of: datetime) -
 
 def volume_check(dataset: str, watch: VolumeWatch, counts: Mapping[date, int],
                  run_date: date) -> WatchCheck:
-    """The run date's count against the trailing window's median, from counts per day."""
-    window = [counts[day] for day in _days_before(run_date, watch.window_days)
-              if counts.get(day)]
-    today = counts.get(run_date, 0)
+    """The newest loaded day's count (up to ``run_date``) against the trailing days' median.
+
+    The newest day with rows, not ``run_date`` itself: an hourly run before the day's load
+    would otherwise report every table at zero. A load that is late is the freshness check's
+    breach, so it is reported once, by the check that knows why.
+    """
+    loaded = [day for day, rows in counts.items() if rows and day <= run_date]
+    day = max(loaded, default=run_date)
+    rows = counts.get(day, 0)
+    window = [counts[earlier] for earlier in _days_before(day, watch.window_days)
+              if counts.get(earlier)]
     expected = f"{watch.min_ratio:g}x to {watch.max_ratio:g}x the median of the trailing days"
     if len(window) < watch.min_history_days:
         return WatchCheck(dataset, "volume", "volume", Status.SKIPPED,
-                          f"{today} rows, {len(window)} earlier day(s)",
+                          f"{rows} rows on {day}, {len(window)} earlier day(s)",
                           f"at least {watch.min_history_days} earlier day(s) with rows")
     median = statistics.median(window)
-    ratio = today / median
+    ratio = rows / median
     status = Status.PASSED if watch.min_ratio <= ratio <= watch.max_ratio else Status.FAILED
     return WatchCheck(dataset, "volume", "volume", status,
-                      f"{today} rows = {ratio:.2f}x median {median:g}", expected)
+                      f"{rows} rows on {day} = {ratio:.2f}x median {median:g}", expected)
 
 
 def suite_check(check: BreakerCheck) -> WatchCheck:

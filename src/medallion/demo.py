@@ -40,6 +40,7 @@ INGEST_JOB = "ingest_daily_sources"
 BUILD_JOB = "build_analytics"
 WATCHDOG_JOB = "dq_watchdog"
 WATCHDOG_TASK = "watch_tables"
+LINEAGE_TABLE = "gold.fact_customer_360"
 PUBLISH_TASKS = ("publish_snowflake", "publish_redshift")
 INGEST_LOOPS = {
     "ingest_snowflake_orders": "snowflake/orders",
@@ -218,7 +219,22 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
     _summary(console, [*results, *child_runs(bundle_root / "runs", results)], sources, summary,
              facts)
     _watchdog_summary(console, watchdog)
+    _lineage_picture(console, storage_root)
     return watchdog.exit_code
+
+
+def _lineage_picture(console: Console, storage_root: Path) -> None:
+    """Draw gold.fact_customer_360's upstream lineage beside the events it comes from."""
+    from medallion.lineage.graph import read_lineage
+    from medallion.lineage.picture import write_picture
+
+    graph, _ = read_lineage(storage_root)
+    dataset = graph.find(LINEAGE_TABLE)
+    path = storage_root / "_lineage" / f"{LINEAGE_TABLE}.svg"
+    write_picture(graph.upstream(dataset), dataset, path)
+    console.print(f"lineage of {LINEAGE_TABLE}: {path} (`.venv/bin/medallion lineage show "
+                  f"{LINEAGE_TABLE}` prints it); run records: `.venv/bin/mlflow ui "
+                  f"--backend-store-uri sqlite:///{storage_root}/_system/mlflow/mlflow.db`")
 
 
 def _watchdog_summary(console: Console, result: JobRunResult) -> None:

@@ -29,6 +29,7 @@ from medallion.devstack import stack
 from medallion.generate import GeneratorConfig, generate
 from medallion.generate.load import load_day
 from medallion.jobs import RunOptions, run_job
+from medallion.jobs.engine import RunObserver
 from medallion.jobs.model import parse_job
 from medallion.lineage.transport import ENABLED_ENV
 from medallion.runs.recorder import RunRecorder
@@ -41,12 +42,12 @@ def run_once(root: Path, runs_root: Path, *, observed: bool) -> float:
     """Wall seconds of one full-refresh ``build_analytics`` run; raises if it failed."""
     bundle = load_bundle(repo_root(), variables={"storage_root": str(root)})
     jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
-    recorder = RunRecorder.for_bundle(bundle) if observed else None
+    observer = RunRecorder.for_bundle(bundle) if observed else RunObserver()
     if observed:
         os.environ.pop(ENABLED_ENV, None)
     else:
         os.environ[ENABLED_ENV] = "off"
-    options = RunOptions(runs_root=runs_root, max_parallel=5, observer=recorder, jobs=jobs)
+    options = RunOptions(runs_root=runs_root, max_parallel=5, observer=observer, jobs=jobs)
     started = time.monotonic()
     result = run_job(jobs["build_analytics"],
                      {"run_date": DAY.isoformat(), "full_refresh": "true"}, options)

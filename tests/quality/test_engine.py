@@ -227,6 +227,82 @@ def test_all_rules_are_counted_in_one_aggregation(spark: SparkSession) -> None:
     assert _jobs_of(spark, "dq-twelve-rules", frame, many) == baseline
 
 
+def test_counting_while_writing_the_quarantine_gives_the_eager_counts_and_rows(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    rows = orders(
+        spark,
+        ("o1", 5, "placed"),
+        (None, 7, "placed"),
+        ("o3", -2, "lost"),
+        ("o4", 5000, "shipped"),
+        (None, None, None),
+        ("o6", 9, "lost"),
+    )
+    rules = [ORDER_ID, AMOUNT, SMALL, STATUS]
+    eager = check_expectations(rows, rules, dataset="silver.orders", run_id="r1")
+    target = str(tmp_path / "quarantine")
+
+    def write(quarantined: DataFrame) -> None:
+        quarantined.write.format("delta").mode("overwrite").save(target)
+
+    counted = check_expectations(
+        rows, rules, dataset="silver.orders", run_id="r1", write_quarantine=write
+    )
+
+    assert counted.metrics == eager.metrics
+    assert (counted.metrics.rows_in, counted.metrics.rows_quarantined) == (6, 2)
+    assert counted.metrics.dropped_by_rule == {AMOUNT.name: 1, SMALL.name: 1}
+    assertDataFrameEqual(spark.read.format("delta").load(target), eager.quarantined)
+    assertDataFrameEqual(counted.valid, eager.valid)
+
+
+def test_a_fail_rule_raises_before_the_quarantine_is_written(spark: SparkSession) -> None:
+    written: list[DataFrame] = []
+    rows = orders(spark, (None, 0, "placed"), ("o2", 4, "placed"))
+
+    with pytest.raises(ExpectationsFailed, match="amount_positive"):
+        check_expectations(
+            rows,
+            [ORDER_ID, POSITIVE],
+            dataset="silver.orders",
+            run_id="r1",
+            write_quarantine=written.append,
+        )
+    assert written == []
+
+    passing = orders(spark, (None, 3, "placed"), ("o2", 4, "placed"))
+    checked = check_expectations(
+        passing, [ORDER_ID, POSITIVE], dataset="silver.orders", run_id="r1",
+        write_quarantine=written.append,
+    )
+    assert len(written) == 1
+    assertDataFrameEqual(written[0], checked.quarantined)
+
+
+def test_counting_while_writing_needs_no_job_besides_the_write(spark: SparkSession) -> None:
+    frame = orders(spark, ("o1", 5, "placed"), (None, -1, "lost")).repartition(2)
+    rules = [ORDER_ID, AMOUNT, STATUS]
+    context = spark.sparkContext
+    adaptive = spark.conf.get("spark.sql.adaptive.enabled") or "true"
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    try:
+        context.setJobGroup("dq-while-writing", "dq-while-writing")
+        checked = check_expectations(
+            frame,
+            rules,
+            dataset="silver.orders",
+            run_id="r1",
+            write_quarantine=lambda rows: rows.write.format("noop").mode("overwrite").save(),
+        )
+        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", adaptive)
+
+    assert len(context.statusTracker().getJobIdsForGroup("dq-while-writing")) == 1
+    assert (checked.metrics.rows_in, checked.metrics.rows_quarantined) == (2, 1)
+
+
 def test_quality_code_uses_only_dataframe_apis() -> None:
     """No RDD or SparkContext: the package must also run under Spark Connect."""
     package = Path(__file__).resolve().parents[2] / "src" / "medallion" / "quality"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as sf
 
 from medallion.lakehouse import Lakehouse
@@ -110,20 +110,34 @@ def update_silver(
     prepared = spec.apply_transformations(table.prepare(bronze))
     lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
     task_name = task or dataset.split(".")[1]
-    # Checked, quarantined, marked, counted and merged: the input and the marked rows are each
-    # computed once, not once per action.
+    # Checked and quarantined in one pass (the counts are taken while the quarantine is written),
+    # then marked, counted and merged: the input and the marked rows are each computed once.
     looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
     with computed_once(looked_up_rows, keep=table.persist) as looked_up:
         checked = check_and_log(
-            lakehouse, looked_up, spec, run_id=run_id, job=job, task=task_name
+            lakehouse,
+            looked_up,
+            spec,
+            run_id=run_id,
+            job=job,
+            task=task_name,
+            write_quarantine=lambda rows: _write_quarantine(
+                lakehouse, spec, rows, run_date, full_refresh
+            ),
         )
-        _write_quarantine(lakehouse, spec, checked.quarantined, run_date, full_refresh)
         with computed_once(table.mark_versions(checked.valid), keep=table.persist) as marked:
-            drops = _count_drop_rules(marked)
-            kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
             if full_refresh or not lakehouse.exists(dataset):
+                # The dedupe counts come from the write's own pass.
+                observation = Observation()
+                observed = marked.observe(observation, *_drop_rule_counts())
+                kept = observed.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
                 lakehouse.write(kept, dataset, mode="overwrite")
+                drops = {rule: int(observation.get[rule]) for rule in DROP_RULES}
             else:
+                # A separate count: MERGE runs its source as SQL over a temporary view, where
+                # a Spark Connect client cannot observe it.
+                drops = _count_drop_rules(marked)
+                kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
                 lakehouse.merge(
                     kept,
                     dataset,
@@ -152,14 +166,16 @@ def _bronze_rows(lakehouse: Lakehouse, table: str, run_date: date | None) -> Dat
     return rows.where(sf.col(PROC_DATE) == sf.lit(run_date))
 
 
+def _drop_rule_counts() -> list[Column]:
+    """Per dedupe rule, the rows it marks, as aggregates (every rule present, 0 when none)."""
+    return [
+        sf.count_if(sf.col(DROP_RULE_COLUMN) == sf.lit(rule)).alias(rule) for rule in DROP_RULES
+    ]
+
+
 def _count_drop_rules(marked: DataFrame) -> dict[str, int]:
-    """Rows marked by each dedupe rule (every rule present, 0 when none), in one aggregation."""
-    counts = marked.agg(
-        *(
-            sf.count_if(sf.col(DROP_RULE_COLUMN) == sf.lit(rule)).alias(rule)
-            for rule in DROP_RULES
-        )
-    ).first()
+    """Rows marked by each dedupe rule, in one aggregation."""
+    counts = marked.agg(*_drop_rule_counts()).first()
     return {rule: int(counts[rule]) if counts is not None else 0 for rule in DROP_RULES}
 
 

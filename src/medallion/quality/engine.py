@@ -8,12 +8,12 @@ unchanged under Spark Connect.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from pyspark.sql import Column
+from pyspark.sql import Column, Observation
 from pyspark.sql import functions as sf
 
 from medallion.errors import ExpectationFailed, SpecError
@@ -79,17 +79,45 @@ def check_expectations(
     dataset: str,
     run_id: str,
     key_columns: Sequence[str] = (),
+    write_quarantine: Callable[[DataFrame], None] | None = None,
 ) -> CheckedFrame:
     """Check every rule in one pass; raise ``ExpectationsFailed`` when an ``expect_or_fail`` fails.
 
     ``valid`` has the input's columns; ``quarantined`` adds ``_errors`` (every rule the row failed,
     spec order) and ``_run_id`` (this run's, replacing an input column of that name); ``dropped``
     adds ``_errors`` and ``_dropped_by``.
+
+    With ``write_quarantine``, the check also writes the quarantined rows through it, and takes its
+    counts in that write's own pass over the input (``DataFrame.observe``), so no separate
+    counting pass is needed. With an ``expect_or_fail`` rule it counts first instead, so that a
+    failing rule raises before anything is written.
     """
     _require_unique_names(expectations, dataset)
     columns = frame.columns
     annotated = _annotate(frame, expectations)
-    metrics = _count(annotated, expectations, dataset)
+    is_valid = ~sf.col(_QUARANTINED) & sf.col(_DROPPED_BY).isNull()
+    is_dropped = ~sf.col(_QUARANTINED) & sf.col(_DROPPED_BY).isNotNull()
+    kept = [name for name in columns if name not in (ERRORS_COLUMN, RUN_ID_COLUMN)]
+
+    def quarantined_rows(rows: DataFrame) -> DataFrame:
+        return rows.where(sf.col(_QUARANTINED)).select(
+            *_columns(kept),
+            _failed_rules(expectations).alias(ERRORS_COLUMN),
+            sf.lit(run_id).cast("string").alias(RUN_ID_COLUMN),
+        )
+
+    has_fail_rules = any(rule.action is Action.FAIL for rule in expectations)
+    counted_while_writing = False
+    if write_quarantine is not None and not has_fail_rules:
+        observation = Observation()
+        # The observed node sits below the filter, so it sees every input row.
+        observed = annotated.observe(observation, *_count_columns(expectations))
+        write_quarantine(quarantined_rows(observed))
+        counts = observation.get
+        counted_while_writing = True
+    else:
+        counts = annotated.agg(*_count_columns(expectations)).collect()[0].asDict()
+    metrics = _metrics(counts, expectations, dataset)
     metrics.check_conservation()
     failing = [
         rule for rule in expectations
@@ -100,16 +128,11 @@ def check_expectations(
             _failure_message(annotated, expectations, failing, metrics, dataset, key_columns),
             metrics,
         )
-    is_valid = ~sf.col(_QUARANTINED) & sf.col(_DROPPED_BY).isNull()
-    is_dropped = ~sf.col(_QUARANTINED) & sf.col(_DROPPED_BY).isNotNull()
-    kept = [name for name in columns if name not in (ERRORS_COLUMN, RUN_ID_COLUMN)]
+    if write_quarantine is not None and not counted_while_writing:  # counted first: fail rules
+        write_quarantine(quarantined_rows(annotated))
     return CheckedFrame(
         valid=annotated.where(is_valid).select(*_columns(columns)),
-        quarantined=annotated.where(sf.col(_QUARANTINED)).select(
-            *_columns(kept),
-            _failed_rules(expectations).alias(ERRORS_COLUMN),
-            sf.lit(run_id).cast("string").alias(RUN_ID_COLUMN),
-        ),
+        quarantined=quarantined_rows(annotated),
         dropped=annotated.where(is_dropped).select(
             *_columns(name for name in columns if name not in (ERRORS_COLUMN, DROPPED_BY_COLUMN)),
             _failed_rules(expectations).alias(ERRORS_COLUMN),
@@ -226,28 +249,31 @@ def _names(expectations: Sequence[Expectation], action: Action) -> list[str]:
     return [rule.name for rule in expectations if rule.action is action]
 
 
-def _count(
-    annotated: DataFrame, expectations: Sequence[Expectation], dataset: str
-) -> DQMetrics:
-    """Every count of the check from one aggregation over the pass flags: one pass over the data."""
+def _count_columns(expectations: Sequence[Expectation]) -> list[Column]:
+    """Every count of the check as aggregates over the pass flags: one pass over the data."""
     quarantined = sf.col(_QUARANTINED)
     dropped_by = sf.col(_DROPPED_BY)
-    drop_rules = _names(expectations, Action.DROP)
-    aggregates = [
+    return [
         sf.count(sf.lit(1)).alias("rows_in"),
         sf.count_if(~quarantined & dropped_by.isNull()).alias("rows_valid"),
         sf.count_if(quarantined).alias("rows_quarantined"),
         *[
             sf.count_if(~quarantined & (dropped_by == sf.lit(name))).alias(f"dropped_{i}")
-            for i, name in enumerate(drop_rules)
+            for i, name in enumerate(_names(expectations, Action.DROP))
         ],
         *[
             sf.count_if(~sf.col(_ok_column(i))).alias(f"failed_{i}")
             for i in range(len(expectations))
         ],
     ]
-    counts = annotated.agg(*aggregates).collect()[0]
+
+
+def _metrics(
+    counts: Mapping[str, int], expectations: Sequence[Expectation], dataset: str
+) -> DQMetrics:
+    """The check's metrics from the values of ``_count_columns``."""
     rows_in = int(counts["rows_in"])
+    drop_rules = _names(expectations, Action.DROP)
     return DQMetrics(
         dataset=dataset,
         rows_in=rows_in,

@@ -18,6 +18,8 @@ from medallion.quality.metrics import DQMetrics
 from medallion.runs.dq import record_dq_check
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyspark.sql import DataFrame
 
     from medallion.lakehouse import Lakehouse
@@ -101,11 +103,21 @@ def check_and_log(
     run_id: str,
     job: str,
     task: str,
+    write_quarantine: Callable[[DataFrame], None] | None = None,
 ) -> CheckedFrame:
-    """Run ``spec``'s expectations on ``frame`` and log the metrics, also when a fail rule fires."""
+    """Run ``spec``'s expectations on ``frame`` and log the metrics, also when a fail rule fires.
+
+    ``write_quarantine``, when given, writes the quarantined rows in the check's own pass (see
+    ``check_expectations``).
+    """
     try:
         checked = check_expectations(
-            frame, spec.expectations, dataset=spec.dataset, run_id=run_id, key_columns=spec.keys
+            frame,
+            spec.expectations,
+            dataset=spec.dataset,
+            run_id=run_id,
+            key_columns=spec.keys,
+            write_quarantine=write_quarantine,
         )
     except ExpectationsFailed as failure:
         append_dq_event(lakehouse, failure.metrics, dataset=spec.dataset, layer=spec.layer,

@@ -2,8 +2,9 @@
 
 A rule is a Spark SQL predicate describing a VALID row; NULL counts as a failure. A row failing a
 quarantine rule is quarantined; else a row failing a drop rule is dropped (attributed to the first
-failing drop rule in spec order); else it is valid. Only DataFrame APIs are used, so the engine runs
-unchanged under Spark Connect.
+failing drop rule in spec order); else it is valid. Given the quarantine's writer, the counts are
+taken in that write's pass (``DataFrame.observe``) instead of a pass of their own. Only DataFrame
+APIs are used, so the engine runs unchanged under Spark Connect.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 from pyspark.errors import PySparkException
@@ -25,7 +25,7 @@ from medallion.errors import ConfigError
 from medallion.settings import jars_dir, on_databricks
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 REMOTE_ENV = "SPARK_REMOTE"
 
@@ -129,3 +129,20 @@ def computed_once(frame: DataFrame, *, keep: bool = True) -> Iterator[DataFrame]
         yield kept
     finally:
         kept.unpersist()
+
+
+def counted_while(
+    frame: DataFrame, aggregates: Sequence[Column], action: Callable[[DataFrame], None]
+) -> dict[str, Any]:
+    """Run ``action`` on ``frame`` and return ``aggregates`` over ``frame``, taken in that pass.
+
+    ``DataFrame.observe``: the counts ride along with the action (a write, typically), so they
+    need no pass of their own. ``action`` may filter or project what it is given; the aggregates
+    still see every row of ``frame``. Works under Spark Connect for actions run through the
+    DataFrame API (not for SQL over a temporary view of ``frame``).
+    """
+    from pyspark.sql import Observation
+
+    observation = Observation()
+    action(frame.observe(observation, *aggregates))
+    return dict(observation.get)

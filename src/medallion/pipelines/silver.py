@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 
 from medallion.lakehouse import Lakehouse
@@ -22,7 +22,7 @@ from medallion.pipelines import StepResult
 from medallion.quality.engine import add_lookups
 from medallion.quality.event_log import check_and_log
 from medallion.quality.spec import TableSpec, spec_for
-from medallion.spark import computed_once
+from medallion.spark import computed_once, counted_while
 from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES
 from medallion.transforms.silver.dim_customer import (
     DIM_CUSTOMER_COLUMNS,
@@ -128,11 +128,16 @@ def update_silver(
         with computed_once(table.mark_versions(checked.valid), keep=table.persist) as marked:
             if full_refresh or not lakehouse.exists(dataset):
                 # The dedupe counts come from the write's own pass.
-                observation = Observation()
-                observed = marked.observe(observation, *_drop_rule_counts())
-                kept = observed.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
-                lakehouse.write(kept, dataset, mode="overwrite")
-                drops = {rule: int(observation.get[rule]) for rule in DROP_RULES}
+                counts = counted_while(
+                    marked,
+                    _drop_rule_counts(),
+                    lambda rows: lakehouse.write(
+                        rows.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns),
+                        dataset,
+                        mode="overwrite",
+                    ),
+                )
+                drops = {rule: int(counts[rule]) for rule in DROP_RULES}
             else:
                 # A separate count: MERGE runs its source as SQL over a temporary view, where
                 # a Spark Connect client cannot observe it.

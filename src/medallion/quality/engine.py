@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from pyspark.sql import Column, Observation
+from pyspark.sql import Column
 from pyspark.sql import functions as sf
 
 from medallion.errors import ExpectationFailed, SpecError
 from medallion.quality.metrics import DQMetrics, ExpectationMetrics
+from medallion.spark import counted_while
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -110,11 +111,11 @@ def check_expectations(
     has_fail_rules = any(rule.action is Action.FAIL for rule in expectations)
     counted_while_writing = False
     if write_quarantine is not None and not has_fail_rules:
-        observation = Observation()
-        # The observed node sits below the filter, so it sees every input row.
-        observed = annotated.observe(observation, *_count_columns(expectations))
-        write_quarantine(quarantined_rows(observed))
-        counts = observation.get
+        counts = counted_while(
+            annotated,
+            _count_columns(expectations),
+            lambda rows: write_quarantine(quarantined_rows(rows)),
+        )
         counted_while_writing = True
     else:
         counts = annotated.agg(*_count_columns(expectations)).collect()[0].asDict()

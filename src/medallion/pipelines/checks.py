@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from medallion.errors import RawLoadsMissing
+from medallion.raw.build_record import BuildInputs, is_new, read_build_record
 from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest
 
 
@@ -33,7 +34,11 @@ def parse_sources(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class LandedSummary:
-    """Complete raw loads over some load dates: how many of those expected, files and rows."""
+    """Complete raw loads over some load dates: how many of those expected, files and rows.
+
+    ``new_loads`` and ``rows_new`` count the loads the last complete build of their date did
+    not read (``medallion.raw.build_record``): all of a date never built.
+    """
 
     dates: tuple[str, ...]
     by_source: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -57,6 +62,16 @@ class LandedSummary:
     def rows(self) -> int:
         """Rows of those loads."""
         return sum(counts["rows"] for counts in self.by_source.values())
+
+    @property
+    def new_loads(self) -> int:
+        """Loads that differ from what the last complete build of their date read."""
+        return sum(counts["new_loads"] for counts in self.by_source.values())
+
+    @property
+    def rows_new(self) -> int:
+        """Rows of those new loads."""
+        return sum(counts["rows_new"] for counts in self.by_source.values())
 
     @property
     def missing(self) -> list[str]:
@@ -85,6 +100,8 @@ class LandedSummary:
             "complete_loads": self.complete_loads,
             "files": self.files,
             "rows": self.rows,
+            "new_loads": self.new_loads,
+            "rows_new": self.rows_new,
             "missing": self.missing,
             "by_source": {name: dict(counts) for name, counts in self.by_source.items()},
         }
@@ -93,15 +110,16 @@ class LandedSummary:
 def landed_summary(
     storage_root: str | Path, sources: Iterable[str], dates: Iterable[str | date]
 ) -> LandedSummary:
-    """Complete loads, data files and rows of each source over ``dates``."""
+    """Complete loads, data files and rows of each source over ``dates``, and which are new."""
     raw_root = raw_zone(storage_root)
     wanted = [d if isinstance(d, date) else date.fromisoformat(d) for d in dates]
+    built: dict[date, BuildInputs | None] = {d: read_build_record(storage_root, d) for d in wanted}
     by_source: dict[str, dict[str, int]] = {}
     for spec in sources:
         source, _, entity_text = spec.partition("/")
         entity = entity_text or None
         complete = set(list_loads(raw_root, source, entity))
-        counts = {"loads": 0, "files": 0, "rows": 0}
+        counts = {"loads": 0, "files": 0, "rows": 0, "new_loads": 0, "rows_new": 0}
         for load_dt in wanted:
             if load_dt not in complete:
                 continue
@@ -109,5 +127,8 @@ def landed_summary(
             counts["loads"] += 1
             counts["files"] += len(manifest.files)
             counts["rows"] += manifest.row_count
+            if is_new(manifest, built[load_dt]):
+                counts["new_loads"] += 1
+                counts["rows_new"] += manifest.row_count
         by_source[spec] = counts
     return LandedSummary(tuple(d.isoformat() for d in wanted), by_source)

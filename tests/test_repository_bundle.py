@@ -55,7 +55,7 @@ def test_runner_parses_every_job() -> None:
             "silver_fx_rates", "silver_dq_breaker",
             "gold_fact_customer_360", "gold_orders_daily", "gold_fx_daily_change",
             "gold_dq_breaker", "publish_snowflake", "publish_redshift",
-            "glue_requested", "register_glue",
+            "glue_requested", "register_glue", "record_build",
         ],
         "dq_watchdog": ["watch_tables"],
     }
@@ -148,3 +148,17 @@ def test_gold_is_registered_in_glue_only_when_the_target_names_a_database() -> N
         "glue_endpoint_url": "{{job.parameters.glue_endpoint_url}}", "location_root": "",
     }
     assert job.parameters["glue_database"] == ""  # the local default: no registration
+
+
+def test_a_build_is_recorded_last_when_nothing_before_it_failed() -> None:
+    job = parse_job("build_analytics", load_bundle(repo_root()).jobs["build_analytics"])
+
+    record = job.task("record_build")
+
+    assert [(d.task_key, d.outcome) for d in record.depends_on] == [
+        ("publish_snowflake", None), ("publish_redshift", None), ("register_glue", None)]
+    assert record.run_if.value == "NONE_FAILED"  # register_glue is left out locally
+    assert record.notebook_path == repo_root() / "notebooks" / "serve" / "record_build.ipynb"
+    assert record.base_parameters == {"run_id": "{{job.run_id}}"}
+    assert [t.task_key for t in job.tasks if not job.downstream_of(t.task_key)] == [
+        "record_build"]

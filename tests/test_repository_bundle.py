@@ -89,6 +89,11 @@ def test_ingest_runs_five_retried_loops_in_parallel_then_counts_what_landed() ->
     warning = NotificationEvent.ON_DURATION_WARNING
     assert job.notifications.destinations(warning)[0] == ("data-platform-alerts@example.com",)
     assert job.parameters["load_mode"] == "incremental"
+    gate = job.task("has_new_rows")
+    assert gate.condition is not None
+    assert (gate.condition.op.value, gate.condition.left, gate.condition.right) == (
+        "GREATER_THAN", "{{tasks.check_landed_files.values.new_loads}}", "0")
+    assert [d.task_key for d in gate.depends_on] == ["check_landed_files"]
     build = job.task("build_analytics")
     assert [(d.task_key, d.outcome) for d in build.depends_on] == [("has_new_rows", "true")]
     assert build.for_each is not None

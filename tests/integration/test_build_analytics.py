@@ -101,6 +101,7 @@ BRONZE = (
     "bronze.snowflake_orders", "bronze.kafka_orders", "bronze.customer_behavior",
     "bronze.crm_accounts", "bronze.fx_rates", "bronze.customer_behavior_unknown_columns",
 )
+FX_GOLD = ("gold.fx_daily_change",)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -421,11 +422,11 @@ def test_rerunning_a_day_changes_nothing(
     source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
 ) -> None:
     day = source_world.day(WORLD_DAYS - 1)
-    before = contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE))
+    before = contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE, *FX_GOLD))
     published = warehouse_rows(source_world)
     result, record = source_world.run_job("build_analytics", f"run_date={day}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE)) == before
+    assert contents(spark, source_world, (*SILVER_AND_GOLD, *BRONZE, *FX_GOLD)) == before
     # Gold kept its version, so neither warehouse was written to.
     run_dir = source_world.runs / "build_analytics" / record["run_id"]
     assert [read_task_values(run_dir, task)["skipped"] for task in PUBLISH_TASKS] == [True, True]

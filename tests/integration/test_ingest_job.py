@@ -201,10 +201,14 @@ def test_rerunning_a_day_changes_no_load(
 ) -> None:
     before = manifests(source_world)
 
-    result, _ = source_world.run_job("ingest_daily_sources", f"run_date={source_world.day(1)}")
+    result, record = source_world.run_job("ingest_daily_sources",
+                                          f"run_date={source_world.day(1)}")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert manifests(source_world) == before
+    # Nothing new landed, so the day is not built again.
+    assert task_states(record)["has_new_rows"] == "SUCCESS"
+    assert task_states(record)["build_analytics"] == "EXCLUDED"
 
 
 def test_a_down_source_fails_clearly_while_the_others_land(

@@ -62,12 +62,20 @@ def discover_tables(storage_root: str | Path) -> list[str]:
 
 
 def register_table(spark: SparkSession, storage_root: str | Path, table: str) -> None:
-    """Make ``table`` resolve, in this session's catalog, to its location under this root."""
+    """Make ``table`` resolve, in this session's catalog, to its location under this root.
+
+    Three catalog round trips the first time; afterwards this process remembers, per session,
+    where it pointed the name (every registration goes through here), and asks no more.
+    """
     schema, _ = split_table_name(table)
     location = table_path(storage_root, table)
+    key = (_session_key(spark), table)
+    if _REGISTERED.get(key) == location:
+        return
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     if spark.catalog.tableExists(table):
         if registered_location(spark, table) == location:
+            _REGISTERED[key] = location
             return
         # The name points at another storage root's table (a second Lakehouse in this session).
         # Registered tables are external (created with LOCATION): DROP forgets the name only.
@@ -78,6 +86,21 @@ def register_table(spark: SparkSession, storage_root: str | Path, table: str) ->
         # Parallel tasks register the same tables; the one that lost the race finds it done.
         if "ALREADY_EXISTS" not in str(error) or registered_location(spark, table) != location:
             raise
+    _REGISTERED[key] = location
+
+
+# (session, table) -> the location this process registered the name at, in that session.
+_REGISTERED: dict[tuple[str, str], Path] = {}
+
+
+def _session_key(spark: SparkSession) -> str:
+    """What identifies the catalog a session sees: its Connect session id, or the session."""
+    return str(getattr(spark, "session_id", None) or id(spark))
+
+
+def forget_registrations() -> None:
+    """Forget what this process registered (after a catalog it cannot see changed names)."""
+    _REGISTERED.clear()
 
 
 def registered_location(spark: SparkSession, table: str) -> Path | None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,9 @@ class RunOptions:
     notifier: Notifier | None = None
     # The bundle's jobs by key, for run_job_task (a job that runs another job).
     jobs: Mapping[str, JobSpec] = field(default_factory=dict)
+    # Kernels kept across runs by the caller (its own to close): used when they were started
+    # for the same compute. A child run (run_job_task) always shares its parent's.
+    kernels: KernelPool | None = None
 
 
 def new_run_id(now: datetime) -> str:
@@ -376,8 +379,8 @@ def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
 
     def iterate(index: int) -> None:
         if nested.run_job is not None:
-            pool.trim()  # the child run starts kernels of its own; idle ones here only cost memory
-            _execute_run_job(run, nested, iterations[index], iteration_input=items[index])
+            _execute_run_job(run, nested, iterations[index], pool,
+                             iteration_input=items[index])
             return
         _execute_notebook(run, nested, iterations[index], pool,
                           output_stem=f"{task.task_key}/iteration-{index}",
@@ -397,9 +400,13 @@ def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         task_run.state = SUCCESS
 
 
-def _execute_run_job(run: _Run, task: TaskSpec, task_run: TaskRun,
+def _execute_run_job(run: _Run, task: TaskSpec, task_run: TaskRun, pool: KernelPool,
                      iteration_input: Any = None) -> None:
-    """Run another job of the bundle to completion; this task ends as that run ends."""
+    """Run another job of the bundle to completion; this task ends as that run ends.
+
+    The child run takes its kernels from this run's pool: the kernels already started (and the
+    imports they paid) serve both, and no second pool holds memory meanwhile.
+    """
     assert task.run_job is not None  # parse_task guarantees it for run_job tasks
     where = f"job {run.job.key!r} task {task.task_key!r} run_job_task"
     task_run.attempts = 1
@@ -416,7 +423,7 @@ def _execute_run_job(run: _Run, task: TaskSpec, task_run: TaskRun,
     try:
         parameters = {name: resolve_references(value, scope, f"{where}.job_parameters")
                       for name, value in task.run_job.job_parameters.items()}
-        child = run_job(run.options.jobs[key], parameters, run.options)
+        child = run_job(run.options.jobs[key], parameters, replace(run.options, kernels=pool))
     except (BundleError, JobRunFailed) as error:
         task_run.state, task_run.error = FAILED, f"{where}: {error}"
         return
@@ -445,8 +452,7 @@ def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
             _execute_for_each(run, task, task_run, pool)
         elif task.run_job is not None:
             run.options.observer.task_started(task.task_key, 1)
-            pool.trim()  # the child run starts kernels of its own; idle ones here only cost memory
-            _execute_run_job(run, task, task_run)
+            _execute_run_job(run, task, task_run, pool)
         else:
             _execute_notebook(run, task, task_run, pool)
     except Exception as error:  # the runner's own fault: fail this task, keep the run consistent
@@ -553,7 +559,7 @@ def notebook_width(job: JobSpec) -> int:
     """The most notebooks ``job`` can run at once: per dependency depth, its notebook tasks.
 
     A ``for_each_task`` counts its concurrency; condition tasks and ``run_job_task`` (the child
-    run keeps its own kernels) count nothing.
+    run shares this run's kernels, one task of it at a time per slot) count nothing.
     """
     depth: dict[str, int] = {}
     tasks = {task.task_key: task for task in job.tasks}
@@ -591,14 +597,16 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
         # Kernels start meanwhile, as many as the job can use at once; at most one per task
         # slot are ever alive, all recycled.
         width = min(options.max_parallel, notebook_width(job))
-        pool = KernelPool(env, run.run_dir, size=min(options.kernel_pool, width),
-                          limit=options.max_parallel)
+        shared = options.kernels if options.kernels and options.kernels.env == env else None
+        pool = shared or KernelPool(env, run.run_dir, size=min(options.kernel_pool, width),
+                                    limit=options.max_parallel)
         run.notices.send(NotificationEvent.ON_START, "RUNNING")
         watchdog = run.notices.watch_duration()
         try:
             _schedule(run, pool)
         finally:
-            pool.close()
+            if pool is not shared:
+                pool.close()
             server_cpu = (None if server_pid is None
                           else cpu_delta(server_cpu_before, process_cpu_seconds(server_pid)))
             if options.compute == "warm" and storage_root:

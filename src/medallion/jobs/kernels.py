@@ -16,12 +16,11 @@ tasks it serves.
 from __future__ import annotations
 
 import os
-import queue
 import tempfile
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jupyter_client.blocking.client import BlockingKernelClient
@@ -49,6 +48,7 @@ class Kernel:
     # Async, because nbclient (under papermill) only notices a killed kernel through an async
     # client; a blocking one waits on its output channel forever.
     manager: AsyncKernelManager
+    notebooks: set[Path] = field(default_factory=set)  # the notebooks it has run
 
     def execute_silently(self, code: str, timeout: float = 120) -> None:
         """Run setup code that leaves no trace in any notebook."""
@@ -136,6 +136,12 @@ class KernelPool:
     """Up to ``limit`` warmed kernels: ``size`` started ahead, more on demand, all recycled.
 
     ``size=0`` keeps none: every task starts a fresh, unwarmed kernel and shuts it down.
+
+    A task gets, when one is free, a kernel that has run the same notebook before: its imports
+    (the DQ breaker's Great Expectations, ~5-10 s cold) are already paid. Otherwise the kernel
+    that has run the fewest notebooks, which keeps the specialised ones for their own tasks. A
+    pool may serve several runs (``RunOptions.kernels``): a child run (``run_job_task``) always
+    shares its parent's, and the demo keeps one for all its days.
     """
 
     def __init__(self, env: Mapping[str, str], cwd: Path, size: int, limit: int = 0) -> None:
@@ -143,8 +149,9 @@ class KernelPool:
         self._cwd = cwd
         self._size = size
         self._limit = max(size, limit)
-        self._ready: queue.Queue[Kernel | BaseException] = queue.Queue()
-        self._lock = threading.Lock()
+        self._ready: list[Kernel] = []
+        self._errors: list[BaseException] = []
+        self._changed = threading.Condition()
         self._alive = 0  # started or starting, not yet shut down
         self._starting = 0
         self._closed = threading.Event()
@@ -152,9 +159,14 @@ class KernelPool:
         for _ in range(size):
             self._start_in_background()
 
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The environment its kernels were started with (``SPARK_REMOTE``)."""
+        return dict(self._env)
+
     def _start_in_background(self) -> None:
         """Start one more kernel (the caller holds no lock; counts are updated here)."""
-        with self._lock:
+        with self._changed:
             self._alive += 1
             self._starting += 1
         thread = threading.Thread(target=self._start_one, daemon=True, name="kernel-pool")
@@ -165,35 +177,48 @@ class KernelPool:
         try:
             kernel = start_kernel(self._env, self._cwd)
         except BaseException as error:  # handed to the task that waits for this kernel
-            with self._lock:
+            with self._changed:
                 self._alive -= 1
                 self._starting -= 1
-            self._ready.put(error)
+                self._errors.append(error)
+                self._changed.notify_all()
             return
-        with self._lock:
+        with self._changed:
             self._starting -= 1
-        if self._closed.is_set():
-            kernel.shutdown()
-            return
-        self._ready.put(kernel)
+            if not self._closed.is_set():
+                self._ready.append(kernel)
+                self._changed.notify_all()
+                return
+        kernel.shutdown()
 
-    def acquire(self) -> Kernel:
-        """A started kernel for one task; hand it back with ``release``."""
+    def acquire(self, notebook: Path | None = None) -> Kernel:
+        """A started kernel for one task (running ``notebook``); hand it back with ``release``."""
         if self._size == 0:
             return start_kernel(self._env, self._cwd, warm=False)
         while True:
-            with self._lock:
+            with self._changed:
+                kernel = self._take(notebook)
+                if kernel is not None:
+                    return kernel
+                if self._errors:
+                    raise self._errors.pop(0)
                 # Nothing ready and nothing on its way for this task: start one if allowed.
-                start = (self._ready.qsize() + self._starting == 0) and self._alive < self._limit
+                start = self._starting == 0 and self._alive < self._limit
+                if not start:
+                    self._changed.wait(timeout=0.5)
             if start:
                 self._start_in_background()
-            try:
-                item = self._ready.get(timeout=0.5)
-            except queue.Empty:
-                continue  # another task took it; look again (a release or a start may be due)
-            if isinstance(item, BaseException):
-                raise item
-            return item
+
+    def _take(self, notebook: Path | None) -> Kernel | None:
+        """The ready kernel that suits ``notebook`` best, taken out of the pool (lock held)."""
+        if not self._ready:
+            return None
+        same = [kernel for kernel in self._ready if notebook in kernel.notebooks]
+        kernel = same[0] if same else min(self._ready, key=lambda k: len(k.notebooks))
+        self._ready.remove(kernel)
+        if notebook is not None:
+            kernel.notebooks.add(notebook)
+        return kernel
 
     def release(self, kernel: Kernel, *, reusable: bool) -> None:
         """Hand a kernel back after its task: recycled if the task succeeded, else shut down."""
@@ -203,34 +228,25 @@ class KernelPool:
             except Exception:  # a kernel that cannot reset is not worth keeping
                 self._retire(kernel)
                 return
-            self._ready.put(kernel)
+            with self._changed:
+                self._ready.append(kernel)
+                self._changed.notify_all()
             return
         self._retire(kernel)
 
     def _retire(self, kernel: Kernel) -> None:
         kernel.shutdown()
         if self._size > 0:
-            with self._lock:
+            with self._changed:
                 self._alive -= 1
-
-    def trim(self) -> int:
-        """Shut down the kernels waiting for a task (e.g. while a child job runs); how many."""
-        trimmed = 0
-        while True:
-            try:
-                item = self._ready.get_nowait()
-            except queue.Empty:
-                return trimmed
-            if isinstance(item, Kernel):
-                self._retire(item)
-                trimmed += 1
+                self._changed.notify_all()
 
     def close(self) -> None:
         """Shut down every kernel the pool still holds."""
         self._closed.set()
         for thread in self._threads:
             thread.join(timeout=60)
-        while not self._ready.empty():
-            item = self._ready.get_nowait()
-            if isinstance(item, Kernel):
-                item.shutdown()
+        with self._changed:
+            ready, self._ready = self._ready, []
+        for kernel in ready:
+            kernel.shutdown()

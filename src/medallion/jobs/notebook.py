@@ -92,7 +92,7 @@ def run_notebook(
         *stored_local_secrets(parameters.get("storage_root")),
         *(value for name, value in parameters.items() if is_secret_name(name)),
     ])
-    kernel = pool.acquire()
+    kernel = pool.acquire(notebook)
     cpu_before = process_cpu_seconds(kernel.pid)
     cpu_after: float | None = None
     timed_out = threading.Event()

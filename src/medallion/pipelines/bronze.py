@@ -8,9 +8,12 @@ reconciles what it wrote with the manifest. Re-running a day leaves every table 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
@@ -36,6 +39,7 @@ from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
 from medallion.pipelines import StepResult
 from medallion.raw.landing import LoadManifest, load_dir, read_manifest
+from medallion.spark import counted_while
 from medallion.transforms.bronze import (
     PARTITION_COLUMNS,
     PROC_DATE,
@@ -144,23 +148,23 @@ def load_bronze(
     )
     unknown = to_unknown_columns(parsed, contract, proc_date=run_date, run_id=run_id)
     quarantine = to_quarantine(parsed, proc_date=run_date, run_id=run_id)
-    for frame, target in (
-        (bronze, entry.table),
-        (unknown, entry.unknown_columns_table),
-        (quarantine, entry.quarantine_table),
-    ):
-        _write_partition(lakehouse, frame, target, run_date)
-
-    _log_drift(lakehouse, entry, contract, profile, run_date, load)
-    written, quarantined = _partition_counts(
-        lakehouse, run_date, entry.table, entry.quarantine_table
+    written = write_partitions(
+        lakehouse,
+        run_date,
+        [
+            PartitionWrite(entry.table, bronze, profile.records),
+            PartitionWrite(entry.unknown_columns_table, unknown, profile.records_with_unknown),
+            PartitionWrite(entry.quarantine_table, quarantine, profile.bad_lines),
+        ],
     )
-    check_row_counts(entry.table, manifest, written, quarantined)
+    _log_drift(unknown, contract, profile, run_date, lakehouse.storage_root, entry, load)
+    rows, quarantined = written[entry.table], written[entry.quarantine_table]
+    check_row_counts(entry.table, manifest, rows, quarantined)
     return StepResult(
         step=f"load_bronze_{entry.name}",
         target=entry.table,
         rows_in=manifest.row_count,
-        rows_written=written,
+        rows_written=rows,
         rows_quarantined=quarantined,
     )
 
@@ -175,59 +179,105 @@ def check_row_counts(table: str, manifest: LoadManifest, rows: int, quarantined:
         )
 
 
-def _write_partition(lakehouse: Lakehouse, frame: DataFrame, table: str, run_date: date) -> None:
-    """Replace one ``_proc_date`` partition of ``table``; an empty frame empties it.
+@dataclass(frozen=True)
+class PartitionWrite:
+    """The rows one table's ``_proc_date`` partition must hold after the step, and how many."""
 
-    A partition that already holds exactly these rows (``_run_id`` aside) is left as it is: a
+    table: str
+    frame: DataFrame
+    rows: int  # known before writing (the load's profile): an empty frame is never scanned
+
+
+def write_partitions(
+    lakehouse: Lakehouse, run_date: date, writes: Sequence[PartitionWrite]
+) -> dict[str, int]:
+    """Replace partition ``_proc_date = run_date`` of each table; the rows each now holds.
+
+    A partition that already holds exactly its new rows (``_run_id`` aside) is left as it is: a
     re-run under a new job run id then changes nothing, and ``_run_id`` keeps naming the run
-    that produced the rows.
+    that produced the rows; a new, empty table is not created. Which partitions changed is one
+    Spark job for all tables; the rows written are counted while they are written.
     """
-    if lakehouse.exists(table):
-        _evolve_schema(lakehouse, table, frame.schema)
-        current = lakehouse.read(table).where(sf.col(PROC_DATE) == sf.lit(run_date))
-        if _same_rows(current, frame):
-            return
-    lakehouse.write(
-        frame,
-        table,
-        mode="overwrite",
-        partition_by=PARTITION_COLUMNS,
-        replace_where=f"{PROC_DATE} = DATE'{run_date.isoformat()}'",
-    )
+    existing = [write for write in writes if lakehouse.exists(write.table)]
+    for write in existing:
+        _evolve_schema(lakehouse, write.table, write.frame.schema)
+    digests = _digests(lakehouse, run_date, existing)
+    rows: dict[str, int] = {}
+    for write in writes:
+        current = digests.get(write.table)
+        new = digests.get(f"{write.table}#new", (0, None))
+        if current is not None and current == new:
+            rows[write.table] = current[0]
+            continue
+        if current is None and write.rows == 0:
+            rows[write.table] = 0  # nothing to keep, and no table to create for it
+            continue
+        rows[write.table] = _write_partition(lakehouse, write, run_date)
+    return rows
 
 
-def _same_rows(current: DataFrame, new: DataFrame) -> bool:
-    """True when both frames hold the same multiset of rows, ignoring ``_run_id``.
+def _write_partition(lakehouse: Lakehouse, write: PartitionWrite, run_date: date) -> int:
+    """Replace the partition with ``write.frame``; the rows written, counted as they are."""
 
-    One aggregation: per side, the row count and the sum of a 64-bit row hash (maps hashed as
-    their sorted entries, since Spark refuses to hash a map).
+    def replace(frame: DataFrame) -> None:
+        lakehouse.write(
+            frame,
+            write.table,
+            mode="overwrite",
+            partition_by=PARTITION_COLUMNS,
+            replace_where=f"{PROC_DATE} = DATE'{run_date.isoformat()}'",
+        )
+
+    counts = counted_while(write.frame, [sf.count(sf.lit(1)).alias("rows")], replace)
+    return int(counts["rows"])
+
+
+def _digests(
+    lakehouse: Lakehouse, run_date: date, writes: Sequence[PartitionWrite]
+) -> dict[str, tuple[int, Any]]:
+    """Row count and 64-bit row-hash sum of each table's current partition and of its new rows.
+
+    Keys: the table (current partition) and ``<table>#new`` (new rows, when there are any).
+    One aggregation over every side; maps are hashed as their sorted entries, since Spark
+    refuses to hash a map. ``_run_id`` is left out.
     """
-    columns = [name for name in new.columns if name != RUN_ID]
-    if not set(columns) <= set(current.columns):
-        return False
-    hashable = [
-        sf.array_sort(sf.map_entries(sf.col(field.name)))
-        if isinstance(field.dataType, MapType)
-        else sf.col(field.name)
-        for field in new.schema.fields
-        if field.name != RUN_ID
-    ]
-    sides = [
-        frame.select(sf.lit(side).alias("side"), sf.xxhash64(*hashable).alias("row_hash"))
-        for side, frame in (("current", current.select(*columns)), ("new", new))
-    ]
-    digests = (
-        sides[0]
-        .unionByName(sides[1])
-        .groupBy("side")
+    sides: list[DataFrame] = []
+    compared: list[str] = []
+    for write in writes:
+        columns = [name for name in write.frame.columns if name != RUN_ID]
+        current = lakehouse.read(write.table).where(sf.col(PROC_DATE) == sf.lit(run_date))
+        if not set(columns) <= set(current.columns):
+            continue  # a column the table lacks: the rows differ, whatever they are
+        compared.append(write.table)
+        labelled = [(write.table, current.select(*columns))]
+        if write.rows:
+            labelled.append((f"{write.table}#new", write.frame.select(*columns)))
+        hashable = [
+            sf.array_sort(sf.map_entries(sf.col(field.name)))
+            if isinstance(field.dataType, MapType)
+            else sf.col(field.name)
+            for field in write.frame.schema.fields
+            if field.name != RUN_ID
+        ]
+        sides += [
+            frame.select(sf.lit(label).alias("side"), sf.xxhash64(*hashable).alias("row_hash"))
+            for label, frame in labelled
+        ]
+    if not sides:
+        return {}
+    union = functools.reduce(DataFrame.unionByName, sides)
+    found = {
+        row["side"]: (int(row["rows"]), row["hash_sum"])
+        for row in union.groupBy("side")
         .agg(
             sf.count(sf.lit(1)).alias("rows"),
             sf.sum(sf.col("row_hash").cast(DecimalType(38, 0))).alias("hash_sum"),
         )
         .collect()
-    )
-    found = {row["side"]: (row["rows"], row["hash_sum"]) for row in digests}
-    return found.get("current", (0, None)) == found.get("new", (0, None))
+    }
+    for table in compared:  # an empty partition has no row in the result
+        found.setdefault(table, (0, None))
+    return found
 
 
 def _evolve_schema(lakehouse: Lakehouse, table: str, schema: StructType) -> None:
@@ -258,19 +308,17 @@ def _evolve_schema(lakehouse: Lakehouse, table: str, schema: StructType) -> None
 
 
 def _log_drift(
-    lakehouse: Lakehouse,
-    entry: BronzeTable,
+    unknown: DataFrame,
     contract: Contract,
     profile: LoadProfile,
     run_date: date,
+    storage_root: Path,
+    entry: BronzeTable,
     load: str,
 ) -> None:
-    """Write (or clear) the drift log from the unknown-columns partition just written."""
+    """Write (or clear) the drift log from the load's unknown fields."""
     report = None
     if profile.records_with_unknown:
-        unknown = lakehouse.read(entry.unknown_columns_table).where(
-            sf.col(PROC_DATE) == sf.lit(run_date)
-        )
         report = drift_report(
             contract,
             proc_date=run_date,
@@ -278,25 +326,7 @@ def _log_drift(
             records=profile.records,
             fields=count_unknown_fields(unknown).collect(),
         )
-    write_drift_report(drift_path(lakehouse.storage_root, run_date, entry.name), report)
-
-
-def _partition_counts(lakehouse: Lakehouse, run_date: date, *tables: str) -> list[int]:
-    """Rows in partition ``_proc_date = run_date`` of each table, counted in one job."""
-    labelled = [
-        lakehouse.read(table)
-        .where(sf.col(PROC_DATE) == sf.lit(run_date))
-        .select(sf.lit(index).alias("table_index"))
-        for index, table in enumerate(tables)
-    ]
-    union = labelled[0]
-    for frame in labelled[1:]:
-        union = union.unionByName(frame)
-    counts = {
-        row["table_index"]: int(row["rows"])
-        for row in union.groupBy("table_index").agg(sf.count(sf.lit(1)).alias("rows")).collect()
-    }
-    return [counts.get(index, 0) for index in range(len(tables))]
+    write_drift_report(drift_path(storage_root, run_date, entry.name), report)
 
 
 def _relative(path: Path, storage_root: Path) -> str:

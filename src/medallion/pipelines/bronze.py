@@ -195,8 +195,9 @@ def write_partitions(
 
     A partition that already holds exactly its new rows (``_run_id`` aside) is left as it is: a
     re-run under a new job run id then changes nothing, and ``_run_id`` keeps naming the run
-    that produced the rows; a new, empty table is not created. Which partitions changed is one
-    Spark job for all tables; the rows written are counted while they are written.
+    that produced the rows. A table is created on its first load even when empty, so its
+    readers find it. Which partitions changed is one Spark job for all tables; the rows
+    written are counted while they are written.
     """
     existing = [write for write in writes if lakehouse.exists(write.table)]
     for write in existing:
@@ -208,9 +209,6 @@ def write_partitions(
         new = digests.get(f"{write.table}#new", (0, None))
         if current is not None and current == new:
             rows[write.table] = current[0]
-            continue
-        if current is None and write.rows == 0:
-            rows[write.table] = 0  # nothing to keep, and no table to create for it
             continue
         rows[write.table] = _write_partition(lakehouse, write, run_date)
     return rows

@@ -60,7 +60,8 @@ lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(VENV)/bin/mypy src
 
-bench: setup  ## runner overhead per task; lineage+MLflow overhead; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
+bench: setup  ## a small day's build per task vs bare PySpark (BENCH_DAY_SCALE=1.0 BENCH_DAYS=2); runner overhead per task; lineage+MLflow overhead; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
+	$(PY) -m benchmarks.small_day --scale $(or $(BENCH_DAY_SCALE),1.0) --days $(or $(BENCH_DAYS),2)
 	$(PY) -m benchmarks.runner_overhead
 	$(PY) -m benchmarks.observability_overhead
 	$(PY) -m benchmarks.dq_engine --scale $(or $(BENCH_SCALE),1.0)

@@ -34,6 +34,11 @@ class TaskContext:
     parameters: dict[str, str] = field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        """``<job>/<run_id>/<task_key>``: names this task in Delta commits and Spark job tags."""
+        return f"{self.job_key}/{self.run_id}/{self.task_key}"
+
+    @property
     def task_values_dir(self) -> Path:
         """The folder task values are exchanged through."""
         return self.run_dir / "_task_values"

@@ -7,6 +7,11 @@
   is loaded from the lakehouse layout under the storage root.
 
 Code in ``src`` uses only DataFrame and SQL APIs, so it runs unchanged under Spark Connect.
+
+Inside a job run (a runner task context is bound) the session names its task, as
+``<job>/<run_id>/<task_key>``: in every Delta commit's ``commitInfo.userMetadata`` and as a tag
+on every Spark job it starts (``spark.job.tags``). ``MEDALLION_SPARK_EVENT_LOG_DIR`` makes a local
+session (the warm driver) write Spark's event log there, e.g. to count each task's Spark jobs.
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from pyspark import StorageLevel
 from pyspark.errors import PySparkException
 
 from medallion.errors import ConfigError
+from medallion.runtime import task_context
 from medallion.settings import jars_dir, on_databricks
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
 REMOTE_ENV = "SPARK_REMOTE"
+EVENT_LOG_DIR_ENV = "MEDALLION_SPARK_EVENT_LOG_DIR"
+# Delta writes this session setting into each commit's commitInfo as ``userMetadata``.
+COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,8 @@ def local_spark_conf(
     """Spark settings for local mode: Delta, cached jars, 2 cores, quiet, small shuffles.
 
     With ``connect_port`` the session also serves Spark Connect on that port (the warm driver).
+    With ``MEDALLION_SPARK_EVENT_LOG_DIR`` set it writes Spark's event log there (the folder is
+    created), one uncompressed JSON-lines file per application.
     """
     root = Path(storage_root).resolve()
     jars = sorted(jars_dir().glob("*.jar"))
@@ -66,6 +77,14 @@ def local_spark_conf(
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
+    event_log_dir = os.environ.get(EVENT_LOG_DIR_ENV)
+    if event_log_dir:
+        Path(event_log_dir).mkdir(parents=True, exist_ok=True)
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = Path(event_log_dir).resolve().as_uri()
+        # One plain JSON-lines file per application, readable without Spark's codecs.
+        conf["spark.eventLog.compress"] = "false"
+        conf["spark.eventLog.rolling.enabled"] = "false"
     if connect_port is not None:
         conf["spark.plugins"] = "org.apache.spark.sql.connect.SparkConnectPlugin"
         conf["spark.connect.grpc.binding.address"] = "127.0.0.1"
@@ -97,13 +116,27 @@ def get_spark(storage_root: str | Path | None = None) -> SparkSession:
         return SparkSession.builder.getOrCreate()
     remote = os.environ.get(REMOTE_ENV)
     if remote:
-        return SparkSession.builder.remote(remote).getOrCreate()
+        return label_for_task(SparkSession.builder.remote(remote).getOrCreate())
     if storage_root is None:
         raise ConfigError(
             "get_spark() needs a storage_root for a local session (or SPARK_REMOTE set to a "
             "running compute server)"
         )
-    return build_local_session(storage_root)
+    return label_for_task(build_local_session(storage_root))
+
+
+def label_for_task(spark: SparkSession) -> SparkSession:
+    """Name the runner's task (if one is bound) in the session's Delta commits and Spark jobs.
+
+    Every commit then says which job run and task made it (``DESCRIBE HISTORY`` shows it as
+    ``userMetadata``), and every Spark job carries the label among its tags. Outside a job run
+    the session is left as it is.
+    """
+    context = task_context()
+    if context is not None:
+        spark.conf.set(COMMIT_METADATA_CONF, context.label)
+        spark.addTag(context.label)
+    return spark
 
 
 @contextmanager

@@ -1,0 +1,250 @@
+"""The bare PySpark baseline of one ``build_analytics`` day: the same transforms, nothing else.
+
+One script, one Spark session (attached to the same warm server as the job), for one business
+day: raw → bronze → silver → gold with the package's pure transforms and the same Delta writes as
+the job (the same target tables and modes: the bronze ``_proc_date`` partition replaced, silver
+MERGEd on its keys with the same "only newer or changed rows" condition, gold overwritten), one
+table after another. Left out is everything the framework adds: the runner and its notebooks,
+manifest checksums, contract checks, the unknown-columns and quarantine tables, the expectation
+engine, lookups, the DQ event log, Great Expectations breakers, conservation counts, gold's
+checks, CHECK constraints and unchanged-gold detection, lineage, run records and publishing.
+Without the expectations silver also keeps the rows the job quarantines: a little more data, the
+same work.
+
+Tables are addressed by path under its own storage root (no catalog registration), and each
+layer's session carries a label (``bare/<day>/<layer>``) as a job tag and as the commits'
+``userMetadata``, so its Spark jobs and commits can be counted like the job's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+
+from medallion.contracts import Contract, load_contract
+from medallion.contracts.conform import parse_json_lines
+from medallion.pipelines.bronze import BRONZE_TABLES, BronzeTable, read_raw_lines
+from medallion.pipelines.silver import SILVER_TABLES
+from medallion.quality.spec import TableSpec, spec_for
+from medallion.raw.landing import load_dir, peek_manifest
+from medallion.spark import COMMIT_METADATA_CONF
+from medallion.transforms.bronze import PARTITION_COLUMNS, PROC_DATE, to_bronze
+from medallion.transforms.fx_rates import SILVER_KEYS, build_fx_daily_change, clean_fx_rates
+from medallion.transforms.gold.customer_360 import build_customer_360
+from medallion.transforms.gold.orders_daily import build_orders_daily
+from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN
+
+LAYERS = ("bronze", "silver", "gold")
+SILVER_DATASETS = ("silver.dim_customer", "silver.fact_orders", "silver.fact_events")
+LABEL_PREFIX = "bare/"
+RUN_ID = "bare"
+SALT = "bare-salt"
+
+
+@dataclass(frozen=True)
+class Specs:
+    """The bronze contracts and silver specs, parsed once as a long-lived script would."""
+
+    contracts: Mapping[str, Contract]
+    silver: Mapping[str, TableSpec]
+
+    @classmethod
+    def load(cls) -> Specs:
+        """Every contract and spec the day needs."""
+        return cls(
+            {name: load_contract("bronze", entry.contract_entity)
+             for name, entry in BRONZE_TABLES.items()},
+            {dataset: spec_for(dataset) for dataset in SILVER_DATASETS},
+        )
+
+
+def table_path(root: Path, table: str) -> str:
+    """``<root>/<schema>/<name>``, the lakehouse layout."""
+    schema, name = table.split(".")
+    return str(root / schema / name)
+
+
+def read_table(spark: SparkSession, root: Path, table: str) -> DataFrame:
+    """A Delta table by path."""
+    return spark.read.format("delta").load(table_path(root, table))
+
+
+def table_exists(root: Path, table: str) -> bool:
+    """True once the table has a Delta log."""
+    return (Path(table_path(root, table)) / "_delta_log").is_dir()
+
+
+# --- raw -> bronze ----------------------------------------------------------------------------
+
+
+def load_bronze(
+    spark: SparkSession, root: Path, entry: BronzeTable, contract: Contract, day: date
+) -> None:
+    """Replace the day's ``_proc_date`` partition of a bronze table with the day's raw load."""
+    # The manifest only for the file list and landing time: no checksums, no count checks.
+    manifest = peek_manifest(load_dir(root / "raw", entry.raw_source, entry.raw_entity, day))
+    parsed = parse_json_lines(read_raw_lines(spark, manifest, root))
+    bronze = to_bronze(
+        parsed, contract, ingest_ts=manifest.landed_at, proc_date=day, run_id=RUN_ID
+    )
+    (
+        bronze.write.format("delta")
+        .mode("overwrite")
+        .partitionBy(*PARTITION_COLUMNS)
+        .option("replaceWhere", f"{PROC_DATE} = DATE'{day.isoformat()}'")
+        .save(table_path(root, entry.table))
+    )
+
+
+# --- bronze -> silver -------------------------------------------------------------------------
+
+
+def merge_sql(
+    target: str,
+    source: str,
+    columns: Sequence[str],
+    *,
+    keys: Sequence[str],
+    sequence_by: Sequence[str] = (),
+    keep_current_when_null: Sequence[str] = (),
+    compare_columns: Sequence[str] | None = None,
+) -> str:
+    """The job's MERGE: update a key when the source is newer, or as new and different; insert."""
+    on = " AND ".join(f"t.`{key}` = s.`{key}`" for key in keys)
+    compared = [c for c in (compare_columns or columns) if c not in keys]
+    condition = "(" + (" OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compared) or "FALSE") + ")"
+    if sequence_by:
+        newer = []
+        for position, column in enumerate(sequence_by):
+            equal_before = [f"t.`{c}` <=> s.`{c}`" for c in sequence_by[:position]]
+            later = (f"(s.`{column}` > t.`{column}` OR "
+                     f"(t.`{column}` IS NULL AND s.`{column}` IS NOT NULL))")
+            newer.append("(" + " AND ".join([*equal_before, later]) + ")")
+        same = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in sequence_by)
+        condition = f"(({' OR '.join(newer)}) OR (({same}) AND {condition}))"
+    assignments = ", ".join(
+        f"t.`{c}` = coalesce(s.`{c}`, t.`{c}`)" if c in keep_current_when_null
+        else f"t.`{c}` = s.`{c}`"
+        for c in columns
+    )
+    names = ", ".join(f"`{c}`" for c in columns)
+    values = ", ".join(f"s.`{c}`" for c in columns)
+    return (
+        f"MERGE INTO {target} t USING {source} s ON {on} "
+        f"WHEN MATCHED AND {condition} THEN UPDATE SET {assignments} "
+        f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+
+
+def upsert(
+    spark: SparkSession,
+    root: Path,
+    updates: DataFrame,
+    table: str,
+    *,
+    keys: Sequence[str],
+    sequence_by: Sequence[str] = (),
+    keep_current_when_null: Sequence[str] = (),
+    compare_columns: Sequence[str] | None = None,
+) -> None:
+    """MERGE ``updates`` into the table on ``keys``; the first write creates it."""
+    path = table_path(root, table)
+    if not table_exists(root, table):
+        updates.write.format("delta").mode("overwrite").save(path)
+        return
+    view = f"_bare_updates_{table.replace('.', '_')}"
+    updates.createOrReplaceTempView(view)
+    spark.sql(merge_sql(
+        f"delta.`{path}`", view, updates.columns, keys=keys, sequence_by=sequence_by,
+        keep_current_when_null=keep_current_when_null, compare_columns=compare_columns,
+    ))
+    spark.catalog.dropTempView(view)
+
+
+def update_silver(spark: SparkSession, root: Path, spec: TableSpec, day: date) -> None:
+    """The day's bronze rows, transformed and deduplicated as the job does, MERGEd into silver."""
+    dataset = spec.dataset
+    table = SILVER_TABLES[dataset]
+    bronze = {
+        source: read_table(spark, root, source).where(sf.col(PROC_DATE) == sf.lit(day))
+        for source in spec.sources
+    }
+    prepared = spec.apply_transformations(table.prepare(bronze))
+    kept = (
+        table.mark_versions(prepared)
+        .where(sf.col(DROP_RULE_COLUMN).isNull())
+        .select(*table.columns)
+    )
+    upsert(spark, root, kept, dataset, keys=spec.keys, sequence_by=table.sequence_by,
+           keep_current_when_null=table.keep_current_when_null,
+           compare_columns=table.business_columns)
+
+
+def update_silver_fx_rates(spark: SparkSession, root: Path, day: date) -> None:
+    """The day's bronze rates, cleaned, MERGEd into ``silver.fx_rates`` on (rate_date, currency)."""
+    bronze = read_table(spark, root, "bronze.fx_rates").where(sf.col(PROC_DATE) == sf.lit(day))
+    upsert(spark, root, clean_fx_rates(bronze), "silver.fx_rates", keys=SILVER_KEYS)
+
+
+# --- silver -> gold ---------------------------------------------------------------------------
+
+
+def overwrite(root: Path, frame: DataFrame, table: str) -> None:
+    """Replace the whole table (schema included), as the job writes gold."""
+    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+        table_path(root, table)
+    )
+
+
+def build_gold(spark: SparkSession, root: Path) -> None:
+    """The three gold tables, rebuilt from silver and overwritten."""
+    silver = {
+        name: read_table(spark, root, name)
+        for name in ("silver.dim_customer", "silver.fact_orders", "silver.fact_events",
+                     "silver.fx_rates")
+    }
+    overwrite(root, build_customer_360(
+        silver["silver.dim_customer"], silver["silver.fact_orders"], silver["silver.fact_events"],
+        silver["silver.fx_rates"], salt=SALT,
+    ), "gold.fact_customer_360")
+    overwrite(root, build_orders_daily(silver["silver.fact_orders"], silver["silver.fx_rates"]),
+              "gold.orders_daily")
+    overwrite(root, build_fx_daily_change(silver["silver.fx_rates"]), "gold.fx_daily_change")
+
+
+# --- one day ----------------------------------------------------------------------------------
+
+
+def run_layer(
+    spark: SparkSession, specs: Specs, layer: str, root: Path, day: date
+) -> float:
+    """Run one layer of the day, labelled ``bare/<day>/<layer>``; its wall seconds."""
+    label = f"{LABEL_PREFIX}{day}/{layer}"
+    spark.addTag(label)
+    spark.conf.set(COMMIT_METADATA_CONF, label)
+    started = time.perf_counter()
+    try:
+        if layer == "bronze":
+            for name, entry in BRONZE_TABLES.items():
+                load_bronze(spark, root, entry, specs.contracts[name], day)
+        elif layer == "silver":
+            for spec in specs.silver.values():
+                update_silver(spark, root, spec, day)
+            update_silver_fx_rates(spark, root, day)
+        else:
+            build_gold(spark, root)
+        return time.perf_counter() - started
+    finally:
+        spark.removeTag(label)
+        spark.conf.unset(COMMIT_METADATA_CONF)
+
+
+def run_bare_day(spark: SparkSession, root: Path, day: date, specs: Specs) -> dict[str, float]:
+    """raw → bronze → silver → gold for ``day`` under ``root``: wall seconds per layer."""
+    return {layer: run_layer(spark, specs, layer, root, day) for layer in LAYERS}

@@ -597,7 +597,8 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
         # Kernels start meanwhile, as many as the job can use at once; at most one per task
         # slot are ever alive, all recycled.
         width = min(options.max_parallel, notebook_width(job))
-        shared = options.kernels if options.kernels and options.kernels.env == env else None
+        kept = options.kernels
+        shared = kept if kept and kept.keeps_kernels and kept.env == env else None
         pool = shared or KernelPool(env, run.run_dir, size=min(options.kernel_pool, width),
                                     limit=options.max_parallel)
         run.notices.send(NotificationEvent.ON_START, "RUNNING")

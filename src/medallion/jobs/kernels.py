@@ -160,6 +160,11 @@ class KernelPool:
             self._start_in_background()
 
     @property
+    def keeps_kernels(self) -> bool:
+        """False for ``size=0``: a fresh kernel per task, none kept."""
+        return self._size > 0
+
+    @property
     def env(self) -> Mapping[str, str]:
         """The environment its kernels were started with (``SPARK_REMOTE``)."""
         return dict(self._env)

@@ -189,6 +189,10 @@ def jobs_run(
     runs_root: Annotated[Path | None, typer.Option(help="where executed notebooks go")] = None,
     max_parallel: Annotated[int, typer.Option(help="tasks run at once")] = 5,
     kernel_pool: Annotated[int, typer.Option(help="most kernels started ahead (0: on demand)")] = 5,
+    only: Annotated[
+        str | None,
+        typer.Option(help="run only these tasks (comma-separated keys), as run-now's 'only'"),
+    ] = None,
     bundle_root: BundleOpt = Path(),
 ) -> None:
     """Run a job with the Jobs service's semantics; exit 1 if the run failed."""
@@ -208,6 +212,8 @@ def jobs_run(
             )
         jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
         job = jobs[job_key]
+        if only is not None:
+            job = job.only([key.strip() for key in only.split(",") if key.strip()])
         options = RunOptions(
             runs_root=(runs_root or root / "runs").resolve(),
             compute=compute_mode,

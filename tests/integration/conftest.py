@@ -50,11 +50,14 @@ class SourceWorld:
         self.outputs.append(result.stdout + result.stderr)
         return result
 
-    def run_job(self, job: str, *params: str) -> tuple[subprocess.CompletedProcess[str],
-                                                        dict[str, Any]]:
-        """Run a job with ``k=v`` parameters; the process result and the run's ``run.json``."""
+    def run_job(self, job: str, *params: str, only: tuple[str, ...] = ()
+                ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+        """Run a job with ``k=v`` parameters (``only`` these tasks, when given); the process
+        result and the run's ``run.json``."""
         before = set((self.runs / job).glob("*/run.json"))
         arguments = [part for param in params for part in ("--param", param)]
+        if only:
+            arguments += ["--only", ",".join(only)]
         result = self.medallion("jobs", "run", job, "--max-parallel", "5", *arguments)
         new = set((self.runs / job).glob("*/run.json")) - before
         assert len(new) == 1, result.stdout + result.stderr

@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 
 import nbformat
+import pytest
 
+from medallion.bundle import load_bundle
+from medallion.errors import BundleError
+from medallion.jobs import RunOptions, run_job
 from medallion.jobs.engine import JobRunResult, write_run_record
+from medallion.jobs.model import parse_job
 from tests.jobs.conftest import FIXTURE_BUNDLE, RunFixture, markers
 
 
@@ -204,3 +209,25 @@ def test_run_record_never_shows_a_secret_looking_parameter(tmp_path: Path) -> No
     record = json.loads(write_run_record(result).read_text())
 
     assert record["parameters"] == {"run_date": "2026-11-26", "api_token": "[REDACTED]"}
+
+
+def test_only_runs_the_named_tasks_as_if_their_left_out_upstream_succeeded(
+    tmp_path: Path, marker_dir: Path
+) -> None:
+    bundle = load_bundle(FIXTURE_BUNDLE)
+    jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
+    options = RunOptions(runs_root=tmp_path / "runs", compute="cold", kernel_pool=1, jobs=jobs)
+
+    job = jobs["failure_job"].only(["downstream", "further_downstream"])
+    result = run_job(job, {"marker_dir": str(marker_dir)}, options)
+
+    assert states(result) == {"downstream": "SUCCESS", "further_downstream": "SUCCESS"}
+    assert sorted(markers(marker_dir)) == ["downstream", "further_downstream"]
+
+
+def test_only_with_a_key_the_job_lacks_names_it() -> None:
+    bundle = load_bundle(FIXTURE_BUNDLE)
+    job = parse_job("failure_job", bundle.jobs["failure_job"])
+
+    with pytest.raises(BundleError, match=r"only expected task keys of the job .*found nosuch"):
+        job.only(["first", "nosuch"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,26 @@ class JobSpec:
     def downstream_of(self, task_key: str) -> list[str]:
         """Tasks that depend on ``task_key`` directly."""
         return [t.task_key for t in self.tasks if any(d.task_key == task_key for d in t.depends_on)]
+
+    def only(self, task_keys: Collection[str]) -> JobSpec:
+        """This job with only ``task_keys`` (the Jobs API's ``run-now`` field ``only``).
+
+        Dependencies on tasks left out are dropped: a selected task runs as if they had
+        succeeded. A reference to a left-out task's values fails that task, as it would there.
+        """
+        known = {task.task_key for task in self.tasks}
+        unknown = sorted(set(task_keys) - known)
+        if unknown or not task_keys:
+            raise BundleError(
+                f"job {self.key!r}: only expected task keys of the job ({', '.join(sorted(known))})"
+                f", found {', '.join(unknown) or 'none'}"
+            )
+        tasks = tuple(
+            replace(task, depends_on=tuple(d for d in task.depends_on if d.task_key in task_keys))
+            for task in self.tasks
+            if task.task_key in task_keys
+        )
+        return replace(self, tasks=tasks)
 
 
 def _int(value: Any, where: str) -> int:

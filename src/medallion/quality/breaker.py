@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -41,6 +43,8 @@ FLAG_PREFIX = "__breaker_"
 QUICK_RESULT_FORMAT = "BOOLEAN_ONLY"  # success only: no unexpected-value samples to fetch
 RESULT_FORMAT = "SUMMARY"  # GE's default: counts and a few unexpected values per check
 ROW_COUNT_CHECK = "row_count_in_bounds"
+VALIDATION_THREADS = 4  # tables validated at once
+_GE_SETUP = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -237,17 +241,29 @@ def validate_layer(
     """Every check of ``layer``'s GE suites, failed or not (the watchdog reports, not raises)."""
     specs = load_specs(layer)
     chosen = [specs[name] for name in (tables or sorted(specs))]
-    checks: list[BreakerCheck] = []
-    rows: dict[str, int] = {}
-    for spec in chosen:
-        if not lakehouse.exists(spec.dataset):
-            checks.append(BreakerCheck(spec.dataset, "table_exists", True, False))
-            continue
-        frame = breaker_frame(lakehouse, spec, run_date)
-        references = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
-        table_checks, table_rows = validate_table(spec, frame, references)
-        checks.extend(table_checks)
-        rows[spec.dataset] = table_rows
+    present = [spec for spec in chosen if lakehouse.exists(spec.dataset)]
+    inputs = {  # read first, in this thread: a read registers its table in the catalog
+        spec.dataset: (
+            breaker_frame(lakehouse, spec, run_date),
+            {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups},
+        )
+        for spec in present
+    }
+    # The tables' validations overlap: each is a few small Spark jobs and GE's own Python, so
+    # one table's Python runs while another's jobs do (no temp views are shared between them).
+    with ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="breaker") as pool:
+        validated = {
+            spec.dataset: pool.submit(validate_table, spec, *inputs[spec.dataset])
+            for spec in present
+        }
+        checks: list[BreakerCheck] = []
+        rows: dict[str, int] = {}
+        for spec in chosen:
+            if spec.dataset not in validated:
+                checks.append(BreakerCheck(spec.dataset, "table_exists", True, False))
+                continue
+            table_checks, rows[spec.dataset] = validated[spec.dataset].result()
+            checks.extend(table_checks)
     result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows)
     LOG.info("DQ breaker %s: %s", layer, result.summary())
     return result
@@ -279,16 +295,17 @@ def _validate(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")  # ~20 ms once GE is imported
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_spark(name=f"{spec.layer}_breaker", persist=False)
-    asset = source.add_dataframe_asset(name=spec.dataset.replace(".", "_"))
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
-        batch_parameters={"dataframe": checked}
-    )
-    suite = gx.ExpectationSuite(name=f"{spec.dataset}_suite")
-    for item in items.values():
-        suite.add_expectation(item.expectation.copy())  # a suite takes ownership of its own
+    with _GE_SETUP:  # GE keeps its current context process-wide: set up one suite at a time
+        context = gx.get_context(mode="ephemeral")  # ~20 ms once GE is imported
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = context.data_sources.add_spark(name=f"{spec.layer}_breaker", persist=False)
+        asset = source.add_dataframe_asset(name=spec.dataset.replace(".", "_"))
+        batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
+            batch_parameters={"dataframe": checked}
+        )
+        suite = gx.ExpectationSuite(name=f"{spec.dataset}_suite")
+        for item in items.values():
+            suite.add_expectation(item.expectation.copy())  # a suite owns its expectations
     return list(batch.validate(suite, result_format=result_format).results)  # type: ignore[call-overload]
 
 

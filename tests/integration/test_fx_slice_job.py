@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 DATES = [date(2026, 11, 23), date(2026, 11, 24)]
 SEED = 42
 TABLES = ("bronze.fx_rates", "silver.fx_rates", "gold.fx_daily_change")
+FX_TASKS = ("bronze_fx_rates", "silver_fx_rates", "gold_fx_daily_change")
 
 
 WORLD_START = DATES[0]
@@ -155,9 +156,11 @@ def test_two_runs_at_once_are_serialised_and_corrupt_nothing(
     spark: SparkSession, lakehouse: Lakehouse
 ) -> None:
     before = snapshot(spark, lakehouse)
+    # The FX slice's own tasks of the job (raw → bronze → silver → gold), twice at once.
     command = [sys.executable, "-m", "medallion", "jobs", "run", "build_analytics",
                "--param", f"run_date={DATES[1].isoformat()}", "--bundle-root", str(repo_root()),
-               "--var", f"storage_root={lakehouse.root}", "--runs-root", str(lakehouse.runs)]
+               "--var", f"storage_root={lakehouse.root}", "--runs-root", str(lakehouse.runs),
+               "--only", ",".join(FX_TASKS)]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
     outputs = [run.communicate(timeout=600) for run in runs]

@@ -14,7 +14,6 @@ build runs is seen as new by the next check (one build too many, never one too f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,6 +27,7 @@ from medallion.raw.landing import (
     load_dir,
     peek_manifest,
     raw_zone,
+    read_json_state,
     write_json_atomic,
 )
 
@@ -132,14 +132,11 @@ def write_build_record(
 def read_build_record(storage_root: str | Path, run_date: date) -> BuildInputs | None:
     """What the last complete build of ``run_date`` was built from; None when never built."""
     path = build_record_path(storage_root, run_date)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    content = read_json_state(
+        path, "a JSON build record (delete it to build that date again)"
+    )
+    if content is None:
         return None
-    except ValueError as error:
-        raise ConfigError(
-            f"{path}: expected a JSON build record; {error} (delete it to build that date again)"
-        ) from error
     return BuildInputs.from_json(content, str(path))
 
 

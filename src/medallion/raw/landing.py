@@ -383,6 +383,17 @@ def _write_manifest(manifest: LoadManifest) -> None:
     _fsync_dir(manifest.load_dir)
 
 
+def read_json_state(path: Path, what: str) -> Any:
+    """The JSON state file at ``path``, or None when there is none; ``ConfigError`` naming
+    ``what`` was expected when it does not parse."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as error:
+        raise ConfigError(f"{path}: expected {what}; {error}") from error
+
+
 def write_json_atomic(path: Path, content: Any) -> None:
     """Write ``content`` as JSON at ``path`` durably and atomically: temp file, fsync, rename.
 

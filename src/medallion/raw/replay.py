@@ -13,7 +13,6 @@ next reset of that source that moves anything.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medallion.errors import ConfigError
-from medallion.raw.landing import write_json_atomic
+from medallion.raw.landing import read_json_state, write_json_atomic
 
 
 def replay_plan_path(storage_root: str | Path, source: str) -> Path:
@@ -50,12 +49,9 @@ class ReplayEnd:
 def replay_end(storage_root: str | Path, source: str, load_dt: date) -> ReplayEnd | None:
     """Where ``source``'s load of ``load_dt`` ended before the last reset; None when unknown."""
     path = replay_plan_path(storage_root, source)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    content = read_json_state(path, "a JSON replay plan")
+    if content is None:
         return None
-    except ValueError as error:
-        raise ConfigError(f"{path}: expected a JSON replay plan; {error}") from error
     ends = content.get("ends") if isinstance(content, dict) else None
     if not isinstance(ends, dict):
         raise ConfigError(f"{path}: expected an object with \"ends\" by load date")

@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -53,9 +53,10 @@ from benchmarks.spark_accounting import (
 from medallion import compute
 from medallion.bundle import load_bundle
 from medallion.devstack import stack
-from medallion.generate import GeneratorConfig, generate
+from medallion.generate import GeneratedData, GeneratorConfig, generate
 from medallion.generate.load import load_day
-from medallion.jobs import RunOptions, run_job
+from medallion.jobs import JobSpec, RunOptions, run_job
+from medallion.jobs.kernels import KernelPool
 from medallion.jobs.model import parse_job
 from medallion.runs.recorder import RunRecorder
 from medallion.settings import repo_root
@@ -129,13 +130,28 @@ def millis(moment: datetime) -> int:
 # --- running ----------------------------------------------------------------------------------
 
 
-def run_days(root: Path, runs_root: Path, days: Sequence[date], scale: float) -> list[BuildRun]:
-    """Generate, then per day: advance the sources, run the ingest (and its build)."""
+def run_days(root: Path, runs_root: Path, days: Sequence[date], scale: float,
+             server_url: str) -> list[BuildRun]:
+    """Generate, then per day: advance the sources, run the ingest (and its build).
+
+    One kernel pool serves every day, as ``make demo`` keeps one: a warm day is warm in its
+    kernels too.
+    """
     data = generate(GeneratorConfig(seed=42, scale=scale, days=len(days), start_date=days[0]))
     bundle = load_bundle(repo_root(), variables={"storage_root": str(root)})
     jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
+    runs_root.mkdir(parents=True, exist_ok=True)
+    kernels = KernelPool({"SPARK_REMOTE": server_url}, runs_root, size=5, limit=5)
     options = RunOptions(runs_root=runs_root, max_parallel=5,
-                         observer=RunRecorder.for_bundle(bundle), jobs=jobs)
+                         observer=RunRecorder.for_bundle(bundle), jobs=jobs, kernels=kernels)
+    try:
+        return _run_days(root, runs_root, days, data, jobs, options)
+    finally:
+        kernels.close()
+
+
+def _run_days(root: Path, runs_root: Path, days: Sequence[date], data: GeneratedData,
+              jobs: Mapping[str, JobSpec], options: RunOptions) -> list[BuildRun]:
     builds = []
     for day in days:
         report = load_day(root, data, day)
@@ -260,7 +276,7 @@ def main() -> None:
         finally:
             os.environ.pop(EVENT_LOG_DIR_ENV, None)
         print(f"  stand-ins and warm server up in {time.monotonic() - started:.1f} s", flush=True)
-        builds = run_days(root, runs_root, days, args.scale)
+        builds = run_days(root, runs_root, days, args.scale, server.url)
         bare_started = time.monotonic()
         bare = run_bare(server.url, root / "raw", work / "bare", days)
         print(f"  bare baseline done in {time.monotonic() - bare_started:.1f} s", flush=True)

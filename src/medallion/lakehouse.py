@@ -98,11 +98,6 @@ def _session_key(spark: SparkSession) -> str:
     return str(getattr(spark, "session_id", None) or id(spark))
 
 
-def forget_registrations() -> None:
-    """Forget what this process registered (after a catalog it cannot see changed names)."""
-    _REGISTERED.clear()
-
-
 def registered_location(spark: SparkSession, table: str) -> Path | None:
     """Where the session's catalog says a (local, file-based) table lives."""
     rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Location'").collect()

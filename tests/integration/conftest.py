@@ -1,4 +1,11 @@
-"""A lakehouse with the five real source stand-ins, advanced one generated day at a time."""
+"""One lakehouse for every integration module: the five real source stand-ins, three built days.
+
+The world is built once per test session (package scope) and shared in file order:
+``test_build_analytics`` reads it and then breaks things on purpose (each such test puts back what
+it broke), ``test_fx_slice_job`` reads and re-runs its slice, and ``test_ingest_job`` lands a
+fourth day with a source down, then reloads the whole range. A module run on its own builds the
+same world first.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +14,38 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.sql import DataFrame, SparkSession
 
 from medallion import compute
+from medallion.credentials import env_name
 from medallion.devstack import stack
 from medallion.generate import GeneratedData, GeneratorConfig, generate
 from medallion.generate.load import LoadReport, load_day
 from medallion.raw.landing import load_dir, raw_zone, read_manifest
 from medallion.settings import repo_root
 
+# Four generated days: three are ingested and built; the fourth is the ingest job's, for a day
+# with a source down. At this scale and late-update rate every kind of dirt reaches the three
+# built days, and late CRM updates arrive on the second, third and fourth.
+WORLD = GeneratorConfig(seed=42, scale=0.06, days=4, start_date=date(2026, 11, 2),
+                        late_update_rate=0.1)
+BUILT_DAYS = 3
+KNOWN_SALT = "s4lt-known-to-the-test-3c1e"  # the PII hash salt of every run, to be searched for
+
 
 class SourceWorld:
     """A storage root whose stand-ins hold generated data up to the days advanced so far."""
 
-    def __init__(self, root: Path, runs: Path, data: GeneratedData) -> None:
+    def __init__(self, root: Path, runs: Path, data: GeneratedData,
+                 env: dict[str, str] | None = None) -> None:
         self.root, self.runs, self.data = root, runs, data
+        self.env = env or {}  # set for every CLI run (the local secrets provider reads it)
         self.reports: dict[date, LoadReport] = {}
         self.outputs: list[str] = []  # every CLI run's stdout and stderr, for the secrets scan
 
@@ -45,7 +65,7 @@ class SourceWorld:
             [sys.executable, "-m", "medallion", *args, "--bundle-root", str(repo_root()),
              "--var", f"storage_root={self.root}", *runs],
             capture_output=True, text=True, timeout=timeout, check=False,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, **self.env, "COLUMNS": "200"},
         )
         self.outputs.append(result.stdout + result.stderr)
         return result
@@ -73,24 +93,61 @@ class SourceWorld:
         return records
 
 
-@pytest.fixture(scope="module")
-def source_world(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-                 ) -> Iterator[SourceWorld]:
-    """Generated data (scale from the module's ``WORLD_SCALE``, default 0.05) and five stand-ins.
+@dataclass
+class BuiltWorld:
+    """The shared world after its built days: each day's ingest run, and what the late-update
+    test needs from after each day (dim_customer and gold by customer)."""
 
-    Nothing is loaded yet: tests advance the days they need. The stand-ins and the module's warm
-    Spark server stop at module end.
+    world: SourceWorld
+    ingest_runs: dict[date, dict[str, Any]] = field(default_factory=dict)
+    after: dict[date, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def days(self) -> list[date]:
+        return list(self.ingest_runs)
+
+
+@pytest.fixture(scope="package")
+def source_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceWorld]:
+    """Generated data and the five stand-ins, nothing loaded yet (``built_world`` loads it).
+
+    One warm Spark server serves every run; it and the stand-ins stop after the last
+    integration test.
     """
-    scale = float(getattr(request.module, "WORLD_SCALE", 0.05))
-    days = int(getattr(request.module, "WORLD_DAYS", 3))
-    start = getattr(request.module, "WORLD_START", date(2026, 11, 2))
     base = tmp_path_factory.mktemp("world")
     root = base / "lakehouse"
-    data = generate(GeneratorConfig(seed=42, scale=scale, days=days, start_date=start))
+    data = generate(WORLD)
     stack.up(root)
-    compute.pin_server(root)  # one warm Spark server for every build the module runs
+    compute.pin_server(root)  # one warm Spark server for every run of every module
     try:
-        yield SourceWorld(root, base / "runs", data)
+        yield SourceWorld(root, base / "runs", data,
+                          env={env_name("pii-hash-salt"): KNOWN_SALT})
     finally:
         compute.unpin_server(root)
         stack.down(root)
+
+
+@pytest.fixture(scope="package")
+def built_world(source_world: SourceWorld, spark: SparkSession) -> BuiltWorld:
+    """Days 0 to 2: each day the sources advance, then ``ingest_daily_sources`` runs, which
+    lands the day and builds it (its ``build_analytics`` child run)."""
+    built = BuiltWorld(source_world)
+    for index in range(BUILT_DAYS):
+        day = source_world.day(index)
+        source_world.advance(day)
+        result, record = source_world.run_job("ingest_daily_sources", f"run_date={day}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        built.ingest_runs[day] = record
+        built.after[day] = {
+            "dim_customer": {row["customer_id"]: row.asDict() for row in
+                             read_table(spark, source_world, "silver.dim_customer").collect()},
+            "gold": {row["customer_id"]: row.asDict() for row in
+                     read_table(spark, source_world, "gold.fact_customer_360").collect()},
+        }
+    return built
+
+
+def read_table(spark: SparkSession, world: SourceWorld, name: str) -> DataFrame:
+    """A table of the world's lakehouse (``schema.table``), read by path."""
+    schema, name_in_schema = name.split(".")
+    return spark.read.format("delta").load(str(world.root / schema / name_in_schema))

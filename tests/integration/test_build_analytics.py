@@ -1,9 +1,10 @@
 """``build_analytics`` end to end on generated data: the real jobs, the CLI, the five stand-ins.
 
-Three business days are ingested (each ingest run builds its day). Every expectation comes from
-the generator: its dirt manifest says what must be quarantined and under which rule, and an
-independent DuckDB oracle (tests/oracle, no pipeline code) says what gold must hold. The tests
-run in file order on one world; the last ones break things on purpose.
+Three business days are ingested (each ingest run builds its day), in the integration package's
+shared world. Every expectation comes from the generator: its dirt manifest says what must be
+quarantined and under which rule, and an independent DuckDB oracle (tests/oracle, no pipeline
+code) says what gold must hold. The tests run in file order; the last ones break things on
+purpose and put back what the modules after them read.
 """
 
 from __future__ import annotations
@@ -40,13 +41,12 @@ from tests.alert_receivers import (
     serving_smtp,
 )
 from tests.glue_server import glue_server
-from tests.integration.conftest import SourceWorld
+from tests.integration.conftest import BUILT_DAYS, KNOWN_SALT, BuiltWorld, SourceWorld, read_table
 from tests.oracle.oracle import expected_gold, oracle_connection
 
 pytestmark = pytest.mark.integration
 
-WORLD_SCALE = 0.05
-WORLD_DAYS = 3
+WORLD_DAYS = BUILT_DAYS
 BUILD_TASKS = (
     "check_raw_files", "has_raw_files", "bronze_snowflake_orders", "bronze_kafka_orders",
     "bronze_customer_behavior", "bronze_crm_accounts", "bronze_fx_rates", "bronze_dq_breaker",
@@ -55,7 +55,6 @@ BUILD_TASKS = (
     "gold_dq_breaker", "publish_snowflake", "publish_redshift",
 )
 PUBLISH_TASKS = ("publish_snowflake", "publish_redshift")
-GOLD_TASKS = ("gold_fact_customer_360", "gold_orders_daily", "gold_fx_daily_change")
 GOLD = ("gold.fact_customer_360", "gold.orders_daily", "gold.fx_daily_change")
 # Where each kind of dirt must end up: (quarantine table, key column, rules it may fail).
 QUARANTINED: dict[tuple[str, DirtKind], tuple[str, str, frozenset[str]]] = {
@@ -89,7 +88,6 @@ SILVER_AND_GOLD = (
     "silver.dim_customer_quarantine", "silver.fact_orders_quarantine",
     "silver.fact_events_quarantine", "gold.fact_customer_360", "gold.orders_daily",
 )
-KNOWN_SALT = "s4lt-known-to-the-test-3c1e"  # a test value, there to be searched for
 WATCHED = (
     "bronze.crm_accounts", "bronze.customer_behavior", "bronze.fx_rates", "bronze.kafka_orders",
     "bronze.snowflake_orders", "silver.dim_customer", "silver.fact_events", "silver.fact_orders",
@@ -107,15 +105,14 @@ FX_GOLD = ("gold.fx_daily_change",)
 
 @pytest.fixture(scope="module", autouse=True)
 def known_salt() -> Iterator[str]:
-    """The PII hash salt from the environment (the local secrets provider), a value we know."""
+    """The PII hash salt of the world's runs, for this process's own reads of it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(env_name("pii-hash-salt"), KNOWN_SALT)
         yield KNOWN_SALT
 
 
 def table(spark: SparkSession, world: SourceWorld, name: str) -> DataFrame:
-    schema, name_in_schema = name.split(".")
-    return spark.read.format("delta").load(str(world.root / schema / name_in_schema))
+    return read_table(spark, world, name)
 
 
 def build_runs(world: SourceWorld) -> list[dict[str, Any]]:
@@ -139,22 +136,14 @@ def contents(spark: SparkSession, world: SourceWorld, names: Iterable[str]) -> d
 
 
 @pytest.fixture(scope="module")
-def built(source_world: SourceWorld, spark: SparkSession) -> dict[date, dict[str, Any]]:
-    """Ingest (and so build) days 0 to 2, keeping what the late-update test needs after each."""
-    after: dict[date, dict[str, Any]] = {}
-    for index in range(WORLD_DAYS):
-        day = source_world.day(index)
-        source_world.advance(day)
-        result, record = source_world.run_job("ingest_daily_sources", f"run_date={day}")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert states(record)["build_analytics"] == "SUCCESS", result.stdout
-        after[day] = {
-            "dim_customer": {row["customer_id"]: row.asDict() for row in
-                             table(spark, source_world, "silver.dim_customer").collect()},
-            "gold": {row["customer_id"]: row.asDict() for row in
-                     table(spark, source_world, "gold.fact_customer_360").collect()},
-        }
-    return after
+def built(built_world: BuiltWorld) -> dict[date, dict[str, Any]]:
+    """Days 0 to 2 ingested and built, with dim_customer and gold as they were after each."""
+    return built_world.after
+
+
+def dirt_of_built_days(world: SourceWorld, built: dict[date, Any]) -> list[Any]:
+    """The generator's dirt manifest, for the days built (the world has a day more)."""
+    return [entry for entry in world.data.manifest if entry.day <= max(built)]
 
 
 def test_every_build_task_succeeds_each_day(
@@ -272,7 +261,7 @@ def test_every_dirty_record_is_quarantined_under_its_rule_and_no_clean_one_is(
             rules.setdefault(row[key], set()).update(row["name"])
         quarantined[name] = rules
     expected_keys: dict[str, set[Any]] = {name: set() for name in quarantined}
-    for dirt in source_world.data.manifest:
+    for dirt in dirt_of_built_days(source_world, built):
         where = QUARANTINED.get((dirt.source, dirt.kind))
         if where is not None:
             name, _, rules = where
@@ -310,7 +299,7 @@ def test_unknown_columns_are_split_off_and_the_rows_go_on(
 ) -> None:
     """Behavior (SELECT *) and Kafka (JSON) deliver unknown fields; Snowflake and the CRM cannot
     hold them (fixed columns, known properties), so their unknown-column dirt never reaches raw."""
-    dirty = {source: {d.key for d in source_world.data.manifest
+    dirty = {source: {d.key for d in dirt_of_built_days(source_world, built)
                       if d.kind is DirtKind.UNKNOWN_COLUMN and d.source == source}
              for source in ("behavior_events", "kafka_order_events")}
     assert all(dirty.values()), dirty
@@ -392,7 +381,7 @@ def test_a_late_crm_update_changes_dim_customer_and_gold(
     data = source_world.data
     days = list(built)
     latest: dict[str, Any] = {}
-    for version in data.crm_accounts:
+    for version in (v for v in data.crm_accounts if v["available_on"] <= days[-1]):
         current = latest.get(version["customer_id"])
         if current is None or version["last_modified_date"] > current["last_modified_date"]:
             latest[version["customer_id"]] = version
@@ -628,13 +617,17 @@ def test_a_gold_violation_stops_the_job_and_keeps_the_previous_gold(
     """Without the first day's EUR rate, gold cannot convert those orders: it must not publish."""
     first, last = source_world.day(0), source_world.day(WORLD_DAYS - 1)
     gold_before = contents(spark, source_world, ("gold.fact_customer_360", "gold.orders_daily"))
-    spark.sql(
-        f"DELETE FROM delta.`{source_world.root / 'silver' / 'fx_rates'}` "
-        f"WHERE rate_date = DATE'{first}' AND currency = 'EUR'"
-    )
-    # Silver is built (and now broken): gold, its breaker and publishing are what is tested.
-    result, record = source_world.run_job("build_analytics", f"run_date={last}",
-                                          only=(*GOLD_TASKS, "gold_dq_breaker", *PUBLISH_TASKS))
+    fx_rates = f"delta.`{source_world.root / 'silver' / 'fx_rates'}`"
+    intact = spark.sql(f"DESCRIBE HISTORY {fx_rates} LIMIT 1").collect()[0]["version"]
+    spark.sql(f"DELETE FROM {fx_rates} WHERE rate_date = DATE'{first}' AND currency = 'EUR'")
+    try:
+        # Silver is built (and now broken): gold, its breaker and publishing are what is tested.
+        result, record = source_world.run_job(
+            "build_analytics", f"run_date={last}",
+            only=("gold_fact_customer_360", "gold_orders_daily", "gold_dq_breaker",
+                  *PUBLISH_TASKS))
+    finally:  # the FX module reads silver.fx_rates next
+        spark.sql(f"RESTORE TABLE {fx_rates} TO VERSION AS OF {intact}")
     assert result.returncode == 1
     assert states(record)["gold_fact_customer_360"] == "FAILED"
     error = next(t["error"] for t in record["tasks"] if t["task_key"] == "gold_fact_customer_360")

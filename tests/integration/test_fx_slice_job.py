@@ -2,7 +2,8 @@
 
 FX-rates stand-in (HTTP, with the other four sources beside it, as the ingest job needs them) →
 raw → bronze → silver → gold, checked against an oracle computed from the stand-in's own rate
-function, not from the pipeline's code.
+function, not from the pipeline's code. The days are the integration package's shared world's
+built days.
 """
 
 from __future__ import annotations
@@ -19,26 +20,21 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.devstack.fx_api import CURRENCIES, synthetic_usd_rate
 from medallion.settings import repo_root
-from tests.integration.conftest import SourceWorld
+from tests.integration.conftest import BuiltWorld, SourceWorld
 
 pytestmark = pytest.mark.integration
 
-DATES = [date(2026, 11, 23), date(2026, 11, 24)]
-SEED = 42
+SEED = 42  # the world's seed, from which the stand-in derives its rates
 TABLES = ("bronze.fx_rates", "silver.fx_rates", "gold.fx_daily_change")
 FX_TASKS = ("bronze_fx_rates", "silver_fx_rates", "gold_fx_daily_change")
-
-
-WORLD_START = DATES[0]
-WORLD_DAYS = len(DATES)
-WORLD_SCALE = 0.02
 
 
 class Lakehouse:
     """The module's storage root and runs folder, on a world of five source stand-ins."""
 
-    def __init__(self, world: SourceWorld) -> None:
+    def __init__(self, world: SourceWorld, dates: list[date]) -> None:
         self.world, self.root, self.runs = world, world.root, world.runs
+        self.dates = dates  # the business days built, in order
 
     def medallion(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the CLI as a user would, against this lakehouse."""
@@ -62,32 +58,31 @@ class Lakehouse:
 
 
 @pytest.fixture(scope="module")
-def lakehouse(source_world: SourceWorld) -> Lakehouse:
-    """Two business days: the sources advance, then the daily jobs run, on a warm server."""
-    house = Lakehouse(source_world)
-    for run_date in DATES:
-        source_world.advance(run_date)
-        house.run_day(run_date)
-    return house
+def lakehouse(built_world: BuiltWorld) -> Lakehouse:
+    """The built days: each the sources advanced, then the daily jobs ran, on a warm server."""
+    return Lakehouse(built_world.world, built_world.days)
 
 
-def expected_silver(spark: SparkSession) -> DataFrame:
+def expected_silver(spark: SparkSession, dates: list[date]) -> DataFrame:
     """The oracle: every (date, currency) rate the stand-in serves, typed as silver types them."""
-    rows = [(d, "USD", c, Decimal(str(synthetic_usd_rate(SEED, d, c)))) for d in DATES
+    rows = [(d, "USD", c, Decimal(str(synthetic_usd_rate(SEED, d, c)))) for d in dates
             for c in CURRENCIES]
     return spark.createDataFrame(
         rows, "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8)"
     )
 
 
-def expected_gold(spark: SparkSession) -> DataFrame:
-    """The oracle for gold: day 2 against day 1, change rounded half-up to 4 places."""
+def expected_gold(spark: SparkSession, dates: list[date]) -> DataFrame:
+    """The oracle for gold: each day against the day before, change rounded half-up to 4
+    places; the first day has no previous rate."""
     rows = []
     for currency in CURRENCIES:
-        first, second = (Decimal(str(synthetic_usd_rate(SEED, d, currency))) for d in DATES)
-        change = ((second - first) / first * 100).quantize(Decimal("0.0001"), ROUND_HALF_UP)
-        rows.append((DATES[0], currency, first, None, None, None))
-        rows.append((DATES[1], currency, second, DATES[0], first, change))
+        rates = [Decimal(str(synthetic_usd_rate(SEED, d, currency))) for d in dates]
+        rows.append((dates[0], currency, rates[0], None, None, None))
+        for index in range(1, len(dates)):
+            first, second = rates[index - 1], rates[index]
+            change = ((second - first) / first * 100).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+            rows.append((dates[index], currency, second, dates[index - 1], first, change))
     return spark.createDataFrame(
         rows,
         "rate_date DATE, currency STRING, rate DECIMAL(18,8), previous_rate_date DATE, "
@@ -102,7 +97,7 @@ def snapshot(spark: SparkSession, house: Lakehouse) -> dict[str, list[tuple[obje
 
 def test_raw_zone_holds_one_complete_load_per_day(lakehouse: Lakehouse) -> None:
     loads = sorted(p.name for p in (lakehouse.root / "raw" / "fx_rates").iterdir())
-    assert loads == [f"load_dt={d.isoformat()}" for d in DATES]
+    assert loads == [f"load_dt={d.isoformat()}" for d in lakehouse.dates]
     for load in loads:
         manifest = json.loads((lakehouse.root / "raw/fx_rates" / load / "_manifest.json")
                               .read_text())
@@ -115,25 +110,26 @@ def test_bronze_keeps_every_landed_row_per_day(
     bronze = lakehouse.table(spark, "bronze.fx_rates")
     counts = bronze.groupBy("_proc_date").count().collect()
     per_day = {(row["_proc_date"], row["count"]) for row in counts}
-    assert per_day == {(d, len(CURRENCIES)) for d in DATES}
+    assert per_day == {(d, len(CURRENCIES)) for d in lakehouse.dates}
 
 
 def test_silver_matches_the_source_oracle(spark: SparkSession, lakehouse: Lakehouse) -> None:
     silver = lakehouse.table(spark, "silver.fx_rates").select("rate_date", "base", "currency",
                                                               "rate")
-    assertDataFrameEqual(silver, expected_silver(spark))
+    assertDataFrameEqual(silver, expected_silver(spark, lakehouse.dates))
 
 
 def test_gold_matches_the_oracle(spark: SparkSession, lakehouse: Lakehouse) -> None:
     gold = lakehouse.table(spark, "gold.fx_daily_change").select(
         "rate_date", "currency", "rate", "previous_rate_date", "previous_rate", "change_pct"
     )
-    assertDataFrameEqual(gold, expected_gold(spark))
+    assertDataFrameEqual(gold, expected_gold(spark, lakehouse.dates))
 
 
 def test_tables_are_registered_for_sql(lakehouse: Lakehouse) -> None:
+    day = lakehouse.dates[1]
     result = lakehouse.medallion(
-        "sql", "SELECT currency, rate FROM silver.fx_rates WHERE rate_date = '2026-11-24' "
+        "sql", f"SELECT currency, rate FROM silver.fx_rates WHERE rate_date = '{day}' "
         "AND currency = 'USD'", "--format", "json",
     )
     assert result.returncode == 0, result.stderr
@@ -147,7 +143,7 @@ def test_rerunning_an_unchanged_day_skips_the_build_and_leaves_every_table_ident
     # tables among those it compares.
     before = snapshot(spark, lakehouse)
 
-    lakehouse.run_day(DATES[1], build="EXCLUDED")
+    lakehouse.run_day(lakehouse.dates[1], build="EXCLUDED")
 
     assert snapshot(spark, lakehouse) == before
 
@@ -158,7 +154,7 @@ def test_two_runs_at_once_are_serialised_and_corrupt_nothing(
     before = snapshot(spark, lakehouse)
     # The FX slice's own tasks of the job (raw → bronze → silver → gold), twice at once.
     command = [sys.executable, "-m", "medallion", "jobs", "run", "build_analytics",
-               "--param", f"run_date={DATES[1].isoformat()}", "--bundle-root", str(repo_root()),
+               "--param", f"run_date={lakehouse.dates[1]}", "--bundle-root", str(repo_root()),
                "--var", f"storage_root={lakehouse.root}", "--runs-root", str(lakehouse.runs),
                "--only", ",".join(FX_TASKS)]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

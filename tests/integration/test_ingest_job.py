@@ -1,8 +1,9 @@
 """``ingest_daily_sources`` end to end: the real bundle job, the CLI, the five real stand-ins.
 
 Every expectation comes from the generator (what it put into each system that day), never from
-the extractors' code. The tests run in file order on one world: two daily runs, a rerun, a day
-with the CRM down, then a full reload of the whole range.
+the extractors' code. The tests run in file order on the integration package's shared world,
+after the other modules: its first two daily runs, a rerun, a fourth day with the CRM down, then
+a full reload of the whole range.
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from medallion.generate.load import behavior_events_on, kafka_order_events_on
 from medallion.generate.model import crm_accounts_on, late_crm_updates, orders_snapshot
 from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest
 from medallion.state import state_dir
-from tests.integration.conftest import SourceWorld
+from tests.integration.conftest import BUILT_DAYS, BuiltWorld, SourceWorld
 
 pytestmark = pytest.mark.integration
 
-WORLD_SCALE = 0.1
-WORLD_DAYS = 3
 SOURCES = {
     "snowflake": "orders", "redshift": "behavior", "crm": "accounts", "kafka": "orders",
     "fx_rates": None,
@@ -65,16 +64,9 @@ def expected_events(world: SourceWorld, day: date) -> Counter[Any]:
 
 
 @pytest.fixture(scope="module")
-def two_days(source_world: SourceWorld) -> list[dict[str, Any]]:
-    """Days 0 and 1: the systems advance, then the job runs for that day."""
-    records = []
-    for index in (0, 1):
-        day = source_world.day(index)
-        source_world.advance(day)
-        result, record = source_world.run_job("ingest_daily_sources", f"run_date={day}")
-        assert result.returncode == 0, result.stdout + result.stderr
-        records.append(record)
-    return records
+def two_days(built_world: BuiltWorld) -> list[dict[str, Any]]:
+    """The runs of days 0 and 1: the systems advanced, then the job ran for that day."""
+    return [built_world.ingest_runs[built_world.world.day(index)] for index in (0, 1)]
 
 
 def test_every_task_succeeds_and_the_full_reload_branch_is_skipped(
@@ -218,7 +210,7 @@ def test_rerunning_a_day_changes_no_load(
 def test_a_down_source_fails_clearly_while_the_others_land(
     source_world: SourceWorld, two_days: list[dict[str, Any]]
 ) -> None:
-    day = source_world.day(2)
+    day = source_world.day(BUILT_DAYS)  # a day not landed yet
     source_world.advance(day)
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -259,7 +251,7 @@ def test_a_down_source_fails_clearly_while_the_others_land(
 def test_a_full_reload_of_the_range_moves_old_loads_aside_and_lands_everything_once(
     source_world: SourceWorld, two_days: list[dict[str, Any]]
 ) -> None:
-    days = [source_world.day(i) for i in range(3)]
+    days = [source_world.day(i) for i in range(BUILT_DAYS + 1)]
     if days[-1] not in source_world.reports:  # when run on its own
         source_world.advance(days[-1])
     before = manifests(source_world)

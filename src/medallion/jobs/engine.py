@@ -1,9 +1,10 @@
 """Run a job's tasks in dependency order with the semantics of the Databricks Jobs service.
 
 ``depends_on`` (with a condition task's ``outcome``), ``run_if``, ``condition_task`` on task
-values, job parameters pushed down to every task, ``max_retries`` with ``min_retry_interval_millis``
-doubling per attempt, task and job ``timeout_seconds``, health rules, job and task notifications
-(the duration warning sent while the run is still going), and one run at a time per job
+values, job parameters pushed down to every task, ``max_retries`` with a fixed
+``min_retry_interval_millis`` between attempts (the Jobs service does not back off), task and
+job ``timeout_seconds``, health rules, job and task notifications (the duration warning sent while
+the run is still going), and one run at a time per job
 (``max_concurrent_runs``, queued as the Jobs service queues). Every executed notebook is kept under
 ``<runs_root>/<job_key>/<run_id>/``.
 """
@@ -354,8 +355,8 @@ def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
                                       "retrying", f"Error: {outcome.error}"])
         if final_output.exists():
             final_output.replace(run.run_dir / f"{stem}.attempt-{attempt + 1}.ipynb")
-        wait = min(task.min_retry_interval_millis / 1000 * 2**attempt, MAX_RETRY_WAIT_SECONDS)
-        run.options.sleep(wait)
+        # The Jobs service waits the same interval before every retry; it does not back off.
+        run.options.sleep(min(task.min_retry_interval_millis / 1000, MAX_RETRY_WAIT_SECONDS))
 
 
 def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: KernelPool) -> None:

@@ -16,12 +16,13 @@ session (the warm driver) write Spark's event log there, e.g. to count each task
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pyspark import StorageLevel
 from pyspark.errors import PySparkException
@@ -39,6 +40,8 @@ EVENT_LOG_DIR_ENV = "MEDALLION_SPARK_EVENT_LOG_DIR"
 COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def local_spark_conf(
@@ -137,6 +140,27 @@ def label_for_task(spark: SparkSession) -> SparkSession:
         spark.conf.set(COMMIT_METADATA_CONF, context.label)
         spark.addTag(context.label)
     return spark
+
+
+def with_job_tags(spark: SparkSession, function: Callable[P, T]) -> Callable[P, T]:
+    """``function``, run with the calling thread's job tags, for another thread to run.
+
+    Spark keeps job tags per thread: the Spark jobs a worker thread starts would otherwise carry
+    no task label (``label_for_task``), and the benchmark could not say whose they are.
+    """
+    tags = spark.getTags()
+
+    @functools.wraps(function)
+    def tagged(*args: P.args, **kwargs: P.kwargs) -> T:
+        for tag in tags:
+            spark.addTag(tag)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            for tag in tags:
+                spark.removeTag(tag)
+
+    return tagged
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from medallion.spark import (
     EVENT_LOG_DIR_ENV,
     label_for_task,
     local_spark_conf,
+    with_job_tags,
 )
 
 CONTEXT = TaskContext("build_analytics", "20261102T060000Z-abc123", "silver_fact_orders",
@@ -68,3 +70,17 @@ def test_the_event_log_is_written_only_when_asked_for(
     assert (conf["spark.eventLog.compress"], conf["spark.eventLog.rolling.enabled"]) == (
         "false", "false"
     )
+
+
+def test_a_worker_thread_carries_the_task_label_only_while_it_runs_the_function(
+    labelled: SparkSession,
+) -> None:
+    def tags_in_thread() -> set[str]:
+        return set(labelled.getTags())
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        untagged = pool.submit(tags_in_thread).result()
+        during = pool.submit(with_job_tags(labelled, tags_in_thread)).result()
+        after = pool.submit(tags_in_thread).result()  # the same thread, reused
+
+    assert (untagged, during, after) == (set(), {CONTEXT.label}, set())

@@ -36,7 +36,7 @@ from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
 from medallion.quality.engine import Action, add_lookups
 from medallion.quality.spec import TableSpec, load_specs
-from medallion.spark import computed_once
+from medallion.spark import computed_once, with_job_tags
 
 LOG = logging.getLogger(__name__)
 FLAG_PREFIX = "__breaker_"
@@ -251,9 +251,10 @@ def validate_layer(
     }
     # The tables' validations overlap: each is a few small Spark jobs and GE's own Python, so
     # one table's Python runs while another's jobs do (no temp views are shared between them).
+    validate = with_job_tags(lakehouse.spark, validate_table)  # the task's label on their jobs
     with ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="breaker") as pool:
         validated = {
-            spec.dataset: pool.submit(validate_table, spec, *inputs[spec.dataset])
+            spec.dataset: pool.submit(validate, spec, *inputs[spec.dataset])
             for spec in present
         }
         checks: list[BreakerCheck] = []

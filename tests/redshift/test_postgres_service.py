@@ -71,6 +71,18 @@ def test_clusters_of_storage_roots_that_are_gone_are_removed(tmp_path: Path) -> 
     assert sorted(path.name for path in fallback.iterdir()) == ["alive", "unowned"]
 
 
+def test_a_cluster_another_process_removed_meanwhile_is_skipped(tmp_path: Path) -> None:
+    """Two stacks starting at once both sweep the orphans: one lists an owner file the other
+    has just removed with its cluster."""
+    vanished = tmp_path / "medallion-pg" / "vanished" / postgres.OWNER_FILE
+
+    class ListedThenRemoved:
+        def glob(self, pattern: str) -> list[Path]:
+            return [vanished] if pattern == f"*/{postgres.OWNER_FILE}" else []
+
+    assert postgres.remove_orphan_clusters(ListedThenRemoved()) == []  # type: ignore[arg-type]
+
+
 def test_a_fallback_cluster_records_its_storage_root(
     pg_root: Path, pg_service: ServiceInfo
 ) -> None:

@@ -164,13 +164,17 @@ def destroy(storage_root: Path) -> None:
 def remove_orphan_clusters(fallback_root: Path = FALLBACK_ROOT) -> list[Path]:
     """Delete the fallback clusters whose storage root no longer exists and that do not run.
 
-    A cluster without an owner file (made before it was written) is left alone. Returns the
-    directories removed.
+    A cluster without an owner file (made before it was written) is left alone, and so is one
+    whose owner file is gone by the time it is read (another process, starting its own stack,
+    removed that orphan first). Returns the directories removed.
     """
     removed = []
     for directory in sorted(fallback_root.glob(f"*/{OWNER_FILE}")):
         cluster_dir = directory.parent
-        owner = Path(directory.read_text(encoding="utf-8").strip())
+        try:
+            owner = Path(directory.read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            continue
         if owner.exists() or _server_pid(Cluster(cluster_dir / "data", PG_OS_USER)) is not None:
             continue
         shutil.rmtree(cluster_dir, ignore_errors=True)

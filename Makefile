@@ -54,7 +54,7 @@ demo: setup  ## start the local stand-ins and run the pipeline end to end
 test: setup  ## run the whole test suite against real Spark, Delta and papermill
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(VENV)/bin/mypy src
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks notebooks

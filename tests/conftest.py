@@ -4,28 +4,42 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
+from xdist.scheduler import LoadScopeScheduling
 
 from medallion.spark import build_local_session
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The integration tests first and together, as one xdist group.
+INTEGRATION = "tests/integration/"  # the modules that share one built world
 
-    ``make test`` runs two workers (``-n 2 --dist loadgroup``): one takes the integration
-    package, whose shared world and whole-job runs wait on subprocesses and the warm server most
-    of the time, while the other works through every other test beside it. Started first, the
-    long group never leaves one worker idle at the end. Within the group the file order holds.
+
+class IntegrationTogether(LoadScopeScheduling):
+    """xdist's scheduling for ``make test`` (``-n 2``): every integration test on one worker, in
+    file order, since they share one built world; every other test to whichever worker is free.
+
+    The worker with the integration tests gets nothing else while more than two of them are left
+    to run (LoadScopeScheduling's refill rule), so their world's job runs, which mostly wait on
+    subprocesses and the warm server, overlap with the rest of the suite on the other worker.
     """
-    integration = [item for item in items if item.get_closest_marker("integration")]
-    for item in integration:
-        item.add_marker(pytest.mark.xdist_group("integration"))
-    grouped = set(integration)
-    items[:] = integration + [item for item in items if item not in grouped]
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "integration" if nodeid.startswith(INTEGRATION) else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> IntegrationTogether:
+    return IntegrationTogether(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The integration tests first, so their long unit of work starts at once, not last."""
+    first = [item for item in items if item.nodeid.startswith(INTEGRATION)]
+    chosen = set(first)
+    items[:] = first + [item for item in items if item not in chosen]
 
 
 @pytest.fixture(scope="session")

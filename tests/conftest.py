@@ -35,26 +35,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> IntegrationT
     return IntegrationTogether(config, log)
 
 
-REST_NICENESS = 10  # how far the other worker steps back from the integration worker
-_WORKER_ROLE: list[str] = []  # this worker's, decided by its first test
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Under xdist, the worker whose first test is not an integration test lowers its priority.
-
-    The integration worker's job runs are the suite's critical path and mostly wait; the other
-    worker's tests are many and short. Niced (and so are the Spark JVM and services it starts
-    afterwards), the rest of the suite fills the CPU the job runs leave idle instead of slowing
-    them down.
-    """
-    if "PYTEST_XDIST_WORKER" not in os.environ or _WORKER_ROLE:
-        return
-    _WORKER_ROLE.append("integration" if item.nodeid.startswith(INTEGRATION) else "rest")
-    if _WORKER_ROLE == ["rest"]:
-        os.nice(REST_NICENESS)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The integration tests first, so their long unit of work starts at once, not last."""
     first = [item for item in items if item.nodeid.startswith(INTEGRATION)]

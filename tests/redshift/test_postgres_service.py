@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,28 @@ def test_a_fallback_cluster_records_its_storage_root(
         pytest.skip("this storage root's cluster lives in place, not in the fallback directory")
     owner = data_dir.parent / postgres.OWNER_FILE
     assert owner.read_text(encoding="utf-8") == str(pg_root.resolve())
+
+
+def test_a_new_storage_root_at_an_old_ones_path_gets_a_fresh_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """pytest reuses its numbered temp paths: a world made at a path an earlier world used must
+    not read the earlier world's tables from a cluster left in the fallback directory."""
+    root = tmp_path_factory.mktemp("redshift-reused")
+    postgres.up(root)
+    with postgres.connect(root) as conn:
+        conn.execute("CREATE TABLE left_by_the_earlier_root (id int)")
+        conn.commit()
+    postgres.down(root)
+    shutil.rmtree(root)  # the earlier world is deleted; its fallback cluster (if any) stays
+    root.mkdir()
+    try:
+        postgres.up(root)
+        with postgres.connect(root) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'left_by_the_earlier_root'"
+            ).fetchone()
+        assert found == (0,)
+        assert postgres.up(root).pid == postgres.status(root).pid  # type: ignore[union-attr]
+    finally:
+        postgres.destroy(root)

@@ -62,6 +62,11 @@ FALLBACK_ROOT = Path("/var/tmp/medallion-pg")  # noqa: S108 - fixed, root-owned 
 # In a fallback cluster's directory: the storage root it serves. A cluster whose storage root is
 # gone (a test's temp dir, a deleted checkout) can never be reached again and is removed.
 OWNER_FILE = "storage_root"
+# A random id written beside a fallback cluster and into its storage root's service dir. A path
+# names a storage root only while it lives: a new root made at an old one's path (pytest's
+# numbered temp dirs) must not inherit the old root's tables, so a cluster whose id the storage
+# root does not hold is discarded and made afresh.
+CLUSTER_ID_FILE = "cluster_id"
 # Unix socket paths are limited to 107 bytes; longer data dirs get no socket (TCP only).
 _MAX_SOCKET_DIR = 90
 _SERVER_SETTINGS = {
@@ -101,10 +106,11 @@ def up(storage_root: Path, *, timeout_seconds: float = 60) -> ServiceInfo:
     if running is None or info is None or info.pid != running:
         if running is not None:  # running, but the state file is lost or stale: restart cleanly
             _stop(cluster)
+        if _is_fallback(cluster):
+            _discard_if_left_by_another_root(cluster, storage_root)
         _init_once(cluster)
-        if cluster.data_dir.parent.parent == FALLBACK_ROOT:
-            owner = cluster.data_dir.parent / OWNER_FILE
-            owner.write_text(str(Path(storage_root).resolve()), encoding="utf-8")
+        if _is_fallback(cluster):
+            _claim(cluster, storage_root)
         port = pick_port(DEFAULT_PORT)
         _pg(
             cluster,
@@ -156,9 +162,54 @@ def destroy(storage_root: Path) -> None:
     cluster = cluster_for(storage_root)
     _stop(cluster)
     shutil.rmtree(cluster.data_dir, ignore_errors=True)
-    if cluster.data_dir.parent.parent == FALLBACK_ROOT:
+    if _is_fallback(cluster):
         shutil.rmtree(cluster.data_dir.parent, ignore_errors=True)
     shutil.rmtree(service_dir(storage_root, NAME), ignore_errors=True)
+
+
+def _is_fallback(cluster: Cluster) -> bool:
+    return cluster.data_dir.parent.parent == FALLBACK_ROOT
+
+
+def _discard_if_left_by_another_root(cluster: Cluster, storage_root: Path) -> None:
+    """Delete a fallback cluster that an earlier storage root at this same path left behind.
+
+    The fallback directory is named after the storage root's path, and paths come back (pytest
+    numbers its temp dirs anew once old ones are deleted). Such a cluster still holds the earlier
+    root's tables, so a fresh world would read another world's source rows. Ours carries the id
+    that our service dir holds; anything else is discarded.
+    """
+    if not (cluster.data_dir / "PG_VERSION").is_file():
+        return
+    ours = _read_id(service_dir(storage_root, NAME) / CLUSTER_ID_FILE)
+    theirs = _read_id(cluster.data_dir.parent / CLUSTER_ID_FILE)
+    if ours is not None and ours == theirs:
+        return
+    _stop(cluster)
+    shutil.rmtree(cluster.data_dir.parent, ignore_errors=True)
+    log.warning(
+        "postgres: discarded the cluster in %s, left by an earlier storage root at %s",
+        cluster.data_dir.parent,
+        Path(storage_root).resolve(),
+    )
+
+
+def _claim(cluster: Cluster, storage_root: Path) -> None:
+    """Record the storage root (for the orphan sweep) and the shared id beside the cluster."""
+    directory = cluster.data_dir.parent
+    (directory / OWNER_FILE).write_text(str(Path(storage_root).resolve()), encoding="utf-8")
+    ours = service_dir(storage_root, NAME) / CLUSTER_ID_FILE
+    cluster_id = _read_id(directory / CLUSTER_ID_FILE) or secrets.token_hex(16)
+    (directory / CLUSTER_ID_FILE).write_text(cluster_id, encoding="utf-8")
+    ours.parent.mkdir(parents=True, exist_ok=True)
+    ours.write_text(cluster_id, encoding="utf-8")
+
+
+def _read_id(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def remove_orphan_clusters(fallback_root: Path = FALLBACK_ROOT) -> list[Path]:

@@ -1,10 +1,15 @@
-"""The DQ breaker's GE suites on inline rows: every kind of check, its outcome and its counts."""
+"""The DQ breaker's GE suites on inline rows: every kind of check, its outcome and its counts.
+
+Every test runs on both of GE's engines the breaker uses: pandas (small checked frames, fetched
+once) and Spark (frames over ``LOCAL_ROWS`` rows; forced here by a limit of 0).
+"""
 
 from __future__ import annotations
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from medallion.quality import breaker
 from medallion.quality.breaker import BreakerCheck, BreakerResult, validate_table
 from medallion.quality.engine import Action, Expectation
 from medallion.quality.spec import Checks, Lookup, TableSpec
@@ -23,6 +28,13 @@ SPEC = TableSpec(
     ),
     checks=Checks(min_rows=1, max_rows=10),
 )
+
+
+@pytest.fixture(autouse=True, params=["pandas", "spark"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "spark":
+        monkeypatch.setattr(breaker, "LOCAL_ROWS", 0)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -114,4 +126,21 @@ def test_bronze_checks_rules_and_row_count_but_not_keys_or_lookups(
 
     assert {name: check.success for name, check in checks.items()} == {
         "row_count_in_bounds": True, "amount_not_negative": False,
+    }
+
+
+def test_compound_keys_are_unique_together_and_each_present(
+    spark: SparkSession, customers: DataFrame
+) -> None:
+    spec = TableSpec(dataset="silver.orders", layer="silver", keys=("order_id", "status"))
+    rows = [("o1", "c1", 1, "placed"), ("o1", "c1", 2, "shipped"),  # unique together
+            ("o2", "c1", 3, "placed"), ("o2", "c2", 4, "placed"),   # a duplicate pair
+            ("o3", "c1", 5, None)]                                 # a null key part
+    checks, count = checks_of(spark, rows, customers, spec)
+
+    assert count == 5
+    assert {name: (check.success, check.unexpected) for name, check in checks.items()} == {
+        "order_id_not_null": (True, 0),
+        "status_not_null": (False, 1),
+        "order_id_status_unique": (False, 2),
     }

@@ -13,6 +13,11 @@ the keys' checks and the row count into a few aggregations over that frame (keys
 computed once and kept for them), instead of two Spark jobs per rule over the whole table. The
 first validation asks for ``BOOLEAN_ONLY``; only a table with a failed check is validated again
 with GE's ``SUMMARY`` result format, for the unexpected counts and sample values it reports.
+
+Where the checked frame is small (a day's bronze partition, a demo-scale silver or gold table: at
+most ``LOCAL_ROWS`` rows of keys and flags), it is fetched once, over Arrow, and the same suite
+runs on GE's pandas engine: one Spark job per table instead of GE's several, and GE's metric
+computations in-process. The expectations, and so the verdicts, are the same on either engine.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pandas as pd
 import sqlglot
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
@@ -44,6 +50,9 @@ QUICK_RESULT_FORMAT = "BOOLEAN_ONLY"  # success only: no unexpected-value sample
 RESULT_FORMAT = "SUMMARY"  # GE's default: counts and a few unexpected values per check
 ROW_COUNT_CHECK = "row_count_in_bounds"
 VALIDATION_THREADS = 4  # tables validated at once
+# Checked frames up to this many rows are validated on GE's pandas engine (keys and boolean flags:
+# ~10 MB at this size); larger ones by GE on Spark.
+LOCAL_ROWS = 200_000
 _GE_SETUP = threading.Lock()
 
 
@@ -279,18 +288,32 @@ def validate_table(
     ``SUMMARY``, whose results then stand for every check of the table.
     """
     items = {item.name: item for item in build_suite(spec, frame.columns)}
-    with computed_once(checked_frame(spec, frame, list(items.values()), references)) as checked:
-        outcomes = _validate(spec, checked, items, QUICK_RESULT_FORMAT)
-        if all(outcome.success for outcome in outcomes):
-            checks = [_passed(spec.dataset, items[_name(outcome)]) for outcome in outcomes]
-            return checks, int(_row_count(spec, checked, outcomes))
-        outcomes = _validate(spec, checked, items, RESULT_FORMAT)
-        checks = [_check(spec.dataset, items[_name(outcome)], outcome) for outcome in outcomes]
-        return checks, int(_row_count(spec, checked, outcomes))
+    checked = checked_frame(spec, frame, list(items.values()), references)
+    local = checked.limit(LOCAL_ROWS + 1).toPandas()
+    if len(local) <= LOCAL_ROWS:
+        return _validated(spec, local, items)
+    with computed_once(checked) as kept:
+        return _validated(spec, kept, items)
+
+
+def _validated(
+    spec: TableSpec, checked: DataFrame | pd.DataFrame, items: Mapping[str, SuiteItem]
+) -> tuple[list[BreakerCheck], int]:
+    """The suite's checks on ``checked`` (Spark or pandas), and the table's row count."""
+    outcomes = _validate(spec, checked, items, QUICK_RESULT_FORMAT)
+    if all(outcome.success for outcome in outcomes):
+        checks = [_passed(spec.dataset, items[_name(outcome)]) for outcome in outcomes]
+        return checks, _row_count(checked, outcomes)
+    outcomes = _validate(spec, checked, items, RESULT_FORMAT)
+    checks = [_check(spec.dataset, items[_name(outcome)], outcome) for outcome in outcomes]
+    return checks, _row_count(checked, outcomes)
 
 
 def _validate(
-    spec: TableSpec, checked: DataFrame, items: Mapping[str, SuiteItem], result_format: str
+    spec: TableSpec,
+    checked: DataFrame | pd.DataFrame,
+    items: Mapping[str, SuiteItem],
+    result_format: str,
 ) -> list[Any]:
     """GE's results of the suite on ``checked``, one per expectation."""
     import great_expectations as gx
@@ -299,7 +322,12 @@ def _validate(
     with _GE_SETUP:  # GE keeps its current context process-wide: set up one suite at a time
         context = gx.get_context(mode="ephemeral")  # ~20 ms once GE is imported
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        source = context.data_sources.add_spark(name=f"{spec.layer}_breaker", persist=False)
+        name = f"{spec.layer}_breaker"
+        source = (
+            context.data_sources.add_pandas(name=name)
+            if isinstance(checked, pd.DataFrame)
+            else context.data_sources.add_spark(name=name, persist=False)
+        )
         asset = source.add_dataframe_asset(name=spec.dataset.replace(".", "_"))
         batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
             batch_parameters={"dataframe": checked}
@@ -315,13 +343,13 @@ def _name(outcome: Any) -> str:
     return str(config.description if config is not None else "")
 
 
-def _row_count(spec: TableSpec, checked: DataFrame, outcomes: Sequence[Any]) -> int:
+def _row_count(checked: DataFrame | pd.DataFrame, outcomes: Sequence[Any]) -> int:
     """The table's rows: GE's observed row count when the suite has one, else a count."""
     for outcome in outcomes:
         observed = (outcome.result or {}).get("observed_value")
         if _name(outcome) == ROW_COUNT_CHECK and isinstance(observed, int):
             return observed
-    return int(checked.count())
+    return len(checked) if isinstance(checked, pd.DataFrame) else int(checked.count())
 
 
 def _passed(table: str, item: SuiteItem) -> BreakerCheck:

@@ -79,15 +79,11 @@ def build_gold(
     # Checked three ways, then written: the new rows are computed once, not once per action.
     with computed_once(gold) as rows:
         check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
-        _require_unique_keys(rows, spec)
-        if dataset == "gold.fact_customer_360":
-            _require_references(rows, silver["silver.dim_customer"], salt)
+        # The table will hold exactly these rows: counted here, not read back after the write.
+        rows_in, rows_written = check_integrity(dataset, rows, spec, silver, salt)
         # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
         if not (lakehouse.exists(dataset) and same_rows(rows, lakehouse.read(dataset))):
             lakehouse.write(rows, dataset, mode="overwrite")
-        # The table now holds exactly these rows (written, or the same already): counted here,
-        # on the kept rows, rather than by reading the new table version back.
-        rows_in, rows_written = _grain_counts(dataset, rows, silver)
     add_check_constraints(lakehouse, spec)
     return StepResult(
         step=f"build_{task_name}", target=dataset, rows_in=rows_in, rows_written=rows_written
@@ -138,32 +134,87 @@ def _require_usd_rates(orders: DataFrame, fx_rates: DataFrame, dataset: str) -> 
         )
 
 
-def _require_unique_keys(gold: DataFrame, spec: TableSpec) -> None:
-    """Primary key: one row per key."""
+def check_integrity(
+    dataset: str, rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
+) -> tuple[int, int]:
+    """Primary key, foreign key (fact_customer_360) and grain of the new gold ``rows``.
+
+    Raises ``ExpectationFailed`` naming the check and a few offending keys; else returns the
+    grain's conservation counts (input rows, table rows). One Spark job when the checks pass.
+    """
+    counts = _integrity_counts(dataset, rows, spec, silver, salt)
+    _require_unique_keys(rows, spec, counts)
+    if dataset == "gold.fact_customer_360":
+        _require_references(rows, silver["silver.dim_customer"], salt, counts)
+    return _grain_counts(dataset, counts, silver)
+
+
+def _integrity_counts(
+    dataset: str, rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
+) -> dict[str, int]:
+    """What the key, reference and grain checks need, in one job over the new gold rows.
+
+    ``rows``: the table's rows; ``keys``: distinct key tuples (NULL keys group together, as in
+    ``duplicate_keys``); ``orders``: for orders_daily, its orders summed. For
+    fact_customer_360 the rows are outer-joined to the hashed dim_customer ids, which also gives
+    ``customers`` (dim_customer's rows) and ``missing`` (rows whose customer_id is not one).
+    """
+    keys = sf.count_distinct(sf.struct(*[sf.col(key) for key in spec.keys]))
+    if dataset != "gold.fact_customer_360":
+        counted = rows.agg(
+            sf.count(sf.lit(1)).alias("rows"),
+            keys.alias("keys"),
+            sf.coalesce(sf.sum("orders"), sf.lit(0)).alias("orders"),
+        ).first()
+        return {name: int(value) for name, value in (counted.asDict() if counted else {}).items()}
+    gold = rows.select(*spec.keys, sf.lit(True).alias("_in_gold"))
+    dim = silver["silver.dim_customer"].select(
+        hash_id(sf.col("customer_id"), salt).alias("_dim_id"), sf.lit(True).alias("_in_dim")
+    )
+    joined = gold.join(dim, gold["customer_id"] == dim["_dim_id"], "full_outer")
+    in_gold, in_dim = sf.col("_in_gold").isNotNull(), sf.col("_in_dim").isNotNull()
+    counted = joined.agg(
+        sf.count_if(in_gold).alias("rows"),
+        sf.count_distinct(
+            sf.when(in_gold, sf.struct(*[sf.col(key) for key in spec.keys]))
+        ).alias("keys"),
+        sf.count_if(in_dim).alias("customers"),
+        sf.count_if(in_gold & ~in_dim).alias("missing"),
+    ).first()
+    return {name: int(value) for name, value in (counted.asDict() if counted else {}).items()}
+
+
+def _require_unique_keys(gold: DataFrame, spec: TableSpec, counts: Mapping[str, int]) -> None:
+    """Primary key: one row per key (examples fetched only when ``counts`` show duplicates)."""
+    if counts["keys"] == counts["rows"]:
+        return
     duplicates = duplicate_keys(gold, spec.keys).limit(EXAMPLES).collect()
-    if duplicates:
-        shown = ", ".join(str(tuple(row[k] for k in spec.keys)) for row in duplicates)
-        raise ExpectationFailed(
-            f"{spec.dataset}: primary_key_unique failed: expected one row per "
-            f"{', '.join(spec.keys)}, found duplicates such as {shown}"
-        )
+    shown = ", ".join(str(tuple(row[k] for k in spec.keys)) for row in duplicates)
+    raise ExpectationFailed(
+        f"{spec.dataset}: primary_key_unique failed: expected one row per "
+        f"{', '.join(spec.keys)}, found {counts['rows'] - counts['keys']} duplicate row(s), "
+        f"such as {shown}"
+    )
 
 
-def _require_references(gold: DataFrame, customers: DataFrame, salt: str) -> None:
+def _require_references(
+    gold: DataFrame, customers: DataFrame, salt: str, counts: Mapping[str, int]
+) -> None:
     """Foreign key: every gold customer is a silver.dim_customer customer (compared hashed)."""
+    if not counts["missing"]:
+        return
     hashed = customers.select(hash_id(sf.col("customer_id"), salt).alias("customer_id"))
     missing = missing_references(gold, "customer_id", hashed, "customer_id")
     examples = missing.select("customer_id").limit(EXAMPLES).collect()
-    if examples:
-        raise ExpectationFailed(
-            "gold.fact_customer_360: customer_in_dim_customer failed: expected every customer_id "
-            "to hash a silver.dim_customer id, found "
-            + ", ".join(str(row["customer_id"]) for row in examples)
-        )
+    raise ExpectationFailed(
+        "gold.fact_customer_360: customer_in_dim_customer failed: expected every customer_id "
+        f"to hash a silver.dim_customer id, found {counts['missing']} that do not, e.g. "
+        + ", ".join(str(row["customer_id"]) for row in examples)
+    )
 
 
 def _grain_counts(
-    dataset: str, written: DataFrame, silver: Mapping[str, DataFrame]
+    dataset: str, counts: Mapping[str, int], silver: Mapping[str, DataFrame]
 ) -> tuple[int, int]:
     """Conservation on the grain: every input row accounted for in the table's rows.
 
@@ -171,8 +222,5 @@ def _grain_counts(
     to the silver orders, each counted on exactly one (order_date, currency) row.
     """
     if dataset == "gold.fact_customer_360":
-        customers = silver["silver.dim_customer"].count()
-        return customers, written.count()
-    counted = written.agg(sf.sum("orders").alias("orders")).first()
-    aggregated = int(counted["orders"] or 0) if counted is not None else 0
-    return silver["silver.fact_orders"].count(), aggregated
+        return counts["customers"], counts["rows"]
+    return silver["silver.fact_orders"].count(), counts["orders"]

@@ -24,11 +24,15 @@ postgres:  ## PostgreSQL 15 from Debian's packages (the local Redshift stand-in)
 	@test -x $(PG_BIN)/initdb || { $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15 >/dev/null; }
 
+# Bytecode is compiled at install time: every notebook kernel, CLI and test process imports
+# pyspark, pandas and Great Expectations, and without .pyc files (uv writes none by default, and
+# PYTHONDONTWRITEBYTECODE stops Python writing them) each one compiles them again (GE: ~11 s).
 $(SETUP_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/pip install -q uv==0.13.9
-	$(UV) pip install -q -p $(PY) -r requirements.lock
+	$(UV) pip install -q -p $(PY) --compile-bytecode -r requirements.lock
 	$(UV) pip install -q -p $(PY) --no-deps -e .
+	$(PY) -m compileall -q -j 0 src >/dev/null
 	@touch $@
 
 $(JARS_STAMP): jvm/pom.xml

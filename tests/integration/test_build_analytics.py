@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
 from medallion.credentials import env_name, stored_local_secrets
@@ -111,8 +111,7 @@ def known_salt() -> Iterator[str]:
         yield KNOWN_SALT
 
 
-def table(spark: SparkSession, world: SourceWorld, name: str) -> DataFrame:
-    return read_table(spark, world, name)
+table = read_table  # a table of the world's lakehouse, read by path
 
 
 def build_runs(world: SourceWorld) -> list[dict[str, Any]]:

@@ -159,29 +159,31 @@ def _integrity_counts(
     fact_customer_360 the rows are outer-joined to the hashed dim_customer ids, which also gives
     ``customers`` (dim_customer's rows) and ``missing`` (rows whose customer_id is not one).
     """
-    keys = sf.count_distinct(sf.struct(*[sf.col(key) for key in spec.keys]))
+    key = sf.struct(*[sf.col(key) for key in spec.keys])
     if dataset != "gold.fact_customer_360":
-        counted = rows.agg(
+        return _first_row_as_ints(rows.agg(
             sf.count(sf.lit(1)).alias("rows"),
-            keys.alias("keys"),
+            sf.count_distinct(key).alias("keys"),
             sf.coalesce(sf.sum("orders"), sf.lit(0)).alias("orders"),
-        ).first()
-        return {name: int(value) for name, value in (counted.asDict() if counted else {}).items()}
+        ))
     gold = rows.select(*spec.keys, sf.lit(True).alias("_in_gold"))
     dim = silver["silver.dim_customer"].select(
         hash_id(sf.col("customer_id"), salt).alias("_dim_id"), sf.lit(True).alias("_in_dim")
     )
     joined = gold.join(dim, gold["customer_id"] == dim["_dim_id"], "full_outer")
     in_gold, in_dim = sf.col("_in_gold").isNotNull(), sf.col("_in_dim").isNotNull()
-    counted = joined.agg(
+    return _first_row_as_ints(joined.agg(
         sf.count_if(in_gold).alias("rows"),
-        sf.count_distinct(
-            sf.when(in_gold, sf.struct(*[sf.col(key) for key in spec.keys]))
-        ).alias("keys"),
+        sf.count_distinct(sf.when(in_gold, key)).alias("keys"),
         sf.count_if(in_dim).alias("customers"),
         sf.count_if(in_gold & ~in_dim).alias("missing"),
-    ).first()
-    return {name: int(value) for name, value in (counted.asDict() if counted else {}).items()}
+    ))
+
+
+def _first_row_as_ints(aggregated: DataFrame) -> dict[str, int]:
+    """The one row of a global aggregation, as ``{column: int}``."""
+    row = aggregated.first()
+    return {name: int(value) for name, value in (row.asDict() if row else {}).items()}
 
 
 def _require_unique_keys(gold: DataFrame, spec: TableSpec, counts: Mapping[str, int]) -> None:

@@ -14,7 +14,7 @@ nothing is checked. On Databricks Unity Catalog enforces the same grants itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,9 +56,17 @@ def discover_tables(storage_root: str | Path) -> list[str]:
         schema, name = log_dir.parent.parent.name, log_dir.parent.name
         if schema.startswith("_") or schema == "raw":
             continue
-        if _IDENTIFIER.match(schema) and _IDENTIFIER.match(name):
+        if _IDENTIFIER.match(schema) and _IDENTIFIER.match(name) and has_commit(log_dir):
             found.append(f"{schema}.{name}")
     return sorted(found)
+
+
+def has_commit(log_dir: Path) -> bool:
+    """True when a Delta log holds a commit or checkpoint (a failed first write leaves none)."""
+    return log_dir.is_dir() and any(
+        entry.name[:1].isdigit() and entry.name.endswith((".json", ".parquet"))
+        for entry in log_dir.iterdir()
+    )
 
 
 def register_table(spark: SparkSession, storage_root: str | Path, table: str) -> None:
@@ -174,10 +182,14 @@ class Lakehouse:
         return self.storage_root / "raw"
 
     def exists(self, table: str) -> bool:
-        """True when the table has been written at least once."""
+        """True when the table has been written at least once (its log holds a commit).
+
+        A first write that failed leaves a ``_delta_log`` directory with no commit in it: that
+        is no table, and the next run creates it again.
+        """
         if self.catalog:
             return bool(self.spark.catalog.tableExists(self.name(table)))
-        return (self.path(table) / "_delta_log").is_dir()
+        return has_commit(self.path(table) / "_delta_log")
 
     def read(self, table: str) -> DataFrame:
         """The table's current version; AccessDenied when the lakehouse's role may not read it."""
@@ -196,9 +208,14 @@ class Lakehouse:
         mode: str = "overwrite",
         partition_by: Sequence[str] = (),
         replace_where: str | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
-        """Write ``frame`` as the table (or the ``replace_where`` slice of it) and register it."""
-        writer = frame.write.format("delta").mode(mode)
+        """Write ``frame`` as the table (or the ``replace_where`` slice of it) and register it.
+
+        ``properties`` (``delta.*`` table properties, CHECK constraints among them) are set in
+        the same commit; Delta checks the written rows against any constraint among them.
+        """
+        writer = frame.write.format("delta").mode(mode).options(**(properties or {}))
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         if replace_where is not None:

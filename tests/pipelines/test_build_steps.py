@@ -242,6 +242,11 @@ def test_gold_is_built_with_check_constraints(
         lakehouse.spark.sql("SHOW TBLPROPERTIES gold.fact_customer_360").collect()
     }
     assert "delta.constraints.lifetime_value_not_negative" in properties
+    # Created with its constraints: one commit, no ALTER TABLE per rule.
+    operations = lakehouse.spark.sql(
+        f"DESCRIBE HISTORY delta.`{lakehouse.path('gold.fact_customer_360')}`"
+    ).select("operation")
+    assert [row["operation"] for row in operations.collect()] == ["WRITE"]
     assert run_breaker(lakehouse, "gold").passed
 
 

@@ -81,10 +81,22 @@ def build_gold(
         check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
         # The table will hold exactly these rows: counted here, not read back after the write.
         rows_in, rows_written = check_integrity(dataset, rows, spec, silver, salt)
-        # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
-        if not (lakehouse.exists(dataset) and same_rows(rows, lakehouse.read(dataset))):
+        if not lakehouse.exists(dataset):
+            # Created with its CHECK constraints in the same commit, which enforces them on
+            # these rows too: one commit instead of one ALTER TABLE (and a table scan) per rule.
+            lakehouse.write(
+                rows,
+                dataset,
+                mode="overwrite",
+                properties={
+                    f"{CONSTRAINT_PROPERTY}{name}": expression
+                    for name, expression in check_constraints(spec).items()
+                },
+            )
+        elif not same_rows(rows, lakehouse.read(dataset)):
+            # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
             lakehouse.write(rows, dataset, mode="overwrite")
-    add_check_constraints(lakehouse, spec)
+    add_check_constraints(lakehouse, spec)  # a table made before a rule was added gets it now
     return StepResult(
         step=f"build_{task_name}", target=dataset, rows_in=rows_in, rows_written=rows_written
     )
@@ -101,23 +113,27 @@ def same_rows(new: DataFrame, current: DataFrame) -> bool:
     return new.exceptAll(current).unionAll(current.exceptAll(new)).isEmpty()
 
 
+CONSTRAINT_PROPERTY = "delta.constraints."  # a CHECK constraint's table property prefix
+
+
+def check_constraints(spec: TableSpec) -> dict[str, str]:
+    """The table's CHECK constraints: each ``expect_or_fail`` rule's name and SQL expression."""
+    return {rule.name: rule.expression for rule in spec.expectations if rule.action is Action.FAIL}
+
+
 def add_check_constraints(lakehouse: Lakehouse, spec: TableSpec) -> list[str]:
-    """Make each ``expect_or_fail`` rule a Delta CHECK constraint (once); the names added."""
+    """Add the CHECK constraints the table lacks (``ALTER TABLE``, one each); the names added."""
     table = lakehouse.name(spec.dataset)
     properties = {
         row["key"]: row["value"]
         for row in lakehouse.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
     }
     added = []
-    for rule in spec.expectations:
-        if rule.action is not Action.FAIL:
+    for name, expression in check_constraints(spec).items():
+        if properties.get(f"{CONSTRAINT_PROPERTY}{name}") is not None:
             continue
-        if properties.get(f"delta.constraints.{rule.name}") is not None:
-            continue
-        lakehouse.spark.sql(
-            f"ALTER TABLE {table} ADD CONSTRAINT {rule.name} CHECK ({rule.expression})"
-        )
-        added.append(rule.name)
+        lakehouse.spark.sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({expression})")
+        added.append(name)
     return added
 
 

@@ -1,0 +1,55 @@
+"""Lakehouse.write: table properties set in the creating commit, CHECK constraints among them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from medallion.lakehouse import Lakehouse
+
+NOT_NEGATIVE = {"delta.constraints.amount_not_negative": "amount >= 0"}
+# Delta's refusal, as a local (py4j) or a Spark Connect session raises it
+REFUSED = (Py4JJavaError, PySparkException)
+VIOLATION = "DELTA_VIOLATE_CONSTRAINT_WITH_VALUES.*amount_not_negative"
+
+
+@pytest.fixture
+def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
+    return Lakehouse.open(spark, tmp_path)
+
+
+def history(lakehouse: Lakehouse, table: str) -> list[str]:
+    rows = lakehouse.spark.sql(f"DESCRIBE HISTORY delta.`{lakehouse.path(table)}`")
+    return [row["operation"] for row in rows.orderBy("version").collect()]
+
+
+def test_a_constraint_set_at_creation_is_in_the_one_commit_and_holds_later_writes(
+    lakehouse: Lakehouse,
+) -> None:
+    rows = lakehouse.spark.createDataFrame([("a", 1), ("b", 0)], "id string, amount int")
+    lakehouse.write(rows, "gold.t", properties=NOT_NEGATIVE)
+    assert history(lakehouse, "gold.t") == ["WRITE"]
+    properties = lakehouse.spark.sql("SHOW TBLPROPERTIES gold.t").collect()
+    assert {
+        row["key"].removeprefix("delta.constraints."): row["value"]
+        for row in properties
+        if row["key"].startswith("delta.constraints.")
+    } == {"amount_not_negative": "amount >= 0"}
+    negative = lakehouse.spark.createDataFrame([("c", -1)], "id string, amount int")
+    with pytest.raises(REFUSED, match=VIOLATION):
+        lakehouse.write(negative, "gold.t", mode="append")
+    assertDataFrameEqual(lakehouse.read("gold.t"), rows)
+
+
+def test_a_creating_write_that_breaks_its_constraint_creates_nothing(
+    lakehouse: Lakehouse,
+) -> None:
+    rows = lakehouse.spark.createDataFrame([("a", 1), ("b", -5)], "id string, amount int")
+    with pytest.raises(REFUSED, match=VIOLATION):
+        lakehouse.write(rows, "gold.t", properties=NOT_NEGATIVE)
+    assert not lakehouse.exists("gold.t")

@@ -41,9 +41,13 @@ def land_lines(
     lines: Sequence[str],
     *,
     landed_at: datetime = LANDED_AT,
+    final_newline: bool = True,
 ) -> LoadManifest:
-    """Land raw text lines (bad JSON included, which ``land_records`` cannot) with a manifest."""
-    data = "".join(f"{line}\n" for line in lines).encode("utf-8")
+    """Land raw text lines (bad JSON included, which ``land_records`` cannot) with a manifest.
+
+    ``final_newline=False`` leaves the last line unterminated, as some writers do.
+    """
+    data = "\n".join(lines).encode("utf-8") + (b"\n" if final_newline and lines else b"")
     sha = hashlib.sha256(data).hexdigest()
     target = load_dir(raw_root, source, entity, load_dt)
     target.mkdir(parents=True, exist_ok=True)

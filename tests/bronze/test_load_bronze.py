@@ -18,7 +18,7 @@ from medallion.errors import ContractViolation, ExpectationFailed, RawLoadError
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
 from medallion.pipelines.bronze import check_row_counts, load_bronze
-from medallion.raw.landing import land_records
+from medallion.raw.landing import land_records, read_manifest
 from medallion.settings import config_dir
 from tests.bronze.conftest import LANDED_AT, METADATA_DDL, RUN_ID, json_line, land_lines
 
@@ -217,6 +217,22 @@ def test_a_day_without_a_complete_load_is_refused(spark: SparkSession, tmp_path:
         RawLoadError, match=r"no complete load at .*/raw/crm/accounts/load_dt=2026-11-25"
     ):
         load_bronze(lakehouse, "crm_accounts", D2, run_id=RUN_ID)
+
+
+def test_a_last_record_without_a_final_newline_is_counted_and_loaded(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    lakehouse = Lakehouse.open(spark, tmp_path)
+    lines = [json_line(kafka_event(offset)) for offset in (1, 2, 3)]
+    landed = land_lines(lakehouse.raw_root, "kafka", "orders", D2, lines, final_newline=False)
+    assert not landed.data_paths[0].read_bytes().endswith(b"\n")
+
+    assert read_manifest(landed.load_dir).row_count == 3  # the file's count agrees: 3 lines
+    result = load_bronze(lakehouse, "kafka_orders", D2, run_id=RUN_ID)
+
+    assert (result.rows_in, result.rows_written, result.rows_quarantined) == (3, 3, 0)
+    offsets = [row["kafka_offset"] for row in lakehouse.read("bronze.kafka_orders").collect()]
+    assert sorted(offsets) == [1, 2, 3]
 
 
 def test_counts_that_do_not_add_up_to_the_manifest_are_refused(tmp_path: Path) -> None:

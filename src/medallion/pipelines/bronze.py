@@ -38,7 +38,7 @@ from medallion.errors import ConfigError, ContractViolation, ExpectationFailed, 
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
 from medallion.pipelines import StepResult
-from medallion.raw.landing import LoadManifest, load_dir, read_manifest
+from medallion.raw.landing import LINE_SEPARATOR, LoadManifest, load_dir, read_manifest
 from medallion.spark import counted_while
 from medallion.transforms.bronze import (
     PARTITION_COLUMNS,
@@ -107,7 +107,8 @@ def read_raw_lines(spark: SparkSession, manifest: LoadManifest, storage_root: Pa
     Only the files the manifest lists, split on ``\\n`` exactly as the manifest counts rows.
     """
     relative_dir = _relative(manifest.load_dir, storage_root)
-    lines = spark.read.option("lineSep", "\n").text([str(p) for p in manifest.data_paths])
+    paths = [str(path) for path in manifest.data_paths]
+    lines = spark.read.option("lineSep", LINE_SEPARATOR).text(paths)
     # The file name is the last segment of Spark's file URI; the directory is known already,
     # which avoids decoding the URI (percent-escapes, file:/ vs file:///).
     file_name = sf.regexp_extract(sf.col("_metadata.file_path"), r"[^/]+$", 0)

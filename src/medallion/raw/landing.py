@@ -34,6 +34,10 @@ MANIFEST_VERSION = 1
 LOAD_DIR_PREFIX = "load_dt="
 DEFAULT_ROWS_PER_FILE = 500_000
 CORRUPT_RECORD_COLUMN = "_corrupt_record"
+# One definition of a line, for the writer, the manifest's counts and every reader: a line ends
+# at "\n" or at the end of its file (a last record without a final newline is still a record).
+LINE_SEPARATOR = "\n"
+LINE_END = LINE_SEPARATOR.encode()
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -287,6 +291,7 @@ def read_raw_json(spark: SparkSession, manifest: LoadManifest, schema: StructTyp
     from pyspark.sql import functions as sf
 
     reader = spark.read.schema(schema).option("mode", "PERMISSIVE")
+    reader = reader.option("lineSep", LINE_SEPARATOR)
     if CORRUPT_RECORD_COLUMN in schema.fieldNames():
         reader = reader.option("columnNameOfCorruptRecord", CORRUPT_RECORD_COLUMN)
     records = reader.json([str(path) for path in manifest.data_paths])
@@ -314,7 +319,7 @@ def _json_default(value: Any) -> Any:
 
 def _encode(record: Mapping[str, Any]) -> bytes:
     line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-    return line.encode("utf-8") + b"\n"
+    return line.encode("utf-8") + LINE_END
 
 
 def _to_json_value(value: Any) -> Any:
@@ -433,12 +438,18 @@ def _remove_unlisted(target: Path, manifest: LoadManifest) -> None:
 
 
 def count_and_hash(path: Path, total: Any) -> tuple[int, str]:
-    """Lines and sha256 of a data file, feeding the same bytes into ``total`` (the load's sum)."""
+    """Lines and sha256 of a data file, feeding the same bytes into ``total`` (the load's sum).
+
+    A line is what ``LINE_END`` ends, or the end of the file: a last record without a final
+    newline counts, as every reader (``LINE_SEPARATOR``) reads it.
+    """
     sha = hashlib.sha256()
     rows = 0
+    last = LINE_END
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             sha.update(chunk)
             total.update(chunk)
-            rows += chunk.count(b"\n")
-    return rows, sha.hexdigest()
+            rows += chunk.count(LINE_END)
+            last = chunk[-1:]
+    return rows + (last != LINE_END), sha.hexdigest()

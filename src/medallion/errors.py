@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class MedallionError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    Deterministic unless ``transient``: the same input fails the same way, so a job runner does
+    not retry it (a contract break, a checksum mismatch, a bad setting). A transient error (a
+    service down or unreachable) may pass on a later attempt, and is retried.
+    """
+
+    transient: ClassVar[bool] = False
 
 
 class ConfigError(MedallionError):
@@ -22,6 +31,8 @@ class JobRunFailed(MedallionError):
 class SourceUnavailable(MedallionError):
     """A source system did not answer after every retry."""
 
+    transient = True
+
 
 class SourceResponseError(MedallionError):
     """A source answered, but refused the request (4xx) or sent a body of the wrong shape."""
@@ -33,6 +44,8 @@ class ConservationError(MedallionError):
 
 class ComputeUnavailable(MedallionError):
     """The local Spark compute server could not be started or reached."""
+
+    transient = True
 
 
 class RawLoadError(MedallionError):
@@ -46,9 +59,13 @@ class KafkaJarsMissing(MedallionError):
 class KafkaUnavailable(MedallionError):
     """The local Kafka broker could not be formatted, started or reached."""
 
+    transient = True
+
 
 class KafkaDeliveryFailed(MedallionError):
     """A record could not be produced to Kafka (bad key or delivery error)."""
+
+    transient = True
 
 
 class KafkaOffsetsLost(MedallionError):
@@ -78,9 +95,13 @@ class ExpectationFailed(MedallionError):
 class WarehouseUnavailable(MedallionError):
     """A warehouse gold is published to cannot be reached, after retries; names it and why."""
 
+    transient = True
+
 
 class PublishError(MedallionError):
     """A publish to a warehouse failed after it started; the warehouse table is unchanged."""
+
+    transient = True
 
 
 class ReconciliationMismatch(MedallionError):
@@ -93,3 +114,9 @@ class DeltaLogUnreadable(MedallionError):
 
 class AccessDenied(MedallionError):
     """A role read a table outside the schemas its grants allow; names both and what it may read."""
+
+
+def is_deterministic(error_class: str | None) -> bool:
+    """True when ``error_class`` names a deterministic error of this package (not retried)."""
+    error = globals().get(error_class or "")
+    return isinstance(error, type) and issubclass(error, MedallionError) and not error.transient

@@ -47,6 +47,21 @@ def test_retry_waits_the_same_interval_before_each_attempt(
     assert sleeps == [0.1, 0.1]  # as the Jobs service: no backoff
 
 
+def test_a_deterministic_error_fails_at_once_and_a_transient_one_is_retried(
+    run_fixture_job: RunFixture, marker_dir: Path, sleeps: list[float]
+) -> None:
+    result = run_fixture_job("retry_only_transient_job")
+
+    assert states(result) == {"bad_load": "FAILED", "source_down": "FAILED"}
+    bad_load, source_down = result.tasks["bad_load"], result.tasks["source_down"]
+    assert (bad_load.attempts, (marker_dir / "bad_load.attempts").read_text()) == (1, "1")
+    assert bad_load.error_class == "RawLoadError"
+    assert bad_load.error_message == "bad_load: expected what the test asks for, found RawLoadError"
+    assert bad_load.reason == "not retried: RawLoadError is not a transient error"
+    assert (source_down.attempts, (marker_dir / "source_down.attempts").read_text()) == (3, "3")
+    assert sleeps == [0.1, 0.1]  # the transient error's two retries only
+
+
 def test_condition_task_true_runs_the_true_branch_only(
     run_fixture_job: RunFixture, marker_dir: Path
 ) -> None:

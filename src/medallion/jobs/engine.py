@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from medallion import compute
-from medallion.errors import BundleError, JobRunFailed
+from medallion.errors import BundleError, JobRunFailed, is_deterministic
 from medallion.jobs.channels import default_notifier
 from medallion.jobs.conditions import evaluate_condition
 from medallion.jobs.cpu import cpu_delta, process_cpu_seconds
@@ -345,6 +345,10 @@ def _execute_notebook(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         task_run.cpu_seconds = round(task_run.cpu_seconds + outcome.cpu_seconds, 3)
         task_run.notebook_output = str(final_output)
         if outcome.state == SUCCESS:
+            return
+        if outcome.state == FAILED and is_deterministic(outcome.error_class):
+            # The same input fails the same way: a retry would only delay the failure.
+            task_run.reason = f"not retried: {outcome.error_class} is not a transient error"
             return
         retryable = outcome.state == FAILED or task.retry_on_timeout
         if not retryable or attempt == task.max_retries:

@@ -45,8 +45,8 @@ def test_runner_parses_every_job() -> None:
 
     assert {key: [t.task_key for t in job.tasks] for key, job in jobs.items()} == {
         "ingest_daily_sources": ["plan_load_dates", "full_reload", "reset_incremental_positions",
-                                 *INGEST_LOOPS, "check_landed_files", "has_new_rows",
-                                 "build_analytics"],
+                                 *INGEST_LOOPS, "check_landed_files",
+                                 "record_source_positions", "has_new_rows", "build_analytics"],
         "build_analytics": [
             "check_raw_files", "has_raw_files",
             "bronze_snowflake_orders", "bronze_kafka_orders", "bronze_customer_behavior",
@@ -86,6 +86,11 @@ def test_ingest_runs_five_retried_loops_in_parallel_then_counts_what_landed() ->
     check = job.task("check_landed_files")
     assert [d.task_key for d in check.depends_on] == list(INGEST_LOOPS)
     assert check.run_if.value == "ALL_DONE"
+    # A leaf that needs every source: an outage fails the run (not SUCCESS_WITH_FAILURES).
+    leaf = job.task("record_source_positions")
+    assert [d.task_key for d in leaf.depends_on] == list(INGEST_LOOPS)
+    assert leaf.run_if.value == "ALL_SUCCESS"
+    assert not job.downstream_of("record_source_positions")
     warning = NotificationEvent.ON_DURATION_WARNING
     assert job.notifications.destinations(warning)[0] == ("data-platform-alerts@example.com",)
     assert job.parameters["load_mode"] == "incremental"

@@ -84,6 +84,12 @@ def retried_run(runs_root: Path) -> Observed:
     return _run("retry_notify_job", runs_root)
 
 
+@pytest.fixture(scope="module")
+def tolerated_run(runs_root: Path) -> Observed:
+    """``tolerated_failure_job``: its first task raises; its leaf runs regardless (ALL_DONE)."""
+    return _run("tolerated_failure_job", runs_root)
+
+
 def outbox(result: JobRunResult) -> list[dict[str, Any]]:
     """The outbox lines of this run."""
     lines = (result.run_dir.parents[1] / OUTBOX).read_text().splitlines()
@@ -318,3 +324,23 @@ def test_unreachable_webhook_is_logged_and_the_outbox_still_written(
         "notification on_failure of run r1 not posted to 127.0.0.1: ConnectError"
     ]
     assert (tmp_path / OUTBOX).read_text().count("\n") == 1
+
+
+def test_a_tolerated_failure_exits_0_and_still_alerts_the_job_failure_destinations(
+    tolerated_run: Observed,
+) -> None:
+    result = tolerated_run.result
+
+    assert (result.state, result.exit_code) == ("SUCCESS_WITH_FAILURES", 0)
+    # The task lists nobody: its failure goes to the job's on_failure list; then the run's.
+    assert sent(result) == [
+        ("optional_source", ON_FAILURE, ["oncall@example.com"], ["slack-oncall"]),
+        (None, ON_FAILURE, ["oncall@example.com"], ["slack-oncall"]),
+    ]
+    task_failure, job_failure = outbox(result)
+    assert task_failure["subject"] == (
+        "[medallion] Task optional_source of tolerated_failure_job failed"
+    )
+    assert "ValueError: the source table is empty" in task_failure["body"]
+    assert job_failure["alert"] == "job_failure"
+    assert "State: SUCCESS_WITH_FAILURES" in job_failure["body"].splitlines()

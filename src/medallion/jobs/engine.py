@@ -88,7 +88,11 @@ class JobRunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when the run succeeded (possibly with handled failures), 1 otherwise."""
+        """0 when the run succeeded, or succeeded with failures its job tolerates; else 1.
+
+        A job tolerates a task's failure by running its leaves regardless (``run_if``), as on
+        Databricks; the run still alerts (``on_failure``) then.
+        """
         return 0 if self.state in {SUCCESS, "SUCCESS_WITH_FAILURES"} else 1
 
     def failure_message(self) -> str:
@@ -474,9 +478,12 @@ def _notify_task_end(run: _Run, task: TaskSpec, task_run: TaskRun) -> None:
     if task_run.state == SUCCESS:
         run.notices.send(NotificationEvent.ON_SUCCESS, SUCCESS, task_key=task.task_key)
     elif task_run.state in {FAILED, TIMEDOUT}:
-        run.notices.send(NotificationEvent.ON_FAILURE, task_run.state, task_key=task.task_key,
-                         details=[f"Attempts: {task_run.attempts}", f"Error: {task_run.error}"])
         violation = DQViolation.of(task_run.error_class, task_run.error_message)
+        # Every failed task alerts: to its own on_failure list, else to the job's (where the
+        # DQ-violation alert of a breaker already goes).
+        run.notices.send(NotificationEvent.ON_FAILURE, task_run.state, task_key=task.task_key,
+                         details=[f"Attempts: {task_run.attempts}", f"Error: {task_run.error}"],
+                         final=violation is None)
         if violation is not None:
             run.notices.dq_violation(task.task_key, task_run.state, violation)
 
@@ -632,7 +639,8 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
             notifications=run.notices.sent, compute_cpu_seconds=server_cpu,
         )
         failed_tasks = result.failure_message().splitlines()[1:]
-        run.notices.send(NotificationEvent.ON_SUCCESS if result.exit_code == 0
+        # SUCCESS_WITH_FAILURES (a failure the job tolerated: its leaves succeeded) still alerts.
+        run.notices.send(NotificationEvent.ON_SUCCESS if result.state == SUCCESS
                          else NotificationEvent.ON_FAILURE, result.state,
                          details=["Failed tasks:", *failed_tasks] if failed_tasks else [])
         write_run_record(result)

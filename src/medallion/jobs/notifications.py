@@ -220,14 +220,14 @@ def compose_notification(
     event: NotificationEvent, job: JobSpec, *, run_id: str, task_key: str | None = None,
     state: str, started_at: str, elapsed_seconds: float, parameters: Mapping[str, str],
     run_dir: Path, details: Sequence[str] = (), threshold_seconds: float | None = None,
-    violation: DQViolation | None = None,
+    violation: DQViolation | None = None, final: bool = False,
 ) -> Notification:
     """The notification of ``event``, to the destinations the job (or its task) lists for it.
 
     With a ``violation``, the DQ-violation alert of ``task_key``'s failure, to the job's
-    ``on_failure`` destinations.
+    ``on_failure`` destinations. ``final``: a task's last word, see ``_listed``.
     """
-    recipients, webhook_ids = _listed(job, task_key, violation).destinations(event)
+    recipients, webhook_ids = _listed(job, task_key, violation, event, final).destinations(event)
     shown = redact_parameters(parameters)
     lines = [
         f"Job: {job.name} ({job.key})",
@@ -253,11 +253,19 @@ def compose_notification(
     )
 
 
-def _listed(job: JobSpec, task_key: str | None, violation: DQViolation | None) -> Notifications:
-    """Who hears of an event: the task's list, the job's for the job and for a DQ violation."""
+def _listed(job: JobSpec, task_key: str | None, violation: DQViolation | None,
+            event: NotificationEvent, final: bool) -> Notifications:
+    """Who hears of an event: the task's list, the job's for the job and for a DQ violation.
+
+    A task's final failure reaches the job's ``on_failure`` list when the task lists nobody for
+    it: every failed task alerts, also one whose run goes on (a ``run_if: ALL_DONE`` downstream).
+    """
     # A DQ violation stops the job's data: whoever hears of the job's failure hears of it.
     if task_key and violation is None:
-        return job.task(task_key).notifications
+        own = job.task(task_key).notifications
+        if final and event is NotificationEvent.ON_FAILURE and own.destinations(event) == ((), ()):
+            return job.notifications
+        return own
     return job.notifications
 
 
@@ -280,15 +288,20 @@ class RunNotifications:
         self._lock = threading.Lock()
 
     def send(self, event: NotificationEvent, state: str, *, task_key: str | None = None,
-             details: Sequence[str] = (), violation: DQViolation | None = None) -> None:
-        """Send ``event`` to the destinations the job (or its task) lists for it, if any."""
-        if _listed(self.job, task_key, violation).destinations(event) == ((), ()):
+             details: Sequence[str] = (), violation: DQViolation | None = None,
+             final: bool = False) -> None:
+        """Send ``event`` to the destinations the job (or its task) lists for it, if any.
+
+        ``final``: the task's last word (not a retried attempt's), see ``_listed``.
+        """
+        if _listed(self.job, task_key, violation, event, final).destinations(event) == ((), ()):
             return
         notification = compose_notification(
             event, self.job, run_id=self.run_id, task_key=task_key, state=state,
             started_at=self.start.isoformat(), elapsed_seconds=time.monotonic() - self.started,
             parameters=self.parameters, run_dir=self.run_dir, details=details,
             threshold_seconds=self.job.duration_threshold_seconds, violation=violation,
+            final=final,
         )
         self.notifier.send(notification)
         with self._lock:

@@ -21,6 +21,7 @@ import pytest
 from medallion.devstack.fx_api import CURRENCIES
 from medallion.generate.load import behavior_events_on, kafka_order_events_on
 from medallion.generate.model import crm_accounts_on, late_crm_updates, orders_snapshot
+from medallion.jobs.notifications import OUTBOX
 from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest
 from medallion.state import state_dir
 from tests.integration.conftest import BUILT_DAYS, BuiltWorld, SourceWorld
@@ -36,7 +37,7 @@ INGEST_TASKS = ("ingest_snowflake_orders", "ingest_redshift_behavior", "ingest_c
 # The job's landing tasks, without the build they trigger: where a test checks only what lands
 # (test_build_analytics builds what the same job lands, through the whole job).
 LANDING = ("plan_load_dates", "full_reload", "reset_incremental_positions", *INGEST_TASKS,
-           "check_landed_files")
+           "check_landed_files", "record_source_positions")
 
 
 def task_states(record: dict[str, Any]) -> dict[str, str]:
@@ -51,6 +52,23 @@ def manifests(world: SourceWorld) -> dict[tuple[str, date], tuple[str, str]]:
             manifest = read_manifest(load_dir(raw_zone(world.root), source, entity, load_dt))
             found[(source, load_dt)] = (manifest.sha256, manifest.landed_at.isoformat())
     return found
+
+
+def alerts(world: SourceWorld, record: dict[str, Any]) -> list[tuple[str | None, str, str]]:
+    """(task, event, state line) of each notification the run sent, in order."""
+    sent = map(json.loads, (world.runs / OUTBOX).read_text().splitlines())
+    return [
+        (n["task_key"], n["event"], next(x for x in n["body"].splitlines() if "State:" in x))
+        for n in sent
+        if n["run_id"] == record["run_id"] and n["event"] == "on_failure"
+    ]
+
+
+def dead_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def keyed(records: list[dict[str, Any]], key: str) -> Counter[Any]:
@@ -75,7 +93,8 @@ def test_every_task_succeeds_and_the_full_reload_branch_is_skipped(
     assert task_states(two_days[0]) == {
         "plan_load_dates": "SUCCESS", "full_reload": "SUCCESS",
         "reset_incremental_positions": "EXCLUDED", **dict.fromkeys(INGEST_TASKS, "SUCCESS"),
-        "check_landed_files": "SUCCESS", "has_new_rows": "SUCCESS", "build_analytics": "SUCCESS",
+        "check_landed_files": "SUCCESS", "record_source_positions": "SUCCESS",
+        "has_new_rows": "SUCCESS", "build_analytics": "SUCCESS",
     }
 
 
@@ -212,9 +231,7 @@ def test_a_down_source_fails_clearly_while_the_others_land(
 ) -> None:
     day = source_world.day(BUILT_DAYS)  # a day not landed yet
     source_world.advance(day)
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{dead_port()}"
 
     result, record = source_world.run_job("ingest_daily_sources", f"run_date={day}",
                                           f"crm_api_url={dead}")
@@ -225,6 +242,13 @@ def test_a_down_source_fails_clearly_while_the_others_land(
     assert {states[t] for t in INGEST_TASKS if t != "ingest_crm_accounts"} == {"SUCCESS"}
     assert states["check_landed_files"] == "FAILED"  # it ran (ALL_DONE) and found the gap
     assert (states["has_new_rows"], states["build_analytics"]) == ("UPSTREAM_FAILED",) * 2
+    assert states["record_source_positions"] == "UPSTREAM_FAILED"
+    assert record["state"] == "FAILED"
+    assert alerts(source_world, record) == [
+        ("ingest_crm_accounts", "on_failure", "State: FAILED"),
+        ("check_landed_files", "on_failure", "State: FAILED"),
+        (None, "on_failure", "State: FAILED"),
+    ]
     check = next(t for t in record["tasks"] if t["task_key"] == "check_landed_files")
     assert "RawLoadsMissing" in check["error"]
     assert "crm/accounts: 0 of 1" in check["error"]
@@ -246,6 +270,35 @@ def test_a_down_source_fails_clearly_while_the_others_land(
 
     assert retry.returncode == 0, retry.stdout + retry.stderr
     assert day in list_loads(raw_zone(source_world.root), "crm", "accounts")
+
+
+def test_kafka_down_fails_the_run_and_alerts_though_every_load_is_complete(
+    source_world: SourceWorld, two_days: list[dict[str, Any]]
+) -> None:
+    # The latest day again, Kafka unreachable: its rerun must ask the broker for its offsets.
+    day = max(list_loads(raw_zone(source_world.root), "kafka", "orders"))
+    before = manifests(source_world)
+
+    result, record = source_world.run_job(
+        "ingest_daily_sources", f"run_date={day}",
+        f"kafka_bootstrap_servers=127.0.0.1:{dead_port()}", "kafka_timeout_seconds=2",
+        only=LANDING,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    states = task_states(record)
+    assert states["ingest_kafka_orders"] == "FAILED"
+    # Every load of the day is complete (Kafka's from before), so the file check passes; the
+    # run fails on the leaf that needs every source, as it would on Databricks.
+    assert states["check_landed_files"] == "SUCCESS"
+    assert (states["record_source_positions"], record["state"]) == ("UPSTREAM_FAILED", "FAILED")
+    kafka = next(t for t in record["tasks"] if t["task_key"] == "ingest_kafka_orders")
+    assert "SourceUnavailable: source 'kafka'" in kafka["error"]
+    assert alerts(source_world, record) == [
+        ("ingest_kafka_orders", "on_failure", "State: FAILED"),
+        (None, "on_failure", "State: FAILED"),
+    ]
+    assert manifests(source_world) == before
 
 
 def test_a_full_reload_of_the_range_moves_old_loads_aside_and_lands_everything_once(

@@ -242,15 +242,17 @@ def ingest_kafka_orders(
     kafka_bootstrap_servers: str = "",
     *,
     topic: str = kafka_orders.DEFAULT_TOPIC,
+    timeout_seconds: float = kafka_orders.BROKER_TIMEOUT_SECONDS,
 ) -> IngestResult:
     """Order events from the day's start offsets to the topic's end into ``raw/kafka/orders``.
 
-    The extractor holds the source's lock itself (``kafka_orders.lock``).
+    The extractor holds the source's lock itself (``kafka_orders.lock``); ``timeout_seconds``
+    bounds each wait for the broker.
     """
     bootstrap = kafka_bootstrap(storage_root, kafka_bootstrap_servers)
     started = time.monotonic()
     manifest = kafka_orders.extract_kafka_orders_to_raw(
-        storage_root, bootstrap, load_date, topic=topic
+        storage_root, bootstrap, load_date, topic=topic, timeout_seconds=timeout_seconds
     )
     return _result(manifest, started)
 

@@ -55,7 +55,8 @@ ENTITY = "orders"
 DEFAULT_TOPIC = "orders"
 CONSUMER_GROUP = "medallion-raw-kafka-orders"  # librdkafka wants one; nothing is ever committed
 BATCH_SIZE = 500
-TIMEOUT_SECONDS = 120.0
+TIMEOUT_SECONDS = 120.0  # the longest a whole range may take to consume
+BROKER_TIMEOUT_SECONDS = 30.0  # the longest one metadata or offsets request may wait
 SLEEP_PER_BATCH_ENV = "MEDALLION_KAFKA_TEST_SLEEP_PER_BATCH"
 CRASH_BEFORE_MANIFEST_ENV = "MEDALLION_TEST_CRASH_BEFORE_MANIFEST"
 CRASH_EXIT_CODE = 137
@@ -106,6 +107,7 @@ def extract_kafka_orders_to_raw(
     *,
     topic: str = DEFAULT_TOPIC,
     max_messages: int | None = None,
+    timeout_seconds: float = BROKER_TIMEOUT_SECONDS,
 ) -> LoadManifest:
     """Land every message from the day's start offsets to the current end as ``load_dt=run_date``.
 
@@ -116,12 +118,16 @@ def extract_kafka_orders_to_raw(
 
     ``max_messages`` caps how many messages this run lands (the end offsets then stop at the
     last message taken in each partition); a later run of the same day continues the range.
+    ``timeout_seconds`` bounds each wait for the broker's metadata and offsets: a broker that
+    does not answer by then is ``SourceUnavailable``.
     """
     if max_messages is not None and max_messages < 0:
         raise ConfigError(f"max_messages={max_messages}: expected None or at least 0")
     # Two runs at once would both start from the same landed end offsets: one run at a time.
     with file_lock(Path(storage_root) / "_system" / "locks" / "kafka_orders.lock"):
-        return _extract(Path(storage_root), bootstrap_servers, run_date, topic, max_messages)
+        return _extract(
+            Path(storage_root), bootstrap_servers, run_date, topic, max_messages, timeout_seconds
+        )
 
 
 def _extract(
@@ -130,6 +136,7 @@ def _extract(
     run_date: date,
     topic: str,
     max_messages: int | None,
+    timeout_seconds: float,
 ) -> LoadManifest:
     """``extract_kafka_orders_to_raw`` under its lock."""
     raw_root = raw_zone(storage_root)
@@ -148,7 +155,7 @@ def _extract(
     started = time.monotonic()
     consumer = _new_consumer(bootstrap_servers)
     try:
-        watermarks = _watermarks(consumer, topic, bootstrap_servers)
+        watermarks = _watermarks(consumer, topic, bootstrap_servers, timeout_seconds)
         known_start = {} if previous is None else (
             previous.start if run_date in landed else previous.end
         )
@@ -255,11 +262,11 @@ def _new_consumer(bootstrap_servers: str) -> Consumer:
 
 
 def _watermarks(
-    consumer: Consumer, topic: str, bootstrap_servers: str
+    consumer: Consumer, topic: str, bootstrap_servers: str, timeout_seconds: float
 ) -> dict[int, tuple[int, int]]:
     """(low, high) offsets of every partition of ``topic``, read fresh from the broker."""
     try:
-        metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        metadata = consumer.list_topics(topic, timeout=timeout_seconds).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             found = "no metadata" if metadata is None else (metadata.error or "no partitions")
             raise SourceUnavailable(
@@ -267,7 +274,7 @@ def _watermarks(
             )
         return {
             partition: consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=30, cached=False
+                TopicPartition(topic, partition), timeout=timeout_seconds, cached=False
             )
             for partition in sorted(metadata.partitions)
         }

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import secrets
 import threading
 import time
@@ -42,6 +44,7 @@ from medallion.jobs.references import ReferenceScope, resolve_references
 from medallion.locks import file_lock
 from medallion.runtime import TaskContext, read_task_values
 
+log = logging.getLogger(__name__)
 SUCCESS, FAILED, TIMEDOUT = "SUCCESS", "FAILED", "TIMEDOUT"
 EXCLUDED, UPSTREAM_FAILED, CANCELED = "EXCLUDED", "UPSTREAM_FAILED", "CANCELED"
 FAILURES = {FAILED, TIMEDOUT, UPSTREAM_FAILED, CANCELED}
@@ -110,6 +113,9 @@ class JobRunResult:
 class RunObserver:
     """Receives progress events; the CLI prints them, tests may record them."""
 
+    def job_queued(self, job: JobSpec, holder: str) -> None:
+        """Another run of the job holds its lock: this one waits for ``holder``."""
+
     def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
         """The run began."""
 
@@ -131,6 +137,11 @@ class ObserverGroup(RunObserver):
 
     def __init__(self, *observers: RunObserver) -> None:
         self.observers = observers
+
+    def job_queued(self, job: JobSpec, holder: str) -> None:
+        """Another run of the job holds its lock."""
+        for observer in self.observers:
+            observer.job_queued(job, holder)
 
     def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
         """The run began."""
@@ -183,23 +194,64 @@ def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def job_lock_path(job: JobSpec, runs_root: Path, storage_root: str | None) -> Path:
+    """Where runs of ``job`` queue: beside the data they write, whichever runs folder they use.
+
+    A job without a storage root (it writes no lakehouse) queues in its runs folder.
+    """
+    if storage_root:
+        return Path(storage_root) / "_system" / "locks" / "jobs" / f"{job.key}.lock"
+    return runs_root / job.key / ".run.lock"
+
+
+def _holder_path(lock: Path) -> Path:
+    return lock.with_name(f"{lock.name}.holder.json")
+
+
+def describe_lock_holder(lock: Path) -> str:
+    """Who holds ``lock``: its run, process and since when (as its holder recorded them)."""
+    try:
+        holder = json.loads(_holder_path(lock).read_text(encoding="utf-8"))
+        return (f"run {holder['run_id']} (pid {holder['pid']}, running since "
+                f"{holder['since']}, notebooks in {holder['run_dir']})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a run that has not recorded itself yet"
+
+
+def record_lock_holder(lock: Path, run_id: str, run_dir: Path, since: datetime) -> None:
+    """Name the run holding ``lock``, for the runs queued behind it."""
+    _holder_path(lock).write_text(json.dumps({
+        "run_id": run_id, "pid": os.getpid(), "since": since.isoformat(), "run_dir": str(run_dir),
+    }), encoding="utf-8")
+
+
 @contextlib.contextmanager
-def job_run_lock(job: JobSpec, runs_root: Path) -> Iterator[None]:
-    """Serialise runs of one job (``max_concurrent_runs: 1``, the Jobs default), queueing them."""
+def job_run_lock(job: JobSpec, lock: Path,
+                 on_queued: Callable[[str], None] = lambda holder: None) -> Iterator[None]:
+    """Serialise runs of one job (``max_concurrent_runs: 1``, the Jobs default), queueing them.
+
+    A run that finds the lock held calls ``on_queued`` with whom it waits for, then waits (or,
+    with queueing disabled, fails at once naming that run).
+    """
     if job.max_concurrent_runs > 1:
         yield
         return
     with contextlib.ExitStack() as held:
         try:
-            held.enter_context(
-                file_lock(runs_root / job.key / ".run.lock", blocking=job.queue_enabled)
-            )
+            held.enter_context(file_lock(lock, blocking=False))
         except BlockingIOError as error:
-            raise JobRunFailed(
-                f"job {job.key!r} is already running and max_concurrent_runs is "
-                f"{job.max_concurrent_runs} with queueing disabled: run skipped"
-            ) from error
-        yield
+            holder = describe_lock_holder(lock)
+            if not job.queue_enabled:
+                raise JobRunFailed(
+                    f"job {job.key!r} is already running ({holder}) and max_concurrent_runs is "
+                    f"{job.max_concurrent_runs} with queueing disabled: run skipped"
+                ) from error
+            on_queued(holder)
+            held.enter_context(file_lock(lock))
+        try:
+            yield
+        finally:
+            _holder_path(lock).unlink(missing_ok=True)
 
 
 def resolve_parameters(job: JobSpec, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -599,12 +651,19 @@ def notebook_width(job: JobSpec) -> int:
 def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> JobRunResult:
     """Run ``job`` to completion and return its result (it never raises for a task failure)."""
     parameters = resolve_parameters(job, overrides)
-    with job_run_lock(job, options.runs_root):
+    storage_root = parameters.get("storage_root")
+    lock = job_lock_path(job, options.runs_root, storage_root)
+    queued = time.monotonic()
+    with job_run_lock(job, lock, lambda holder: options.observer.job_queued(job, holder)):
+        waited = time.monotonic() - queued
         lease = secrets.token_hex(8)
-        storage_root = parameters.get("storage_root")
         env, server_pid = _compute_env(storage_root, options, lease)
         server_cpu_before = process_cpu_seconds(server_pid)
         run = _Run(job, parameters, options, env)
+        if job.max_concurrent_runs <= 1:
+            record_lock_holder(lock, run.run_id, run.run_dir, run.start)
+        if waited >= 1:
+            log.info("job %s run %s waited %.0f s in the queue", job.key, run.run_id, waited)
         options.observer.job_started(job, run.run_id, run.run_dir)
         # Kernels start meanwhile, as many as the job can use at once; at most one per task
         # slot are ever alive, all recycled.

@@ -32,6 +32,11 @@ class ConsoleProgress(RunObserver):
     def _clock(self) -> str:
         return f"[dim]{time.monotonic() - self._started:7.1f}s[/dim]"
 
+    def job_queued(self, job: JobSpec, holder: str) -> None:
+        """Say whom the run waits for, and since when (the holder's start)."""
+        self.console.print(f"[yellow]⧗ job {job.key} is queued[/yellow]: another run of it "
+                           f"holds its lock, {escape(holder)}; this run starts when it ends")
+
     def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
         """Announce the run and where its notebooks go."""
         if self._depth == 0:

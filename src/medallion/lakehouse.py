@@ -13,11 +13,13 @@ nothing is checked. On Databricks Unity Catalog enforces the same grants itself.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from medallion.errors import ConfigError
@@ -27,6 +29,8 @@ from medallion.settings import on_databricks
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 SCHEMAS = ("bronze", "silver", "gold")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -223,9 +227,9 @@ class Lakehouse:
         elif mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if self.catalog:
-            writer.saveAsTable(self.name(table))
+            retry_on_conflict(lambda: writer.saveAsTable(self.name(table)), table)
             return
-        writer.save(str(self.path(table)))
+        retry_on_conflict(lambda: writer.save(str(self.path(table))), table)
         register_table(self.spark, self.storage_root, table)
 
     def merge(
@@ -273,12 +277,51 @@ class Lakehouse:
         )
         insert_cols = ", ".join(f"`{col}`" for col in columns)
         insert_vals = ", ".join(f"s.`{col}`" for col in columns)
-        self.spark.sql(
+        statement = (
             f"MERGE INTO {target} t USING {view} s ON {on} "
             f"WHEN MATCHED AND {condition} THEN UPDATE SET {assignments} "
             f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
         )
+        retry_on_conflict(lambda: self.spark.sql(statement), table)  # a MERGE is idempotent
         self.spark.catalog.dropTempView(view)
+
+
+# Delta's refusals of a commit because another writer committed first (nothing was committed).
+_CONFLICTS = (
+    "ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction", "ConcurrentWrite",
+    "MetadataChanged", "ProtocolChanged", "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)
+CONFLICT_ATTEMPTS = 4
+CONFLICT_WAIT_SECONDS = 0.5
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """Whether Delta refused a commit only because another writer committed first."""
+    text = f"{type(error).__name__} {error}"
+    return any(marker in text for marker in _CONFLICTS)
+
+
+def retry_on_conflict(
+    action: Callable[[], T], table: str, *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run ``action`` (one Delta commit that is safe to repeat), again after a write conflict.
+
+    A conflicting commit commits nothing, so a write that replaces a table or a partition, a
+    MERGE, an append or an ``ALTER TABLE`` may simply run again on the new version. After
+    ``CONFLICT_ATTEMPTS`` conflicts the last one is raised.
+    """
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return action()
+        except Exception as error:
+            if attempt == CONFLICT_ATTEMPTS or not is_write_conflict(error):
+                raise
+            headline = next(iter(str(error).strip().splitlines()), "")
+            log.warning("%s: Delta write conflict (attempt %d of %d), trying again: %s",
+                        table, attempt, CONFLICT_ATTEMPTS, headline[:300])
+            sleep(CONFLICT_WAIT_SECONDS * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _newer(sequence: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse import Lakehouse
+from medallion.lakehouse import CONFLICT_ATTEMPTS, Lakehouse, retry_on_conflict
 
 NOT_NEGATIVE = {"delta.constraints.amount_not_negative": "amount >= 0"}
 # Delta's refusal, as a local (py4j) or a Spark Connect session raises it
@@ -53,3 +53,48 @@ def test_a_creating_write_that_breaks_its_constraint_creates_nothing(
     with pytest.raises(REFUSED, match=VIOLATION):
         lakehouse.write(rows, "gold.t", properties=NOT_NEGATIVE)
     assert not lakehouse.exists("gold.t")
+
+
+class MetadataChanged(Exception):
+    """Stands for Delta's refusal as Spark Connect raises it (an unmapped JVM class)."""
+
+
+CONFLICT = MetadataChanged(
+    "(io.delta.exceptions.MetadataChangedException) [DELTA_METADATA_CHANGED] "
+    "MetadataChangedException: The metadata of the Delta table has been changed by a "
+    "concurrent update. Please try the operation again."
+)
+
+
+def test_a_write_conflict_is_retried_until_the_commit_goes_through() -> None:
+    outcomes: list[Exception | str] = [CONFLICT, CONFLICT, "committed"]
+    waits: list[float] = []
+
+    def commit() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert retry_on_conflict(commit, "gold.t", sleep=waits.append) == "committed"
+    assert (outcomes, waits) == ([], [0.5, 1.0])
+
+
+def test_any_other_error_and_the_last_conflict_are_raised() -> None:
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("cannot cast 'x' to INT")
+
+    with pytest.raises(ValueError, match="cannot cast"):
+        retry_on_conflict(broken, "gold.t", sleep=lambda seconds: None)
+    assert len(calls) == 1
+
+    def conflicting() -> None:
+        calls.append(1)
+        raise CONFLICT
+
+    with pytest.raises(MetadataChanged):
+        retry_on_conflict(conflicting, "gold.t", sleep=lambda seconds: None)
+    assert len(calls) == 1 + CONFLICT_ATTEMPTS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,13 +51,47 @@ def _source_cell_number(executed: Path, cell_index: int) -> int:
     return cell_index - injected + 1
 
 
+# A JVM exception's class, as Spark Connect's "(class) message", a Py4J ": class: message" line,
+# or the first line of a JVM stack trace.
+_JVM_CLASS = re.compile(
+    r"^(?:\(|:\s*)?(?:[a-z_$][\w$]*\.)+(?P<name>[A-Z][\w$]*)(?:\)\s*|:\s*|$)(?P<message>.*)$"
+)
+_STACK_FRAME = re.compile(r"^\s*at [\w$.<>]+\(")
+
+
+def error_headline(ename: str, evalue: str) -> tuple[str, str]:
+    """The class and message to show for a notebook's error: what failed, not where.
+
+    A Spark error's text ends in a JVM stack trace, whose last line says nothing; it is named by
+    the JVM exception's class and the first line of its message (``MetadataChangedException: The
+    metadata of the Delta table has been changed ...``). Any other error keeps its Python class
+    and the last line of its message, where Python's own tracebacks put the point.
+    """
+    text = evalue.strip()
+    head, _, trace = text.partition("JVM stacktrace:")
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    jvm = bool(trace) or any(_STACK_FRAME.match(line) for line in lines)
+    if not jvm:
+        return ename, lines[-1] if lines else ""
+    lines = [line for line in lines if not _STACK_FRAME.match(line)]
+    trace_head = next((line.strip() for line in trace.splitlines() if line.strip()), "")
+    # Connect's "(class) message" first, then the trace's class, then a Py4J ": class: ..." line.
+    for line in [*lines[:1], trace_head, *lines[1:]]:
+        found = _JVM_CLASS.match(line)
+        if found:
+            message = found["message"].strip() or next(
+                (other for other in lines if other != line), ""
+            )
+            return found["name"], message
+    return ename, lines[0] if lines else ""
+
+
 def _describe_failure(notebook: Path, executed: Path, error: PapermillExecutionError) -> str:
-    last_line = (error.evalue or "").strip().splitlines()
-    detail = last_line[-1] if last_line else ""
+    name, detail = error_headline(error.ename, error.evalue or "")
     cell = _source_cell_number(executed, error.cell_index)
     return (
         f"notebook {notebook}, cell {cell} (execution count {error.exec_count}): "
-        f"{error.ename}: {detail}"
+        f"{name}: {detail}"
     )
 
 

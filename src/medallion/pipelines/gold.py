@@ -18,7 +18,7 @@ from pyspark.sql import functions as sf
 
 from medallion.credentials import generated_local_secret, get_secret
 from medallion.errors import ConfigError, ExpectationFailed
-from medallion.lakehouse import Lakehouse
+from medallion.lakehouse import Lakehouse, retry_on_conflict
 from medallion.lineage import lineage_job
 from medallion.lineage.observe import observe_output_frame
 from medallion.pipelines import StepResult
@@ -122,18 +122,26 @@ def check_constraints(spec: TableSpec) -> dict[str, str]:
 
 
 def add_check_constraints(lakehouse: Lakehouse, spec: TableSpec) -> list[str]:
-    """Add the CHECK constraints the table lacks (``ALTER TABLE``, one each); the names added."""
+    """Add the CHECK constraints the table lacks (``ALTER TABLE``, one each); the names added.
+
+    After a write conflict (another writer changed the table's metadata) the table's constraints
+    are read again, so a constraint that writer added is not added twice.
+    """
     table = lakehouse.name(spec.dataset)
-    properties = {
-        row["key"]: row["value"]
-        for row in lakehouse.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
-    }
-    added = []
-    for name, expression in check_constraints(spec).items():
-        if properties.get(f"{CONSTRAINT_PROPERTY}{name}") is not None:
-            continue
-        lakehouse.spark.sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({expression})")
-        added.append(name)
+    added: list[str] = []
+
+    def add_missing() -> None:
+        properties = {
+            row["key"]: row["value"]
+            for row in lakehouse.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
+        }
+        for name, expression in check_constraints(spec).items():
+            if properties.get(f"{CONSTRAINT_PROPERTY}{name}") is not None:
+                continue
+            lakehouse.spark.sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({expression})")
+            added.append(name)
+
+    retry_on_conflict(add_missing, spec.dataset)
     return added
 
 

@@ -31,7 +31,6 @@ DQ_EVENT_SCHEMA = (
     "id STRING, timestamp TIMESTAMP, run_id STRING, job STRING, task STRING, dataset STRING, "
     "layer STRING, event_type STRING, details STRING"
 )
-_WRITE_ATTEMPTS = 3
 
 
 def append_dq_event(
@@ -67,15 +66,12 @@ def append_dq_event(
 
 
 def write_events(lakehouse: Lakehouse, events: DataFrame) -> None:
-    """Append ``events`` (``DQ_EVENT_SCHEMA``) to the DQ event log."""
-    for attempt in range(1, _WRITE_ATTEMPTS + 1):
-        try:
-            lakehouse.write(events, DQ_EVENT_LOG, mode="append")
-            return
-        except Exception as exc:
-            # Parallel tasks may create the log at once; Delta lets one win and the others retry.
-            if attempt == _WRITE_ATTEMPTS or not _is_concurrent_write(exc):
-                raise
+    """Append ``events`` (``DQ_EVENT_SCHEMA``) to the DQ event log.
+
+    Parallel tasks append (and may create the log) at once: Delta lets one commit win and the
+    write retries the others (``Lakehouse.write``).
+    """
+    lakehouse.write(events, DQ_EVENT_LOG, mode="append")
 
 
 def read_dq_events(lakehouse: Lakehouse, dataset: str | None = None) -> DataFrame:
@@ -84,15 +80,6 @@ def read_dq_events(lakehouse: Lakehouse, dataset: str | None = None) -> DataFram
         return lakehouse.spark.createDataFrame([], DQ_EVENT_SCHEMA)
     events = lakehouse.read(DQ_EVENT_LOG)
     return events.where(events["dataset"] == dataset) if dataset is not None else events
-
-
-def _is_concurrent_write(error: Exception) -> bool:
-    """Whether Delta refused a commit only because another writer committed first."""
-    text = f"{type(error).__name__} {error}"
-    return any(
-        marker in text
-        for marker in ("ProtocolChanged", "ConcurrentAppend", "ConcurrentWrite", "DELTA_CONCURRENT")
-    )
 
 
 def check_and_log(

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from medallion import compute
 from medallion.errors import BundleError, JobRunFailed, is_deterministic
 from medallion.jobs.channels import default_notifier
@@ -47,6 +49,9 @@ from medallion.runtime import TaskContext, read_task_values
 log = logging.getLogger(__name__)
 SUCCESS, FAILED, TIMEDOUT = "SUCCESS", "FAILED", "TIMEDOUT"
 EXCLUDED, UPSTREAM_FAILED, CANCELED = "EXCLUDED", "UPSTREAM_FAILED", "CANCELED"
+# A run's record says RUNNING from its start; a run whose runner died says INTERNAL_ERROR once a
+# later run of its job finds it (the Jobs service's life-cycle state for a run that broke off).
+RUNNING, INTERNAL_ERROR = "RUNNING", "INTERNAL_ERROR"
 FAILURES = {FAILED, TIMEDOUT, UPSTREAM_FAILED, CANCELED}
 MAX_RETRY_WAIT_SECONDS = 600.0
 
@@ -88,6 +93,10 @@ class JobRunResult:
     # CPU time of the warm compute server during the run (None: cold or remote compute). It is
     # shared: runs that overlap (a parent and its child run) each count it.
     compute_cpu_seconds: float | None = None
+    # The runner's process, so a later run can tell a run still going from one whose runner died.
+    pid: int | None = None
+    pid_started_at: float | None = None  # the process's start (a reused pid is another process)
+    state_message: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -293,6 +302,15 @@ class _Run:
             notifier=options.notifier or default_notifier(options.runs_root),
             on_sent=options.observer.notification_sent,
         )
+
+    def checkpoint(self) -> None:
+        """Write ``run.json`` as the run stands (``RUNNING``): a killed run leaves its record."""
+        write_run_record(JobRunResult(
+            self.job.key, self.run_id, self.run_dir, RUNNING, self.tasks,
+            round(time.monotonic() - self.started, 3), self.parameters,
+            started_at=self.start.isoformat(), notifications=list(self.notices.sent),
+            pid=os.getpid(), pid_started_at=_process_started_at(os.getpid()),
+        ))
 
     def scope(self, task_key: str, iteration_input: Any = None) -> ReferenceScope:
         return ReferenceScope(
@@ -523,6 +541,7 @@ def _execute(run: _Run, task: TaskSpec, pool: KernelPool) -> None:
         run.options.observer.task_finished(task_run)
         _notify_task_end(run, task, task_run)
         with run.changed:
+            run.checkpoint()
             run.changed.notify_all()
 
 
@@ -615,8 +634,66 @@ def write_run_record(result: JobRunResult) -> Path:
     record["run_dir"] = str(result.run_dir)
     record["tasks"] = [asdict(task_run) for task_run in result.tasks.values()]
     path = result.run_dir / "run.json"
-    path.write_text(json.dumps(record, indent=2))
+    staged = path.with_name(f".run.json.{os.getpid()}.{threading.get_ident()}.tmp")
+    staged.write_text(json.dumps(record, indent=2))
+    staged.replace(path)  # a reader (or a kill) never sees half a record
     return path
+
+
+def _process_started_at(pid: int) -> float | None:
+    """When process ``pid`` started (None when there is no such process)."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def _runner_alive(record: Mapping[str, Any]) -> bool:
+    pid, started = record.get("pid"), record.get("pid_started_at")
+    if not isinstance(pid, int):
+        return False
+    now_started = _process_started_at(pid)
+    return now_started is not None and (started is None or abs(now_started - started) < 1.0)
+
+
+def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = None
+                   ) -> list[Path]:
+    """Mark the runs of ``job`` whose runner died (``RUNNING``, process gone) ``INTERNAL_ERROR``.
+
+    A task that was running is ``FAILED`` and one not started ``CANCELED``, each saying why;
+    the run's record is rewritten and its job's ``on_failure`` destinations are notified. A run
+    whose process is alive is left alone. Returns the records marked.
+    """
+    marked = []
+    for path in sorted((runs_root / job.key).glob("*/run.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("state") != RUNNING or _runner_alive(record):
+            continue
+        now = datetime.now(UTC)
+        why = (f"the runner (pid {record.get('pid')}) ended without finishing the run: killed "
+               f"or crashed; found at {now.isoformat()}")
+        for task in record.get("tasks", []):
+            if task.get("state") == RUNNING:
+                task["state"], task["error"] = FAILED, f"did not finish: {why}"
+            elif task.get("state") == "PENDING":
+                task["state"], task["reason"] = CANCELED, f"not started: {why}"
+        record.update(state=INTERNAL_ERROR, ended_at=now.isoformat(), state_message=why)
+        path.write_text(json.dumps(record, indent=2))
+        marked.append(path)
+        log.warning("job %s run %s: %s", job.key, record.get("run_id"), why)
+        started = datetime.fromisoformat(record["started_at"]) if record.get("started_at") \
+            else now
+        notices = RunNotifications(
+            job, run_id=str(record.get("run_id")), start=started,
+            started=time.monotonic() - (now - started).total_seconds(),
+            parameters=record.get("parameters", {}), run_dir=path.parent,
+            notifier=notifier or default_notifier(runs_root), on_sent=lambda sent: None,
+        )
+        notices.send(NotificationEvent.ON_FAILURE, INTERNAL_ERROR, details=[why])
+    return marked
 
 
 def notebook_width(job: JobSpec) -> int:
@@ -659,9 +736,12 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
         lease = secrets.token_hex(8)
         env, server_pid = _compute_env(storage_root, options, lease)
         server_cpu_before = process_cpu_seconds(server_pid)
+        # Runs of this job whose runner died are found here, recorded and notified.
+        reap_dead_runs(job, options.runs_root, options.notifier)
         run = _Run(job, parameters, options, env)
         if job.max_concurrent_runs <= 1:
             record_lock_holder(lock, run.run_id, run.run_dir, run.start)
+        run.checkpoint()  # run.json says RUNNING from the start
         if waited >= 1:
             log.info("job %s run %s waited %.0f s in the queue", job.key, run.run_id, waited)
         options.observer.job_started(job, run.run_id, run.run_dir)
@@ -696,6 +776,7 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
             run.parameters, started_at=run.start.isoformat(),
             ended_at=datetime.now(UTC).isoformat(), health_breaches=breaches,
             notifications=run.notices.sent, compute_cpu_seconds=server_cpu,
+            pid=os.getpid(), pid_started_at=_process_started_at(os.getpid()),
         )
         failed_tasks = result.failure_message().splitlines()[1:]
         # SUCCESS_WITH_FAILURES (a failure the job tolerated: its leaves succeeded) still alerts.

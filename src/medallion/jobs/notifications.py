@@ -56,6 +56,7 @@ _FAILED_CHECK = re.compile(
 _OUTCOME = {
     "SUCCESS": "succeeded", "SUCCESS_WITH_FAILURES": "succeeded with failures",
     "FAILED": "failed", "TIMEDOUT": "timed out",
+    "INTERNAL_ERROR": "broke off (its runner died)",
 }
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,13 +121,47 @@ def get_spark(storage_root: str | Path | None = None) -> SparkSession:
         return SparkSession.builder.getOrCreate()
     remote = os.environ.get(REMOTE_ENV)
     if remote:
-        return label_for_task(SparkSession.builder.remote(remote).getOrCreate())
+        spark = label_for_task(SparkSession.builder.remote(remote).getOrCreate())
+        if task_context() is not None:
+            interrupt_when_orphaned(spark)
+        return spark
     if storage_root is None:
         raise ConfigError(
             "get_spark() needs a storage_root for a local session (or SPARK_REMOTE set to a "
             "running compute server)"
         )
     return label_for_task(build_local_session(storage_root))
+
+
+_GUARDED: set[int] = set()  # the sessions (by id) whose orphan guard runs in this process
+
+
+def interrupt_when_orphaned(
+    session: Any, *, parent: int | None = None, poll_seconds: float = 0.2
+) -> threading.Thread | None:
+    """Stop ``session``'s server-side work as soon as this process's parent (the runner) dies.
+
+    A kernel of a killed runner is reparented; its Spark Connect session's running operations
+    (a Delta write, say) would otherwise go on and commit on the server after the run is dead.
+    A daemon thread polls the parent's pid; when it changes it interrupts every operation of
+    the session (``interruptAll``) and ends this process. Once per session and process.
+    """
+    if id(session) in _GUARDED:
+        return None
+    _GUARDED.add(id(session))
+    watched = os.getppid() if parent is None else parent
+
+    def guard() -> None:
+        while os.getppid() == watched:
+            time.sleep(poll_seconds)
+        try:
+            session.interruptAll()
+        finally:
+            os._exit(1)  # the run is over: nothing of this process may go on
+
+    thread = threading.Thread(target=guard, name="medallion-orphan-guard", daemon=True)
+    thread.start()
+    return thread
 
 
 def label_for_task(spark: SparkSession) -> SparkSession:

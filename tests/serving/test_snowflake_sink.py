@@ -7,7 +7,11 @@ publish log and exact counts.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +27,7 @@ from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult
 from medallion.serving import snowflake as snowflake_sink
 from medallion.serving.snowflake import SnowflakeSink
 from medallion.serving.snowflake_sql import merge_statement
+from medallion.settings import repo_root
 from medallion.sources.snowflake import (
     PASSWORD_ENV,
     SnowflakeConnection,
@@ -383,3 +388,70 @@ def test_merge_statement_updates_differing_rows_and_inserts_new_keys(
     ]
     cursor.execute("SELECT K, V FROM ANALYTICS.MERGE_T ORDER BY K")
     assert cursor.fetchall() == [("a", 1), ("b", 20), ("c", 3), ("d", 4)]
+
+
+def stage_tables(conn: SnowflakeConnection) -> list[str]:
+    """The staging tables another session can see."""
+    cursor = conn.cursor()
+    cursor.execute(
+        "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
+        "WHERE TABLE_SCHEMA = 'ANALYTICS' AND TABLE_NAME LIKE '_MEDALLION_STAGE_%'"
+    )
+    return sorted(str(name) for (name,) in cursor.fetchall())
+
+
+# A publish that hangs once its rows are staged (where a kill leaves its staging table behind).
+HANGING_PUBLISH = """
+import sys, time
+from pathlib import Path
+from medallion.devstack import snowflake as snowflake_stack
+from medallion.serving import snowflake as snowflake_sink
+from tests.serving.test_snowflake_sink import V1, make_snapshot
+
+root, marker = Path(sys.argv[1]), Path(sys.argv[2])
+def hang(*args):
+    marker.write_text("staged")
+    time.sleep(120)
+snowflake_sink._check_keys = hang
+settings = snowflake_stack.settings_for(snowflake_stack.status(root))
+sink = snowflake_sink.SnowflakeSink(settings, rows_per_file=3)
+sink.publish(make_snapshot(V1, version=1), "ANALYTICS.KILLED_MIDWAY")
+"""
+
+
+def test_a_publish_killed_midway_leaves_a_staging_table_the_next_publish_drops(
+    sink: SnowflakeSink, conn: SnowflakeConnection, snowflake_root: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "staged"
+    killed = subprocess.Popen([sys.executable, "-c", HANGING_PUBLISH, str(snowflake_root),
+                               str(marker)], cwd=repo_root())
+    deadline = time.monotonic() + 60
+    while not marker.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the publish never reached its staged rows"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert [name.startswith("_MEDALLION_STAGE_KILLED_MIDWAY_") for name in stage_tables(conn)] \
+        == [True]
+
+    sink.publish(make_snapshot(V1, version=1), "ANALYTICS.KILLED_MIDWAY")
+
+    assert stage_tables(conn) == []
+    assert read_table(conn, "ANALYTICS.KILLED_MIDWAY", NAMES) == V1
+
+
+def test_a_staging_table_left_by_a_killed_publish_is_dropped_by_the_next(
+    sink: SnowflakeSink, conn: SnowflakeConnection
+) -> None:
+    target = "ANALYTICS.AFTER_A_KILL"
+    sink.publish(make_snapshot(V1, version=1), target)
+    left = "_MEDALLION_STAGE_AFTER_A_KILL_0123456789AB"  # as an older, transient publish left it
+    other = "_MEDALLION_STAGE_ANOTHER_TABLE_0123456789AB"
+    for name in (left, other):
+        conn.cursor().execute(f'CREATE TRANSIENT TABLE ANALYTICS."{name}" (ID INT)')
+
+    sink.publish(make_snapshot(V1[:2], version=2), target)
+
+    assert stage_tables(conn) == [other]  # only this target's leftovers are its to drop
+    assert read_table(conn, target, NAMES) == V1[:2]
+    conn.cursor().execute(f'DROP TABLE ANALYTICS."{other}"')

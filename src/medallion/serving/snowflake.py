@@ -191,6 +191,7 @@ class SnowflakeSink:
             definition = column_list(columns.names, columns.types)
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {target.sql} ({definition})")
         cursor.execute(log_table_ddl(target))
+        _drop_leftover_staging(cursor, target)
         run = f"{STAGING_PREFIX}{target.table}_{uuid.uuid4().hex[:12].upper()}"
         staging = target.sibling(run)
         cursor.execute(
@@ -328,6 +329,27 @@ def _exact(value: Any) -> Decimal:
     if value is None:
         return Decimal(0)
     return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def _drop_leftover_staging(cursor: SnowflakeCursor, target: Target) -> list[str]:
+    """Drop the staging tables of ``target`` that a killed publish left behind; their names.
+
+    A publish drops its own staging table when it ends, failed or not; one that was killed
+    cannot. Publishes of one target run one at a time (their job's run lock), so any staging
+    table of the target found before a publish starts is such a leftover.
+    """
+    prefix = f"{STAGING_PREFIX}{target.table}_"
+    cursor.execute(
+        "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = %s "
+        "AND STARTSWITH(TABLE_NAME, %s)",
+        (target.schema, prefix),
+    )
+    leftovers = sorted(str(name) for (name,) in cursor.fetchall())
+    for name in leftovers:
+        log.warning("snowflake %s: dropping %s, left by an earlier publish that did not finish",
+                    target.name, name)
+        cursor.execute(f"DROP TABLE IF EXISTS {target.sibling(name)}")
+    return leftovers
 
 
 def _columns_of(cursor: SnowflakeCursor, target: Target) -> dict[str, tuple[str, int | None]]:

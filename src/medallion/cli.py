@@ -246,9 +246,16 @@ def compute_down(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) 
 
 @compute_app.command("status")
 def compute_status(storage_root: RootOpt = None, bundle_root: BundleOpt = Path()) -> None:
-    """Whether the warm server is up, and where."""
-    server = compute.find_server(_storage_root(storage_root, bundle_root))
-    console.print(f"compute up: {server.url} (pid {server.pid})" if server else "compute down")
+    """Whether the warm server is up, where, and who holds it (dead runners' leases dropped)."""
+    root = _storage_root(storage_root, bundle_root)
+    server = compute.find_server(root)
+    if server is None:
+        console.print("compute down")
+        return
+    with compute.startup_lock(root):
+        holders = compute.live_leases(root)
+    console.print(f"compute up: {server.url} (pid {server.pid}); held by "
+                  f"{', '.join(holders) or 'no live lease (it stops by itself shortly)'}")
 
 
 @devstack_app.command("up")

@@ -75,13 +75,13 @@ def find_server(storage_root: str | Path) -> ComputeServer | None:
     return None
 
 
-def _startup_lock(storage_root: str | Path) -> contextlib.AbstractContextManager[None]:
+def startup_lock(storage_root: str | Path) -> contextlib.AbstractContextManager[None]:
     return file_lock(state_dir(storage_root) / "startup.lock")
 
 
 def start_server(storage_root: str | Path, *, timeout_seconds: float = 180) -> ComputeServer:
     """Start a server for the storage root (or return the one already up)."""
-    with _startup_lock(storage_root):
+    with startup_lock(storage_root):
         return _ensure_started(Path(storage_root).resolve(), timeout_seconds)
 
 
@@ -155,8 +155,38 @@ def serve(storage_root: Path, port: int) -> None:
     tmp = state_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(state))
     tmp.replace(state_file)
+    watcher = threading.Thread(
+        target=stop_when_unleased, args=(storage_root, stopped), daemon=True,
+        name="lease-watcher",
+    )
+    watcher.start()
     stopped.wait()
     spark.stop()
+
+
+LEASE_CHECK_SECONDS = 5.0
+
+
+def stop_when_unleased(
+    storage_root: str | Path, stopped: threading.Event, every: float = LEASE_CHECK_SECONDS
+) -> None:
+    """Set ``stopped`` once the server has been leased and no live lease remains.
+
+    A runner that was killed never releases its lease: its pid is gone, so the lease is dead
+    and dropped here. Two checks in a row without a live lease stop the server (its state file
+    removed first, under the startup lock, so no runner attaches to a server that is going).
+    A server never leased (started by hand, for a benchmark) is left alone; one held by
+    ``medallion compute up`` is pinned and stays.
+    """
+    leased, idle = False, 0
+    while not stopped.wait(every):
+        with startup_lock(storage_root):
+            leased = leased or any(_leases(storage_root).iterdir())
+            live = live_leases(storage_root)
+            idle = 0 if live or not leased else idle + 1
+            if idle >= 2:
+                (state_dir(storage_root) / "server.json").unlink(missing_ok=True)
+                stopped.set()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,9 +199,6 @@ def main(argv: list[str] | None = None) -> None:
     serve(args.storage_root.resolve(), args.port)
 
 
-if __name__ == "__main__":
-    main()
-
 
 def _leases(storage_root: str | Path) -> Path:
     path = state_dir(storage_root) / "leases"
@@ -181,7 +208,7 @@ def _leases(storage_root: str | Path) -> Path:
 
 def acquire_server(storage_root: str | Path, lease: str) -> ComputeServer:
     """Use the root's server (starting it if needed) until ``release_server(lease)``."""
-    with _startup_lock(storage_root):
+    with startup_lock(storage_root):
         server = _ensure_started(Path(storage_root).resolve(), 180)
         (_leases(storage_root) / lease).write_text(str(os.getpid()))
     return server
@@ -192,23 +219,33 @@ def release_server(storage_root: str | Path, lease: str) -> None:
 
     A server started with ``medallion compute up`` holds a permanent lease and stays up.
     """
-    with _startup_lock(storage_root):
-        leases = _leases(storage_root)
-        (leases / lease).unlink(missing_ok=True)
-        live = []
-        for path in leases.iterdir():
-            holder = path.read_text().strip()
-            if holder == "pinned" or (holder.isdigit() and _alive(int(holder))):
-                live.append(path)
-            else:
-                path.unlink(missing_ok=True)
-        if not live:
+    with startup_lock(storage_root):
+        (_leases(storage_root) / lease).unlink(missing_ok=True)
+        if not live_leases(storage_root):
             stop_server(storage_root)
+
+
+def live_leases(storage_root: str | Path) -> list[str]:
+    """The holders of the server's live leases (``pinned`` or a running pid); dead ones dropped.
+
+    The caller holds the startup lock.
+    """
+    live = []
+    for path in sorted(_leases(storage_root).iterdir()):
+        try:
+            holder = path.read_text().strip()
+        except FileNotFoundError:
+            continue
+        if holder == "pinned" or (holder.isdigit() and _alive(int(holder))):
+            live.append(holder)
+        else:
+            path.unlink(missing_ok=True)
+    return live
 
 
 def pin_server(storage_root: str | Path) -> ComputeServer:
     """Start the server and keep it up across runs (``medallion compute up``)."""
-    with _startup_lock(storage_root):
+    with startup_lock(storage_root):
         server = _ensure_started(Path(storage_root).resolve(), 180)
         (_leases(storage_root) / "pinned").write_text("pinned")
     return server
@@ -216,7 +253,11 @@ def pin_server(storage_root: str | Path) -> ComputeServer:
 
 def unpin_server(storage_root: str | Path) -> bool:
     """Stop the server whatever leases it holds (``medallion compute down``)."""
-    with _startup_lock(storage_root):
+    with startup_lock(storage_root):
         for path in _leases(storage_root).iterdir():
             path.unlink(missing_ok=True)
         return stop_server(storage_root)
+
+
+if __name__ == "__main__":
+    main()

@@ -693,6 +693,14 @@ def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = No
             notifier=notifier or default_notifier(runs_root), on_sent=lambda sent: None,
         )
         notices.send(NotificationEvent.ON_FAILURE, INTERNAL_ERROR, details=[why])
+        storage_root = record.get("parameters", {}).get("storage_root")
+        if storage_root:
+            from medallion.lineage import abort_open_runs  # imports Spark: only when needed
+
+            aborted = abort_open_runs(storage_root, job.key, str(record.get("run_id")), why)
+            if aborted:
+                log.warning("job %s run %s: lineage ABORT for %d step run(s) left open",
+                            job.key, record.get("run_id"), len(aborted))
     return marked
 
 

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import OutputDataset, RunEvent, RunState
+from openlineage.client.generated.error_message_run import ErrorMessageRunFacet
 
 from medallion.lineage.columns import column_lineage
 from medallion.lineage.events import (
+    PRODUCER,
     JobRun,
     StepRun,
     bare_outputs,
@@ -34,10 +39,11 @@ from medallion.lineage.events import (
 )
 from medallion.lineage.observe import Observations, current_observations, observing
 from medallion.lineage.steps import DatasetRef, StepLineage, declare
-from medallion.lineage.transport import client_for, lineage_enabled
+from medallion.lineage.transport import client_for, events_path, lineage_enabled, lineage_url
+from medallion.locks import file_lock
 from medallion.runtime import task_context
 
-__all__ = ["lineage_job"]
+__all__ = ["abort_open_runs", "lineage_job"]
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +181,48 @@ def _emit(client: OpenLineageClient, run: StepRun, event: RunEvent) -> None:
             "lineage: could not emit the %s event of %s (run %s): %s",
             state, run.lineage.job_name, run.run_id, error,
         )
+
+
+def abort_open_runs(storage_root: str | Path, job: str, job_run_id: str, why: str) -> list[str]:
+    """ABORT every step run of job run ``job_run_id`` that started and never ended; their ids.
+
+    For a job run whose runner died: its steps' START events have no COMPLETE or FAIL, and a
+    lineage consumer would show them running for ever. Reads the file transport's events; with
+    an HTTP transport the open runs are the backend's to see, and nothing is sent.
+    """
+    path = events_path(storage_root)
+    if lineage_url() or not path.exists():
+        return []
+    started: dict[str, dict[str, Any]] = {}
+    ended: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+            run_id = event["run"]["runId"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        task = event["run"].get("facets", {}).get("medallion_task", {})
+        if (task.get("job"), task.get("job_run_id")) != (job, job_run_id):
+            continue
+        if event.get("eventType") == "START":
+            started[run_id] = event
+        else:
+            ended.add(run_id)
+    open_runs = [run_id for run_id in started if run_id not in ended]
+    now = datetime.now(UTC).isoformat()
+    error = {
+        "_producer": PRODUCER, "_schemaURL": ErrorMessageRunFacet._get_schema(),
+        "message": why, "programmingLanguage": "python",
+    }
+    lines = [
+        json.dumps({
+            **started[run_id], "eventType": "ABORT", "eventTime": now, "outputs": [],
+            "run": {"runId": run_id,
+                    "facets": {**started[run_id]["run"].get("facets", {}), "errorMessage": error}},
+        })
+        for run_id in open_runs
+    ]
+    if lines:  # appended as the file transport appends: one locked write per event
+        with file_lock(path.with_name(f"{path.name}.lock")), path.open("a") as handle:
+            handle.writelines(f"{line}\n" for line in lines)
+    return open_runs

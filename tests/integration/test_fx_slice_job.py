@@ -8,12 +8,17 @@ built days.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+import psutil
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
@@ -168,6 +173,51 @@ def test_two_runs_at_once_are_serialised_and_corrupt_nothing(
     first, second = records
     assert second["started_at"] >= first["ended_at"]
     assert snapshot(spark, lakehouse) == before
+
+
+def test_a_run_killed_mid_task_is_recorded_stops_its_kernels_and_a_rerun_repairs_it(
+    spark: SparkSession, lakehouse: Lakehouse
+) -> None:
+    before = snapshot(spark, lakehouse)
+    command = [sys.executable, "-m", "medallion", "jobs", "run", "build_analytics",
+               "--param", f"run_date={lakehouse.dates[1]}", "--bundle-root", str(repo_root()),
+               "--var", f"storage_root={lakehouse.root}", "--runs-root", str(lakehouse.runs),
+               "--only", ",".join(FX_TASKS)]
+    earlier = set((lakehouse.runs / "build_analytics").glob("*/run.json"))
+    runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record_path, record = None, {}
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and runner.poll() is None:
+        new = set((lakehouse.runs / "build_analytics").glob("*/run.json")) - earlier
+        if new:
+            record_path = new.pop()
+            with contextlib.suppress(ValueError):  # read while it is replaced
+                record = json.loads(record_path.read_text())
+            if {t["task_key"]: t["state"] for t in record["tasks"]}.get(
+                    "silver_fx_rates") == "RUNNING":
+                break
+        time.sleep(0.05)
+    assert runner.poll() is None, "the run ended before it reached silver"
+    assert record_path is not None, "the run never recorded itself"
+    kernels = psutil.Process(runner.pid).children(recursive=True)
+    time.sleep(1)  # into the silver step
+
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+
+    _, alive = psutil.wait_procs(kernels, timeout=10)
+    assert alive == [], f"processes of the killed run still running: {alive}"
+    assert json.loads(record_path.read_text())["state"] == "RUNNING"  # as it was left
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    killed = json.loads(record_path.read_text())
+    assert killed["state"] == "INTERNAL_ERROR"
+    states = {t["task_key"]: t["state"] for t in killed["tasks"]}
+    assert (states["bronze_fx_rates"], states["silver_fx_rates"]) == ("SUCCESS", "FAILED")
+    assert states["gold_fx_daily_change"] == "CANCELED"
+    assert snapshot(spark, lakehouse) == before  # the same tables as an uninterrupted run
 
 
 def test_a_day_without_raw_data_skips_every_layer(lakehouse: Lakehouse) -> None:

@@ -594,7 +594,8 @@ def _schedule(run: _Run, pool: KernelPool) -> None:
                         run.tasks[key].state, run.tasks[key].reason = state or EXCLUDED, reason
                         run.options.observer.task_finished(run.tasks[key])
                         continue
-                    run.tasks[key].state = "RUNNING"
+                    run.tasks[key].state = RUNNING
+                    run.checkpoint()  # the record shows what was running, should the run die
                     running[key] = executor.submit(_execute, run, task, pool)
                 if running and not any(f.done() for f in running.values()):
                     run.changed.wait(timeout=1.0)

@@ -52,6 +52,7 @@ EXCLUDED, UPSTREAM_FAILED, CANCELED = "EXCLUDED", "UPSTREAM_FAILED", "CANCELED"
 # A run's record says RUNNING from its start; a run whose runner died says INTERNAL_ERROR once a
 # later run of its job finds it (the Jobs service's life-cycle state for a run that broke off).
 RUNNING, INTERNAL_ERROR = "RUNNING", "INTERNAL_ERROR"
+REAPED_RUNS = 50  # how many of a job's latest runs each new run checks for a dead runner
 FAILURES = {FAILED, TIMEDOUT, UPSTREAM_FAILED, CANCELED}
 MAX_RETRY_WAIT_SECONDS = 600.0
 
@@ -666,7 +667,8 @@ def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = No
     whose process is alive is left alone. Returns the records marked.
     """
     marked = []
-    for path in sorted((runs_root / job.key).glob("*/run.json")):
+    # The latest runs only (run ids sort by start): a record is rewritten once it is found.
+    for path in sorted((runs_root / job.key).glob("*/run.json"))[-REAPED_RUNS:]:
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -219,6 +219,9 @@ def test_a_run_killed_mid_task_is_recorded_stops_its_kernels_and_a_rerun_repairs
     assert silver["error"].startswith(f"did not finish: the runner (pid {runner.pid}) ended")
     # Nothing of the killed run is left RUNNING or PENDING (--only runs the three at once).
     assert {t["state"] for t in killed["tasks"]} <= {"SUCCESS", "FAILED", "CANCELED"}
+    summary = (lakehouse.root / "_runs" / f"dt={lakehouse.dates[1]}" / "build_analytics"
+               / killed["run_id"] / "run_summary.json")
+    assert json.loads(summary.read_text())["state"] == "INTERNAL_ERROR"
     assert snapshot(spark, lakehouse) == before  # the same tables as an uninterrupted run
 
 

@@ -81,7 +81,10 @@ def test_a_run_whose_runner_died_is_marked_and_notified_and_a_live_one_is_not(
     alive = running_record(runs / job.key / "20261203T100001Z-live01", os.getpid(), alive_started)
     outbox = Outbox()
 
-    assert reap_dead_runs(job, runs, outbox) == [dead]
+    found = reap_dead_runs(job, runs, outbox)
+
+    assert [(r.run_dir / "run.json", r.state) for r in found] == [(dead, "INTERNAL_ERROR")]
+    assert found[0].tasks["breaks"].state == "FAILED"
 
     record = json.loads(dead.read_text())
     assert record["state"] == "INTERNAL_ERROR"

@@ -642,6 +642,20 @@ def write_run_record(result: JobRunResult) -> Path:
     return path
 
 
+def _result_of(record: Mapping[str, Any], run_dir: Path) -> JobRunResult:
+    """A run's result as its ``run.json`` holds it."""
+    fields = set(TaskRun.__dataclass_fields__)
+    tasks = {task["task_key"]: TaskRun(**{k: v for k, v in task.items() if k in fields})
+             for task in record.get("tasks", [])}
+    return JobRunResult(
+        str(record.get("job_key")), str(record.get("run_id")), run_dir, str(record["state"]),
+        tasks, float(record.get("duration_seconds") or 0.0), dict(record.get("parameters", {})),
+        started_at=str(record.get("started_at", "")), ended_at=str(record.get("ended_at", "")),
+        pid=record.get("pid"), pid_started_at=record.get("pid_started_at"),
+        state_message=str(record.get("state_message", "")),
+    )
+
+
 def _process_started_at(pid: int) -> float | None:
     """When process ``pid`` started (None when there is no such process)."""
     try:
@@ -659,14 +673,15 @@ def _runner_alive(record: Mapping[str, Any]) -> bool:
 
 
 def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = None
-                   ) -> list[Path]:
+                   ) -> list[JobRunResult]:
     """Mark the runs of ``job`` whose runner died (``RUNNING``, process gone) ``INTERNAL_ERROR``.
 
     A task that was running is ``FAILED`` and one not started ``CANCELED``, each saying why;
-    the run's record is rewritten and its job's ``on_failure`` destinations are notified. A run
-    whose process is alive is left alone. Returns the records marked.
+    the run's record is rewritten, its job's ``on_failure`` destinations are notified and its
+    open lineage runs aborted. A run whose process is alive is left alone. Returns the runs
+    marked, as results (for the observers that summarise a finished run).
     """
-    marked = []
+    marked: list[JobRunResult] = []
     # The latest runs only (run ids sort by start): a record is rewritten once it is found.
     for path in sorted((runs_root / job.key).glob("*/run.json"))[-REAPED_RUNS:]:
         try:
@@ -685,7 +700,7 @@ def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = No
                 task["state"], task["reason"] = CANCELED, f"not started: {why}"
         record.update(state=INTERNAL_ERROR, ended_at=now.isoformat(), state_message=why)
         path.write_text(json.dumps(record, indent=2))
-        marked.append(path)
+        marked.append(_result_of(record, path.parent))
         log.warning("job %s run %s: %s", job.key, record.get("run_id"), why)
         started = datetime.fromisoformat(record["started_at"]) if record.get("started_at") \
             else now
@@ -747,8 +762,9 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
         lease = secrets.token_hex(8)
         env, server_pid = _compute_env(storage_root, options, lease)
         server_cpu_before = process_cpu_seconds(server_pid)
-        # Runs of this job whose runner died are found here, recorded and notified.
-        reap_dead_runs(job, options.runs_root, options.notifier)
+        # Runs of this job whose runner died are found here, recorded, notified and summarised.
+        for dead in reap_dead_runs(job, options.runs_root, options.notifier):
+            options.observer.job_finished(dead)
         run = _Run(job, parameters, options, env)
         if job.max_concurrent_runs <= 1:
             record_lock_holder(lock, run.run_id, run.run_dir, run.start)

@@ -175,6 +175,39 @@ def jobs_list(target: TargetOpt = None, bundle_root: BundleOpt = Path()) -> None
         console.print(f"[bold]{key}[/bold]: {tasks}")
 
 
+@jobs_app.command("status")
+def jobs_status(
+    target: TargetOpt = None,
+    runs_root: Annotated[Path | None, typer.Option(help="where executed notebooks go")] = None,
+    last: Annotated[int, typer.Option(help="runs shown per job")] = 5,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Each job's latest runs; a run whose runner died is marked INTERNAL_ERROR and notified."""
+    from medallion.bundle import load_bundle
+    from medallion.jobs.engine import reap_dead_runs
+    from medallion.jobs.model import parse_job
+    from medallion.runs.recorder import RunRecorder
+
+    root = bundle_root.resolve()
+    runs = (runs_root or root / "runs").resolve()
+    try:
+        bundle = load_bundle(root, target)
+        recorder = RunRecorder.for_bundle(bundle)
+        for key, raw in bundle.jobs.items():
+            for dead in reap_dead_runs(parse_job(key, raw), runs):
+                recorder.job_finished(dead)
+                console.print(f"[red]{key} run {dead.run_id}: {dead.state}[/red]: "
+                              f"{dead.state_message}")
+    except MedallionError as error:
+        raise _fail(error) from error
+    for key in bundle.jobs:
+        for path in sorted((runs / key).glob("*/run.json"))[-last:]:
+            record = json.loads(path.read_text())
+            took = float(record.get("duration_seconds") or 0)
+            console.print(f"{key} {record['run_id']} {record['state']} started "
+                          f"{record.get('started_at', '')} ({took:.0f} s)")
+
+
 @jobs_app.command("run")
 def jobs_run(
     job_key: Annotated[str, typer.Argument(help="job key under resources.jobs")],

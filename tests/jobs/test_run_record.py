@@ -102,3 +102,23 @@ def test_a_run_whose_runner_died_is_marked_and_notified_and_a_live_one_is_not(
         "[medallion] Run of failing_notify_job broke off (its runner died)"
     )
     assert reap_dead_runs(job, runs, outbox) == []  # found once
+
+
+def test_jobs_status_finds_a_dead_run_and_lists_it(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = running_record(runs / "failing_notify_job" / "20261203T100000Z-dead01", gone.pid, None)
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "medallion", "jobs", "status", "--bundle-root",
+         str(FIXTURE_BUNDLE), "--runs-root", str(runs)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+
+    assert json.loads(dead.read_text())["state"] == "INTERNAL_ERROR"
+    assert "failing_notify_job run 20261203T100000Z-dead01: INTERNAL_ERROR: the runner " \
+        f"(pid {gone.pid}) ended without finishing the run" in " ".join(shown.split())
+    assert "failing_notify_job 20261203T100000Z-dead01 INTERNAL_ERROR started" in shown
+    outbox = (runs / "_notifications" / "outbox.jsonl").read_text()
+    assert "[medallion] Run of failing_notify_job broke off (its runner died)" in outbox

@@ -512,6 +512,21 @@ def test_the_redshift_path_copies_the_snapshot_from_parquet_files(tmp_path: Path
     assert not Path(prefix).exists()
 
 
+def test_files_a_killed_publish_left_are_deleted_before_the_next_stages(tmp_path: Path) -> None:
+    left = tmp_path / "_staging" / "redshift" / GOLD / "v6-0123456789abcdef"
+    left.mkdir(parents=True)
+    (left / "part-00000.parquet").write_bytes(b"from a publish that was killed")
+    other = tmp_path / "_staging" / "redshift" / "gold.orders_daily" / "v2-0123456789abcdef"
+    other.mkdir(parents=True)
+    staging = ParquetStaging(tmp_path)
+
+    staged = staging.write(snapshot(7, V1))
+
+    prefixes = sorted(p.name for p in (tmp_path / "_staging" / "redshift" / GOLD).iterdir())
+    assert prefixes == [Path(staged.uri).name]  # only the new publish's own files
+    assert other.exists()  # another table's files are its own publish's business
+
+
 def test_a_missing_redshift_connector_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

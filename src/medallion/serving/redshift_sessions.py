@@ -152,7 +152,15 @@ class ParquetStaging:
         self.rows_per_file = rows_per_file
 
     def write(self, snapshot: GoldSnapshot) -> StagedFiles:
-        """Write the snapshot as ``part-NNNNN.parquet`` files under a fresh prefix."""
+        """Write the snapshot as ``part-NNNNN.parquet`` files under a fresh prefix.
+
+        Publishes of a table run one at a time (their job's run lock), and each removes its
+        files when it ends: files of the table found here were left by a publish that was
+        killed, and are deleted first.
+        """
+        table_uri = f"{self.root}/{STAGING_PREFIX}/{snapshot.table}"
+        filesystem, table_path = pafs.FileSystem.from_uri(table_uri)
+        filesystem.delete_dir_contents(table_path, missing_dir_ok=True)
         name = f"{snapshot.table}/v{snapshot.version}-{uuid.uuid4().hex}"
         uri = f"{self.root}/{STAGING_PREFIX}/{name}/"
         filesystem, path = pafs.FileSystem.from_uri(uri)

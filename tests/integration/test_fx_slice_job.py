@@ -56,6 +56,13 @@ class Lakehouse:
         states = {task["task_key"]: task["state"] for task in record["tasks"]}
         assert states["build_analytics"] == build
 
+    def fx_slice_command(self, run_date: date) -> list[str]:
+        """The CLI command running only the FX slice's tasks of build_analytics for a day."""
+        return [sys.executable, "-m", "medallion", "jobs", "run", "build_analytics",
+                "--param", f"run_date={run_date}", "--bundle-root", str(repo_root()),
+                "--var", f"storage_root={self.root}", "--runs-root", str(self.runs),
+                "--only", ",".join(FX_TASKS)]
+
     def table(self, spark: SparkSession, name: str) -> DataFrame:
         """A table of this lakehouse, read by path."""
         schema, table = name.split(".")
@@ -158,10 +165,7 @@ def test_two_runs_at_once_are_serialised_and_corrupt_nothing(
 ) -> None:
     before = snapshot(spark, lakehouse)
     # The FX slice's own tasks of the job (raw → bronze → silver → gold), twice at once.
-    command = [sys.executable, "-m", "medallion", "jobs", "run", "build_analytics",
-               "--param", f"run_date={lakehouse.dates[1]}", "--bundle-root", str(repo_root()),
-               "--var", f"storage_root={lakehouse.root}", "--runs-root", str(lakehouse.runs),
-               "--only", ",".join(FX_TASKS)]
+    command = lakehouse.fx_slice_command(lakehouse.dates[1])
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
     outputs = [run.communicate(timeout=600) for run in runs]
@@ -179,10 +183,7 @@ def test_a_run_killed_mid_task_is_recorded_stops_its_kernels_and_a_rerun_repairs
     spark: SparkSession, lakehouse: Lakehouse
 ) -> None:
     before = snapshot(spark, lakehouse)
-    command = [sys.executable, "-m", "medallion", "jobs", "run", "build_analytics",
-               "--param", f"run_date={lakehouse.dates[1]}", "--bundle-root", str(repo_root()),
-               "--var", f"storage_root={lakehouse.root}", "--runs-root", str(lakehouse.runs),
-               "--only", ",".join(FX_TASKS)]
+    command = lakehouse.fx_slice_command(lakehouse.dates[1])
     earlier = set((lakehouse.runs / "build_analytics").glob("*/run.json"))
     runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     record_path, record = None, {}

@@ -11,14 +11,13 @@ the run is still going), and one run at a time per job
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -42,8 +41,8 @@ from medallion.jobs.notifications import (
     RunNotifications,
     redact_parameters,
 )
+from medallion.jobs.queue import job_lock_path, job_run_lock, record_lock_holder
 from medallion.jobs.references import ReferenceScope, resolve_references
-from medallion.locks import file_lock
 from medallion.runtime import TaskContext, read_task_values
 
 log = logging.getLogger(__name__)
@@ -202,66 +201,6 @@ class RunOptions:
 def new_run_id(now: datetime) -> str:
     """Sortable and unique: ``20261126T134500Z-3fa2c1``."""
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def job_lock_path(job: JobSpec, runs_root: Path, storage_root: str | None) -> Path:
-    """Where runs of ``job`` queue: beside the data they write, whichever runs folder they use.
-
-    A job without a storage root (it writes no lakehouse) queues in its runs folder.
-    """
-    if storage_root:
-        return Path(storage_root) / "_system" / "locks" / "jobs" / f"{job.key}.lock"
-    return runs_root / job.key / ".run.lock"
-
-
-def _holder_path(lock: Path) -> Path:
-    return lock.with_name(f"{lock.name}.holder.json")
-
-
-def describe_lock_holder(lock: Path) -> str:
-    """Who holds ``lock``: its run, process and since when (as its holder recorded them)."""
-    try:
-        holder = json.loads(_holder_path(lock).read_text(encoding="utf-8"))
-        return (f"run {holder['run_id']} (pid {holder['pid']}, running since "
-                f"{holder['since']}, notebooks in {holder['run_dir']})")
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a run that has not recorded itself yet"
-
-
-def record_lock_holder(lock: Path, run_id: str, run_dir: Path, since: datetime) -> None:
-    """Name the run holding ``lock``, for the runs queued behind it."""
-    _holder_path(lock).write_text(json.dumps({
-        "run_id": run_id, "pid": os.getpid(), "since": since.isoformat(), "run_dir": str(run_dir),
-    }), encoding="utf-8")
-
-
-@contextlib.contextmanager
-def job_run_lock(job: JobSpec, lock: Path,
-                 on_queued: Callable[[str], None] = lambda holder: None) -> Iterator[None]:
-    """Serialise runs of one job (``max_concurrent_runs: 1``, the Jobs default), queueing them.
-
-    A run that finds the lock held calls ``on_queued`` with whom it waits for, then waits (or,
-    with queueing disabled, fails at once naming that run).
-    """
-    if job.max_concurrent_runs > 1:
-        yield
-        return
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(file_lock(lock, blocking=False))
-        except BlockingIOError as error:
-            holder = describe_lock_holder(lock)
-            if not job.queue_enabled:
-                raise JobRunFailed(
-                    f"job {job.key!r} is already running ({holder}) and max_concurrent_runs is "
-                    f"{job.max_concurrent_runs} with queueing disabled: run skipped"
-                ) from error
-            on_queued(holder)
-            held.enter_context(file_lock(lock))
-        try:
-            yield
-        finally:
-            _holder_path(lock).unlink(missing_ok=True)
 
 
 def resolve_parameters(job: JobSpec, overrides: Mapping[str, str]) -> dict[str, str]:

@@ -28,6 +28,7 @@ import psutil
 
 from medallion import compute
 from medallion.errors import BundleError, JobRunFailed, is_deterministic
+from medallion.files import write_json_atomic
 from medallion.jobs.channels import default_notifier
 from medallion.jobs.conditions import evaluate_condition
 from medallion.jobs.cpu import cpu_delta, process_cpu_seconds
@@ -575,9 +576,7 @@ def write_run_record(result: JobRunResult) -> Path:
     record["run_dir"] = str(result.run_dir)
     record["tasks"] = [asdict(task_run) for task_run in result.tasks.values()]
     path = result.run_dir / "run.json"
-    staged = path.with_name(f".run.json.{os.getpid()}.{threading.get_ident()}.tmp")
-    staged.write_text(json.dumps(record, indent=2))
-    staged.replace(path)  # a reader (or a kill) never sees half a record
+    write_json_atomic(path, record)  # a reader (or a kill) never sees half a record
     return path
 
 
@@ -638,7 +637,7 @@ def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = No
             elif task.get("state") == "PENDING":
                 task["state"], task["reason"] = CANCELED, f"not started: {why}"
         record.update(state=INTERNAL_ERROR, ended_at=now.isoformat(), state_message=why)
-        path.write_text(json.dumps(record, indent=2))
+        write_json_atomic(path, record)
         marked.append(_result_of(record, path.parent))
         log.warning("job %s run %s: %s", job.key, record.get("run_id"), why)
         started = datetime.fromisoformat(record["started_at"]) if record.get("started_at") \

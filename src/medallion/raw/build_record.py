@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medallion.errors import ConfigError
+from medallion.files import write_json_atomic
 from medallion.raw.landing import (
     LoadManifest,
     list_loads,
@@ -28,7 +29,6 @@ from medallion.raw.landing import (
     peek_manifest,
     raw_zone,
     read_json_state,
-    write_json_atomic,
 )
 
 

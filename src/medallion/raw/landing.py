@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from medallion.errors import ConfigError, RawLoadError
+from medallion.files import write_json_atomic
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -397,23 +398,6 @@ def read_json_state(path: Path, what: str) -> Any:
         return None
     except ValueError as error:
         raise ConfigError(f"{path}: expected {what}; {error}") from error
-
-
-def write_json_atomic(path: Path, content: Any) -> None:
-    """Write ``content`` as JSON at ``path`` durably and atomically: temp file, fsync, rename.
-
-    A reader sees the old file or the new one, never a half-written one.
-    """
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(content, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from medallion.errors import ConfigError
-from medallion.raw.landing import read_json_state, write_json_atomic
+from medallion.files import write_json_atomic
+from medallion.raw.landing import read_json_state
 
 
 def replay_plan_path(storage_root: str | Path, source: str) -> Path:

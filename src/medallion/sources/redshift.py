@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import psycopg
 
 from medallion.errors import ConfigError, SourceUnavailable
+from medallion.files import write_json_atomic
 from medallion.raw.landing import (
     LoadManifest,
     land_records,
@@ -34,7 +35,6 @@ from medallion.raw.landing import (
     load_dir,
     peek_manifest,
     raw_zone,
-    write_json_atomic,
 )
 from medallion.raw.replay import replay_end
 

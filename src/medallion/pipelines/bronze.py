@@ -197,22 +197,44 @@ def write_partitions(
     A partition that already holds exactly its new rows (``_run_id`` aside) is left as it is: a
     re-run under a new job run id then changes nothing, and ``_run_id`` keeps naming the run
     that produced the rows. A table is created on its first load even when empty, so its
-    readers find it. Which partitions changed is one Spark job for all tables; the rows
-    written are counted while they are written.
+    readers find it. Which partitions hold rows already is one small Spark job for all tables
+    (pruned to the partition); only those are compared with their new rows, in one more job, so
+    a new day's load is not parsed a second time. The rows written are counted as they are.
     """
     existing = [write for write in writes if lakehouse.exists(write.table)]
     for write in existing:
         _evolve_schema(lakehouse, write.table, write.frame.schema)
-    digests = _digests(lakehouse, run_date, existing)
+    occupied = _occupied(lakehouse, run_date, existing)
+    digests = _digests(lakehouse, run_date, [w for w in existing if w.table in occupied])
+    existing_tables = {write.table for write in existing}
     rows: dict[str, int] = {}
     for write in writes:
-        current = digests.get(write.table)
-        new = digests.get(f"{write.table}#new", (0, None))
-        if current is not None and current == new:
-            rows[write.table] = current[0]
+        if write.table in occupied:
+            current = digests.get(write.table)
+            if current is not None and current == digests.get(f"{write.table}#new", (0, None)):
+                rows[write.table] = current[0]
+                continue
+        elif write.table in existing_tables and not write.rows:
+            rows[write.table] = 0  # an empty partition that stays empty
             continue
         rows[write.table] = _write_partition(lakehouse, write, run_date)
     return rows
+
+
+def _occupied(
+    lakehouse: Lakehouse, run_date: date, writes: Sequence[PartitionWrite]
+) -> set[str]:
+    """The tables whose partition ``_proc_date = run_date`` holds at least one row."""
+    probes = [
+        lakehouse.read(write.table)
+        .where(sf.col(PROC_DATE) == sf.lit(run_date))
+        .select(sf.lit(write.table).alias("table"))
+        .limit(1)
+        for write in writes
+    ]
+    if not probes:
+        return set()
+    return {row["table"] for row in functools.reduce(DataFrame.union, probes).collect()}
 
 
 def _write_partition(lakehouse: Lakehouse, write: PartitionWrite, run_date: date) -> int:

@@ -127,7 +127,7 @@ def sql(
 def bundle_validate(
     target: TargetOpt = None, var: VarOpt = None, bundle_root: BundleOpt = Path()
 ) -> None:
-    """Check every bundle file against the official schema and our semantic rules."""
+    """Check every bundle file with the official resource models and our semantic rules."""
     from medallion.bundle import validate_bundle
 
     try:

@@ -1,4 +1,4 @@
-"""JSON Schema check of each bundle file against the official (vendored) bundle schema."""
+"""Optional JSON Schema check of each bundle file (the official schema, when one is given)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from medallion.bundle.issues import BundleIssue, with_suggestion
 from medallion.bundle.yaml_positions import Node, child_path, node_at, to_plain
 
 SCHEMA_ENV = "MEDALLION_BUNDLE_SCHEMA"
-SCHEMA_NAME = Path("shared") / "vendor" / "databricks-bundle-schema.json"
 _JSON_TYPES = {
     dict: "mapping",
     list: "list",
@@ -38,22 +37,17 @@ _EXPECTED = {
 }
 
 
-def find_schema(root: Path, schema_path: Path | None = None) -> tuple[Path | None, str]:
-    """Locate the schema: the argument, else $MEDALLION_BUNDLE_SCHEMA, else ../shared/vendor upward.
+def find_schema(schema_path: Path | None = None) -> tuple[Path | None, str]:
+    """The JSON Schema to check against: the argument, else $MEDALLION_BUNDLE_SCHEMA, else none.
 
-    Returns the path (None when absent) and a description of where it looked.
+    Returns the path (None when absent or not given) and where it looked ("" when nowhere).
     """
     if schema_path is not None:
         return (schema_path if schema_path.is_file() else None), str(schema_path)
     from_env = os.environ.get(SCHEMA_ENV)
     if from_env:
         return (Path(from_env) if Path(from_env).is_file() else None), f"${SCHEMA_ENV}={from_env}"
-    resolved = Path(root).resolve()
-    for directory in (resolved, *resolved.parents):
-        candidate = directory.parent / SCHEMA_NAME
-        if candidate.is_file():
-            return candidate, str(candidate)
-    return None, f"../{SCHEMA_NAME.as_posix()} above {resolved}"
+    return None, ""
 
 
 def _regex_pattern(

@@ -1,4 +1,9 @@
-"""`validate_bundle`: schema check of each file plus our semantic checks, for every target."""
+"""`validate_bundle`: the official models' check of each file plus our semantic checks, per target.
+
+Structure comes from the ``databricks-bundles`` models (``medallion.bundle.models``), installed
+with the package, so every clone checks it. A JSON Schema of bundle files is an optional second
+check, run only when one is given (``schema_path`` or ``$MEDALLION_BUNDLE_SCHEMA``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from pathlib import Path
 from medallion.bundle.files import BundleFiles, read_bundle_files
 from medallion.bundle.issues import BundleInvalidError, BundleIssue, sort_issues
 from medallion.bundle.loader import resolve_target, target_names
-from medallion.bundle.schema import SCHEMA_ENV, check_schema, find_schema
+from medallion.bundle.models import check_models
+from medallion.bundle.schema import check_schema, find_schema
 from medallion.bundle.semantic import check_files, check_jobs
 
 
@@ -48,10 +54,10 @@ def validate_bundle(
     schema_path: Path | None = None,
     variables: Mapping[str, str] | None = None,
 ) -> list[BundleIssue]:
-    """Return every issue of the bundle at `root`: schema (per file) and semantic (per target).
+    """Return every issue of the bundle at `root`: structure (per file) and semantics (per target).
 
-    With `target=None` every target is checked. When the schema file cannot be found the schema
-    check is skipped and an info-level issue says so.
+    With `target=None` every target is checked. The JSON Schema check runs only when a schema is
+    given; one that is named but missing is reported as an info-level issue.
     """
     files = read_bundle_files(Path(root))
     if not files.trees:  # the root file itself does not parse
@@ -60,22 +66,49 @@ def validate_bundle(
     issues = [*files.issues, *check_files(files.trees)]
     if not files.unreadable:  # else the targets would only report the gaps they leave
         issues += _per_target(files, targets or [None], variables)
-    located, looked_for = find_schema(files.root, schema_path)
-    if located is None:
-        message = (
-            f"JSON Schema check skipped: no bundle schema at {looked_for}; "
-            f"set {SCHEMA_ENV} or pass schema_path to enable it"
-        )
+    # Where our own check already explains a problem (with a did-you-mean), keep only ours.
+    taken = {(i.file, i.line, i.yaml_path) for i in issues if i.severity == "error"}
+    ours = [issue for issue in issues if issue.severity == "error"]
+    structural = [
+        issue for issue in _not_taken(check_models(files.trees), taken)
+        if not _explained_within(issue, ours)
+    ]
+    issues += structural
+    taken |= {(i.file, i.line, i.yaml_path) for i in structural}
+    located, looked_for = find_schema(schema_path)
+    if located is not None:
+        issues += _not_taken(check_schema(files.trees, located), taken)
+    elif looked_for:
+        message = f"JSON Schema check skipped: no bundle schema at {looked_for}"
         issues.append(BundleIssue(files.root_file, 0, "", message, "info"))
-    else:
-        # Where our own check already explains a problem (with a did-you-mean), keep only ours.
-        taken = {(i.file, i.line, i.yaml_path) for i in issues if i.severity == "error"}
-        issues += [
-            issue
-            for issue in check_schema(files.trees, located)
-            if (issue.file, issue.line, issue.yaml_path) not in taken
-        ]
     return sort_issues(issues)
+
+
+def _explained_within(issue: BundleIssue, ours: list[BundleIssue]) -> bool:
+    """True when a model's issue names a whole resource and one of ours is inside it.
+
+    A model stops at the first problem of a resource and reports it there; our check then
+    already names the field, with a fix. An issue a model places on a field stays.
+    """
+    return any(
+        mine.file == issue.file and mine.yaml_path.startswith(issue.yaml_path)
+        for mine in ours
+    ) and _is_resource_path(issue.yaml_path)
+
+
+def _is_resource_path(path: str) -> bool:
+    """``resources.<kind>.<key>`` or ``targets.<t>.resources.<kind>.<key>`` exactly."""
+    parts = path.split(".")
+    return (len(parts) == 3 and parts[0] == "resources") or (
+        len(parts) == 5 and parts[0] == "targets" and parts[2] == "resources"
+    )
+
+
+def _not_taken(
+    found: list[BundleIssue], taken: set[tuple[str, int, str]]
+) -> list[BundleIssue]:
+    """The issues at a place no error of ours already explains."""
+    return [issue for issue in found if (issue.file, issue.line, issue.yaml_path) not in taken]
 
 
 def check_bundle(

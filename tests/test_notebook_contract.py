@@ -2,7 +2,9 @@
 
 1. a markdown header that lists every parameter;
 2. a code cell tagged ``parameters`` that only assigns string defaults;
-3. a cell that, only when DATABRICKS_RUNTIME_VERSION is set, reads the same names from widgets;
+3. a cell that, only when DATABRICKS_RUNTIME_VERSION is set, declares a widget for each name
+   (``dbutils.widgets.text(name, default)``, so the notebook runs when opened on a cluster) and
+   then reads the same names from the widgets;
 4. then calls into ``medallion``: no ``def``, no ``class``, no ``sys.path`` tricks, and never
    ``databricks.sdk.runtime`` (it raises or hangs off Databricks).
 """
@@ -38,22 +40,35 @@ def parameter_names(cell: nbformat.NotebookNode) -> list[str]:
 
 
 def widget_reads(cell: nbformat.NotebookNode) -> list[str] | None:
-    """Names assigned from dbutils.widgets.get("<same name>") under the Databricks guard."""
+    """Names declared as widgets with their defaults, then assigned from them, under the guard.
+
+    The guard's body must be ``dbutils.widgets.text("<name>", <name>)`` for each name, then
+    ``<name> = dbutils.widgets.get("<name>")`` for the same names in the same order.
+    """
     module = code(cell)
     guards = [s for s in module.body if isinstance(s, ast.If)
               and "DATABRICKS_RUNTIME_VERSION" in ast.unparse(s.test)]
     if len(guards) != 1 or guards[0].orelse:
         return None
-    names = []
+    declared: list[str] = []
+    read: list[str] = []
     for statement in guards[0].body:
-        if not (isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name)):
+        if isinstance(statement, ast.Expr) and not read:
+            call = ast.unparse(statement.value).replace("'", '"')
+            arguments = statement.value.args if isinstance(statement.value, ast.Call) else []
+            name = arguments[1].id if len(arguments) == 2 and isinstance(
+                arguments[1], ast.Name) else ""
+            if call != f'dbutils.widgets.text("{name}", {name})':
+                return None
+            declared.append(name)
+        elif isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
+            name = statement.targets[0].id
+            if ast.unparse(statement.value).replace("'", '"') != f'dbutils.widgets.get("{name}")':
+                return None
+            read.append(name)
+        else:
             return None
-        call = statement.value
-        expected = f'dbutils.widgets.get({statement.targets[0].id!r})'.replace("'", '"')
-        if ast.unparse(call).replace("'", '"') != expected:
-            return None
-        names.append(statement.targets[0].id)
-    return names
+    return read if read == declared else None
 
 
 def test_the_repository_has_notebooks() -> None:

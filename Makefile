@@ -13,7 +13,7 @@ KAFKA_JARS_STAMP := $(KAFKA_JARS)/.stamp
 PG_BIN      := /usr/lib/postgresql/15/bin
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup jars postgres demo test lint bench lock clean
+.PHONY: help setup jars postgres demo test lint bench lock wheel clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,8 +49,11 @@ $(KAFKA_JARS_STAMP): jvm/kafka/pom.xml
 
 jars: $(JARS_STAMP) $(KAFKA_JARS_STAMP)  ## resolve the JVM jars (Delta, the Kafka broker) from Maven Central into .cache/
 
-lock:  ## re-pin every dependency into requirements.lock
-	$(UV) pip compile -q pyproject.toml --extra dev -p $(PY) -o requirements.lock
+wheel: setup  ## build dist/medallion_lakehouse-*.whl: what a cluster installs (no Spark/Delta pins; config inside)
+	$(UV) build --wheel -o dist
+
+lock:  ## re-pin every dependency into requirements.lock (the package, its `local` extra and dev tools)
+	$(UV) pip compile -q pyproject.toml --extra local --extra dev -p $(PY) -o requirements.lock
 
 demo: setup  ## start the local stand-ins and run the pipeline end to end
 	$(VENV)/bin/medallion demo

@@ -17,9 +17,13 @@ def repo_root() -> Path:
 
 
 def config_dir() -> Path:
-    """Where the specs live (DQ specs, schema contracts); $MEDALLION_CONFIG_DIR overrides it."""
+    """Where the specs live (DQ specs, schema contracts); $MEDALLION_CONFIG_DIR overrides it.
+
+    Package data, ``medallion/config``, found the same way in a checkout and in an installed
+    wheel: in the repository it is a link to the top-level ``config/`` that people edit.
+    """
     override = os.environ.get("MEDALLION_CONFIG_DIR")
-    return Path(override) if override else repo_root() / "config"
+    return Path(override) if override else (PACKAGE_DIR / "config").resolve()
 
 
 def jars_dir() -> Path:

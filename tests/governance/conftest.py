@@ -9,7 +9,7 @@ from medallion.settings import repo_root
 
 # role -> the schemas it may read (the words, not read from the bundle).
 READABLE = {
-    "data_engineer": ("bronze", "silver", "gold"),
+    "data_engineer": ("bronze", "silver", "gold", "ops"),
     "data_analyst": ("silver", "gold"),
     "ml": ("gold",),
 }

@@ -43,7 +43,7 @@ def test_unqualified_table_is_in_schema_default_and_denied(roles: Roles) -> None
 
     assert str(denied.value) == (
         "role 'data_engineer' may not read fact_orders (schema default): it may read schemas "
-        "bronze, silver, gold (grants in bundles/roles.yml)"
+        "bronze, silver, gold, ops (grants in bundles/roles.yml)"
     )
 
 
@@ -76,6 +76,7 @@ DEV_GRANTS = [
     "GRANT USE SCHEMA, SELECT ON SCHEMA medallion_dev.gold TO `data_engineer`",
     "GRANT USE SCHEMA, SELECT ON SCHEMA medallion_dev.gold TO `data_analyst`",
     "GRANT USE SCHEMA, SELECT ON SCHEMA medallion_dev.gold TO `ml`",
+    "GRANT USE SCHEMA, SELECT ON SCHEMA medallion_dev.ops TO `data_engineer`",
 ]
 
 

@@ -143,7 +143,7 @@ def test_path_read_is_denied_even_to_the_data_engineer(roles: Roles) -> None:
     assert str(denied.value) == (
         "role 'data_engineer' may not read delta.`/lake/gold/orders_daily`: a read by path or "
         "table function bypasses the catalog's grants, so no role may; read a table by name "
-        "(it may read schemas bronze, silver, gold)"
+        "(it may read schemas bronze, silver, gold, ops)"
     )
 
 
@@ -153,7 +153,7 @@ def test_unqualified_name_is_denied_as_a_table_of_schema_default(roles: Roles) -
 
     assert str(denied.value) == (
         "role 'data_engineer' may not read default.orders_daily: it may read schemas "
-        "bronze, silver, gold (grants in bundles/roles.yml)"
+        "bronze, silver, gold, ops (grants in bundles/roles.yml)"
     )
 
 

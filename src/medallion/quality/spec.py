@@ -27,7 +27,7 @@ from medallion.bundle.yaml_positions import Node, child_path, load_yaml_file, no
 from medallion.errors import SpecError
 from medallion.lakehouse import SCHEMAS, split_table_name
 from medallion.quality.engine import Action, Expectation
-from medallion.settings import config_dir, repo_root
+from medallion.settings import PACKAGE_DIR, config_dir, repo_root
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -152,9 +152,9 @@ def dq_dir() -> Path:
 
 
 def schema_path() -> Path:
-    """The spec JSON Schema: next to the specs, else the repository's (specs moved elsewhere)."""
+    """The spec JSON Schema: next to the specs, else the package's (specs moved elsewhere)."""
     beside = dq_dir() / SCHEMA_FILE
-    return beside if beside.is_file() else repo_root() / "config" / "dq" / SCHEMA_FILE
+    return beside if beside.is_file() else (PACKAGE_DIR / "config" / "dq" / SCHEMA_FILE).resolve()
 
 
 def load_spec(path: str | Path) -> TableSpec:

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, RenderableType
@@ -17,6 +17,9 @@ from rich.table import Table
 from medallion import compute
 from medallion.errors import MedallionError
 from medallion.pipelines import StepResult
+
+if TYPE_CHECKING:
+    from medallion.bundle import Bundle
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bundle_app = typer.Typer(
@@ -226,9 +229,22 @@ def jobs_run(
         str | None,
         typer.Option(help="run only these tasks (comma-separated keys), as run-now's 'only'"),
     ] = None,
+    watch_timeout: Annotated[
+        float | None,
+        typer.Option(help="workspace targets: stop watching after this many seconds "
+                          "(default: the job's timeout_seconds)"),
+    ] = None,
+    poll_seconds: Annotated[
+        float, typer.Option(help="workspace targets: seconds between looks at the run")
+    ] = 5.0,
     bundle_root: BundleOpt = Path(),
 ) -> None:
-    """Run a job with the Jobs service's semantics; exit 1 if the run failed."""
+    """Run a job with the Jobs service's semantics; exit 1 if the run failed.
+
+    On the `local` target the local runner runs it here. On a workspace target (`-t dev`,
+    `-t prod`) the job deployed there runs (databricks-sdk, `jobs.run_now`); each task's state is
+    printed as it changes, with the same exit code.
+    """
     from medallion.bundle import load_bundle
     from medallion.jobs import RunOptions, run_job
     from medallion.jobs.engine import ObserverGroup
@@ -243,6 +259,11 @@ def jobs_run(
             raise typer.BadParameter(
                 f"no job {job_key!r} in the bundle; jobs: {', '.join(sorted(bundle.jobs))}"
             )
+        if bundle.target != LOCAL_TARGET:  # a workspace target: run what is deployed there
+            _run_in_workspace(
+                bundle, job_key, _pairs(param, "--param"), watch_timeout, poll_seconds
+            )
+            return
         jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
         job = jobs[job_key]
         if only is not None:
@@ -261,6 +282,43 @@ def jobs_run(
     if result.exit_code:
         err.print(result.failure_message())
     raise typer.Exit(code=result.exit_code)
+
+
+LOCAL_TARGET = "local"  # the bundle target the local runner runs; every other is a workspace
+DEFAULT_WATCH_SECONDS = 7200.0
+
+
+def _run_in_workspace(
+    bundle: Bundle,
+    job_key: str,
+    parameters: dict[str, str],
+    watch_timeout: float | None,
+    poll_seconds: float,
+) -> None:
+    """Run the deployed job on the target's workspace and print its tasks as they change."""
+    from databricks.sdk import WorkspaceClient
+
+    from medallion.errors import JobRunFailed
+    from medallion.jobs.remote import RemoteRun, TaskState, run_deployed_job
+
+    raw = bundle.jobs[job_key]
+    host = (bundle.config.get("workspace") or {}).get("host")
+    client = WorkspaceClient(host=host) if host else WorkspaceClient()  # the SDK's own auth chain
+
+    def show(run: RemoteRun, changed: tuple[TaskState, ...]) -> None:
+        for task in changed:
+            console.print(f"  {task}")
+        if run.finished:
+            console.print(f"run {run.run_id}: {run.result or run.life_cycle} ({run.url})")
+
+    timeout = watch_timeout or float(raw.get("timeout_seconds") or DEFAULT_WATCH_SECONDS)
+    console.print(f"{job_key} on {client.config.host} ({bundle.target})")
+    try:
+        run_deployed_job(client, str(raw.get("name", job_key)), parameters,
+                         timeout_seconds=timeout, poll_seconds=poll_seconds, on_change=show)
+    except JobRunFailed as failed:  # as a failed local run: exit 1 (2 is for errors)
+        err.print(str(failed))
+        raise typer.Exit(code=1) from failed
 
 
 @compute_app.command("up")

@@ -1,11 +1,13 @@
 """Every notebook in notebooks/ keeps the thin entry-point contract.
 
 1. a markdown header that lists every parameter;
-2. a code cell tagged ``parameters`` that only assigns string defaults;
-3. a cell that, only when DATABRICKS_RUNTIME_VERSION is set, declares a widget for each name
+2. on Databricks only, the same cell in every notebook: ``%pip install`` the wheel the job
+   parameter ``wheel`` names (serverless compute), then ``dbutils.library.restartPython()``;
+3. a code cell tagged ``parameters`` that only assigns string defaults;
+4. a cell that, only when DATABRICKS_RUNTIME_VERSION is set, declares a widget for each name
    (``dbutils.widgets.text(name, default)``, so the notebook runs when opened on a cluster) and
    then reads the same names from the widgets;
-4. then calls into ``medallion``: no ``def``, no ``class``, no ``sys.path`` tricks, and never
+5. then calls into ``medallion``: no ``def``, no ``class``, no ``sys.path`` tricks, and never
    ``databricks.sdk.runtime`` (it raises or hangs off Databricks).
 """
 
@@ -78,7 +80,7 @@ def test_the_repository_has_notebooks() -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(repo_root())))
 def test_notebook_keeps_the_entry_point_contract(path: Path) -> None:
     cells = nbformat.read(path, as_version=4).cells
-    header, parameters, widgets, *rest = cells
+    header, _install, parameters, widgets, *rest = cells
 
     assert header.cell_type == "markdown"
     assert header.source.startswith("# ")
@@ -100,6 +102,21 @@ def test_notebook_keeps_the_entry_point_contract(path: Path) -> None:
     imported = {alias.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                 for alias in n.names if n.module and n.module.startswith("medallion")}
     assert imported, "a notebook calls into the medallion package"
+
+
+def test_every_notebook_first_installs_the_wheel_on_databricks_then_restarts_python() -> None:
+    installs = {nbformat.read(path, as_version=4).cells[1].source for path in NOTEBOOKS}
+    assert len(installs) == 1, "the install cell is the same in every notebook"
+    (guard,) = [s for s in ast.parse(installs.pop()).body if isinstance(s, ast.If)]
+    assert ast.unparse(guard.test) == "os.environ.get('DATABRICKS_RUNTIME_VERSION')"
+    declare, only_with_a_wheel = guard.body
+    assert ast.unparse(declare) == "dbutils.widgets.text('wheel', '')"
+    assert isinstance(only_with_a_wheel, ast.If)
+    assert ast.unparse(only_with_a_wheel.test) == "dbutils.widgets.get('wheel')"
+    assert [ast.unparse(s) for s in only_with_a_wheel.body] == [
+        "get_ipython().run_line_magic('pip', 'install --quiet ' + dbutils.widgets.get('wheel'))",
+        "dbutils.library.restartPython()",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(repo_root())))

@@ -13,12 +13,78 @@ from medallion.bundle import load_bundle, validate_bundle
 from medallion.jobs.model import NotificationEvent, RunJob, parse_job
 from medallion.settings import repo_root
 
+NOTEBOOK_JOBS = ("build_analytics", "ingest_daily_sources", "dq_watchdog")
 INGEST_LOOPS = ("ingest_snowflake_orders", "ingest_redshift_behavior", "ingest_crm_accounts",
                 "ingest_kafka_orders", "ingest_fx_rates")
 
 
+PROD_RUN_AS_WARNING = (
+    "bundles/targets.yml:{line}: targets.prod.run_as.service_principal_name: target 'prod' runs "
+    "in production mode, but its jobs run as no principal: expected "
+    "run_as.service_principal_name (var prod_service_principal: --var, or env "
+    "BUNDLE_VAR_prod_service_principal), found none [target 'prod']"
+)
+
+
+def prod_run_as_line() -> int:
+    lines = (repo_root() / "bundles" / "targets.yml").read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if "service_principal_name:" in line)
+
+
 def test_bundle_passes_the_official_models_and_semantic_checks_in_every_target() -> None:
-    assert [str(issue) for issue in validate_bundle(repo_root())] == []
+    # Only the reminder that prod's service principal is set per workspace.
+    assert [str(issue) for issue in validate_bundle(repo_root())] == [
+        PROD_RUN_AS_WARNING.format(line=prod_run_as_line())
+    ]
+
+
+def test_prod_validates_clean_once_its_service_principal_is_set() -> None:
+    issues = validate_bundle(repo_root(), "prod", variables={"prod_service_principal": "abc"})
+
+    assert [str(issue) for issue in issues] == []
+
+
+def test_dev_runs_serverless_and_prod_on_a_pinned_job_cluster_with_the_wheel() -> None:
+    import pyspark
+
+    dev, prod = (load_bundle(repo_root(), target) for target in ("dev", "prod"))
+    for job in (dev.jobs[key] for key in NOTEBOOK_JOBS):
+        assert "job_clusters" not in job
+        assert [t["task_key"] for t in job["tasks"] if "job_cluster_key" in t
+                or "libraries" in t] == []
+    for key in NOTEBOOK_JOBS:
+        job = prod.jobs[key]
+        (cluster,) = job["job_clusters"]
+        runtime = cluster["new_cluster"]["spark_version"]
+        assert runtime == "17.3.x-scala2.13"  # DBR 17.3 LTS: Spark 4.0
+        assert pyspark.__version__.split(".")[0] == "4"
+        for task in job["tasks"]:
+            runs = task.get("for_each_task", {}).get("task", task)
+            if "notebook_task" not in runs:
+                assert "job_cluster_key" not in runs, (key, task["task_key"])
+                continue
+            assert runs["job_cluster_key"] == "main", (key, task["task_key"])
+            assert runs["libraries"] == [{"whl": str(repo_root() / "dist" / "*.whl")}] or \
+                runs["libraries"] == [{"whl": "../dist/*.whl"}], runs["libraries"]
+
+
+def test_every_job_passes_catalog_and_wheel_and_the_wheel_is_the_one_the_build_makes() -> None:
+    import tomllib
+
+    version = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]["version"]
+    for target in ("local", "dev", "prod"):
+        bundle = load_bundle(repo_root(), target)
+        for key in NOTEBOOK_JOBS:
+            parameters = {p["name"]: p["default"] for p in bundle.jobs[key]["parameters"]}
+            expected = {
+                "local": ("", ""),
+                "dev": ("medallion_dev", bundle.variables["wheel"]),
+                "prod": ("medallion", bundle.variables["wheel"]),
+            }[target]
+            assert (parameters["catalog"], parameters["wheel"]) == expected, (target, key)
+        if target != "local":
+            assert bundle.variables["wheel"].endswith(
+                f"/dist/medallion_lakehouse-{version}-py3-none-any.whl")
 
 
 def test_bundle_passes_the_vendored_json_schema_too() -> None:
@@ -26,7 +92,8 @@ def test_bundle_passes_the_vendored_json_schema_too() -> None:
     if not schema.is_file():
         pytest.skip(f"vendored bundle schema not beside the checkout ({schema}): not run")
 
-    issues = validate_bundle(repo_root(), schema_path=schema)
+    issues = validate_bundle(repo_root(), schema_path=schema,
+                             variables={"prod_service_principal": "abc"})
 
     assert [str(issue) for issue in issues] == []
 
@@ -108,7 +175,8 @@ def test_ingest_runs_five_retried_loops_in_parallel_then_counts_what_landed() ->
     assert build.for_each is not None
     assert build.for_each.task.run_job == RunJob(
         "build_analytics",
-        {"run_date": "{{input}}", "storage_root": "{{job.parameters.storage_root}}"},
+        {"run_date": "{{input}}", "storage_root": "{{job.parameters.storage_root}}",
+         "catalog": "{{job.parameters.catalog}}", "wheel": "{{job.parameters.wheel}}"},
     )
 
 

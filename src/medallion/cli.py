@@ -15,10 +15,12 @@ from rich.segment import Segments
 from rich.table import Table
 
 from medallion import compute
-from medallion.errors import MedallionError
+from medallion.errors import ConfigError, MedallionError
 from medallion.pipelines import StepResult
 
 if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+
     from medallion.bundle import Bundle
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -180,12 +182,20 @@ def jobs_list(target: TargetOpt = None, bundle_root: BundleOpt = Path()) -> None
 
 @jobs_app.command("status")
 def jobs_status(
+    run_id: Annotated[
+        int | None,
+        typer.Argument(help="workspace targets: the run to show (as `jobs run` printed it)"),
+    ] = None,
     target: TargetOpt = None,
     runs_root: Annotated[Path | None, typer.Option(help="where executed notebooks go")] = None,
     last: Annotated[int, typer.Option(help="runs shown per job")] = 5,
     bundle_root: BundleOpt = Path(),
 ) -> None:
-    """Each job's latest runs; a run whose runner died is marked INTERNAL_ERROR and notified."""
+    """Each job's latest runs; a run whose runner died is marked INTERNAL_ERROR and notified.
+
+    On a workspace target (`-t dev`, `-t prod`) it shows one run of a deployed job and its
+    tasks, and exits 1 when that run ended without passing (0 while it still runs).
+    """
     from medallion.bundle import load_bundle
     from medallion.jobs.engine import reap_dead_runs
     from medallion.jobs.model import parse_job
@@ -195,6 +205,14 @@ def jobs_status(
     runs = (runs_root or root / "runs").resolve()
     try:
         bundle = load_bundle(root, target)
+        if bundle.target != LOCAL_TARGET:
+            _workspace_run_status(bundle, run_id)
+            return
+        if run_id is not None:
+            raise ConfigError(
+                f"run {run_id}: a run id is looked up on a workspace target (-t dev, -t prod); "
+                "locally `jobs status` lists each job's latest runs"
+            )
         recorder = RunRecorder.for_bundle(bundle)
         for key, raw in bundle.jobs.items():
             for dead in reap_dead_runs(parse_job(key, raw), runs):
@@ -209,6 +227,32 @@ def jobs_status(
             took = float(record.get("duration_seconds") or 0)
             console.print(f"{key} {record['run_id']} {record['state']} started "
                           f"{record.get('started_at', '')} ({took:.0f} s)")
+
+
+def _workspace_run_status(bundle: Bundle, run_id: int | None) -> None:
+    """Print one run of a deployed job; exit 1 when it ended without passing."""
+    from medallion.jobs.remote import deployed_run
+
+    if run_id is None:
+        raise ConfigError(
+            f"jobs status -t {bundle.target}: expected the id of a run in the workspace "
+            "(`medallion jobs status <run_id> -t <target>`), found none"
+        )
+    run = deployed_run(_workspace_client(bundle), run_id)
+    for task in run.tasks:
+        console.print(f"  {task}")
+    console.print(f"run {run.run_id}: {run.result or run.life_cycle} ({run.url})")
+    if run.finished and not run.passed:
+        raise typer.Exit(code=1)
+
+
+def _workspace_client(bundle: Bundle) -> WorkspaceClient:
+    """A client for the target's workspace: its host if the bundle names one, and the SDK's own
+    authentication (environment, ~/.databrickscfg)."""
+    from databricks.sdk import WorkspaceClient
+
+    host = (bundle.config.get("workspace") or {}).get("host")
+    return WorkspaceClient(host=host) if host else WorkspaceClient()
 
 
 @jobs_app.command("run")
@@ -296,14 +340,11 @@ def _run_in_workspace(
     poll_seconds: float,
 ) -> None:
     """Run the deployed job on the target's workspace and print its tasks as they change."""
-    from databricks.sdk import WorkspaceClient
-
     from medallion.errors import JobRunFailed
     from medallion.jobs.remote import RemoteRun, TaskState, run_deployed_job
 
     raw = bundle.jobs[job_key]
-    host = (bundle.config.get("workspace") or {}).get("host")
-    client = WorkspaceClient(host=host) if host else WorkspaceClient()  # the SDK's own auth chain
+    client = _workspace_client(bundle)
 
     def show(run: RemoteRun, changed: tuple[TaskState, ...]) -> None:
         for task in changed:
@@ -642,6 +683,54 @@ def lineage_show(
             console.print(f"  {line}", markup=False)
     if output is not None:
         console.print(f"wrote {output}", markup=False)
+
+
+dlt_meta_app = typer.Typer(
+    no_args_is_help=True, help="dlt-meta onboarding (Lakeflow pipelines) from config/dq."
+)
+app.add_typer(dlt_meta_app, name="dlt-meta")
+
+
+@dlt_meta_app.command("onboard")
+def dlt_meta_onboard(
+    catalog: Annotated[
+        str | None,
+        typer.Option(help="Unity Catalog catalog (default: the bundle's `catalog` for --env)"),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="folder to write the files to")
+    ] = Path("build/dlt_meta"),
+    env: Annotated[
+        str, typer.Option(help="dlt-meta env (field suffix): the bundle target deployed to")
+    ] = "dev",
+    storage_root: Annotated[
+        str | None,
+        typer.Option(help="where raw/ and, once copied, dlt_meta/ are read "
+                          "(default: /Volumes/<catalog>/lakehouse/files)"),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="fail when a spec feature has no dlt-meta equivalent")
+    ] = False,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """Write dlt-meta's onboarding file, DQE, transformation and schema files from config/dq."""
+    from medallion.dltmeta import DltMetaTarget, build_onboarding, write_onboarding
+    from medallion.quality.spec import load_specs
+
+    try:
+        if catalog is None:
+            from medallion.bundle import load_bundle
+
+            catalog = str(load_bundle(bundle_root.resolve(), env).variables["catalog"])
+        target = DltMetaTarget(catalog=catalog, env=env, storage_root=storage_root or "")
+        onboarding = build_onboarding(load_specs().values(), target, strict=strict)
+        written = write_onboarding(onboarding, output)
+    except MedallionError as error:
+        raise _fail(error) from error
+    console.print(f"wrote {len(written)} files to {output} ({len(onboarding.rows)} dataflows); "
+                  f"onboarding reads them from {target.files_root}", markup=False)
+    for item in onboarding.left_out:
+        console.print(f"left out: {item}", markup=False)
 
 
 def main() -> None:

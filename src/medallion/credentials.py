@@ -18,23 +18,31 @@ The SMTP server's address and the alerts' sender are read from the same scope (`
 ``alert-smtp-port``, ``alert-smtp-from``, ``alert-smtp-starttls``, ``ALERT_SETTING_KEYS``) but are
 not credentials, so they are not redacted: masking a port or ``true`` would garble every text.
 
-On Databricks ``get_secret`` calls ``dbutils.secrets.get(scope, key)``, whose values the platform
-redacts in notebook outputs. Locally the value comes from the environment; the local runner
-redacts the same values from the executed notebooks it keeps (``redact``). Nothing here logs a
-value, and no value is a default in code: a credential that is missing raises ``SecretNotFound``
-naming where it was looked for, unless the caller passes a ``fallback`` (the local stand-ins'
-own generated credentials).
+Two providers behind ``get_secret``: on Databricks (or anywhere with ``MEDALLION_SECRETS=workspace``
+and the SDK's usual authentication, e.g. ``DATABRICKS_HOST`` and ``DATABRICKS_TOKEN``) the
+workspace's secret scope through databricks-sdk (``WorkspaceClient().secrets``); otherwise the
+environment. The platform redacts only values read through ``dbutils``, so nothing here ever
+prints or logs a value; the local runner redacts the local values from the executed notebooks it
+keeps (``redact``). No value is a default in code: a credential that is missing raises
+``SecretNotFound`` naming where it was looked for, unless the caller passes a ``fallback`` (the
+local stand-ins' own generated credentials).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import os
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medallion.errors import SecretNotFound
 from medallion.settings import on_databricks
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
 
 SCOPE = "medallion"
 KEYS = (
@@ -54,6 +62,7 @@ ALERT_SETTING_KEYS = (
     "alert-smtp-host", "alert-smtp-port", "alert-smtp-from", "alert-smtp-starttls",
 )
 REDACTED = "[REDACTED]"
+PROVIDER_ENV = "MEDALLION_SECRETS"  # "workspace": the workspace's scopes even off Databricks
 
 __all__ = ["ALERT_SETTING_KEYS", "KEYS", "REDACTED", "SCOPE", "SecretNotFound", "env_name",
            "generated_local_secret", "get_secret", "local_secret_values", "redact",
@@ -76,24 +85,46 @@ def get_secret(
 
     Raises ``SecretNotFound`` when neither the provider nor a fallback has a value.
     """
-    local = not on_databricks()
-    value = os.environ.get(env_name(key, scope)) if local else _from_databricks(scope, key)
+    workspace = on_databricks() or os.environ.get(PROVIDER_ENV) == "workspace"
+    value = workspace_secret(scope, key) if workspace else os.environ.get(env_name(key, scope))
     if value:
         return value
     if fallback is not None:
         return fallback()
-    where = f"environment variable {env_name(key, scope)}" if local else f"secret scope {scope!r}"
+    where = f"secret scope {scope!r} of the workspace" if workspace \
+        else f"environment variable {env_name(key, scope)}"
     raise SecretNotFound(f"secret {scope}/{key}: expected a value in the {where}, found none")
 
 
-def _from_databricks(scope: str, key: str) -> str | None:
-    from medallion.runtime import dbutils
+def workspace_secret(
+    scope: str, key: str, client: WorkspaceClient | None = None
+) -> str | None:
+    """``scope/key`` from the workspace's secrets API (``None`` when it holds no such secret).
+
+    The API returns the value base64-encoded; a refusal other than "not found" (no READ
+    permission on the scope, bad credentials) is raised as ``SecretNotFound`` naming it.
+    """
+    from databricks.sdk.errors import NotFound
+    from databricks.sdk.errors.base import DatabricksError
 
     try:
-        value: str = dbutils.secrets.get(scope=scope, key=key)
-    except Exception:  # the SDK raises its own types for a missing scope or key
+        response = (client or _workspace_client()).secrets.get_secret(scope=scope, key=key)
+    except NotFound:
         return None
-    return value
+    except DatabricksError as error:
+        raise SecretNotFound(
+            f"secret {scope}/{key}: the workspace refused to read it: {type(error).__name__}: "
+            f"{error}"
+        ) from error
+    return base64.b64decode(response.value or "").decode("utf-8") or None
+
+
+@functools.cache
+def _workspace_client() -> WorkspaceClient:
+    """One client per process, authenticated the SDK's way (on a cluster: its own identity)."""
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient()
 
 
 def local_secret_values(extra: Iterable[str | None] = ()) -> list[str]:

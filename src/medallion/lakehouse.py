@@ -3,8 +3,9 @@
 Locally, the layout under the storage root *is* the catalog: table ``<schema>.<name>`` lives at
 ``<storage_root>/<schema>/<name>`` as a Delta table, and every Spark session registers what it
 finds there (``register_tables``), so ``spark.table("gold.x")`` works in any later notebook, in any
-process, with no metastore database to lock. On Databricks, tables are Unity Catalog tables
-``<catalog>.<schema>.<name>`` and paths are not used.
+process, with no metastore database to lock. With a catalog (always on Databricks), tables are
+managed Unity Catalog tables ``<catalog>.<schema>.<name>`` and no table path is used; locally
+that mode runs against Spark's own session catalog (``spark_catalog``), the stand-in for tests.
 
 Reads are checked against the bundle's roles (``medallion.governance``) when the lakehouse has a
 role: a notebook gets one from ``$MEDALLION_ROLE``; without one (the pipeline's own identity)
@@ -160,16 +161,34 @@ class Lakehouse:
         catalog: str | None = None,
         role: str | None = None,
     ) -> Lakehouse:
-        """A lakehouse rooted at ``storage_root`` (``catalog`` only matters on Databricks).
+        """A lakehouse rooted at ``storage_root``; its tables in ``catalog`` when one is given.
+
+        This is where the table layout is chosen, once. With a catalog (a job's ``catalog``
+        parameter) tables are managed tables ``<catalog>.<schema>.<table>``, as Unity Catalog
+        needs; the storage root (a volume on Databricks) then holds only the raw zone and run
+        state. Without one, a table is a Delta folder ``<storage_root>/<schema>/<table>``: the
+        local layout, which Databricks refuses (a volume is no table location).
 
         ``role`` defaults to ``$MEDALLION_ROLE``; its grants come from this checkout's bundle.
         On Databricks no role is applied here: Unity Catalog checks the grants of whoever runs.
         """
+        catalog = catalog or None
+        if catalog is not None and not _IDENTIFIER.match(catalog):
+            raise ConfigError(
+                f"catalog {catalog!r}: expected a Unity Catalog name in lower snake_case, "
+                "e.g. 'medallion_dev'"
+            )
         if on_databricks():
+            if catalog is None:
+                raise ConfigError(
+                    "on Databricks the lakehouse needs a Unity Catalog catalog for its tables: "
+                    "expected the job parameter 'catalog' (the bundle's var.table_catalog), "
+                    "found none"
+                )
             return cls(spark, Path(storage_root).resolve(), catalog)
         role = role or role_from_environment()
         roles = declared_roles() if role is not None else None
-        return cls(spark, Path(storage_root).resolve(), None, role, roles)
+        return cls(spark, Path(storage_root).resolve(), catalog, role, roles)
 
     def name(self, table: str) -> str:
         """The name Spark SQL knows the table by."""
@@ -219,6 +238,9 @@ class Lakehouse:
         ``properties`` (``delta.*`` table properties, CHECK constraints among them) are set in
         the same commit; Delta checks the written rows against any constraint among them.
         """
+        if self.catalog:
+            self._write_managed(frame, table, mode, partition_by, replace_where, properties)
+            return
         writer = frame.write.format("delta").mode(mode).options(**(properties or {}))
         if partition_by:
             writer = writer.partitionBy(*partition_by)
@@ -226,11 +248,69 @@ class Lakehouse:
             writer = writer.option("replaceWhere", replace_where)
         elif mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
-        if self.catalog:
-            retry_on_conflict(lambda: writer.saveAsTable(self.name(table)), table)
-            return
         retry_on_conflict(lambda: writer.save(str(self.path(table))), table)
         register_table(self.spark, self.storage_root, table)
+
+    def _write_managed(
+        self,
+        frame: DataFrame,
+        table: str,
+        mode: str,
+        partition_by: Sequence[str],
+        replace_where: str | None,
+        properties: Mapping[str, str] | None,
+    ) -> None:
+        """``write`` for a catalog table: one commit of ``frame`` into an existing table.
+
+        A missing table is first created empty, with the frame's schema, partitioning and
+        ``properties``, and so is a table whose schema a full overwrite changes: Delta runs
+        the query of a ``CREATE``/``REPLACE TABLE ... AS SELECT`` in an execution of its own,
+        whose observed metrics (``spark.counted_while``) never reach the caller. The rows are
+        then written in the caller's execution: an append, or an overwrite of the rows
+        ``replace_where`` selects (all of them without one).
+        """
+        from pyspark.sql import functions as sf
+
+        name = self.name(table)
+        full_overwrite = mode == "overwrite" and replace_where is None
+        if not self.exists(table):
+            self._create_empty(frame, table, partition_by, properties, mode="ignore")
+        elif full_overwrite and (
+            frame.schema.simpleString() != self.spark.table(name).schema.simpleString()
+        ):
+            # Readers see an empty table between these two commits; only a schema change
+            # (new code) comes this way.
+            self._create_empty(frame, table, partition_by, properties, mode="overwrite")
+        writer = frame.writeTo(name)
+        if mode == "append":
+            retry_on_conflict(writer.append, table)
+        elif mode == "overwrite":
+            condition = sf.expr(replace_where) if replace_where is not None else sf.lit(True)
+            retry_on_conflict(lambda: writer.overwrite(condition), table)
+        else:
+            raise ConfigError(f"{table}: write mode {mode!r}: expected 'overwrite' or 'append'")
+
+    def _create_empty(
+        self,
+        frame: DataFrame,
+        table: str,
+        partition_by: Sequence[str],
+        properties: Mapping[str, str] | None,
+        *,
+        mode: str,
+    ) -> None:
+        """(Re)create the catalog table with ``frame``'s schema and no rows (no ``LOCATION``).
+
+        The empty rows are a frame of their own: ``frame`` may carry an observation, which its
+        first action (this one) would otherwise take.
+        """
+        empty = self.spark.createDataFrame([], frame.schema)
+        writer = empty.write.format("delta").mode(mode).options(**(properties or {}))
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        retry_on_conflict(lambda: writer.saveAsTable(self.name(table)), table)
 
     def merge(
         self,

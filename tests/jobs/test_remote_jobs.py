@@ -151,3 +151,44 @@ def test_jobs_run_on_a_workspace_target_runs_the_deployed_job(
     assert "  publish: RUNNING" in lines
     last = "  publish: SUCCESS" if exit_code == 0 else "  publish: FAILED"
     assert last in lines
+
+
+@pytest.mark.parametrize(("script", "exit_code", "result_state"),
+                         [(PASSING[2:3], 0, "RUNNING"), (FAILING[3:], 1, "FAILED")])
+def test_jobs_status_shows_a_workspace_run_and_exits_1_once_it_failed(
+    monkeypatch: pytest.MonkeyPatch, script: list[Step], exit_code: int, result_state: str
+) -> None:
+    workspace = Workspace(jobs={8: "build_analytics"}, script=script,
+                          runs={1000: {"job_id": 8}})
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", "/nonexistent/databrickscfg")
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+
+    with workspace_api(workspace) as url:
+        monkeypatch.setenv("DATABRICKS_HOST", url)
+        result = CliRunner().invoke(app, [
+            "jobs", "status", "1000", "-t", "dev", "--bundle-root", str(repo_root()),
+        ])
+
+    assert result.exit_code == exit_code, result.output
+    publish = "RUNNING" if exit_code == 0 else "FAILED"
+    assert result.output.splitlines() == [
+        "  bronze: SUCCESS",
+        f"  publish: {publish}",
+        f"run 1000: {result_state} ({url}/jobs/8/runs/1000)",
+    ]
+
+
+def test_jobs_status_names_a_run_the_workspace_does_not_have(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", "/nonexistent/databrickscfg")
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+
+    with workspace_api(Workspace()) as url:
+        monkeypatch.setenv("DATABRICKS_HOST", url)
+        result = CliRunner().invoke(app, [
+            "jobs", "status", "77", "-t", "dev", "--bundle-root", str(repo_root()),
+        ])
+
+    assert result.exit_code == 2, result.output
+    assert f"run 77 on {url}: expected a run of a job there, found none" in result.output

@@ -1,12 +1,15 @@
-"""A local HTTP stand-in of the few Databricks REST endpoints ``medallion.jobs.remote`` calls.
+"""A local HTTP stand-in of the few Databricks REST endpoints the project calls through the SDK.
 
-It answers as the Jobs API 2.2 and SCIM ``Me`` do, with the fields the SDK reads: the deployed
-jobs, ``run-now`` (recording the parameters), and ``runs/get`` walking each run through a script
-of states, one step per poll. Every request must carry the bearer token.
+It answers as the Jobs API 2.2, SCIM ``Me`` and the Secrets API do, with the fields the SDK
+reads: the deployed jobs, ``run-now`` (recording the parameters), ``runs/get`` walking each run
+through a script of states, one step per poll, and ``secrets/get`` (base64 values; a scope named
+in ``forbidden_scopes`` is refused as without READ permission). Every request must carry the
+bearer token.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,8 +30,10 @@ Step = tuple[tuple[str, str | None], dict[str, tuple[str, str | None]]]
 class Workspace:
     """What the stand-in serves, and what it was asked."""
 
-    jobs: dict[int, str]  # job id -> deployed name
-    script: Sequence[Step]  # the states of a run, poll by poll (the last one repeats)
+    jobs: dict[int, str] = field(default_factory=dict)  # job id -> deployed name
+    script: Sequence[Step] = ()  # the states of a run, poll by poll (the last one repeats)
+    secrets: dict[tuple[str, str], str] = field(default_factory=dict)  # (scope, key) -> value
+    forbidden_scopes: tuple[str, ...] = ()
     runs: dict[int, dict[str, Any]] = field(default_factory=dict)  # run id -> run-now body
     polls: dict[int, int] = field(default_factory=dict)
     unauthorized: int = 0
@@ -112,8 +117,22 @@ def _handler(workspace: Workspace) -> type[BaseHTTPRequestHandler]:
                     self._reply(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run"})
                     return
                 self._reply(200, workspace.run_state(run_id, base))
+            elif url.path == "/api/2.0/secrets/get":
+                self._secret(query["scope"][0], query["key"][0])
             else:
                 self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": url.path})
+
+        def _secret(self, scope: str, key: str) -> None:
+            if scope in workspace.forbidden_scopes:
+                self._reply(403, {"error_code": "PERMISSION_DENIED",
+                                  "message": f"User does not have READ permission on {scope}"})
+            elif (scope, key) not in workspace.secrets:
+                self._reply(404, {"error_code": "RESOURCE_DOES_NOT_EXIST",
+                                  "message": f"Secret does not exist with scope: {scope} and "
+                                             f"key: {key}"})
+            else:
+                value = base64.b64encode(workspace.secrets[scope, key].encode()).decode()
+                self._reply(200, {"key": key, "value": value})
 
         def do_POST(self) -> None:
             if not self._authorized():

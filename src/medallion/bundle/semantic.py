@@ -377,3 +377,23 @@ def check_jobs(bundle: Bundle) -> list[BundleIssue]:
         if isinstance(job, dict):
             issues += _JobChecker(bundle, job_key, job).run()
     return issues
+
+
+def check_deployment(bundle: Bundle) -> list[BundleIssue]:
+    """Warn when a production target declares ``run_as`` but names no principal in it.
+
+    That happens when the variable holding the principal is not set for the workspace; the
+    workspace would refuse the deploy.
+    """
+    run_as = bundle.config.get("run_as")
+    if bundle.mode != "production" or not isinstance(run_as, dict):
+        return []
+    if run_as.get("service_principal_name") or run_as.get("user_name"):
+        return []
+    return [bundle.issue(
+        "run_as.service_principal_name",
+        f"target {bundle.target!r} runs in production mode, but its jobs run as no principal: "
+        "expected run_as.service_principal_name (var prod_service_principal: --var, or env "
+        "BUNDLE_VAR_prod_service_principal), found none",
+        "warning",
+    )]

@@ -16,7 +16,7 @@ from medallion.bundle.issues import BundleInvalidError, BundleIssue, sort_issues
 from medallion.bundle.loader import resolve_target, target_names
 from medallion.bundle.models import check_models
 from medallion.bundle.schema import check_schema, find_schema
-from medallion.bundle.semantic import check_files, check_jobs
+from medallion.bundle.semantic import check_deployment, check_files, check_jobs
 
 
 def _per_target(
@@ -30,7 +30,7 @@ def _per_target(
     for target in targets:
         bundle, issues = resolve_target(files, target, variables, os.environ)
         names.append(bundle.target)
-        for issue in [*issues, *check_jobs(bundle)]:
+        for issue in [*issues, *check_jobs(bundle), *check_deployment(bundle)]:
             seen_in.setdefault(issue, []).append(bundle.target)
     found: list[BundleIssue] = []
     for issue, where in seen_in.items():

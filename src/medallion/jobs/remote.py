@@ -121,6 +121,18 @@ def run_deployed_job(
     return run
 
 
+def deployed_run(client: Any, run_id: int) -> RemoteRun:
+    """A run of a deployed job, as it stands now (``ConfigError`` when the workspace has none)."""
+    from databricks.sdk.errors import NotFound
+
+    try:
+        return _remote_run(client.jobs.get_run(run_id=run_id))
+    except NotFound as error:
+        raise ConfigError(
+            f"run {run_id} on {client.config.host}: expected a run of a job there, found none"
+        ) from error
+
+
 def _remote_run(run: Any) -> RemoteRun:
     """The SDK's ``Run`` as the states we report."""
     state = run.state

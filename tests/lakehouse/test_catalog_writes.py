@@ -1,0 +1,98 @@
+"""Lakehouse in catalog mode on inline rows: managed tables, and every write counted in its pass.
+
+The catalog is Spark's session catalog, named in full (``spark_catalog``), the local stand-in of
+a Unity Catalog catalog; each test writes to a schema of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.testing import assertDataFrameEqual
+
+from medallion import lakehouse as lakehouse_module
+from medallion.errors import ConfigError
+from medallion.lakehouse import Lakehouse
+from medallion.spark import counted_while
+
+SCHEMAS = itertools.count()
+DAY_1, DAY_2 = "DATE'2026-11-02'", "DATE'2026-11-03'"
+
+
+@pytest.fixture
+def schema(spark: SparkSession) -> str:
+    name = f"catalog_mode_{next(SCHEMAS)}"
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS spark_catalog.{name}")
+    return name
+
+
+@pytest.fixture
+def house(spark: SparkSession, tmp_path: Path) -> Lakehouse:
+    return Lakehouse.open(spark, tmp_path, catalog="spark_catalog")
+
+
+def rows(spark: SparkSession, day: str, ids: list[str]) -> DataFrame:
+    return spark.createDataFrame([(i,) for i in ids], "id string").select(
+        "id", sf.expr(day).alias("_proc_date"))
+
+
+def written(house: Lakehouse, frame: DataFrame, table: str, **options: object) -> int:
+    """Write ``frame`` and return the row count observed in the write's own pass."""
+    counts = counted_while(frame, [sf.count(sf.lit(1)).alias("rows")],
+                           lambda f: house.write(f, table, **options))  # type: ignore[arg-type]
+    return int(counts["rows"])
+
+
+def test_each_kind_of_write_is_counted_in_its_own_pass_and_lands_in_a_managed_table(
+    spark: SparkSession, house: Lakehouse, schema: str, tmp_path: Path
+) -> None:
+    table = f"{schema}.events"
+    day_1, day_2 = rows(spark, DAY_1, ["a", "b"]), rows(spark, DAY_2, ["c"])
+    replace_day_1 = f"_proc_date = {DAY_1}"
+
+    assert written(house, day_1, table, partition_by=["_proc_date"],
+                   replace_where=replace_day_1) == 2  # creates the table
+    assert written(house, day_2, table, mode="append") == 1
+    again = rows(spark, DAY_1, ["a"])
+    assert written(house, again, table, replace_where=replace_day_1) == 1
+
+    assertDataFrameEqual(house.read(table), again.unionByName(day_2))
+    details = {row["col_name"]: row["data_type"] for row in
+               spark.sql(f"DESCRIBE TABLE EXTENDED spark_catalog.{table}").collect()}
+    assert (details["Name"], details["Type"]) == (f"spark_catalog.{table}", "MANAGED")
+    partitions = spark.sql(f"DESCRIBE DETAIL spark_catalog.{table}").first()
+    assert partitions is not None
+    assert partitions["partitionColumns"] == ["_proc_date"]
+    assert list(tmp_path.iterdir()) == []  # nothing by path under the storage root
+
+
+def test_a_full_overwrite_may_change_the_schema(
+    spark: SparkSession, house: Lakehouse, schema: str
+) -> None:
+    table = f"{schema}.daily"
+    house.write(spark.createDataFrame([("a", 1)], "id string, n int"), table)
+    wider = spark.createDataFrame([("b", 2, "x")], "id string, n int, note string")
+
+    assert written(house, wider, table) == 1
+
+    assertDataFrameEqual(house.read(table), wider)
+
+
+def test_a_catalog_is_a_lower_snake_case_name(spark: SparkSession, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="catalog 'Main-Catalog': expected a Unity Catalog"):
+        Lakehouse.open(spark, tmp_path, catalog="Main-Catalog")
+
+
+def test_on_databricks_a_lakehouse_without_a_catalog_is_refused(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lakehouse_module, "on_databricks", lambda: True)
+
+    with pytest.raises(ConfigError, match="expected the job parameter 'catalog'"):
+        Lakehouse.open(spark, "/Volumes/medallion/lakehouse/files", catalog="")
+    opened = Lakehouse.open(spark, "/Volumes/medallion/lakehouse/files", catalog="medallion")
+    assert opened.name("gold.orders_daily") == "medallion.gold.orders_daily"

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import nbformat
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
@@ -29,6 +30,7 @@ from medallion.devstack import snowflake as local_snowflake
 from medallion.generate.config import DirtKind
 from medallion.generate.model import late_crm_updates
 from medallion.pipelines.gold import pii_hash_salt
+from medallion.quality.spec import load_specs
 from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifest
 from medallion.runtime import read_task_values
 from medallion.serving.glue import glue_client
@@ -155,6 +157,27 @@ def test_every_build_task_succeeds_each_day(
         assert states(run) == {**dict.fromkeys(BUILD_TASKS, "SUCCESS"),
                                "glue_requested": "SUCCESS", "register_glue": "EXCLUDED",
                                "record_build": "SUCCESS"}
+
+
+def test_every_layer_notebook_shows_its_figures_and_each_breaker_names_every_rule(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+) -> None:
+    last_day = str(max(built))
+    (run_dir,) = [path.parent for path in sorted((source_world.runs / "build_analytics")
+                                                 .glob("*/run.json"))
+                  if json.loads(path.read_text())["parameters"]["run_date"] == last_day][:1]
+    shown: dict[str, str] = {}
+    for task in (t for t in BUILD_TASKS if t.startswith(("bronze_", "silver_", "gold_"))):
+        outputs = [output for cell in nbformat.read(run_dir / f"{task}.ipynb", 4).cells
+                   if cell.cell_type == "code" for output in cell.outputs]
+        kinds = {kind for output in outputs for kind in output.get("data", {})}
+        assert kinds & {"text/html", "image/png"}, f"{task} shows no table or chart: {kinds}"
+        shown[task] = "".join(output["data"].get("text/html", "") for output in outputs
+                              if "data" in output)
+    for layer in ("bronze", "silver", "gold"):
+        rules = {rule.name for spec in load_specs(layer).values() for rule in spec.expectations}
+        named = {rule for rule in rules if f"<td>{rule}</td>" in shown[f"{layer}_dq_breaker"]}
+        assert named == rules, layer
 
 
 def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:

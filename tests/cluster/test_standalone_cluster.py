@@ -1,0 +1,186 @@
+"""The FX slice on a real multi-process Spark cluster: a standalone master and two workers.
+
+The warm driver (``medallion compute up``) runs with ``MEDALLION_SPARK_MASTER=spark://…``, so the
+notebooks' Spark work runs in executors, JVMs of their own that the workers launch, not in the
+driver. The FX stand-in serves one business day's rates, landed by the ingest job's FX step
+(``ingest_fx``, which its notebook calls; it runs no Spark). The bundle's job builds the day
+bronze → silver → gold through the ``medallion`` CLI, one task per run: ``--only`` with the three
+FX tasks would start them at once (the DQ breakers that order the layers are left out, and need
+the other sources' tables). One day gives gold a row per currency.
+
+Checked against test_fx_slice_job's oracle, computed from the stand-in's own rate function, and
+against the driver's Spark event log: which executors, launched by which worker, ran the Spark
+jobs of each task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from medallion.devstack import stack
+from medallion.pipelines.ingest import ingest_fx
+from medallion.settings import repo_root
+from medallion.spark import EVENT_LOG_DIR_ENV
+from tests.cluster.standalone import standalone_cluster
+from tests.integration.test_fx_slice_job import FX_TASKS, expected_gold, expected_silver
+
+DAY = date(2026, 11, 2)
+WORKERS = 2  # of 1 core and 1 GB each
+JOB = "build_analytics"
+
+
+@dataclass(frozen=True)
+class ClusterRun:
+    """What the slice left behind once the driver and the cluster stopped."""
+
+    root: Path  # the lakehouse
+    outputs: list[str]  # each CLI run's stdout and stderr
+    records: list[dict[str, Any]]  # each job run's run.json, in task order
+    event_log: Path  # the driver's Spark event log (one application)
+    workers: list[str]  # the cluster's workers, by name
+    executors: dict[str, str]  # executor id → the worker that launched it for the driver's app
+
+
+def medallion(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, in ``env`` (the cluster's master among it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "medallion", *args, "--bundle-root", str(repo_root())],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, **env, "COLUMNS": "200"},
+    )
+
+
+def run_task(env: dict[str, str], root: Path, runs: Path, task_key: str
+             ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    """One task of build_analytics for ``DAY``: the process result and the run's run.json."""
+    before = set((runs / JOB).glob("*/run.json"))
+    result = medallion(env, "jobs", "run", JOB, "--param", f"run_date={DAY}", "--only", task_key,
+                       "--var", f"storage_root={root}", "--runs-root", str(runs))
+    new = set((runs / JOB).glob("*/run.json")) - before
+    return result, json.loads(new.pop().read_text()) if len(new) == 1 else None
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
+    """Two 1-core, 1 GB workers; the FX stand-in; the day landed and built, task after task.
+
+    Everything is stopped before the tests look: the driver first, so its event log is complete.
+    """
+    base = tmp_path_factory.mktemp("cluster")
+    root, runs, events = base / "lakehouse", base / "runs", base / "events"
+    outputs: list[str] = []
+    records: list[dict[str, Any]] = []
+    with standalone_cluster(base / "spark", workers=WORKERS, cores=1, memory="1g") as cluster:
+        env = {**cluster.client_env(), EVENT_LOG_DIR_ENV: str(events)}
+        stack.up(root, ("fx_api",))
+        try:
+            up = medallion(env, "compute", "up", "--storage-root", str(root))
+            assert up.returncode == 0, up.stdout + up.stderr
+            try:
+                ingest_fx(root, DAY)  # the ingest job's FX step, to the stand-in
+                for task_key in FX_TASKS:
+                    result, record = run_task(env, root, runs, task_key)
+                    outputs.append(result.stdout + result.stderr)
+                    records.extend([record] if record else [])
+                    if result.returncode != 0:
+                        break  # the next layer would only fail on what this one left
+            finally:
+                medallion(env, "compute", "down", "--storage-root", str(root))
+        finally:
+            stack.down(root, ("fx_api",))
+        (event_log,) = events.iterdir()
+        workers = [worker.name for worker in cluster.workers]
+        executors = cluster.executors_of(application_id(event_log))
+    return ClusterRun(root, outputs, records, event_log, workers, executors)
+
+
+def spark_events(event_log: Path) -> list[dict[str, Any]]:
+    """Every event of an (uncompressed) Spark event log, in order."""
+    with event_log.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def application_id(event_log: Path) -> str:
+    """The id the cluster manager gave the application (``local-…`` in local mode)."""
+    start = next(event for event in spark_events(event_log)
+                 if event["Event"] == "SparkListenerApplicationStart")
+    return str(start["App ID"])
+
+
+def executors_by_label(event_log: Path, labels: list[str]) -> dict[str, set[str]]:
+    """The executors that ran tasks of each runner task's Spark jobs: label → executor ids.
+
+    A runner task's Spark jobs carry its label (``<job>/<run_id>/<task_key>``) at the end of one
+    of their tags; in local mode every Spark task runs in executor ``driver``.
+    """
+    events = spark_events(event_log)
+    label_of_stage = {}
+    for event in events:
+        if event["Event"] == "SparkListenerJobStart":
+            tags = event["Properties"].get("spark.job.tags", "").split(",")
+            label = next((candidate for candidate in labels
+                          if any(tag.endswith(candidate) for tag in tags)), None)
+            if label is not None:
+                label_of_stage.update(dict.fromkeys(event["Stage IDs"], label))
+    executors: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        if event["Event"] == "SparkListenerTaskEnd" and event["Stage ID"] in label_of_stage:
+            executors[label_of_stage[event["Stage ID"]]].add(event["Task Info"]["Executor ID"])
+    return dict(executors)
+
+
+def test_each_fx_task_succeeds_on_the_cluster(cluster_run: ClusterRun) -> None:
+    states = [(record["tasks"][0]["task_key"], record["state"]) for record in cluster_run.records]
+
+    assert states == [(task_key, "SUCCESS") for task_key in FX_TASKS], cluster_run.outputs
+
+
+def test_the_fx_tasks_ran_their_spark_jobs_on_executors_of_both_workers(
+    cluster_run: ClusterRun,
+) -> None:
+    task_of_label = {f"{JOB}/{record['run_id']}/{record['tasks'][0]['task_key']}":
+                     record["tasks"][0]["task_key"] for record in cluster_run.records}
+    ran = executors_by_label(cluster_run.event_log, list(task_of_label))
+    workers_by_task = {
+        task_of_label[label]: {
+            cluster_run.executors.get(executor, f"executor {executor!r} of no worker")
+            for executor in executors
+        }
+        for label, executors in ran.items()
+    }
+
+    # Each worker launched one executor (its one core) for the driver's application ...
+    assert sorted(cluster_run.executors.values()) == cluster_run.workers
+    # ... and there every task's Spark jobs ran, on both workers together, none in the driver
+    # (as all would in local mode).
+    assert set(workers_by_task) == set(FX_TASKS)
+    assert set().union(*workers_by_task.values()) == set(cluster_run.workers), workers_by_task
+
+
+def test_silver_matches_the_source_oracle(spark: SparkSession, cluster_run: ClusterRun) -> None:
+    silver = spark.read.format("delta").load(str(cluster_run.root / "silver" / "fx_rates"))
+
+    assertDataFrameEqual(silver.select("rate_date", "base", "currency", "rate"),
+                         expected_silver(spark, [DAY]))
+
+
+def test_gold_matches_the_oracle(spark: SparkSession, cluster_run: ClusterRun) -> None:
+    gold = spark.read.format("delta").load(str(cluster_run.root / "gold" / "fx_daily_change"))
+
+    assertDataFrameEqual(
+        gold.select("rate_date", "currency", "rate", "previous_rate_date", "previous_rate",
+                    "change_pct"),
+        expected_gold(spark, [DAY]),
+    )

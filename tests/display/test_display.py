@@ -1,0 +1,108 @@
+"""What notebooks show: each step's figures as HTML, DQ checks one row each with a chart."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from medallion.display import show, show_gold, show_quarantine
+from medallion.lakehouse import Lakehouse
+from medallion.pipelines import StepResult
+from medallion.pipelines.ingest import IngestResult
+from medallion.quality.breaker import BreakerCheck, BreakerResult
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_step_shows_its_counts_as_a_table() -> None:
+    result = StepResult("update_silver", "silver.fact_orders", rows_in=10, rows_written=7,
+                        rows_dropped={"duplicate_key": 1}, rows_quarantined=2)
+
+    (table,) = show(result)
+
+    assert table.data == (
+        '<table class="medallion"><caption style="text-align:left"><b>update_silver → '
+        "silver.fact_orders</b></caption><thead><tr><th></th><th>rows</th></tr></thead><tbody>"
+        "<tr><td>rows in</td><td>10</td></tr><tr><td>rows written</td><td>7</td></tr>"
+        "<tr><td>rows quarantined</td><td>2</td></tr>"
+        "<tr><td>rows dropped (duplicate_key)</td><td>1</td></tr></tbody></table>"
+    )
+
+
+def test_an_ingest_shows_rows_landed_and_rows_per_second() -> None:
+    result = IngestResult("crm", "accounts", date(2026, 11, 2), "raw/crm/accounts/x", 300, 1.5)
+
+    (table,) = show(result)
+
+    assert "<td>crm/accounts</td><td>2026-11-02</td><td>300</td><td>1.5</td><td>200.0</td>" \
+        in table.data
+
+
+def test_a_breaker_names_every_expectation_with_its_pass_rate_and_charts_the_failures() -> None:
+    result = BreakerResult("silver", (
+        BreakerCheck("silver.fact_orders", "order_id_not_null", True, True, 0),
+        BreakerCheck("silver.fact_orders", "amount_positive", False, False, 25),
+        BreakerCheck("silver.fact_orders", "row_count_between", True, True),
+    ), rows={"silver.fact_orders": 100})
+
+    table, chart = show(result)
+
+    assert table.data.count("<tr><td>silver.fact_orders</td>") == 3
+    assert ("<td>amount_positive</td><td>warn</td><td>FAILED</td><td>75</td><td>25</td>"
+            "<td>75.0%</td>") in table.data
+    assert ("<td>order_id_not_null</td><td>fail the job</td><td>passed</td><td>100</td>"
+            "<td>0</td><td>100.0%</td>") in table.data
+    assert "<td>row_count_between</td><td>fail the job</td><td>passed</td><td><i>NULL</i>" \
+        in table.data
+    assert chart.data.startswith(PNG)
+
+
+def test_a_passing_breaker_has_no_chart() -> None:
+    result = BreakerResult("gold", (BreakerCheck("gold.t", "key_unique", True, True, 0),),
+                           rows={"gold.t": 5})
+
+    assert len(show(result)) == 1
+
+
+def test_values_are_escaped() -> None:
+    (table,) = show(StepResult("<b>", "gold.t", 0, 0))
+
+    assert "&lt;b&gt;" in table.data
+
+
+@pytest.fixture
+def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
+    return Lakehouse.open(spark, tmp_path)
+
+
+def test_a_quarantine_sample_leads_with_the_errors_of_each_row(lakehouse: Lakehouse) -> None:
+    rows = lakehouse.spark.createDataFrame(
+        [("o1", [("amount_positive", "amount > 0")], date(2026, 11, 2)),
+         ("o2", [("amount_positive", "amount > 0")], date(2026, 11, 3))],
+        "order_id string, _errors array<struct<name:string,rule:string>>, _proc_date date",
+    )
+    lakehouse.write(rows, "silver.orders_quarantine")
+
+    (table,) = show_quarantine(lakehouse, "silver.orders_quarantine", date(2026, 11, 3))
+
+    assert "<th>_errors</th><th>order_id</th><th>_proc_date</th>" in table.data
+    assert "<tr><td>amount_positive</td><td>o2</td><td>2026-11-03</td></tr>" in table.data
+    assert "o1" not in table.data
+
+
+def test_gold_orders_daily_shows_its_rows_and_revenue_per_day_and_currency(
+    lakehouse: Lakehouse,
+) -> None:
+    rows = lakehouse.spark.createDataFrame(
+        [(date(2026, 11, 2), "EUR", 3, 30.0), (date(2026, 11, 3), "EUR", 1, 12.5)],
+        "order_date date, currency string, orders int, revenue double",
+    )
+    lakehouse.write(rows, "gold.orders_daily")
+
+    preview, chart = show_gold(lakehouse, "gold.orders_daily")
+
+    assert "<tr><td>2026-11-03</td><td>EUR</td><td>1</td><td>12.5</td></tr>" in preview.data
+    assert chart.data.startswith(PNG)

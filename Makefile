@@ -13,7 +13,7 @@ KAFKA_JARS_STAMP := $(KAFKA_JARS)/.stamp
 PG_BIN      := /usr/lib/postgresql/15/bin
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup jars postgres demo test lint bench lock wheel clean
+.PHONY: help setup jars postgres demo lab test lint bench lock wheel clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ lock:  ## re-pin every dependency into requirements.lock (the package, its `loca
 
 demo: setup  ## start the local stand-ins and run the pipeline end to end
 	$(VENV)/bin/medallion demo
+
+lab: setup  ## JupyterLab on notebooks/, every kernel attached to the warm Spark driver
+	$(VENV)/bin/medallion lab
 
 test: setup  ## run the whole test suite against real Spark, Delta and papermill
 	$(VENV)/bin/ruff check src tests benchmarks notebooks

@@ -96,12 +96,32 @@ def sql(
             help="read as this role (bundles/roles.yml): a table it may not read is refused",
         ),
     ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="on an error in the query, print Spark's full error")
+    ] = False,
     storage_root: RootOpt = None,
     target: TargetOpt = None,
     var: VarOpt = None,
     bundle_root: BundleOpt = Path(),
 ) -> None:
-    """Run SQL on the local catalog (through the warm server when one is up)."""
+    """Run SQL on the local catalog (through the warm server when one is up).
+
+    An error in the query is one line, exit 1: an unknown table and the
+    tables its schema has, an unknown column and the ones Spark suggests,
+    where the syntax breaks (--debug: Spark's full error).
+
+    With no warm server the query starts Spark for itself (~10-20 s), and a
+    note on stderr names the command that starts one (medallion compute up)
+    for sub-second queries. It does not start one: that costs as long once,
+    and leaves a 2 GB JVM running that nobody asked for.
+    """
+    import shlex
+    import traceback
+
+    from rich.markup import escape
+
+    from medallion.errors import SqlError
+
     if output_format not in {"table", "json", "csv"}:
         raise typer.BadParameter("--format: expected table, json or csv")
     try:
@@ -110,7 +130,22 @@ def sql(
 
         roles = declared_roles(bundle_root.resolve(), target) if role else None
         root = _storage_root(storage_root, bundle_root, target, var)
-        columns, rows = run_sql(query, root, limit=limit, role=role or None, roles=roles)
+        default_root = storage_root is None and not target and not var and bundle_root == Path()
+        compute_up = "medallion compute up" + (
+            "" if default_root else f" --storage-root {shlex.quote(str(root))}"
+        )
+        columns, rows = run_sql(
+            query, root, limit=limit, role=role or None, roles=roles,
+            on_local_start=lambda: err.print(
+                f"note: no warm compute, so Spark starts for this query (~10-20 s); "
+                f"`{compute_up}` keeps one up for sub-second queries", markup=False
+            ),
+        )
+    except SqlError as error:  # the query is wrong: exit 1, as a failed run (2 is for setup)
+        if debug:
+            traceback.print_exception(error, file=sys.stderr)
+        err.print(f"[red]error:[/red] {escape(str(error))}", emoji=False)
+        raise typer.Exit(code=1) from error
     except MedallionError as error:
         raise _fail(error) from error
     if output_format == "json":
@@ -465,6 +500,22 @@ def generate(
         console.print(loads)
     except MedallionError as error:
         raise _fail(error) from error
+
+
+@app.command()
+def lab(
+    storage_root: RootOpt = None,
+    port: Annotated[int, typer.Option(help="JupyterLab's port")] = 8888,
+    browser: Annotated[bool, typer.Option(help="open a browser tab")] = True,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """JupyterLab on notebooks/, every kernel attached to the warm Spark driver."""
+    from medallion.lab import run_lab
+
+    root = bundle_root.resolve()
+    code = run_lab(_storage_root(storage_root, root), root / "notebooks", port, browser,
+                   announce=lambda line: console.print(line, markup=False))
+    raise typer.Exit(code=code)
 
 
 @app.command()

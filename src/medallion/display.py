@@ -13,13 +13,15 @@ from __future__ import annotations
 import html
 import io
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, cast
 
 from medallion.pipelines import StepResult
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
     from medallion.lakehouse import Lakehouse
     from medallion.pipelines.ingest import IngestResult
     from medallion.quality.breaker import BreakerResult
@@ -102,6 +104,87 @@ def show_gold(lakehouse: Lakehouse, dataset: str) -> Shown:
     return _display(shown)
 
 
+def show_tables(lakehouse: Lakehouse, schema: str) -> Shown:
+    """The tables of a schema the lakehouse's role may read: rows and columns of each."""
+    rows = []
+    for table in lakehouse.tables(schema):
+        frame = lakehouse.read(table)
+        rows.append((table, frame.count(), ", ".join(frame.columns)))
+    return _display(Shown([_html(_table(f"the tables of {schema}", ["table", "rows", "columns"],
+                                        rows))]))
+
+
+def show_bars(frame: DataFrame, label: str, value: str, title: str) -> Shown:
+    """A small aggregate as a table and a bar chart of ``value`` per ``label``."""
+    rows = frame.collect()
+    shown = Shown([_html(_table(title, frame.columns, [tuple(row) for row in rows]))])
+    bars = {str(row[label]): float(row[value] or 0) for row in rows}
+    if bars:
+        shown.append(_bar_chart(bars, title, value))
+    return _display(shown)
+
+
+def show_dq_pass_rates(lakehouse: Lakehouse) -> Shown:
+    """Each dataset's DQ pass rate per build run (oldest first), from ``ops.dq_event_log``.
+
+    A role that may not read ``ops`` gets one line saying so, not an error: the rest of an
+    analyst's notebook still runs.
+    """
+    from pyspark.sql import functions as sf
+
+    from medallion.errors import AccessDenied
+    from medallion.quality.event_log import DQ_EVENT_LOG, EVENT_TYPE
+
+    try:
+        events = lakehouse.read(DQ_EVENT_LOG)
+    except AccessDenied as denied:
+        return _display(Shown([_html(f"<p>DQ pass rates: {html.escape(str(denied))}</p>")]))
+    progress = sf.get_json_object("details", "$.flow_progress.metrics.num_output_rows")
+    checked = sf.expr(
+        "aggregate(from_json(get_json_object(details, '$.flow_progress.data_quality."
+        "expectations'), 'array<struct<passed_records:bigint,failed_records:bigint>>'), 0L, "
+        "(acc, e) -> greatest(acc, e.passed_records + e.failed_records))"
+    )
+    per_run = (
+        events.where(sf.col("event_type") == EVENT_TYPE)
+        .groupBy("run_id", "dataset")
+        .agg(sf.min("timestamp").alias("at"), sf.sum(progress.cast("bigint")).alias("passed"),
+             sf.sum(checked).alias("checked"))
+        .orderBy("at", "dataset")
+        .collect()
+    )
+    runs = sorted({(row["at"], row["run_id"]) for row in per_run})
+    order = {run_id: index + 1 for index, (_, run_id) in enumerate(runs)}
+    series: dict[str, dict[Any, float]] = {}
+    for row in per_run:
+        if row["checked"]:
+            series.setdefault(row["dataset"], {})[order[row["run_id"]]] = (
+                100.0 * row["passed"] / row["checked"])
+    table_rows = [(row["run_id"], row["dataset"], row["checked"], row["passed"],
+                   f"{row['passed'] / row['checked']:.1%}" if row["checked"] else "")
+                  for row in per_run]
+    return _display(Shown([
+        _line_chart(series, "DQ pass rate per build run (1 = oldest)", "% of rows passing"),
+        _html(_table("DQ pass rates per run", ["run", "dataset", "rows checked", "rows passed",
+                                               "pass rate"], table_rows)),
+    ]))
+
+
+def show_lineage(lakehouse: Lakehouse, table: str) -> Shown:
+    """The table's upstream lineage back to the sources, drawn from the OpenLineage events."""
+    from medallion.lineage.graph import read_lineage
+    from medallion.lineage.picture import render_svg
+
+    graph, _ = read_lineage(lakehouse.storage_root)
+    dataset = graph.find(table)
+    svg = render_svg(graph.upstream(dataset), dataset)
+    try:
+        from IPython.display import SVG
+    except ImportError:
+        return _display(Shown([svg]))
+    return _display(Shown([SVG(data=svg)]))  # type: ignore[no-untyped-call]
+
+
 def _instance(value: object, module: str, name: str) -> bool:
     loaded = sys.modules.get(module)
     return loaded is not None and isinstance(value, getattr(loaded, name))
@@ -134,6 +217,8 @@ def _breaker_table(result: BreakerResult) -> str:
         rate = f"{passed / total:.1%}" if total and passed is not None else ""
         rows.append((check.table, check.name, "fail the job" if check.critical else "warn",
                      "passed" if check.success else "FAILED", passed, failed, rate))
+    rows += [(table, rule, "", "checked by its step, not here: a column only the step's input "
+              "had", None, None, "") for table, rule in result.not_rechecked]
     verdict = "passed" if result.passed else f"{len(result.critical_failures)} critical failed"
     return _table(f"DQ breaker ({result.layer}): {len(result.checks)} checks, {verdict}",
                   ["table", "expectation", "action", "result", "rows passed", "rows failed",
@@ -173,7 +258,7 @@ def _png(figure: Any) -> Any:
     return Image(data=buffer.getvalue(), format="png")  # type: ignore[no-untyped-call]
 
 
-def _bar_chart(values: dict[str, int], title: str, unit: str) -> Any:
+def _bar_chart(values: Mapping[str, float], title: str, unit: str) -> Any:
     figure, axes = _figure()
     labels = list(values)
     axes.barh(labels, [values[label] for label in labels], color="#c0392b")

@@ -116,6 +116,10 @@ class AccessDenied(MedallionError):
     """A role read a table outside the schemas its grants allow; names both and what it may read."""
 
 
+class SqlError(MedallionError):
+    """Spark could not parse or analyse a query; names what is wrong and what exists instead."""
+
+
 def is_deterministic(error_class: str | None) -> bool:
     """True when ``error_class`` names a deterministic error of this package (not retried)."""
     error = globals().get(error_class or "")

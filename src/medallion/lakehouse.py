@@ -199,6 +199,16 @@ class Lakehouse:
         """The table's location under the storage root (local only)."""
         return table_path(self.storage_root, table)
 
+    def tables(self, schema: str) -> list[str]:
+        """The tables of ``schema`` (``schema.table`` names, sorted): by name in the catalog, or
+        the Delta folders under the storage root."""
+        if self.catalog:  # SHOW TABLES: Catalog.listTables fails on Delta tables locally
+            listed = self.spark.sql(f"SHOW TABLES IN {self.catalog}.{schema}").collect()
+            return sorted(f"{schema}.{row['tableName']}" for row in listed
+                          if not row["isTemporary"])
+        return [name for name in discover_tables(self.storage_root)
+                if name.startswith(f"{schema}.")]
+
     @property
     def raw_root(self) -> Path:
         """The raw landing zone."""

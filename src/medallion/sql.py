@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from medallion import compute
 from medallion.errors import AccessDenied
 from medallion.governance import DEFAULT_SCHEMA, Roles, declared_roles
 from medallion.lakehouse import register_tables
+from medallion.sql_errors import quiet_error_logs, sql_error
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,11 +33,13 @@ class TableRead:
     table: str | None
 
 
-def open_session(storage_root: Path) -> SparkSession:
+def open_session(
+    storage_root: Path, *, on_local_start: Callable[[], None] | None = None
+) -> SparkSession:
     """A session on the lakehouse for a CLI command, its tables registered.
 
     The warm compute server when one is up for the storage root (sub-second), else
-    ``SPARK_REMOTE``, else a local session (~9 s).
+    ``SPARK_REMOTE``, else a local session (~9 s), calling ``on_local_start`` before it starts.
     """
     from pyspark.sql import SparkSession
 
@@ -48,6 +52,8 @@ def open_session(storage_root: Path) -> SparkSession:
     elif os.environ.get("SPARK_REMOTE"):
         spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
     else:
+        if on_local_start is not None:
+            on_local_start()
         spark = build_local_session(storage_root)
     return spark
 
@@ -128,11 +134,24 @@ def query_rows(
     role: str | None = None,
     roles: Roles | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Column names and up to ``limit`` rows of ``query``, read as ``role`` when one is given."""
+    """Column names and up to ``limit`` rows of ``query``, read as ``role`` when one is given.
+
+    An error in the query (unknown table or column, bad syntax, ...) is a one-line SqlError,
+    raised from Spark's own.
+    """
+    from pyspark.errors import PySparkException
+
     if role is not None:
         check_query(roles or declared_roles(), role, query)
-    frame = spark.sql(query)
-    return list(frame.columns), [tuple(row) for row in frame.limit(limit).collect()]
+    with quiet_error_logs():
+        try:
+            frame = spark.sql(query)
+            return list(frame.columns), [tuple(row) for row in frame.limit(limit).collect()]
+        except PySparkException as error:
+            translated = sql_error(spark, error)
+            if translated is None:
+                raise
+            raise translated from error
 
 
 def run_sql(
@@ -142,11 +161,12 @@ def run_sql(
     limit: int = 1000,
     role: str | None = None,
     roles: Roles | None = None,
+    on_local_start: Callable[[], None] | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """``query_rows`` on a session of its own; a denied query is refused before Spark starts."""
     if role is not None:
         check_query(roles or declared_roles(), role, query)
-    spark = open_session(storage_root)
+    spark = open_session(storage_root, on_local_start=on_local_start)
     try:
         return query_rows(spark, query, limit=limit)
     finally:

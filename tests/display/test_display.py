@@ -46,11 +46,13 @@ def test_a_breaker_names_every_expectation_with_its_pass_rate_and_charts_the_fai
         BreakerCheck("silver.fact_orders", "order_id_not_null", True, True, 0),
         BreakerCheck("silver.fact_orders", "amount_positive", False, False, 25),
         BreakerCheck("silver.fact_orders", "row_count_between", True, True),
-    ), rows={"silver.fact_orders": 100})
+    ), rows={"silver.fact_orders": 100}, not_rechecked=(("silver.fact_orders", "op_known"),))
 
     table, chart = show(result)
 
-    assert table.data.count("<tr><td>silver.fact_orders</td>") == 3
+    assert table.data.count("<tr><td>silver.fact_orders</td>") == 4
+    assert ("<td>op_known</td><td></td><td>checked by its step, not here: a column only the "
+            "step&#x27;s input had</td>") in table.data
     assert ("<td>amount_positive</td><td>warn</td><td>FAILED</td><td>75</td><td>25</td>"
             "<td>75.0%</td>") in table.data
     assert ("<td>order_id_not_null</td><td>fail the job</td><td>passed</td><td>100</td>"

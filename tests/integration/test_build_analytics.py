@@ -16,6 +16,7 @@ import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -24,6 +25,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
+from medallion import compute
 from medallion.credentials import env_name, stored_local_secrets
 from medallion.devstack import postgres as local_postgres
 from medallion.devstack import snowflake as local_snowflake
@@ -34,6 +36,7 @@ from medallion.quality.spec import load_specs
 from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifest
 from medallion.runtime import read_task_values
 from medallion.serving.glue import glue_client
+from medallion.settings import repo_root
 from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from tests.alert_receivers import (
     SMTP_PASSWORD,
@@ -178,6 +181,37 @@ def test_every_layer_notebook_shows_its_figures_and_each_breaker_names_every_rul
         rules = {rule.name for spec in load_specs(layer).values() for rule in spec.expectations}
         named = {rule for rule in rules if f"<td>{rule}</td>" in shown[f"{layer}_dq_breaker"]}
         assert named == rules, layer
+
+
+def test_the_exploration_notebook_runs_top_to_bottom_as_an_analyst(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import papermill
+
+    server = compute.find_server(source_world.root)
+    assert server is not None
+    monkeypatch.setenv("SPARK_REMOTE", server.url)  # the kernel attaches to the warm driver
+    executed = tmp_path / "explore_gold.ipynb"
+
+    papermill.execute_notebook(
+        str(repo_root() / "notebooks" / "explore" / "explore_gold.ipynb"), str(executed),
+        parameters={"storage_root": str(source_world.root), "role": "data_analyst"},
+        kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
+    )
+
+    cells = [cell for cell in nbformat.read(executed, 4).cells if cell.cell_type == "code"]
+    data = [[output.get("data", {}) for output in cell.outputs] for cell in cells]
+    html = ["".join(d.get("text/html", "") for d in cell) for cell in data]
+    kinds = [{kind for d in cell for kind in d} for cell in data]
+    tables = next(text for text in html if "the tables of gold" in text)
+    for name in ("gold.fact_customer_360", "gold.orders_daily", "gold.fx_daily_change"):
+        assert f"<td>{name}</td>" in tables
+    revenue = next(i for i, text in enumerate(html) if "lifetime revenue (USD) by country" in text)
+    assert "image/png" in kinds[revenue]
+    assert any("DQ pass rates: role &#x27;data_analyst&#x27; may not read ops.dq_event_log"
+               in text for text in html)
+    assert "image/svg+xml" in kinds[-1]  # the lineage picture
 
 
 def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:

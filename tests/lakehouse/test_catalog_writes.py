@@ -96,3 +96,15 @@ def test_on_databricks_a_lakehouse_without_a_catalog_is_refused(
         Lakehouse.open(spark, "/Volumes/medallion/lakehouse/files", catalog="")
     opened = Lakehouse.open(spark, "/Volumes/medallion/lakehouse/files", catalog="medallion")
     assert opened.name("gold.orders_daily") == "medallion.gold.orders_daily"
+
+
+def test_a_schema_lists_its_tables_in_either_layout(
+    spark: SparkSession, house: Lakehouse, schema: str, tmp_path: Path
+) -> None:
+    for name in ("b", "a"):
+        house.write(spark.createDataFrame([(1,)], "n int"), f"{schema}.{name}")
+    by_path = Lakehouse.open(spark, tmp_path / "by-path")
+    by_path.write(spark.createDataFrame([(1,)], "n int"), "gold.t")
+
+    assert house.tables(schema) == [f"{schema}.a", f"{schema}.b"]
+    assert by_path.tables("gold") == ["gold.t"]

@@ -86,6 +86,9 @@ class BreakerResult:
     layer: str
     checks: tuple[BreakerCheck, ...]
     rows: Mapping[str, int] = field(default_factory=dict)
+    # (table, rule) of the spec rules the table cannot be re-checked against: they name a
+    # column only the pipeline step's input had (its step checked them there).
+    not_rechecked: tuple[tuple[str, str], ...] = ()
 
     @property
     def critical_failures(self) -> tuple[BreakerCheck, ...]:
@@ -148,6 +151,14 @@ class SuiteItem:
 def flag_column(check: str) -> str:
     """The checked frame's column that flags the rows valid under ``check``."""
     return FLAG_PREFIX + re.sub(r"\W", "_", check)
+
+
+def rules_not_on(spec: TableSpec, columns: Sequence[str]) -> list[str]:
+    """The spec's rules that name a column the table does not have, which ``build_suite``
+    leaves out."""
+    present = set(columns)
+    return [rule.name for rule in spec.expectations
+            if not _columns_of(rule.expression) <= present]
 
 
 def build_suite(spec: TableSpec, columns: Sequence[str]) -> list[SuiteItem]:
@@ -268,13 +279,17 @@ def validate_layer(
         }
         checks: list[BreakerCheck] = []
         rows: dict[str, int] = {}
+        not_rechecked: list[tuple[str, str]] = []
         for spec in chosen:
             if spec.dataset not in validated:
                 checks.append(BreakerCheck(spec.dataset, "table_exists", True, False))
                 continue
             table_checks, rows[spec.dataset] = validated[spec.dataset].result()
             checks.extend(table_checks)
-    result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows)
+            columns = inputs[spec.dataset][0].columns
+            not_rechecked += [(spec.dataset, name) for name in rules_not_on(spec, columns)]
+    result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows,
+                           not_rechecked=tuple(not_rechecked))
     LOG.info("DQ breaker %s: %s", layer, result.summary())
     return result
 

@@ -16,6 +16,9 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
 INTEGRATION = "tests/integration/"  # the modules that share one built world
+# Modules whose module-scoped world is costly (a Spark cluster and its job runs, dlt-meta's
+# onboarding): all their tests on one worker, so it is built once, not once per worker.
+ONE_WORKER_MODULES = ("tests/cluster/", "tests/dltmeta/", "tests/packaging/")
 
 
 class IntegrationTogether(LoadScopeScheduling):
@@ -28,7 +31,11 @@ class IntegrationTogether(LoadScopeScheduling):
     """
 
     def _split_scope(self, nodeid: str) -> str:
-        return "integration" if nodeid.startswith(INTEGRATION) else nodeid
+        if nodeid.startswith(INTEGRATION):
+            return "integration"
+        if nodeid.startswith(ONE_WORKER_MODULES):
+            return nodeid.split("::")[0]
+        return nodeid
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> IntegrationTogether:

@@ -42,6 +42,9 @@ CODEGEN_ENV = "MEDALLION_SPARK_CODEGEN"  # spark.sql.codegen.factoryMode of loca
 # Delta writes this session setting into each commit's commitInfo as ``userMetadata``.
 COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
+# Errors only from the JVM's start on (its warnings would be a notebook's cell output).
+LOG4J_CONFIG = Path(__file__).resolve().parent / "spark-log4j2.properties"
+
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,16 +86,18 @@ def local_spark_conf(
         # tasks. `make bench`, small day: the warm build 23 % faster, the same rows. Spark's
         # default, FALLBACK (compile, interpret on failure), suits large local data.
         "spark.sql.codegen.factoryMode": os.environ.get(CODEGEN_ENV, "NO_CODEGEN"),
-        "spark.log.level": os.environ.get("MEDALLION_SPARK_LOG_LEVEL", "ERROR"),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         # The throughput collector: G1 started a concurrent marking cycle on most large
         # allocations (30 in 80 s of a warm build, 18 s of GC thread time on 2 cores); a batch
         # driver has no use for short pauses.
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC "
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
+    if os.environ.get("MEDALLION_SPARK_LOG_LEVEL"):  # else errors only (spark-log4j2.properties)
+        conf["spark.log.level"] = os.environ["MEDALLION_SPARK_LOG_LEVEL"]
     event_log_dir = os.environ.get(EVENT_LOG_DIR_ENV)
     if event_log_dir:
         Path(event_log_dir).mkdir(parents=True, exist_ok=True)

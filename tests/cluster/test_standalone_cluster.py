@@ -8,9 +8,15 @@ bronze → silver → gold through the ``medallion`` CLI, one task per run: ``--
 FX tasks would start them at once (the DQ breakers that order the layers are left out, and need
 the other sources' tables). One day gives gold a row per currency.
 
-Checked against test_fx_slice_job's oracle, computed from the stand-in's own rate function, and
-against the driver's Spark event log: which executors, launched by which worker, ran the Spark
-jobs of each task.
+It runs in catalog mode, as on Databricks (a Unity Catalog catalog on a cluster): the job's
+``catalog`` parameter is ``spark_catalog``, the local stand-in (Spark's session catalog named in
+full), whose schemas are created first as ``databricks bundle deploy`` creates a catalog's. So
+the tables are managed tables of the catalog, not folders of the storage root.
+
+Checked against test_fx_slice_job's oracle, computed from the stand-in's own rate function,
+against the driver's Spark event log (which executors, launched by which worker, ran the Spark
+jobs of each task), against the catalog (managed tables), and against the grants that
+``medallion bundle grants`` renders for the schemas written.
 """
 
 from __future__ import annotations
@@ -27,8 +33,11 @@ from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql.connect.session import SparkSession as RemoteSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion import compute
+from medallion.bundle import load_bundle
 from medallion.devstack import stack
 from medallion.pipelines.ingest import ingest_fx
 from medallion.settings import repo_root
@@ -39,6 +48,9 @@ from tests.integration.test_fx_slice_job import FX_TASKS, expected_gold, expecte
 DAY = date(2026, 11, 2)
 WORKERS = 2  # of 1 core and 1 GB each
 JOB = "build_analytics"
+CATALOG = "spark_catalog"  # the local stand-in of a Unity Catalog catalog
+TABLES = ("bronze.fx_rates", "bronze.fx_rates_quarantine", "bronze.fx_rates_unknown_columns",
+          "silver.fx_rates", "gold.fx_daily_change")
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,12 @@ class ClusterRun:
     event_log: Path  # the driver's Spark event log (one application)
     workers: list[str]  # the cluster's workers, by name
     executors: dict[str, str]  # executor id → the worker that launched it for the driver's app
+    tables: dict[str, dict[str, str]]  # each catalog table's DESCRIBE TABLE EXTENDED, read live
+
+    def table_path(self, table: str) -> Path:
+        """Where the stand-in catalog keeps a managed table: its session's warehouse folder."""
+        schema, name = table.split(".")
+        return self.root / "_system" / "spark-warehouse" / f"{schema}.db" / name
 
 
 def medallion(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -66,7 +84,8 @@ def run_task(env: dict[str, str], root: Path, runs: Path, task_key: str
              ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
     """One task of build_analytics for ``DAY``: the process result and the run's run.json."""
     before = set((runs / JOB).glob("*/run.json"))
-    result = medallion(env, "jobs", "run", JOB, "--param", f"run_date={DAY}", "--only", task_key,
+    result = medallion(env, "jobs", "run", JOB, "--param", f"run_date={DAY}",
+                       "--param", f"catalog={CATALOG}", "--only", task_key,
                        "--var", f"storage_root={root}", "--runs-root", str(runs))
     new = set((runs / JOB).glob("*/run.json")) - before
     return result, json.loads(new.pop().read_text()) if len(new) == 1 else None
@@ -88,7 +107,14 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
         try:
             up = medallion(env, "compute", "up", "--storage-root", str(root))
             assert up.returncode == 0, up.stdout + up.stderr
+            server = compute.find_server(root)
+            assert server is not None
+            remote = RemoteSession.builder.remote(server.url).create()
             try:
+                # What `databricks bundle deploy` does for a catalog: create the bundle's schemas.
+                schemas = load_bundle(repo_root(), "dev").config["resources"]["schemas"]
+                for schema in schemas.values():
+                    remote.sql(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema['name']}")
                 ingest_fx(root, DAY)  # the ingest job's FX step, to the stand-in
                 for task_key in FX_TASKS:
                     result, record = run_task(env, root, runs, task_key)
@@ -96,14 +122,22 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
                     records.extend([record] if record else [])
                     if result.returncode != 0:
                         break  # the next layer would only fail on what this one left
+                tables = {  # the stand-in catalog lives in the driver: read it before it stops
+                    table: {row["col_name"]: row["data_type"] for row in remote.sql(
+                        f"DESCRIBE TABLE EXTENDED {CATALOG}.{table}").collect()}
+                    for schema in ("bronze", "silver", "gold")
+                    for table in (f"{schema}.{row['tableName']}" for row in
+                                  remote.sql(f"SHOW TABLES IN {CATALOG}.{schema}").collect())
+                }
             finally:
+                remote.stop()
                 medallion(env, "compute", "down", "--storage-root", str(root))
         finally:
             stack.down(root, ("fx_api",))
         (event_log,) = events.iterdir()
         workers = [worker.name for worker in cluster.workers]
         executors = cluster.executors_of(application_id(event_log))
-    return ClusterRun(root, outputs, records, event_log, workers, executors)
+    return ClusterRun(root, outputs, records, event_log, workers, executors, tables)
 
 
 def spark_events(event_log: Path) -> list[dict[str, Any]]:
@@ -170,17 +204,47 @@ def test_the_fx_tasks_ran_their_spark_jobs_on_executors_of_both_workers(
 
 
 def test_silver_matches_the_source_oracle(spark: SparkSession, cluster_run: ClusterRun) -> None:
-    silver = spark.read.format("delta").load(str(cluster_run.root / "silver" / "fx_rates"))
+    silver = spark.read.format("delta").load(str(cluster_run.table_path("silver.fx_rates")))
 
     assertDataFrameEqual(silver.select("rate_date", "base", "currency", "rate"),
                          expected_silver(spark, [DAY]))
 
 
 def test_gold_matches_the_oracle(spark: SparkSession, cluster_run: ClusterRun) -> None:
-    gold = spark.read.format("delta").load(str(cluster_run.root / "gold" / "fx_daily_change"))
+    gold = spark.read.format("delta").load(str(cluster_run.table_path("gold.fx_daily_change")))
 
     assertDataFrameEqual(
         gold.select("rate_date", "currency", "rate", "previous_rate_date", "previous_rate",
                     "change_pct"),
         expected_gold(spark, [DAY]),
     )
+
+
+def test_the_tables_are_managed_tables_of_the_catalog_and_none_is_a_folder_of_the_root(
+    cluster_run: ClusterRun,
+) -> None:
+    assert sorted(cluster_run.tables) == sorted(TABLES)
+    for table, details in cluster_run.tables.items():
+        assert (details["Name"], details["Type"], details["Is_managed_location"]) == (
+            f"{CATALOG}.{table}", "MANAGED", "true")
+        assert not (cluster_run.root / table.split(".")[0]).exists()  # path mode's <root>/<schema>
+    # The only Delta tables are the catalog's (the stand-in keeps them in its warehouse folder).
+    logs = sorted(log.parent for log in cluster_run.root.rglob("_delta_log"))
+    assert logs == sorted(cluster_run.table_path(table) for table in TABLES)
+
+
+def test_grants_cover_the_schemas_the_tables_were_written_to(cluster_run: ClusterRun) -> None:
+    result = medallion({}, "bundle", "grants", "-t", "dev", "--var", f"catalog={CATALOG}")
+    assert result.returncode == 0, result.stderr
+    written = {table.split(".")[0] for table in cluster_run.tables}
+
+    assert written == {"bronze", "silver", "gold"}
+    assert [line for line in result.stdout.splitlines()
+            if any(f"ON SCHEMA {CATALOG}.{schema} " in line for schema in written)] == [
+        f"GRANT USE SCHEMA, SELECT ON SCHEMA {CATALOG}.bronze TO `data_engineer`;",
+        f"GRANT USE SCHEMA, SELECT ON SCHEMA {CATALOG}.silver TO `data_engineer`;",
+        f"GRANT USE SCHEMA, SELECT ON SCHEMA {CATALOG}.silver TO `data_analyst`;",
+        f"GRANT USE SCHEMA, SELECT ON SCHEMA {CATALOG}.gold TO `data_engineer`;",
+        f"GRANT USE SCHEMA, SELECT ON SCHEMA {CATALOG}.gold TO `data_analyst`;",
+        f"GRANT USE SCHEMA, SELECT ON SCHEMA {CATALOG}.gold TO `ml`;",
+    ]

@@ -108,3 +108,19 @@ def test_a_schema_lists_its_tables_in_either_layout(
 
     assert house.tables(schema) == [f"{schema}.a", f"{schema}.b"]
     assert by_path.tables("gold") == ["gold.t"]
+
+
+def test_a_merge_upserts_into_the_catalog_table(
+    spark: SparkSession, house: Lakehouse, schema: str
+) -> None:
+    table = f"{schema}.rates"
+    house.merge(spark.createDataFrame([("EUR", 1.0), ("GBP", 2.0)], "k string, v double"),
+                table, keys=["k"])  # the first merge creates the table
+    house.merge(spark.createDataFrame([("GBP", 2.5), ("JPY", 3.0)], "k string, v double"),
+                table, keys=["k"])
+
+    assertDataFrameEqual(house.read(table), spark.createDataFrame(
+        [("EUR", 1.0), ("GBP", 2.5), ("JPY", 3.0)], "k string, v double"))
+    details = {row["col_name"]: row["data_type"] for row in
+               spark.sql(f"DESCRIBE TABLE EXTENDED spark_catalog.{table}").collect()}
+    assert details["Type"] == "MANAGED"

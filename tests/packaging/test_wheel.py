@@ -123,6 +123,10 @@ def test_a_notebook_task_runs_on_the_wheel_with_only_spark_and_delta_added(
     )
 
     assert result.returncode == 0, result.stderr[-3000:]
+    # The JVM logs errors only (the wheel's spark-log4j2.properties): what a kernel would show.
+    chatter = [line for line in result.stderr.splitlines()
+               if " WARN " in line or "log4j" in line or "log level" in line]
+    assert chatter == []
     assert json.loads(result.stdout.splitlines()[-1]) == {"rows_written": len(CURRENCIES)}
     bronze = spark.read.format("delta").load(str(root / "bronze" / "fx_rates"))
     assert sorted(row["currency"] for row in bronze.collect()) == sorted(CURRENCIES)

@@ -13,7 +13,7 @@ KAFKA_JARS_STAMP := $(KAFKA_JARS)/.stamp
 PG_BIN      := /usr/lib/postgresql/15/bin
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup jars postgres demo lab test lint bench lock wheel clean
+.PHONY: help setup jars postgres chromium demo lab test lint bench lock wheel clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ setup: $(SETUP_STAMP) $(JARS_STAMP) $(KAFKA_JARS_STAMP) postgres  ## create .ven
 postgres:  ## PostgreSQL 15 from Debian's packages (the local Redshift stand-in)
 	@test -x $(PG_BIN)/initdb || { $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15 >/dev/null; }
+
+chromium:  ## headless Chromium from Debian's packages (the tests open a run report in it)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 # Bytecode is compiled at install time: every notebook kernel, CLI and test process imports
 # pyspark, pandas and Great Expectations, and without .pyc files (uv writes none by default, and
@@ -61,7 +65,7 @@ demo: setup  ## start the local stand-ins and run the pipeline end to end
 lab: setup  ## JupyterLab on notebooks/, every kernel attached to the warm Spark driver
 	$(VENV)/bin/medallion lab
 
-test: setup  ## run the whole test suite against real Spark, Delta and papermill
+test: setup chromium  ## run the whole test suite against real Spark, Delta and papermill
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -n 2

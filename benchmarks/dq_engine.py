@@ -53,8 +53,8 @@ from medallion.lakehouse import Lakehouse
 from medallion.pipelines import bronze as bronze_step
 from medallion.pipelines import gold as gold_step
 from medallion.pipelines import silver as silver_step
-from medallion.quality.engine import Action, Expectation, add_lookups, check_expectations
-from medallion.quality.spec import TableSpec, spec_for
+from medallion.quality.engine import add_lookups, check_expectations
+from medallion.quality.spec import Action, Expectation, TableSpec, spec_for
 from medallion.raw.landing import load_dir, read_manifest
 from medallion.spark import build_local_session, computed_once
 from medallion.transforms.bronze import to_unknown_columns

@@ -347,17 +347,20 @@ def jobs_run(
         job = jobs[job_key]
         if only is not None:
             job = job.only([key.strip() for key in only.split(",") if key.strip()])
+        recorder = RunRecorder.for_bundle(bundle)
         options = RunOptions(
             runs_root=(runs_root or root / "runs").resolve(),
             compute=compute_mode,
             kernel_pool=kernel_pool,
             max_parallel=max_parallel,
-            observer=ObserverGroup(ConsoleProgress(console), RunRecorder.for_bundle(bundle)),
+            observer=ObserverGroup(ConsoleProgress(console), recorder),
             jobs=jobs,
         )
         result = run_job(job, _pairs(param, "--param"), options)
     except MedallionError as error:
         raise _fail(error) from error
+    if result.run_id in recorder.reports:
+        console.print(f"report: {recorder.reports[result.run_id]}", markup=False)
     if result.exit_code:
         err.print(result.failure_message())
     raise typer.Exit(code=result.exit_code)
@@ -734,6 +737,23 @@ def lineage_show(
             console.print(f"  {line}", markup=False)
     if output is not None:
         console.print(f"wrote {output}", markup=False)
+
+
+@app.command("report")
+def report(
+    run_id: Annotated[str, typer.Argument(help="a run id as `jobs status` lists it, or latest")]
+    = "latest",
+    runs_root: Annotated[Path | None, typer.Option(help="where executed notebooks go")] = None,
+    bundle_root: BundleOpt = Path(),
+) -> None:
+    """The path of a job run's report.html (tasks, DQ, lineage, its notebooks as HTML)."""
+    from medallion.runs.report import find_report
+
+    try:
+        path = find_report((runs_root or bundle_root.resolve() / "runs").resolve(), run_id)
+    except MedallionError as error:
+        raise _fail(error) from error
+    console.print(str(path), markup=False)
 
 
 dlt_meta_app = typer.Typer(

@@ -191,9 +191,9 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
                          limit=MAX_PARALLEL)
     try:
         jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
+        recorder = RunRecorder.for_bundle(bundle)
         options = RunOptions(runs_root=runs_root, max_parallel=MAX_PARALLEL,
-                             observer=ObserverGroup(ConsoleProgress(console),
-                                                    RunRecorder.for_bundle(bundle)),
+                             observer=ObserverGroup(ConsoleProgress(console), recorder),
                              jobs=jobs, kernels=kernels)
         everything = PeakMemory(lambda: [*stack_pids(storage_root), server.pid, os.getpid()])
         with PeakMemory(lambda: stack_pids(storage_root)) as memory, everything:
@@ -229,7 +229,17 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
              facts)
     _watchdog_summary(console, watchdog)
     _lineage_picture(console, storage_root)
+    _reports(console, recorder, results)
     return watchdog.exit_code
+
+
+def _reports(console: Console, recorder: RunRecorder, results: list[JobRunResult]) -> None:
+    """Name the last day's run report (it links its build run's) and the watchdog's."""
+    for result in results[-2:]:
+        path = recorder.reports.get(result.run_id)
+        if path is not None:
+            console.print(f"report of {result.job_key} {result.parameters.get('run_date', '')}: "
+                          f"{path}", markup=False)
 
 
 def _lineage_picture(console: Console, storage_root: Path) -> None:

@@ -46,6 +46,7 @@ from tests.alert_receivers import (
     serving_smtp,
 )
 from tests.glue_server import glue_server
+from tests.html_pages import artifacts_dir, browser, cells
 from tests.integration.conftest import BUILT_DAYS, KNOWN_SALT, BuiltWorld, SourceWorld, read_table
 from tests.oracle.oracle import expected_gold, oracle_connection
 
@@ -212,6 +213,48 @@ def test_the_exploration_notebook_runs_top_to_bottom_as_an_analyst(
     assert any("DQ pass rates: role &#x27;data_analyst&#x27; may not read ops.dq_event_log"
                in text for text in html)
     assert "image/svg+xml" in kinds[-1]  # the lineage picture
+
+
+def test_the_run_report_opens_in_a_browser_with_its_tasks_dq_charts_and_notebooks(
+    source_world: SourceWorld, built_world: BuiltWorld, tmp_path: Path
+) -> None:
+    """The last day's ingest run's report links its build run's; that one, opened in headless
+    Chromium, shows every task, every DQ rule, the duration chart, the lineage picture and a
+    rendered notebook per layer task. The screenshot is kept as a test artifact."""
+    from PIL import Image
+
+    ingest = built_world.ingest_runs[built_world.days[-1]]
+    ingest_page = Path(ingest["run_dir"]) / "report.html"
+    (child,) = [href for href in cells(ingest_page.read_text(), "tasks").hrefs
+                if href.endswith("/report.html")]
+    build_page = (ingest_page.parent / child).resolve()
+    build = json.loads((build_page.parent / "run.json").read_text())
+    assert build["parameters"]["run_date"] == str(built_world.days[-1])
+
+    dom = browser(build_page, tmp_path / "profile", "--dump-dom").stdout
+    tasks = cells(dom, "tasks")
+    assert [row[0] for row in tasks.rows[1:]] == [task["task_key"] for task in build["tasks"]]
+    assert all((build_page.parent / href).is_file() for href in tasks.hrefs)
+    assert set(tasks.hrefs) >= {
+        f"{task}.html" for task in BUILD_TASKS if task.startswith(("bronze_", "silver_", "gold_"))
+    }
+    # Every rule a step checked (silver's and gold's specs; bronze and FX rules are the
+    # breakers', shown in their notebooks), with the counts of the run summary.
+    rules = {(spec.dataset, rule.name) for layer in ("silver", "gold")
+             for spec in load_specs(layer).values() if spec.dataset != "silver.fx_rates"
+             for rule in spec.expectations}
+    assert {(row[0], row[3]) for row in cells(dom, "dq").rows[1:]} == rules
+    assert dom.count('class="bar"') == len(build["tasks"])
+    lineage = dom[dom.index('id="lineage"'):]
+    for name in ("gold.fact_customer_360", "gold.orders_daily", "silver.fact_orders"):
+        assert f">{name}</text>" in lineage, name
+
+    screenshot = artifacts_dir() / "build_analytics_report.png"
+    browser(build_page, tmp_path / "profile", "--window-size=1280,2400",
+            f"--screenshot={screenshot}")
+    with Image.open(screenshot) as image:
+        assert image.size == (1280, 2400)
+        assert len(image.convert("RGB").getcolors(maxcolors=1 << 16) or ()) > 50  # not blank
 
 
 def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:
@@ -721,5 +764,7 @@ def test_no_secret_value_is_in_any_log_notebook_summary_lineage_event_or_mlflow_
     assert {"_lineage/events.jsonl", "_system/mlflow/mlflow.db",
             "_notifications/outbox.jsonl"} <= set(scanned)
     for pattern in (r"_runs/dt=[-\d]+/build_analytics/.+/run_summary\.json",
-                    r"build_analytics/.+/gold_dq_breaker\.ipynb", r".+\.log"):
+                    r"build_analytics/.+/gold_dq_breaker\.ipynb",
+                    r"build_analytics/.+/gold_dq_breaker\.html", r"build_analytics/.+/report\.html",
+                    r".+\.log"):
         assert any(re.fullmatch(pattern, path) for path in scanned), pattern

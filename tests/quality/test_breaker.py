@@ -11,8 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from medallion.quality import breaker
 from medallion.quality.breaker import BreakerCheck, BreakerResult, validate_table
-from medallion.quality.engine import Action, Expectation
-from medallion.quality.spec import Checks, Lookup, TableSpec
+from medallion.quality.spec import Action, Checks, Expectation, Lookup, TableSpec
 
 ORDERS_SCHEMA = "order_id STRING, customer_id STRING, amount INT, status STRING"
 SPEC = TableSpec(

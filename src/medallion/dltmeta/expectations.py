@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 import sqlglot
 from sqlglot import exp
 
-from medallion.quality.engine import Action, Expectation
+from medallion.quality.spec import Action, Expectation
 
 EXPECT = "expect"
 EXPECT_OR_DROP = "expect_or_drop"

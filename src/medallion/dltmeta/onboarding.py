@@ -24,8 +24,7 @@ from medallion.dltmeta import bronze_source
 from medallion.dltmeta.expectations import dqe_for, rules_reading
 from medallion.errors import ConfigError, MedallionError
 from medallion.lakehouse import SCHEMAS, split_table_name
-from medallion.quality.engine import Action
-from medallion.quality.spec import GROUP_ACTIONS, TableSpec
+from medallion.quality.spec import GROUP_ACTIONS, Action, TableSpec
 from medallion.transforms.bronze import PROC_DATE
 
 ONBOARDING_FILE = "onboarding.json"

@@ -69,6 +69,8 @@ class TaskRun:
     error_class: str | None = None  # the exception's class, when a notebook raised
     error_message: str | None = None  # its whole message (``error`` keeps the last line)
     notebook_output: str | None = None
+    # A for_each task's iterations: each one's notebook, or the job run it started.
+    iteration_outputs: list[str] = field(default_factory=list)
     condition_result: str | None = None
     reason: str | None = None
     # CPU time of the task's notebook kernels (every attempt and iteration; a run_job_task: its
@@ -411,6 +413,7 @@ def _execute_for_each(run: _Run, task: TaskSpec, task_run: TaskRun, pool: Kernel
         list(executor.map(iterate, range(len(items))))
     failed = [it for it in iterations if it.state != SUCCESS]
     task_run.notebook_output = str(run.run_dir / task.task_key)
+    task_run.iteration_outputs = [it.notebook_output for it in iterations if it.notebook_output]
     task_run.cpu_seconds = round(sum(it.cpu_seconds for it in iterations), 3)
     if failed:
         task_run.state = FAILED

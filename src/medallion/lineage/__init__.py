@@ -1,8 +1,9 @@
 """OpenLineage for every pipeline step: ``@lineage_job`` on the step functions notebooks call.
 
 A wrapped step emits START, then COMPLETE with its outputs' facets, or FAIL with the error (ABORT
-when interrupted). What it reads and writes is declared once per step in
-``medallion.lineage.steps``; DQ metrics and the frames it writes reach the wrapper through
+when interrupted). What it reads and writes is declared beside the step, by the function given to
+``@lineage_job`` (built from the table specs and the raw layout with ``medallion.lineage.steps``'
+vocabulary); DQ metrics and the frames it writes reach the wrapper through
 ``medallion.lineage.observe``. Lineage never changes what a step does: its exception propagates
 unchanged, its result is returned as it is, and a lineage failure (a transport that is down, a
 facet that cannot be built) is logged as a warning, never raised. A wrapped step called by
@@ -38,7 +39,7 @@ from medallion.lineage.events import (
     statistics_facet,
 )
 from medallion.lineage.observe import Observations, current_observations, observing
-from medallion.lineage.steps import DatasetRef, StepLineage, declare
+from medallion.lineage.steps import DatasetRef, StepLineage
 from medallion.lineage.transport import client_for, events_path, lineage_enabled, lineage_url
 from medallion.locks import file_lock
 from medallion.runtime import task_context
@@ -54,36 +55,45 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def lineage_job(function: Callable[P, R]) -> Callable[P, R]:
+def lineage_job(
+    declare: Callable[..., StepLineage],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Emit OpenLineage START / COMPLETE / FAIL events around each call of a pipeline step.
 
-    The step's datasets are declared in ``medallion.lineage.steps.STEPS`` under the function's
-    name. Signature, return value and exceptions are the function's own.
+    ``declare`` says what one call reads and writes: it is called with the step's arguments by
+    name (defaults applied), so it names the parameters it needs and takes ``**_`` for the rest.
+    Signature, return value and exceptions are the step's own.
     """
-    signature = inspect.signature(function)
-    step = function.__name__
 
-    @functools.wraps(function)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        if current_observations() is not None:  # called by another wrapped step
-            return function(*args, **kwargs)
-        started = _start(step, signature, args, kwargs)
-        with observing() as observed:
-            try:
-                result = function(*args, **kwargs)
-            except BaseException as error:
-                if started is not None:
-                    _finish_failed(*started, observed, error)
-                raise
-        if started is not None:
-            _finish_complete(*started, observed, result)
-        return result
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(function)
+        step = function.__name__
 
-    return wrapper
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            if current_observations() is not None:  # called by another wrapped step
+                return function(*args, **kwargs)
+            started = _start(step, declare, signature, args, kwargs)
+            with observing() as observed:
+                try:
+                    result = function(*args, **kwargs)
+                except BaseException as error:
+                    if started is not None:
+                        _finish_failed(*started, observed, error)
+                    raise
+            if started is not None:
+                _finish_complete(*started, observed, result)
+            return result
+
+        wrapper.declare_lineage = declare  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
 
 
 def _start(
-    step: str, signature: inspect.Signature, args: Any, kwargs: Any
+    step: str, declare: Callable[..., StepLineage], signature: inspect.Signature, args: Any,
+    kwargs: Any,
 ) -> tuple[StepRun, OpenLineageClient] | None:
     """Declare the run and emit START; None (lineage off for this call) when that fails."""
     if not lineage_enabled():
@@ -91,7 +101,7 @@ def _start(
     try:
         call = signature.bind(*args, **kwargs)
         call.apply_defaults()
-        lineage = declare(step, call.arguments)
+        lineage = declare(**call.arguments)
         run = StepRun.start(lineage, _job_run(lineage.job_name, call.arguments))
         client = client_for(run.lineage.storage_root)
     except Exception as error:

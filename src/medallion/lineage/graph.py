@@ -77,6 +77,7 @@ class CompletedRun:
     outputs: tuple[Node, ...]
     column_lineage: Mapping[Node, ColumnLineage]
     where: str
+    job_run_id: str | None = None  # the job run the step ran in (its ``medallion_task`` facet)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,16 @@ def completed_run(event: Any, where: str) -> CompletedRun | None:
             if isinstance(facets.get("columnLineage"), dict)
         },
         where=where,
+        job_run_id=_job_run_id(event),
     )
+
+
+def _job_run_id(event: Mapping[str, Any]) -> str | None:
+    run = event.get("run")
+    facets = run.get("facets") if isinstance(run, dict) else None
+    task = facets.get("medallion_task") if isinstance(facets, dict) else None
+    found = task.get("job_run_id") if isinstance(task, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _mapping(value: Any, where: str, what: str) -> dict[str, Any]:
@@ -327,6 +337,12 @@ def event_files(storage_root: Path) -> list[Path]:
     """The JSON-lines files under ``<storage_root>/_lineage``, by name."""
     folder = events_path(storage_root).parent
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+
+
+def run_lineage(storage_root: Path, job_run_id: str) -> LineageGraph:
+    """The graph of one job run's steps: what each read and wrote (its COMPLETE events)."""
+    log = read_event_files(event_files(storage_root))
+    return build_graph((run for run in log.runs if run.job_run_id == job_run_id), storage_root)
 
 
 def read_lineage(storage_root: Path) -> tuple[LineageGraph, Sequence[str]]:

@@ -91,8 +91,9 @@ def svg_to_png(svg: str) -> bytes:
     return bytes(resvg_py.svg_to_bytes(svg_string=svg, zoom=PNG_ZOOM))
 
 
-def render_svg(graph: LineageGraph, target: Node) -> str:
-    """The graph as an SVG document: one ``<g class="node …">`` per node, one path per edge."""
+def render_svg(graph: LineageGraph, target: Node | None = None) -> str:
+    """The graph as an SVG document: one ``<g class="node …">`` per node, one path per edge;
+    ``target``, if given, drawn with a thick border."""
     boxes = layout(graph)
     width = math.ceil(max(box.x + box.width for box in boxes.values()) + MARGIN)
     height = math.ceil(
@@ -103,7 +104,9 @@ def render_svg(graph: LineageGraph, target: Node) -> str:
         "viewBox": f"0 0 {_n(width)} {_n(height)}",
         "font-family": FONT, "font-size": str(FONT_SIZE),
     })
-    ET.SubElement(svg, "title").text = f"upstream lineage of {graph.label(target)}"
+    ET.SubElement(svg, "title").text = (
+        "lineage" if target is None else f"upstream lineage of {graph.label(target)}"
+    )
     marker = ET.SubElement(ET.SubElement(svg, "defs"), "marker", {
         "id": "arrow", "viewBox": "0 0 10 10", "refX": "10", "refY": "5",
         "markerWidth": "8", "markerHeight": "8", "orient": "auto-start-reverse",

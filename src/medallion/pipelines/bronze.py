@@ -37,6 +37,7 @@ from medallion.contracts.drift import (
 from medallion.errors import ConfigError, ContractViolation, ExpectationFailed, RawLoadError
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
+from medallion.lineage.steps import StepLineage, raw_load_ref, step_rows, table_ref
 from medallion.pipelines import StepResult
 from medallion.raw.landing import LINE_SEPARATOR, LoadManifest, load_dir, read_manifest
 from medallion.spark import counted_while
@@ -117,7 +118,26 @@ def read_raw_lines(spark: SparkSession, manifest: LoadManifest, storage_root: Pa
     )
 
 
-@lineage_job
+def load_bronze_lineage(lakehouse: Lakehouse, table: str, run_date: date, **_: object
+                        ) -> StepLineage:
+    """``load_bronze`` reads one raw load and writes the table, its unknown-columns and
+    quarantine tables."""
+    entry = bronze_table(table)
+    root = lakehouse.storage_root
+    return StepLineage(
+        job_name=f"load_bronze.{entry.name}",
+        storage_root=root,
+        inputs=(raw_load_ref(root, entry.raw_source, entry.raw_entity, run_date),),
+        outputs=tuple(
+            table_ref(root, name)
+            for name in (entry.table, entry.unknown_columns_table, entry.quarantine_table)
+        ),
+        lakehouse=lakehouse,
+        rows_written=step_rows,
+    )
+
+
+@lineage_job(load_bronze_lineage)
 def load_bronze(
     lakehouse: Lakehouse, table: str, run_date: date, *, run_id: str, min_rows: int = 0
 ) -> StepResult:

@@ -16,8 +16,9 @@ from pyspark.sql import functions as sf
 
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
+from medallion.lineage.steps import StepLineage, raw_load_ref, system_ref, tables_lineage
 from medallion.pipelines import StepResult
-from medallion.pipelines.bronze import load_bronze
+from medallion.pipelines.bronze import load_bronze, load_bronze_lineage
 from medallion.raw.landing import land_records, raw_zone
 from medallion.sources.fx_rates import SOURCE, fetch_fx_rates
 from medallion.transforms.fx_rates import (
@@ -37,7 +38,20 @@ UNTRACKED_RUN_ID = "untracked"
 """``_run_id`` of bronze rows loaded outside a tracked job run."""
 
 
-@lineage_job
+def ingest_fx_rates_lineage(storage_root: str | Path, run_date: date, api_url: str, **_: object
+                            ) -> StepLineage:
+    """``ingest_fx_rates`` reads the API's rates and writes one raw load."""
+    raw = raw_load_ref(storage_root, SOURCE, None, run_date)
+    return StepLineage(
+        job_name="ingest.fx_rates",
+        storage_root=Path(storage_root),
+        inputs=(system_ref("fx-api", api_url, "rates"),),
+        outputs=(raw,),
+        rows_written=lambda result: {raw.name: result.rows_written},
+    )
+
+
+@lineage_job(ingest_fx_rates_lineage)
 def ingest_fx_rates(
     storage_root: str | Path,
     run_date: date,
@@ -72,7 +86,7 @@ def ingest_fx_rates(
     )
 
 
-@lineage_job
+@lineage_job(lambda **arguments: load_bronze_lineage(table=BRONZE_NAME, **arguments))
 def load_bronze_fx_rates(
     lakehouse: Lakehouse, run_date: date, *, run_id: str = UNTRACKED_RUN_ID
 ) -> StepResult:
@@ -84,7 +98,8 @@ def load_bronze_fx_rates(
     return load_bronze(lakehouse, BRONZE_NAME, run_date, run_id=run_id)
 
 
-@lineage_job
+@lineage_job(lambda lakehouse, **_: tables_lineage(
+    "update_silver.fx_rates", lakehouse, inputs=[BRONZE_TABLE], outputs=[SILVER_TABLE]))
 def update_silver_fx_rates(lakehouse: Lakehouse, run_date: date) -> StepResult:
     """Clean the bronze rows of ``run_date`` and MERGE them into ``silver.fx_rates``."""
     bronze = _bronze_rows_of(lakehouse, run_date)
@@ -99,7 +114,8 @@ def update_silver_fx_rates(lakehouse: Lakehouse, run_date: date) -> StepResult:
     )
 
 
-@lineage_job
+@lineage_job(lambda lakehouse, **_: tables_lineage(
+    "build_gold.fx_daily_change", lakehouse, inputs=[SILVER_TABLE], outputs=[GOLD_TABLE]))
 def build_gold_fx_daily_change(lakehouse: Lakehouse) -> StepResult:
     """Recompute ``gold.fx_daily_change`` from the whole of ``silver.fx_rates``."""
     silver = lakehouse.read(SILVER_TABLE)

@@ -21,10 +21,10 @@ from medallion.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse import Lakehouse, retry_on_conflict
 from medallion.lineage import lineage_job
 from medallion.lineage.observe import observe_output_frame
+from medallion.lineage.steps import StepLineage, tables_lineage
 from medallion.pipelines import StepResult
-from medallion.quality.engine import Action
 from medallion.quality.event_log import check_and_log
-from medallion.quality.spec import TableSpec, spec_for
+from medallion.quality.spec import Action, TableSpec, spec_for
 from medallion.settings import on_databricks
 from medallion.spark import computed_once
 from medallion.transforms.gold import duplicate_keys, missing_references
@@ -48,7 +48,17 @@ def pii_hash_salt(storage_root: str | Path) -> str:
     return salt
 
 
-@lineage_job
+def build_gold_lineage(lakehouse: Lakehouse, dataset: str, **_: object) -> StepLineage:
+    """``build_gold`` reads the spec's sources and lookup tables and writes the table."""
+    spec = spec_for(dataset)
+    return tables_lineage(
+        f"build_gold.{spec.name}", lakehouse,
+        inputs=[*spec.sources, *(lookup.table for lookup in spec.lookups)],
+        outputs=[spec.dataset],
+    )
+
+
+@lineage_job(build_gold_lineage)
 def build_gold(
     lakehouse: Lakehouse,
     dataset: str,

@@ -32,6 +32,7 @@ from medallion.devstack.service import read_info
 from medallion.devstack.stack import service_url
 from medallion.errors import ConfigError
 from medallion.lineage import lineage_job
+from medallion.lineage.steps import DatasetRef, StepLineage, raw_load_ref, system_ref
 from medallion.pipelines.fx_rates import ingest_fx_rates
 from medallion.raw.landing import LoadManifest
 from medallion.sources import crm, kafka_orders, redshift, snowflake
@@ -132,7 +133,22 @@ def snowflake_settings(storage_root: str | Path, snowflake_url: str) -> snowflak
     )
 
 
-@lineage_job
+def ingest_lineage(storage_root: str | Path, load_date: date, source: str, entity: str | None,
+                   read: DatasetRef) -> StepLineage:
+    """An ingest step reads one dataset of a source system and writes one raw load."""
+    raw = raw_load_ref(storage_root, source, entity, load_date)
+    return StepLineage(
+        job_name=f"ingest.{source}" + (f"_{entity}" if entity else ""),
+        storage_root=Path(storage_root),
+        inputs=(read,),
+        outputs=(raw,),
+        rows_written=lambda result: {raw.name: result.rows},
+    )
+
+
+@lineage_job(lambda storage_root, load_date, snowflake_url, **_: ingest_lineage(
+    storage_root, load_date, "snowflake", "orders",
+    system_ref("snowflake", snowflake_url, "ORDERS")))
 def ingest_snowflake_orders(
     storage_root: str | Path, load_date: date, snowflake_url: str = ""
 ) -> IngestResult:
@@ -183,7 +199,9 @@ def redshift_connection(storage_root: str | Path, redshift_url: str) -> Warehous
     )
 
 
-@lineage_job
+@lineage_job(lambda storage_root, load_date, redshift_url, **_: ingest_lineage(
+    storage_root, load_date, "redshift", "behavior",
+    system_ref("redshift", redshift_url, "analytics.behavior")))
 def ingest_redshift_behavior(
     storage_root: str | Path, load_date: date, redshift_url: str = ""
 ) -> IngestResult:
@@ -200,7 +218,8 @@ def ingest_redshift_behavior(
     return _result(manifest, started)
 
 
-@lineage_job
+@lineage_job(lambda storage_root, load_date, crm_api_url, **_: ingest_lineage(
+    storage_root, load_date, "crm", "accounts", system_ref("crm-api", crm_api_url, "accounts")))
 def ingest_crm_accounts(
     storage_root: str | Path,
     load_date: date,
@@ -235,7 +254,9 @@ def kafka_bootstrap(storage_root: str | Path, configured: str) -> str:
     return info.details["bootstrap_servers"]
 
 
-@lineage_job
+@lineage_job(lambda storage_root, load_date, kafka_bootstrap_servers, topic, **_: ingest_lineage(
+    storage_root, load_date, "kafka", "orders",
+    system_ref("kafka", kafka_bootstrap_servers, topic)))
 def ingest_kafka_orders(
     storage_root: str | Path,
     load_date: date,
@@ -257,7 +278,8 @@ def ingest_kafka_orders(
     return _result(manifest, started)
 
 
-@lineage_job
+@lineage_job(lambda storage_root, load_date, fx_api_url, **_: ingest_lineage(
+    storage_root, load_date, "fx_rates", None, system_ref("fx-api", fx_api_url, "rates")))
 def ingest_fx(storage_root: str | Path, load_date: date, fx_api_url: str = "") -> IngestResult:
     """The day's FX rates into ``raw/fx_rates/load_dt=<load_date>`` (upsert downstream)."""
     url = service_url(storage_root, "fx_api", fx_api_url)

@@ -40,6 +40,7 @@ from medallion.credentials import get_secret
 from medallion.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
+from medallion.lineage.steps import DatasetRef, StepLineage, table_ref
 from medallion.pipelines.ingest import REDSHIFT_DEFAULT_PORT, snowflake_settings
 from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult, WarehouseSink
 from medallion.serving.redshift import RedshiftSink
@@ -192,7 +193,21 @@ def gold_figures(frame: DataFrame, key: str, sum_columns: Sequence[str]) -> Figu
     )
 
 
-@lineage_job
+def publish_gold_lineage(lakehouse: Lakehouse, sink: WarehouseSink, table: str, target: str,
+                         **_: object) -> StepLineage:
+    """Publishing reads a gold table and writes the warehouse's table."""
+    written = DatasetRef(f"{sink.name}://warehouse", target)
+    return StepLineage(
+        job_name=f"publish_gold.{sink.name}",
+        storage_root=lakehouse.storage_root,
+        inputs=(table_ref(lakehouse.storage_root, table),),
+        outputs=(written,),
+        lakehouse=lakehouse,
+        rows_written=lambda outcome: {written.name: outcome.result.rows_staged},
+    )
+
+
+@lineage_job(publish_gold_lineage)
 def publish_gold(
     lakehouse: Lakehouse, sink: WarehouseSink, table: str, target: str
 ) -> PublishOutcome:

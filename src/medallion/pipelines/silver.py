@@ -18,6 +18,7 @@ from pyspark.sql import functions as sf
 
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
+from medallion.lineage.steps import StepLineage, tables_lineage
 from medallion.pipelines import StepResult
 from medallion.quality.engine import add_lookups
 from medallion.quality.event_log import check_and_log
@@ -89,7 +90,18 @@ SILVER_TABLES: dict[str, SilverTable] = {
 }
 
 
-@lineage_job
+def update_silver_lineage(lakehouse: Lakehouse, dataset: str, **_: object) -> StepLineage:
+    """``update_silver`` reads the spec's sources and lookup tables, writes the table and its
+    quarantine table."""
+    spec = spec_for(dataset)
+    return tables_lineage(
+        f"update_silver.{spec.name}", lakehouse,
+        inputs=[*spec.sources, *(lookup.table for lookup in spec.lookups)],
+        outputs=[spec.dataset, spec.quarantine_table],
+    )
+
+
+@lineage_job(update_silver_lineage)
 def update_silver(
     lakehouse: Lakehouse,
     dataset: str,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from medallion.quality.engine import (
-    Action,
     CheckedFrame,
-    Expectation,
     ExpectationsFailed,
     add_lookups,
     check_expectations,
@@ -13,7 +11,9 @@ from medallion.quality.engine import (
 from medallion.quality.event_log import DQ_EVENT_LOG, append_dq_event, read_dq_events
 from medallion.quality.metrics import DQMetrics, ExpectationMetrics
 from medallion.quality.spec import (
+    Action,
     Checks,
+    Expectation,
     Lookup,
     TableSpec,
     Transformations,

@@ -40,8 +40,9 @@ from sqlglot import exp
 from medallion.errors import ExpectationFailed
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
-from medallion.quality.engine import Action, add_lookups
-from medallion.quality.spec import TableSpec, load_specs
+from medallion.lineage.steps import StepLineage, tables_lineage
+from medallion.quality.engine import add_lookups
+from medallion.quality.spec import Action, TableSpec, load_specs
 from medallion.spark import computed_once, with_job_tags
 
 LOG = logging.getLogger(__name__)
@@ -236,7 +237,19 @@ def checked_frame(
     return flagged.select(*[sf.col(key) for key in keys], *flags)
 
 
-@lineage_job
+def run_breaker_lineage(lakehouse: Lakehouse, layer: str, tables: Sequence[str] | None,
+                        **_: object) -> StepLineage:
+    """A layer's DQ breaker reads the layer's tables (and its lookups' tables), writes nothing."""
+    specs = load_specs(layer)
+    chosen = [specs[name] for name in (tables or sorted(specs))]
+    return tables_lineage(
+        f"dq_breaker.{layer}", lakehouse,
+        inputs=[*(spec.dataset for spec in chosen),
+                *(lookup.table for spec in chosen for lookup in spec.lookups)],
+    )
+
+
+@lineage_job(run_breaker_lineage)
 def run_breaker(
     lakehouse: Lakehouse,
     layer: str,

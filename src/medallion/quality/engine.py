@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column
@@ -19,12 +18,11 @@ from pyspark.sql import functions as sf
 
 from medallion.errors import ExpectationFailed, SpecError
 from medallion.quality.metrics import DQMetrics, ExpectationMetrics
+from medallion.quality.spec import Action, Expectation, Lookup
 from medallion.spark import counted_while
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-    from medallion.quality.spec import Lookup
 
 ERRORS_COLUMN = "_errors"
 RUN_ID_COLUMN = "_run_id"
@@ -36,24 +34,6 @@ EXAMPLE_KEYS = 5
 _QUARANTINED = "__dq_quarantined"
 _DROPPED_BY = "__dq_dropped_by"
 _OK_PREFIX = "__dq_ok_"
-
-
-class Action(StrEnum):
-    """What happens to a row that fails a rule."""
-
-    WARN = "warn"
-    DROP = "drop"
-    QUARANTINE = "quarantine"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """One named rule: a SQL predicate describing a valid row, and what to do when it fails."""
-
-    name: str
-    expression: str
-    action: Action
 
 
 class ExpectationsFailed(ExpectationFailed):

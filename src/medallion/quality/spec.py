@@ -12,6 +12,7 @@ import functools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +27,29 @@ from medallion.bundle.issues import BundleIssue, with_suggestion
 from medallion.bundle.yaml_positions import Node, child_path, load_yaml_file, node_at, to_plain
 from medallion.errors import SpecError
 from medallion.lakehouse import SCHEMAS, split_table_name
-from medallion.quality.engine import Action, Expectation
 from medallion.settings import PACKAGE_DIR, config_dir, repo_root
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+
+class Action(StrEnum):
+    """What happens to a row that fails a rule."""
+
+    WARN = "warn"
+    DROP = "drop"
+    QUARANTINE = "quarantine"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One named rule: a SQL predicate describing a valid row, and what to do when it fails."""
+
+    name: str
+    expression: str
+    action: Action
+
 
 SCHEMA_FILE = "dq_spec.schema.json"
 GROUP_ACTIONS: Mapping[str, Action] = {
@@ -132,6 +151,11 @@ class TableSpec:
     def __post_init__(self) -> None:
         if not self.quarantine_table:
             object.__setattr__(self, "quarantine_table", f"{self.dataset}_quarantine")
+
+    @property
+    def name(self) -> str:
+        """The table's name without its schema: ``fact_orders`` for ``silver.fact_orders``."""
+        return self.dataset.split(".", 1)[1]
 
     def expectations_for(self, action: Action) -> tuple[Expectation, ...]:
         """The rules with ``action``, in spec order."""

@@ -25,7 +25,7 @@ import logging
 import statistics
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -35,6 +35,7 @@ from pyspark.sql import functions as sf
 from medallion.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
+from medallion.lineage.steps import StepLineage, tables_lineage
 from medallion.quality.breaker import BreakerCheck, validate_layer
 from medallion.quality.event_log import DQ_EVENT_LOG, DQ_EVENT_SCHEMA, write_events
 from medallion.quality.spec import TableSpec, VolumeWatch, load_specs
@@ -176,7 +177,18 @@ def parse_as_of(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@lineage_job
+def run_watchdog_lineage(lakehouse: Lakehouse, suite_layers: Sequence[str],
+                         datasets: Sequence[str] | None, **_: object) -> StepLineage:
+    """The watchdog reads the watched tables and the suites' layers, writes the DQ event log."""
+    watched = [*(spec.dataset for spec in watched_specs(datasets)),
+               *(table for layer in suite_layers for table in sorted(load_specs(layer)))]
+    return replace(
+        tables_lineage("dq_watchdog", lakehouse, inputs=watched, outputs=[DQ_EVENT_LOG]),
+        rows_written=lambda result: {DQ_EVENT_LOG: len(result.checks)},
+    )
+
+
+@lineage_job(run_watchdog_lineage)
 def run_watchdog(
     lakehouse: Lakehouse,
     *,

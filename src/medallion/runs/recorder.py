@@ -38,8 +38,10 @@ class RunRecorder(RunObserver):
     code_version: str = "unknown"
     storage_root: Path | None = None
     mlflow: bool = True
+    report: bool = True  # report.html beside the executed notebooks
     summaries: dict[str, Path] = field(default_factory=dict)  # by run id, for callers and tests
     mlflow_runs: dict[str, str] = field(default_factory=dict)  # job run id -> MLflow run id
+    reports: dict[str, Path] = field(default_factory=dict)  # by run id: its report.html
     _jobs: dict[str, JobSpec] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,9 +59,13 @@ class RunRecorder(RunObserver):
         )
 
     def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
-        """Remember the job, for its tasks' kinds and loops."""
+        """Remember the job, for its tasks' kinds and loops; get the report's renderer ready."""
         with self._lock:
             self._jobs[run_id] = job
+        if self.report:
+            from medallion.runs.report import prepare_rendering
+
+            prepare_rendering()
 
     def job_finished(self, result: JobRunResult) -> None:
         """Write the run's summary, then record it in MLflow; warn on any failure."""
@@ -83,6 +89,24 @@ class RunRecorder(RunObserver):
         self.summaries[result.run_id] = path
         if self.mlflow:
             self._record_in_mlflow(summary, storage_root, result, path)
+        if self.report:
+            self._write_report(summary, storage_root, result)
+
+    def _write_report(self, summary: dict[str, Any], storage_root: Path,
+                      result: JobRunResult) -> None:
+        from medallion.runs.report import write_run_report
+
+        outputs = {key: run.iteration_outputs or ([run.notebook_output] if run.notebook_output
+                                                  else [])
+                   for key, run in result.tasks.items()}
+        try:
+            self.reports[result.run_id] = write_run_report(
+                summary, result.run_dir, mlflow_run_id=self.mlflow_runs.get(result.run_id),
+                storage_root=storage_root, task_outputs=outputs,
+            )
+        except Exception as error:  # a report is never worth a failed run
+            log.warning("run %s of job %r: report not written: %s: %s", result.run_id,
+                        result.job_key, type(error).__name__, error)
 
     def _record_in_mlflow(self, summary: dict[str, Any], storage_root: Path,
                           result: JobRunResult, path: Path) -> None:

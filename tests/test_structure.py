@@ -1,0 +1,84 @@
+"""The package's import graph: no module imports, at any depth, a module that imports it back.
+
+Every ``import`` counts: those inside functions (a cycle hidden in a function is still a cycle:
+whichever module loads first sees the other half-initialised) and those under
+``if TYPE_CHECKING:`` (an arrow back up for the type checker is one for the reader too).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import medallion
+
+PACKAGE = Path(medallion.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str) -> set[str]:
+    """The package's modules that module ``name`` imports (a submodule where one is named)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
+    return {module for module in found if module in MODULES and module != name}
+
+
+def cycles() -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    graph = {name: sorted(imports_of(name)) for name in MODULES}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for name in graph:
+        if name not in index:
+            visit(name)
+    return groups
+
+
+def test_the_walk_sees_imports_inside_functions_and_for_the_type_checker() -> None:
+    assert "medallion.lineage" in imports_of("medallion.jobs.engine")  # inside a function
+    assert "medallion.quality.breaker" in imports_of("medallion.display")  # TYPE_CHECKING
+    assert "medallion.lineage.steps" in imports_of("medallion.lineage.graph")  # a submodule
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    assert cycles() == []

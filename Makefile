@@ -67,12 +67,12 @@ lab: setup  ## JupyterLab on notebooks/, every kernel attached to the warm Spark
 
 test: setup chromium  ## run the whole test suite against real Spark, Delta and papermill
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
-	$(VENV)/bin/mypy src
+	$(VENV)/bin/mypy src tests
 	$(PY) -m pytest -n 2
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
-	$(VENV)/bin/mypy src
+	$(VENV)/bin/mypy src tests
 
 bench: setup  ## a small day's build per task vs bare PySpark (BENCH_DAY_SCALE=1.0 BENCH_DAYS=2); runner overhead per task; lineage+MLflow overhead; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
 	$(PY) -m benchmarks.small_day --scale $(or $(BENCH_DAY_SCALE),1.0) --days $(or $(BENCH_DAYS),2)

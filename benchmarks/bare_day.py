@@ -29,7 +29,7 @@ from pyspark.sql import functions as sf
 
 from medallion.contracts import Contract, load_contract
 from medallion.contracts.conform import parse_json_lines
-from medallion.pipelines.bronze import BRONZE_TABLES, BronzeTable, read_raw_lines
+from medallion.pipelines.bronze import BronzeTable, bronze_tables, read_raw_lines
 from medallion.pipelines.silver import SILVER_TABLES
 from medallion.quality.spec import TableSpec, spec_for
 from medallion.raw.landing import load_dir, peek_manifest
@@ -59,7 +59,7 @@ class Specs:
         """Every contract and spec the day needs."""
         return cls(
             {name: load_contract("bronze", entry.contract_entity)
-             for name, entry in BRONZE_TABLES.items()},
+             for name, entry in bronze_tables().items()},
             {dataset: spec_for(dataset) for dataset in SILVER_DATASETS},
         )
 
@@ -231,7 +231,7 @@ def run_layer(
     started = time.perf_counter()
     try:
         if layer == "bronze":
-            for name, entry in BRONZE_TABLES.items():
+            for name, entry in bronze_tables().items():
                 load_bronze(spark, root, entry, specs.contracts[name], day)
         elif layer == "silver":
             for spec in specs.silver.values():

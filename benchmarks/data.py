@@ -32,7 +32,7 @@ from medallion.contracts import load_contract
 from medallion.contracts.conform import RAW_RECORD, RECORD, RECORD_TYPE, SOURCE_FILE
 from medallion.generate import vocab
 from medallion.lakehouse import Lakehouse
-from medallion.pipelines.bronze import BRONZE_TABLES
+from medallion.pipelines.bronze import bronze_tables
 from medallion.raw.landing import (
     MANIFEST_NAME,
     LandedFile,
@@ -398,7 +398,7 @@ def as_parsed(records: DataFrame, source_file: str) -> DataFrame:
 
 def write_bronze(lakehouse: Lakehouse, table: str, records: DataFrame) -> None:
     """Type ``records`` with the real bronze transform and write them as ``bronze.<table>``."""
-    entry = BRONZE_TABLES[table]
+    entry = bronze_tables()[table]
     contract = load_contract("bronze", entry.contract_entity)
     source_file = f"raw/{entry.raw_source}/{entry.raw_entity}/load_dt={PROC_DATE}/part-00000.jsonl"
     bronze = to_bronze(
@@ -465,7 +465,7 @@ def land_behavior_load(lakehouse: Lakehouse, sizes: Sizes) -> LoadManifest:
     The same records as ``bronze.customer_behavior`` (every value a JSON string, as the map of a
     parsed line holds them) plus about 0.05 % lines that are not JSON objects.
     """
-    entry = BRONZE_TABLES["customer_behavior"]
+    entry = bronze_tables()["customer_behavior"]
     target = load_dir(lakehouse.raw_root, entry.raw_source, entry.raw_entity, PROC_DATE)
     staging = target.parent / f".staging-{PROC_DATE}"
     shutil.rmtree(target, ignore_errors=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -105,8 +105,7 @@ class Mailbox:
         # As received: CRLF line ends, which the parser would keep in the values.
         raw = [(envelope.original_content or b"").replace(b"\r\n", b"\n")
                for envelope in self.envelopes]
-        return [cast(EmailMessage, message_from_bytes(content, policy=policy.default))
-                for content in raw]
+        return [message_from_bytes(content, policy=policy.default) for content in raw]
 
 
 class SmtpServer(NamedTuple):

@@ -21,7 +21,7 @@ INTEGRATION = "tests/integration/"  # the modules that share one built world
 ONE_WORKER_MODULES = ("tests/cluster/", "tests/dltmeta/", "tests/packaging/")
 
 
-class IntegrationTogether(LoadScopeScheduling):
+class IntegrationTogether(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type hints
     """xdist's scheduling for ``make test`` (``-n 2``): every integration test on one worker, in
     file order, since they share one built world; every other test to whichever worker is free.
 

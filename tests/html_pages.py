@@ -19,7 +19,9 @@ class Cells(HTMLParser):
 
     def __init__(self, table_id: str) -> None:
         super().__init__()
-        self.table_id, self.inside, self.rows, self.hrefs = table_id, False, [], []
+        self.table_id, self.inside = table_id, False
+        self.rows: list[list[str]] = []
+        self.hrefs: list[str] = []
         self.row: list[str] | None = None
         self.cell: list[str] | None = None
 

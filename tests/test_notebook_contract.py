@@ -25,7 +25,8 @@ NOTEBOOKS = sorted((repo_root() / "notebooks").rglob("*.ipynb"))
 
 
 def code(cell: nbformat.NotebookNode) -> ast.Module:
-    return ast.parse(cell.source)
+    source: str = cell.source
+    return ast.parse(source)
 
 
 def parameter_names(cell: nbformat.NotebookNode) -> list[str]:
@@ -79,7 +80,7 @@ def test_the_repository_has_notebooks() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(repo_root())))
 def test_notebook_keeps_the_entry_point_contract(path: Path) -> None:
-    cells = nbformat.read(path, as_version=4).cells
+    cells = nbformat.read(path, as_version=4).cells  # type: ignore[no-untyped-call]
     header, _install, parameters, widgets, *rest = cells
 
     assert header.cell_type == "markdown"
@@ -105,7 +106,7 @@ def test_notebook_keeps_the_entry_point_contract(path: Path) -> None:
 
 
 def test_every_notebook_first_installs_the_wheel_on_databricks_then_restarts_python() -> None:
-    installs = {nbformat.read(path, as_version=4).cells[1].source for path in NOTEBOOKS}
+    installs = {nbformat.read(path, as_version=4).cells[1].source for path in NOTEBOOKS}  # type: ignore[no-untyped-call]
     assert len(installs) == 1, "the install cell is the same in every notebook"
     (guard,) = [s for s in ast.parse(installs.pop()).body if isinstance(s, ast.If)]
     assert ast.unparse(guard.test) == "os.environ.get('DATABRICKS_RUNTIME_VERSION')"
@@ -121,5 +122,5 @@ def test_every_notebook_first_installs_the_wheel_on_databricks_then_restarts_pyt
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(repo_root())))
 def test_notebook_is_committed_without_outputs(path: Path) -> None:
-    cells = nbformat.read(path, as_version=4).cells
+    cells = nbformat.read(path, as_version=4).cells  # type: ignore[no-untyped-call]
     assert [c.outputs for c in cells if c.cell_type == "code" and c.outputs] == []

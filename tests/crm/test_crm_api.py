@@ -123,6 +123,24 @@ def test_admin_rejects_a_record_without_a_valid_date(crm_api: CrmApiServer) -> N
     assert search(crm_api, {}).json()["total"] == 0
 
 
+def test_a_body_that_is_not_json_gets_400_and_is_not_counted(crm_api: CrmApiServer) -> None:
+    response = httpx.post(f"{crm_api.url}{SEARCH_PATH}", content=b"{not json")
+
+    assert response.status_code == 400
+    assert response.json()["category"] == "VALIDATION_ERROR"
+    assert crm_api.requests_served == 0
+
+
+def test_values_are_served_back_exactly_as_loaded(crm_api: CrmApiServer) -> None:
+    dirty = b'"name": "Zo\\u00eb", "phone": NaN'  # ASCII escapes and a NaN, as json.dumps writes
+    record = b'{"customer_id": "C1", ' + dirty + b', "last_modified_date": "2026-11-02"}'
+    httpx.post(f"{crm_api.url}/admin/records", content=b"[" + record + b"]")
+
+    body = search(crm_api, {"properties": ["name", "phone"]}).content
+
+    assert dirty in body
+
+
 @pytest.mark.parametrize("token", [None, "wrong-token"])
 def test_search_needs_the_bearer_token(crm_api_with_token: CrmApiServer, token: str | None) -> None:
     response = search(crm_api_with_token, {}, token=token)

@@ -188,6 +188,7 @@ def onboarded(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     argv = ["run", *(f"--{key}={value}" for key, value in resolved.items())]
     app_name = spark.conf.get("spark.app.name")
+    assert app_name is not None, "a running session always has spark.app.name"
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(sys, "argv", argv)

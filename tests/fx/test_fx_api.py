@@ -68,6 +68,31 @@ def test_bad_requests_get_400_with_a_json_error(
     assert message in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/nope"), ("GET", "/admin/rates"), ("POST", "/v1/rates"), ("GET", "/health/")],
+)
+def test_unknown_resources_get_404_with_a_json_error(
+    fx_api: FxApiServer, method: str, path: str
+) -> None:
+    response = httpx.request(method, f"{fx_api.url}{path}", json={})
+
+    assert response.status_code == 404
+    assert response.json() == {"error": f"no such resource: {path}"}
+
+
+def test_the_port_is_held_from_construction_until_stop() -> None:
+    server = FxApiServer(seed=42)
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        with pytest.raises(OSError, match="in use"):
+            FxApiServer(seed=42, port=port)
+    finally:
+        server.stop()
+
+    FxApiServer(seed=42, port=port).stop()
+
+
 def test_health_answers_ok(fx_api: FxApiServer) -> None:
     assert httpx.get(f"{fx_api.url}/health").json() == {"status": "ok"}
 

@@ -106,7 +106,7 @@ def test_analyst_may_join_silver_and_gold(roles: Roles) -> None:
         "SELECT * FROM o JOIN gold.fact_customer_360 g ON o.customer_id = g.customer_id"
     )
 
-    assert check_query(roles, "data_analyst", query) is None
+    check_query(roles, "data_analyst", query)  # raises AccessDenied if denied
 
 
 def test_first_denied_table_is_named(roles: Roles) -> None:

@@ -86,7 +86,7 @@ class SourceWorld:
     def raw_records(self, source: str, entity: str | None, day: date) -> list[dict[str, Any]]:
         """Every record of one complete raw load, in file order."""
         manifest = read_manifest(load_dir(raw_zone(self.root), source, entity, day))
-        records = []
+        records: list[dict[str, Any]] = []
         for path in manifest.data_paths:
             with path.open(encoding="utf-8") as handle:
                 records.extend(json.loads(line) for line in handle)

@@ -172,7 +172,7 @@ def test_every_layer_notebook_shows_its_figures_and_each_breaker_names_every_rul
                   if json.loads(path.read_text())["parameters"]["run_date"] == last_day][:1]
     shown: dict[str, str] = {}
     for task in (t for t in BUILD_TASKS if t.startswith(("bronze_", "silver_", "gold_"))):
-        outputs = [output for cell in nbformat.read(run_dir / f"{task}.ipynb", 4).cells
+        outputs = [output for cell in nbformat.read(run_dir / f"{task}.ipynb", 4).cells  # type: ignore[no-untyped-call]
                    if cell.cell_type == "code" for output in cell.outputs]
         kinds = {kind for output in outputs for kind in output.get("data", {})}
         assert kinds & {"text/html", "image/png"}, f"{task} shows no table or chart: {kinds}"
@@ -201,7 +201,7 @@ def test_the_exploration_notebook_runs_top_to_bottom_as_an_analyst(
         kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
     )
 
-    cells = [cell for cell in nbformat.read(executed, 4).cells if cell.cell_type == "code"]
+    cells = [cell for cell in nbformat.read(executed, 4).cells if cell.cell_type == "code"]  # type: ignore[no-untyped-call]
     data = [[output.get("data", {}) for output in cell.outputs] for cell in cells]
     html = ["".join(d.get("text/html", "") for d in cell) for cell in data]
     kinds = [{kind for d in cell for kind in d} for cell in data]
@@ -363,9 +363,9 @@ def test_every_dirty_record_is_quarantined_under_its_rule_and_no_clean_one_is(
     for dirt in dirt_of_built_days(source_world, built):
         where = QUARANTINED.get((dirt.source, dirt.kind))
         if where is not None:
-            name, _, rules = where
+            name, _, expected_rules = where
             failed = quarantined[name].get(dirt.key, set())
-            assert failed & rules, (dirt, failed)
+            assert failed & expected_rules, (dirt, failed)
             expected_keys[name].add(dirt.key)
         if dirt.kind is DirtKind.NULL_KEY and dirt.source in NULL_KEY_RULES:
             name, _, rule = NULL_KEY_RULES[dirt.source]
@@ -522,11 +522,13 @@ def test_rerunning_a_day_changes_nothing(
     assert warehouse_rows(source_world) == published
 
 
-def watchdog_events(spark: SparkSession, world: SourceWorld, run_id: str) -> list[tuple]:
+def watchdog_events(
+    spark: SparkSession, world: SourceWorld, run_id: str
+) -> list[tuple[str, str, str, str]]:
     """(dataset, check, kind, status) of each watchdog check a run logged, sorted."""
     events = table(spark, world, "ops.dq_event_log").where(
         (sf.col("event_type") == "watchdog_check") & (sf.col("run_id") == run_id))
-    found = []
+    found: list[tuple[str, str, str, str]] = []
     for row in events.collect():
         check = json.loads(row["details"])["watchdog"]
         found.append((row["dataset"], check["check"], check["kind"], check["status"]))

@@ -87,7 +87,7 @@ def expected_silver(spark: SparkSession, dates: list[date]) -> DataFrame:
 def expected_gold(spark: SparkSession, dates: list[date]) -> DataFrame:
     """The oracle for gold: each day against the day before, change rounded half-up to 4
     places; the first day has no previous rate."""
-    rows = []
+    rows: list[tuple[date, str, Decimal, date | None, Decimal | None, Decimal | None]] = []
     for currency in CURRENCIES:
         rates = [Decimal(str(synthetic_usd_rate(SEED, d, currency))) for d in dates]
         rows.append((dates[0], currency, rates[0], None, None, None))

@@ -22,7 +22,7 @@ from medallion.devstack.fx_api import CURRENCIES
 from medallion.generate.load import behavior_events_on, kafka_order_events_on
 from medallion.generate.model import crm_accounts_on, late_crm_updates, orders_snapshot
 from medallion.jobs.notifications import OUTBOX
-from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest
+from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest, source_dir
 from medallion.state import state_dir
 from tests.integration.conftest import BUILT_DAYS, BuiltWorld, SourceWorld
 
@@ -320,7 +320,7 @@ def test_a_full_reload_of_the_range_moves_old_loads_aside_and_lands_everything_o
     assert task_states(record)["reset_incremental_positions"] == "SUCCESS"
     (stamp,) = resets.iterdir()
     for source in ("redshift", "crm", "kafka"):
-        archived = sorted(p.name for p in (stamp / source / SOURCES[source]).iterdir())
+        archived = sorted(p.name for p in source_dir(stamp, source, SOURCES[source]).iterdir())
         assert archived == [f"load_dt={d}" for d in days if (source, d) in before]
     # Each day is landed again with its own records: the replayed days stop where they ended.
     for day in days:

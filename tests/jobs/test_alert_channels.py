@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 from rich.console import Console
@@ -343,7 +343,7 @@ def test_a_broken_channel_stops_neither_the_outbox_nor_the_next_channel(
     tmp_path: Path, hook: Hook, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken:
-        name = "broken"
+        name: ClassVar[str] = "broken"
 
         def send(self, notification: Notification) -> None:
             raise RuntimeError("a bug")

@@ -150,7 +150,7 @@ def test_run_keeps_executed_notebooks_and_a_run_record(run_fixture_job: RunFixtu
     assert sorted(p.name for p in result.run_dir.glob("*.ipynb")) == [
         "big.ipynb", "join.ipynb", "produce.ipynb"
     ]
-    executed = nbformat.read(result.run_dir / "produce.ipynb", as_version=4)
+    executed = nbformat.read(result.run_dir / "produce.ipynb", as_version=4)  # type: ignore[no-untyped-call]
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     assert 'value = "7"' in injected[0].source

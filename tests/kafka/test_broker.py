@@ -8,6 +8,7 @@ import pytest
 
 from medallion.devstack import kafka
 from medallion.devstack.service import ServiceInfo
+from medallion.errors import KafkaDeliveryFailed, KafkaJarsMissing
 from tests.kafka.conftest import order_events
 
 
@@ -54,7 +55,7 @@ def test_consume_all_resumes_after_the_groups_committed_offsets(broker: ServiceI
 
 def test_produce_json_refuses_a_record_without_its_key(broker: ServiceInfo) -> None:
     bootstrap = broker.details["bootstrap_servers"]
-    with pytest.raises(kafka.KafkaDeliveryFailed, match=r"record 1 .* has None"):
+    with pytest.raises(KafkaDeliveryFailed, match=r"record 1 .* has None"):
         kafka.produce_json(
             bootstrap, "orders_roundtrip", [{"order_id": "A"}, {"amount": 1}], key_field="order_id"
         )
@@ -64,5 +65,5 @@ def test_up_without_jars_names_make_setup(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEDALLION_KAFKA_JARS_DIR", str(tmp_path / "no-jars"))
-    with pytest.raises(kafka.KafkaJarsMissing, match="make setup"):
+    with pytest.raises(KafkaJarsMissing, match="make setup"):
         kafka.up(tmp_path / "root")

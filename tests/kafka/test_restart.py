@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from medallion.devstack import kafka
-from medallion.devstack.service import ServiceInfo, service_dir
+from medallion.devstack.service import ServiceInfo, pick_port, service_dir
 from tests.kafka.conftest import broker_processes, order_events
 
 
@@ -92,7 +92,7 @@ def test_a_start_that_loses_its_port_to_another_process_retries_on_free_ports(
         squatter.listen()
         taken = squatter.getsockname()[1]
         picks: list[int] = []
-        real_pick = kafka.pick_port
+        real_pick = pick_port
 
         def pick_then_lose(preferred: int) -> int:
             port = taken if not picks else real_pick(preferred)

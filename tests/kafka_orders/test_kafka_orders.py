@@ -25,6 +25,7 @@ from medallion.sources.kafka_orders import (
     extract_kafka_orders_to_raw,
 )
 from medallion.state import reset_state
+from tests.kafka.conftest import order_events
 
 from .conftest import (
     PARTITIONS,
@@ -32,7 +33,6 @@ from .conftest import (
     landed_records,
     new_topic,
     offsets_by_partition,
-    order_events,
     produce_raw,
 )
 

@@ -57,7 +57,7 @@ ORDERS = "snowflake://devstack/ORDERS"
 RAW_BEHAVIOR = "raw/redshift/behavior/load_dt=*"
 RAW_ORDERS = "raw/snowflake/orders/load_dt=*"
 TRUNCATED = '{"eventTime": "2026-11-03T09:00:00+00:00", "eventType": "COMPL'
-GOLD_COLUMNS = {
+GOLD_COLUMNS: dict[str, tuple[SourceColumn, ...]] = {
     "customer_id": (SourceColumn("silver.fact_orders", "customer_id", IDENTITY),),
     "lifetime_value": (SourceColumn("silver.fact_orders", "order_amount", AGGREGATION),),
     "events_30d": (
@@ -66,7 +66,7 @@ GOLD_COLUMNS = {
     ),
 }
 
-LEGACY_COLUMNS = {
+LEGACY_COLUMNS: dict[str, tuple[SourceColumn, ...]] = {
     "customer_id": (SourceColumn("silver.fact_orders", "customer_id", IDENTITY),),
     "legacy_score": (SourceColumn("silver.fact_orders", "score", TRANSFORMATION),),
 }

@@ -13,6 +13,7 @@ from medallion.lineage.graph import (
     LineageEventsUnreadable,
     LineageGraph,
     Node,
+    NodeKind,
     SourceField,
     build_graph,
     dataset_node,
@@ -23,7 +24,8 @@ from medallion.lineage.graph import (
 from medallion.lineage.steps import lakehouse_namespace
 from tests.lineage.scenario import BEHAVIOR, ORDERS, RAW_BEHAVIOR, RAW_ORDERS, write_scenario
 
-JOB, DATASET = "job", "dataset"
+JOB: NodeKind = "job"
+DATASET: NodeKind = "dataset"
 
 
 def labelled(graph: LineageGraph) -> tuple[set[str], set[tuple[str, str]]]:

@@ -23,6 +23,7 @@ from medallion.settings import config_dir, jars_dir, repo_root
 LOCAL_ONLY = {
     "pyspark", "delta-spark", "pandas", "papermill", "nbformat", "nbclient", "ipykernel",
     "jupyter-client", "fakesnow", "mlflow", "psutil", "resvg-py", "databricks-bundles",
+    "starlette", "uvicorn", "nbconvert", "matplotlib",
 }
 
 

@@ -123,7 +123,7 @@ def without_run_ids(frame: DataFrame) -> DataFrame:
     return frame.drop("_run_id")
 
 
-def snapshot(lakehouse: Lakehouse, tables: tuple[str, ...]) -> dict[str, list[object]]:
+def snapshot(lakehouse: Lakehouse, tables: tuple[str, ...]) -> dict[str, list[str]]:
     return {
         table: sorted(map(str, without_run_ids(lakehouse.read(table)).collect()))
         for table in tables

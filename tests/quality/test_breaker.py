@@ -6,6 +6,8 @@ once) and Spark (frames over ``LOCAL_ROWS`` rows; forced here by a limit of 0).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
@@ -41,7 +43,7 @@ def customers(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame([("c1",), ("c2",), ("c2",), (None,)], "customer_id STRING")
 
 
-def checks_of(spark: SparkSession, rows: list[tuple[object, ...]], customers: DataFrame,
+def checks_of(spark: SparkSession, rows: Sequence[tuple[object, ...]], customers: DataFrame,
               spec: TableSpec = SPEC) -> tuple[dict[str, BreakerCheck], int]:
     frame = spark.createDataFrame(rows, ORDERS_SCHEMA)
     checks, count = validate_table(spec, frame, {"silver.customers": customers})

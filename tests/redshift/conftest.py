@@ -70,14 +70,9 @@ def pg_service(pg_root: Path) -> Iterator[ServiceInfo]:
 @pytest.fixture
 def warehouse(pg_root: Path, pg_service: ServiceInfo) -> Iterator[PostgresWarehouse]:
     """A connection to the stand-in with an empty ``analytics.behavior``."""
-    details = pg_service.details
-    conn = PostgresWarehouse.connect(
-        details["host"],
-        int(details["port"]),
-        details["database"],
-        details["user"],
-        postgres.password(pg_root),
-    )
+    settings = postgres.client_settings(pg_root, info=pg_service)
+    assert settings is not None
+    conn = PostgresWarehouse.connect(settings)
     conn.execute("DROP TABLE IF EXISTS analytics.behavior")
     create_behavior_table(conn)
     yield conn

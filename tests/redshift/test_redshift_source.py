@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from medallion.clients.redshift import POSTGRESQL, REDSHIFT, RedshiftSettings
 from medallion.devstack import postgres
 from medallion.devstack.service import ServiceInfo
 from medallion.errors import SourceUnavailable
@@ -173,16 +175,11 @@ def test_closed_port_raises_source_unavailable_without_the_password(
     port = closed_port()
     secret = "n0t-in-any-message"
 
+    settings = RedshiftSettings(POSTGRESQL, "127.0.0.1", port, "redshift_analytics", "medallion",
+                                secret)
+
     with pytest.raises(SourceUnavailable) as raised:
-        PostgresWarehouse.connect(
-            "127.0.0.1",
-            port,
-            "redshift_analytics",
-            "medallion",
-            secret,
-            attempts=2,
-            initial_wait_seconds=0.01,
-        )
+        PostgresWarehouse.connect(settings, attempts=2, initial_wait_seconds=0.01)
 
     message = str(raised.value)
     assert f"'redshift' at 127.0.0.1:{port}/redshift_analytics" in message
@@ -190,19 +187,15 @@ def test_closed_port_raises_source_unavailable_without_the_password(
     assert secret not in message
 
 
-def test_wrong_password_is_refused_without_echoing_it(pg_service: ServiceInfo) -> None:
-    details = pg_service.details
+def test_wrong_password_is_refused_without_echoing_it(
+    pg_root: Path, pg_service: ServiceInfo
+) -> None:
+    settings = postgres.client_settings(pg_root, info=pg_service)
+    assert settings is not None
     secret = "wr0ng-passw0rd"
 
     with pytest.raises(SourceUnavailable) as raised:
-        PostgresWarehouse.connect(
-            details["host"],
-            int(details["port"]),
-            details["database"],
-            details["user"],
-            secret,
-            attempts=1,
-        )
+        PostgresWarehouse.connect(settings.with_credentials(settings.user, secret), attempts=1)
 
     assert "password authentication failed" in str(raised.value)
     assert secret not in str(raised.value)
@@ -214,11 +207,15 @@ def test_high_water_mark_round_trips_through_json() -> None:
     assert HighWaterMark.from_json(json.loads(json.dumps(mark.to_json()))) == mark
 
 
-def test_redshift_connection_without_its_driver_says_how_to_install(pg_root: Path) -> None:
+def test_redshift_connection_without_its_driver_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from medallion.errors import ConfigError
 
+    monkeypatch.setitem(sys.modules, "redshift_connector", None)
+
     with pytest.raises(ConfigError, match="pip install redshift_connector"):
-        redshift.RedshiftWarehouse("h", 5439, "dev", "u", postgres.password(pg_root))
+        redshift.RedshiftWarehouse.connect(RedshiftSettings(REDSHIFT, "h", 5439, "dev", "u", "p"))
 
 
 def test_extract_up_to_a_mark_stops_there_across_pages(warehouse: PostgresWarehouse) -> None:

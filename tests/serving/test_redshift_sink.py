@@ -22,6 +22,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from medallion.clients import redshift as redshift_client
+from medallion.clients.redshift import RedshiftSettings
 from medallion.devstack import postgres
 from medallion.devstack.service import ServiceInfo
 from medallion.errors import ConfigError, PublishError, WarehouseUnavailable
@@ -273,7 +275,8 @@ def test_an_unreachable_warehouse_is_named_without_its_password() -> None:
     port = closed_port()
     secret = "pa55-W0rd-never-shown"
     sink = RedshiftSink.postgres(
-        "127.0.0.1", port, "redshift_analytics", "medallion", secret,
+        RedshiftSettings(redshift_client.POSTGRESQL, "127.0.0.1", port, "redshift_analytics",
+                         "medallion", secret),
         attempts=2, initial_wait_seconds=0.01,
     )  # fmt: skip
 
@@ -287,7 +290,10 @@ def test_an_unreachable_warehouse_is_named_without_its_password() -> None:
 
 
 def test_a_snapshot_whose_key_is_not_a_column_is_refused_before_connecting() -> None:
-    sink = RedshiftSink.postgres("127.0.0.1", closed_port(), "redshift_analytics", "m", None)
+    sink = RedshiftSink.postgres(
+        RedshiftSettings(redshift_client.POSTGRESQL, "127.0.0.1", closed_port(),
+                         "redshift_analytics", "m")
+    )
     keyless = replace(snapshot(1, V1), keys=("account_id",))
 
     with pytest.raises(ConfigError, match=re.escape("found keys ['account_id']")):
@@ -534,6 +540,7 @@ def test_a_missing_redshift_connector_says_how_to_install_it(
 
     with pytest.raises(ConfigError, match=re.escape("pip install redshift_connector")):
         RedshiftSink.redshift(
-            "cluster.example.com", 5439, "analytics", "loader", "secret",
+            RedshiftSettings(redshift_client.REDSHIFT, "cluster.example.com", 5439, "analytics",
+                             "loader", "secret"),
             iam_role=IAM_ROLE, staging_area=ParquetStaging(tmp_path),
         )  # fmt: skip

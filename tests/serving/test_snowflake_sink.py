@@ -21,6 +21,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from medallion.clients.snowflake import (
+    PASSWORD_ENV,
+    SnowflakeConnection,
+    SnowflakeSettings,
+    settings_from_env,
+)
 from medallion.devstack import snowflake as snowflake_stack
 from medallion.errors import PublishError, WarehouseUnavailable
 from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult
@@ -28,12 +34,6 @@ from medallion.serving import snowflake as snowflake_sink
 from medallion.serving.snowflake import SnowflakeSink
 from medallion.serving.snowflake_sql import merge_statement
 from medallion.settings import repo_root
-from medallion.sources.snowflake import (
-    PASSWORD_ENV,
-    SnowflakeConnection,
-    SnowflakeSettings,
-    settings_from_env,
-)
 
 GOLD = "gold.fact_customer_360"
 T0 = datetime(2026, 11, 1, 8, 30, tzinfo=UTC)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from medallion.clients.snowflake import SnowflakeSettings
 from medallion.errors import ConfigError
 from medallion.pipelines.ingest import snowflake_settings
 from medallion.pipelines.publish import warehouse_sink
 from medallion.serving.redshift import RedshiftSink
 from medallion.serving.redshift_sql import POSTGRES
 from medallion.serving.snowflake import SnowflakeSink
-from medallion.sources.snowflake import SnowflakeSettings
 
 
 @pytest.fixture
@@ -73,6 +73,7 @@ def test_each_warehouse_url_gives_its_sink(tmp_path: Path) -> None:
         ("redshift", "mysql://h:1/db", r"expected redshift://host:5439/database"),
         ("redshift", "redshift://cluster:5439/", r"expected redshift://host:5439/database"),
         ("snowflake", "ftp://acme", r"expected https://<account>.snowflakecomputing.com"),
+        ("redshift", "", r"no redshift_url configured and no local PostgreSQL stand-in"),
     ],
 )
 @pytest.mark.usefixtures("credentials")

@@ -9,19 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack import snowflake as snowflake_stack
-from medallion.devstack.service import ServiceInfo, pid_alive, port_is_free
-from medallion.errors import SourceUnavailable
-from medallion.raw.landing import read_manifest
-from medallion.sources.snowflake import (
+from medallion.clients.snowflake import (
     PASSWORD_ENV,
     SnowflakeConnection,
     connect_to,
+    settings_from_env,
+)
+from medallion.devstack import snowflake as snowflake_stack
+from medallion.devstack.service import ServiceInfo, pick_port, pid_alive, port_is_free
+from medallion.errors import SourceUnavailable
+from medallion.raw.landing import read_manifest
+from medallion.sources.snowflake import (
     create_orders_table,
     extract_orders,
     extract_orders_to_raw,
     replace_orders,
-    settings_from_env,
 )
 from tests.snowflake.conftest import as_extracted, make_orders
 
@@ -173,7 +175,7 @@ def test_a_start_that_loses_its_port_to_another_process_retries_on_a_free_port(
         squatter.listen()
         taken = squatter.getsockname()[1]
         picks: list[int] = []
-        real_pick = snowflake_stack.pick_port
+        real_pick = pick_port
 
         def pick_then_lose(preferred: int) -> int:
             port = taken if not picks else real_pick(preferred)
@@ -188,6 +190,8 @@ def test_a_start_that_loses_its_port_to_another_process_retries_on_a_free_port(
             assert info.details["port"] != str(taken)
             assert snowflake_stack.status(tmp_path) == info
             with snowflake_stack.connect(tmp_path) as conn:
-                assert conn.cursor().execute("SELECT 41 + 1").fetchone() == (42,)
+                cursor = conn.cursor()
+                cursor.execute("SELECT 41 + 1")
+                assert cursor.fetchone() == (42,)
         finally:
             snowflake_stack.down(tmp_path)

@@ -28,7 +28,6 @@ never logged. Once listening it writes ``{"url": ..., "pid": ...}`` to PATH.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 import os
@@ -38,19 +37,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from medallion.devstack.serving import (
     BackgroundServer,
     BadRequestError,
     FaultInjection,
+    json_response,
+    read_json_body,
     serve_in_foreground,
+    stand_in_app,
     stand_in_arguments,
 )
-
-log = logging.getLogger(__name__)
 
 SEARCH_PATH = "/crm/v3/objects/contacts/search"
 ACCOUNT_FIELDS = ("customer_id", "name", "email", "phone", "country", "lifecycle_stage")
@@ -304,132 +307,97 @@ def search(state: CrmApiState, body: dict[str, Any]) -> dict[str, Any]:
     return page
 
 
-class _CrmApiHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+def crm_api_app(state: CrmApiState, token: str | None, bucket: TokenBucket | None) -> Starlette:
+    """The CRM API over ``state``: ``/health``, the search endpoint and the test controls."""
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        state: CrmApiState,
-        token: str | None,
-        bucket: TokenBucket | None,
-    ) -> None:
-        super().__init__(address, _CrmApiHandler)
-        self.state = state
-        self.token = token
-        self.bucket = bucket
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok"})
 
+    async def search_contacts(request: Request) -> Response:
+        body = await read_json_body(request)  # first: a body that is not JSON is never counted
+        refused = _refusal(request, state, token, bucket)
+        if refused is not None:
+            return refused
+        if not isinstance(body, dict):
+            raise BadRequestError("body: expected a JSON object")
+        return json_response(search(state, body))
 
-class _CrmApiHandler(BaseHTTPRequestHandler):
-    server: _CrmApiHttpServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line only: headers (and so the bearer token) are never logged.
-        log.debug("crm_api %s - %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        """Serve ``/health``."""
-        path = urlsplit(self.path).path
-        if path == "/health":
-            self._send_json(HTTPStatus.OK, {"status": "ok"})
-        else:
-            self._send_error(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
-
-    def do_POST(self) -> None:
-        """Serve the search endpoint and the test controls under ``/admin``."""
-        path = urlsplit(self.path).path
-        try:
-            body = self._read_json_body()
-            if path == SEARCH_PATH:
-                if self._refused():
-                    return
-                if not isinstance(body, dict):
-                    raise BadRequestError("body: expected a JSON object")
-                self._send_json(HTTPStatus.OK, search(self.server.state, body))
-            elif path == "/admin/records":
-                self._send_json(HTTPStatus.OK, self._upsert(body))
-            elif path == "/admin/faults":
-                self._send_json(HTTPStatus.OK, self._set_faults(body))
-            else:
-                self._send_error(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
-        except BadRequestError as error:
-            self._send_error(HTTPStatus.BAD_REQUEST, str(error), category="VALIDATION_ERROR")
-
-    def _refused(self) -> bool:
-        """Answer 401, an injected fault or 429 if due, in that order; True if answered."""
-        server = self.server
-        server.state.count_request()
-        if server.token is not None and not self._authorized(server.token):
-            self._send_error(
-                HTTPStatus.UNAUTHORIZED,
-                "Authentication credentials not found or invalid.",
-                category="INVALID_AUTHENTICATION",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            return True
-        fault = server.state.take_fault()
-        if fault is not None:
-            status, retry_after = fault
-            headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
-            self._send_error(status, f"injected fault: {status}", headers=headers)
-            return True
-        wait = server.bucket.take() if server.bucket is not None else None
-        if wait is not None:
-            milliseconds = math.ceil(wait * 1000) / 1000
-            self._send_error(
-                HTTPStatus.TOO_MANY_REQUESTS,
-                "You have reached your secondly limit.",
-                category="RATE_LIMITS",
-                headers={"Retry-After": f"{milliseconds:g}"},
-            )
-            return True
-        return False
-
-    def _authorized(self, token: str) -> bool:
-        scheme, _, presented = (self.headers.get("Authorization") or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            presented.strip().encode(), token.encode()
-        )
-
-    def _upsert(self, body: Any) -> dict[str, Any]:
+    async def upsert_records(request: Request) -> Response:
+        body = await read_json_body(request)
         if not isinstance(body, list):
             raise BadRequestError("body: expected a JSON list of account records")
-        inserted, updated = self.server.state.upsert(body)
-        return {"inserted": inserted, "updated": updated}
+        inserted, updated = state.upsert(body)
+        return json_response({"inserted": inserted, "updated": updated})
 
-    def _set_faults(self, body: Any) -> dict[str, Any]:
-        return self.server.state.set_faults(body)
+    async def set_faults(request: Request) -> Response:
+        return json_response(state.set_faults(await read_json_body(request)))
 
-    def _read_json_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            return json.loads(self.rfile.read(length) or b"{}")
-        except json.JSONDecodeError as error:
-            raise BadRequestError(f"body is not JSON: {error}") from error
+    routes = [
+        Route("/health", health),
+        Route(SEARCH_PATH, search_contacts, methods=["POST"]),
+        Route("/admin/records", upsert_records, methods=["POST"]),
+        Route("/admin/faults", set_faults, methods=["POST"]),
+    ]
+    return stand_in_app(routes, _not_found, _bad_request)
 
-    def _send_error(
-        self,
-        status: int,
-        message: str,
-        *,
-        category: str = "ERROR",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        payload = {"status": "error", "message": message, "category": category}
-        self._send_json(status, payload, headers)
 
-    def _send_json(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+def _refusal(
+    request: Request, state: CrmApiState, token: str | None, bucket: TokenBucket | None
+) -> Response | None:
+    """Count the request, and answer 401, an injected fault or 429 if due, in that order."""
+    state.count_request()
+    if token is not None and not _authorized(request, token):
+        return _error_response(
+            HTTPStatus.UNAUTHORIZED,
+            "Authentication credentials not found or invalid.",
+            category="INVALID_AUTHENTICATION",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    fault = state.take_fault()
+    if fault is not None:
+        status, retry_after = fault
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        return _error_response(status, f"injected fault: {status}", headers=headers)
+    wait = bucket.take() if bucket is not None else None
+    if wait is not None:
+        milliseconds = math.ceil(wait * 1000) / 1000
+        return _error_response(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "You have reached your secondly limit.",
+            category="RATE_LIMITS",
+            headers={"Retry-After": f"{milliseconds:g}"},
+        )
+    return None
+
+
+def _authorized(request: Request, token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
+    scheme, _, presented = (request.headers.get("Authorization") or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), token.encode()
+    )
+
+
+def _not_found(request: Request, error: Exception) -> Response:
+    """404 in HubSpot's error shape, naming the path."""
+    return _error_response(HTTPStatus.NOT_FOUND, f"no such resource: {request.url.path}")
+
+
+def _bad_request(request: Request, error: Exception) -> Response:
+    """400 in HubSpot's error shape, as a ``VALIDATION_ERROR``."""
+    return _error_response(HTTPStatus.BAD_REQUEST, str(error), category="VALIDATION_ERROR")
+
+
+def _error_response(
+    status: int,
+    message: str,
+    *,
+    category: str = "ERROR",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An error in HubSpot's shape: ``{"status": "error", "message", "category"}``."""
+    payload = {"status": "error", "message": message, "category": category}
+    return json_response(payload, status, headers)
 
 
 class CrmApiServer(BackgroundServer):
@@ -454,8 +422,7 @@ class CrmApiServer(BackgroundServer):
         if rate_per_second is not None:
             capacity = burst if burst is not None else max(1.0, rate_per_second)
             bucket = TokenBucket(rate_per_second, capacity)
-        self._server = _CrmApiHttpServer((host, port), self.state, token, bucket)
-        super().__init__()
+        super().__init__(crm_api_app(self.state, token, bucket), host, port)
 
     @property
     def requests_served(self) -> int:

@@ -18,25 +18,29 @@ writes ``{"url": ..., "pid": ...}`` to PATH.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from medallion.devstack.serving import (
     BackgroundServer,
     BadRequestError,
     FaultInjection,
+    json_response,
+    read_json_body,
     serve_in_foreground,
+    stand_in_app,
     stand_in_arguments,
 )
-
-log = logging.getLogger(__name__)
 
 # Units of each currency per 1 USD: realistic levels the daily jitter moves around.
 BASE_LEVELS: dict[str, float] = {
@@ -83,114 +87,92 @@ class FxApiState(FaultInjection):
             }
 
 
-class _FxApiHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+def fx_api_app(state: FxApiState) -> Starlette:
+    """The FX API over ``state``: ``/health``, ``/v1/rates`` and the test controls."""
 
-    def __init__(self, address: tuple[str, int], state: FxApiState) -> None:
-        super().__init__(address, _FxApiHandler)
-        self.state = state
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def rates(request: Request) -> Response:
+        faulted = _injected_fault(state)
+        if faulted is not None:
+            return faulted
+        return json_response(_rates(state, parse_qs(request.url.query)))
+
+    async def override_rate(request: Request) -> Response:
+        return json_response(_override_rate(state, await _read_json_object(request)))
+
+    async def set_faults(request: Request) -> Response:
+        return json_response(state.set_faults(await _read_json_object(request)))
+
+    routes = [
+        Route("/health", health),
+        Route("/v1/rates", rates),
+        Route("/admin/rates", override_rate, methods=["POST"]),
+        Route("/admin/faults", set_faults, methods=["POST"]),
+    ]
+    return stand_in_app(routes, _not_found, _bad_request)
 
 
-class _FxApiHandler(BaseHTTPRequestHandler):
-    server: _FxApiHttpServer
-    protocol_version = "HTTP/1.1"
+def _not_found(request: Request, error: Exception) -> Response:
+    """404 with ``{"error"}`` naming the path."""
+    return json_response({"error": f"no such resource: {request.url.path}"}, HTTPStatus.NOT_FOUND)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fx_api %s - %s", self.address_string(), format % args)
 
-    def do_GET(self) -> None:
-        """Serve ``/health`` and ``/v1/rates``."""
-        url = urlsplit(self.path)
-        if url.path == "/health":
-            self._send_json(HTTPStatus.OK, {"status": "ok"})
-        elif url.path == "/v1/rates":
-            if self._maybe_fault():
-                return
-            try:
-                self._send_json(HTTPStatus.OK, self._rates(parse_qs(url.query)))
-            except BadRequestError as error:
-                self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
-        else:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {url.path}"})
+def _bad_request(request: Request, error: Exception) -> Response:
+    """400 with ``{"error"}`` saying what was wrong."""
+    return json_response({"error": str(error)}, HTTPStatus.BAD_REQUEST)
 
-    def do_POST(self) -> None:
-        """Serve the test controls under ``/admin``."""
-        path = urlsplit(self.path).path
-        try:
-            body = self._read_json_body()
-            if path == "/admin/rates":
-                self._send_json(HTTPStatus.OK, self._override_rate(body))
-            elif path == "/admin/faults":
-                self._send_json(HTTPStatus.OK, self._set_faults(body))
-            else:
-                self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such resource: {path}"})
-        except BadRequestError as error:
-            self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
-    def _maybe_fault(self) -> bool:
-        state = self.server.state
-        state.count_request()
-        fault = state.take_fault()
-        if fault is None:
-            return False
-        status, retry_after = fault
-        headers = {}
-        if retry_after is not None:
-            headers["Retry-After"] = f"{retry_after:g}"
-        self._send_json(status, {"error": f"injected fault: {status}"}, headers)
-        return True
+def _injected_fault(state: FxApiState) -> Response | None:
+    """Count the request, and answer the injected fault due, if any."""
+    state.count_request()
+    fault = state.take_fault()
+    if fault is None:
+        return None
+    status, retry_after = fault
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = f"{retry_after:g}"
+    return json_response({"error": f"injected fault: {status}"}, status, headers)
 
-    def _rates(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        rate_date = _parse_date(query.get("date", [""])[0])
-        base = query.get("base", ["USD"])[0]
-        if base not in BASE_LEVELS:
-            known = ", ".join(CURRENCIES)
-            raise BadRequestError(f"unknown base {base!r}: expected one of {known}")
-        usd_rates = self.server.state.usd_rates(rate_date)
-        rates = {
-            currency: round(usd_rate / usd_rates[base], RATE_DECIMALS)
-            for currency, usd_rate in usd_rates.items()
-        }
-        return {"date": rate_date.isoformat(), "base": base, "rates": rates}
 
-    def _override_rate(self, body: dict[str, Any]) -> dict[str, Any]:
-        rate_date = _parse_date(str(body.get("date", "")))
-        currency = body.get("currency")
-        rate = body.get("rate")
-        if currency not in BASE_LEVELS or currency == "USD":
-            known = ", ".join(CURRENCIES[1:])
-            raise BadRequestError(f"currency {currency!r}: expected one of {known}")
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
-            raise BadRequestError(f"rate {rate!r}: expected a positive number")
-        state = self.server.state
-        with state.lock:
-            state.overrides[(rate_date, currency)] = float(rate)
-        return {"date": rate_date.isoformat(), "currency": currency, "rate": float(rate)}
+def _rates(state: FxApiState, query: dict[str, list[str]]) -> dict[str, Any]:
+    """The body of ``GET /v1/rates`` for the query's ``date`` and ``base``."""
+    rate_date = _parse_date(query.get("date", [""])[0])
+    base = query.get("base", ["USD"])[0]
+    if base not in BASE_LEVELS:
+        known = ", ".join(CURRENCIES)
+        raise BadRequestError(f"unknown base {base!r}: expected one of {known}")
+    usd_rates = state.usd_rates(rate_date)
+    rates = {
+        currency: round(usd_rate / usd_rates[base], RATE_DECIMALS)
+        for currency, usd_rate in usd_rates.items()
+    }
+    return {"date": rate_date.isoformat(), "base": base, "rates": rates}
 
-    def _set_faults(self, body: Any) -> dict[str, Any]:
-        return self.server.state.set_faults(body)
 
-    def _read_json_body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except json.JSONDecodeError as error:
-            raise BadRequestError(f"body is not JSON: {error}") from error
-        if not isinstance(body, dict):
-            raise BadRequestError("body: expected a JSON object")
-        return body
+def _override_rate(state: FxApiState, body: dict[str, Any]) -> dict[str, Any]:
+    """Apply one ``POST /admin/rates`` correction; returns what now applies."""
+    rate_date = _parse_date(str(body.get("date", "")))
+    currency = body.get("currency")
+    rate = body.get("rate")
+    if currency not in BASE_LEVELS or currency == "USD":
+        known = ", ".join(CURRENCIES[1:])
+        raise BadRequestError(f"currency {currency!r}: expected one of {known}")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        raise BadRequestError(f"rate {rate!r}: expected a positive number")
+    with state.lock:
+        state.overrides[(rate_date, currency)] = float(rate)
+    return {"date": rate_date.isoformat(), "currency": currency, "rate": float(rate)}
 
-    def _send_json(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+
+async def _read_json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object."""
+    body = await read_json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequestError("body: expected a JSON object")
+    return body
 
 
 def _parse_date(text: str) -> date:
@@ -207,8 +189,7 @@ class FxApiServer(BackgroundServer):
 
     def __init__(self, seed: int = 42, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = FxApiState(seed=seed)
-        self._server = _FxApiHttpServer((host, port), self.state)
-        super().__init__()
+        super().__init__(fx_api_app(self.state), host, port)
 
     @property
     def requests_served(self) -> int:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -159,11 +160,11 @@ def _is_our_broker(pid: int, directory: Path) -> bool:
     if not pid_alive(pid):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+        process = psutil.Process(pid)
+        zombie = process.status() == psutil.STATUS_ZOMBIE
+        return not zombie and str(directory / "server.properties") in process.cmdline()
+    except psutil.Error:  # gone, or not ours to inspect
         return False
-    return state != "Z" and str(directory / "server.properties").encode() in cmdline
 
 
 def _answers(bootstrap: str, timeout: float) -> bool:

@@ -1,51 +1,52 @@
-"""Resident memory (PSS) of process trees, read from ``/proc`` (Linux): what the stack holds."""
+"""Resident memory (PSS) of process trees, read with psutil: what the stack holds."""
 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
-PAGE_KIB = 1024
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found.extend(int(child) for child in task.read_text().split())
-        except (OSError, ValueError):
-            continue
-    return found
+import psutil
 
 
-def _resident_bytes(pid: int) -> int:
-    """The process's proportional set size (PSS: shared pages split among their sharers).
-
-    Summing RSS over many processes counts each shared library once per process; PSS sums to
-    what the processes really hold together. Falls back to RSS where ``smaps_rollup`` is missing.
-    """
-    for source, field in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
-        try:
-            for line in Path(source).read_text().splitlines():
-                if line.startswith(field):
-                    return int(line.split()[1]) * PAGE_KIB
-        except (OSError, ValueError, IndexError):
-            continue
-    return 0
-
-
-def tree_rss_bytes(pids: Iterable[int]) -> int:
-    """Resident bytes (PSS) of ``pids`` and all their descendants, each process counted once."""
+def _process_tree(pids: Iterable[int]) -> list[psutil.Process]:
+    """The running processes among ``pids`` and all their descendants, each once."""
+    # One pass over the process table finds every parent link, rather than one pass per root.
+    processes: dict[int, psutil.Process] = {}
+    children: defaultdict[int, list[int]] = defaultdict(list)
+    for process in psutil.process_iter(["ppid"]):
+        processes[process.pid] = process
+        children[process.info["ppid"]].append(process.pid)
     seen: set[int] = set()
-    pending = list(pids)
+    pending = [pid for pid in pids if pid in processes]
     while pending:
         pid = pending.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        pending.extend(_children(pid))
-    return sum(_resident_bytes(pid) for pid in seen)
+        pending.extend(children[pid])
+    return [processes[pid] for pid in seen]
+
+
+def _resident_bytes(process: psutil.Process) -> int:
+    """The process's proportional set size (PSS: shared pages split among their sharers).
+
+    Summing RSS over many processes counts each shared library once per process; PSS sums to
+    what the processes really hold together. Falls back to RSS where PSS cannot be read.
+    """
+    try:
+        try:
+            memory = process.memory_full_info()
+        except psutil.AccessDenied:  # another user's smaps; its RSS is still readable
+            memory = process.memory_info()
+    except psutil.Error:  # ended since the tree was read
+        return 0
+    return int(getattr(memory, "pss", memory.rss))  # PSS is Linux's; RSS elsewhere
+
+
+def tree_rss_bytes(pids: Iterable[int]) -> int:
+    """Resident bytes (PSS) of ``pids`` and all their descendants, each process counted once."""
+    return sum(_resident_bytes(process) for process in _process_tree(pids))
 
 
 class PeakMemory:

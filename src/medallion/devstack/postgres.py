@@ -16,7 +16,8 @@ Authentication: the bootstrap superuser ``postgres`` is trusted on the unix sock
 0700 data directory) and on 127.0.0.1, for admin work only; the ``medallion`` role must give its
 password (scram-sha-256). The password comes from ``MEDALLION_REDSHIFT_PASSWORD``, else from
 ``<service dir>/password`` (0600, generated once). It is set as a scram verifier computed on the
-client, so the plain text never reaches the server, its log, a URL or a message.
+client, so the plain text never reaches the server, its log, a URL or a message. Connections and
+the stand-in's URL come from ``medallion.clients.redshift``, as for real Redshift.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from medallion.clients.redshift import POSTGRESQL, RedshiftSettings, connect_postgres
 from medallion.devstack.service import (
     ServiceInfo,
     pick_port,
@@ -44,7 +46,6 @@ from medallion.devstack.service import (
     write_info,
 )
 from medallion.errors import ConfigError, SourceUnavailable
-from medallion.sources.redshift import connect_postgres
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def up(storage_root: Path, *, timeout_seconds: float = 60) -> ServiceInfo:
             )
         info = ServiceInfo(
             name=NAME,
-            url=f"postgresql://{ROLE}@{HOST}:{port}/{DATABASE}",
+            url=RedshiftSettings(POSTGRESQL, HOST, port, DATABASE, ROLE).url,
             pid=pid,
             details={
                 "host": HOST,
@@ -247,41 +248,40 @@ def status(storage_root: Path) -> ServiceInfo | None:
     return info
 
 
+def client_settings(
+    storage_root: Path, *, info: ServiceInfo | None = None
+) -> RedshiftSettings | None:
+    """How to reach ``redshift_analytics`` as the ``medallion`` role, its password included;
+    None when the stand-in of ``storage_root`` was never started."""
+    info = info or read_info(storage_root, NAME)
+    if info is None:
+        return None
+    details = info.details
+    return RedshiftSettings(
+        scheme=POSTGRESQL,
+        host=details["host"],
+        port=int(details["port"]),
+        database=details["database"],
+        user=details["user"],
+        password=password(storage_root),
+    )
+
+
 def connect(
     storage_root: Path,
     *,
     info: ServiceInfo | None = None,
     connect_timeout: int = 5,
 ) -> psycopg.Connection:
-    """A psycopg connection to ``redshift_analytics`` as the ``medallion`` role (session in UTC)."""
-    info = info or read_info(storage_root, NAME)
-    if info is None:
+    """A psycopg connection to ``redshift_analytics`` as the ``medallion`` role (session in UTC);
+    ``SourceUnavailable`` names host:port/database, never the password."""
+    settings = client_settings(storage_root, info=info)
+    if settings is None:
         raise SourceUnavailable(
             f"source {SOURCE!r}: no local PostgreSQL stand-in for {Path(storage_root).resolve()}; "
             "start it with `medallion devstack up`"
         )
-    details = info.details
-    return connect_to(
-        details["host"],
-        int(details["port"]),
-        details["database"],
-        details["user"],
-        password(storage_root),
-        connect_timeout=connect_timeout,
-    )
-
-
-def connect_to(
-    host: str,
-    port: int,
-    database: str,
-    user: str,
-    secret: str | None,
-    *,
-    connect_timeout: int = 5,
-) -> psycopg.Connection:
-    """A psycopg connection; ``SourceUnavailable`` names host:port/database, never the secret."""
-    return connect_postgres(host, port, database, user, secret, connect_timeout=connect_timeout)
+    return connect_postgres(settings, connect_timeout=connect_timeout)
 
 
 def password(storage_root: Path) -> str:
@@ -398,7 +398,8 @@ def _init_once(cluster: Cluster) -> None:
 def _ensure_database_and_role(info: ServiceInfo, secret: str) -> None:
     """Create the role and database if missing; (re)set the role's password as a scram verifier."""
     port = int(info.details["port"])
-    with connect_to(HOST, port, "postgres", SUPERUSER, None) as admin:
+    admin_settings = RedshiftSettings(POSTGRESQL, HOST, port, "postgres", SUPERUSER)
+    with connect_postgres(admin_settings) as admin:
         admin.autocommit = True
         verifier = admin.pgconn.encrypt_password(
             secret.encode("utf-8"), ROLE.encode(), b"scram-sha-256"

@@ -71,35 +71,18 @@ def port_is_free(port: int) -> bool:
 
 
 def owns_listening_port(pid: int, port: int) -> bool:
-    """True when process ``pid`` holds the TCP socket listening on ``port`` (Linux ``/proc``).
+    """True when process ``pid`` holds the TCP socket listening on ``port``.
 
     Another process answering on the port is not the service we started: two stand-ins that
     picked the same free port at once must tell which of them won the bind.
     """
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                inodes.add(f"socket:[{inode}]")
-    if not inodes:
-        return False
+    import psutil  # the `local` extra's: this module is imported on a cluster too, without it
+
     try:
-        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
+        sockets = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:  # gone, or not ours to inspect
         return False
-    for descriptor in descriptors:
-        try:
-            if str(descriptor.readlink()) in inodes:
-                return True
-        except OSError:  # closed since the listing
-            continue
-    return False
+    return any(sock.status == psutil.CONN_LISTEN and sock.laddr.port == port for sock in sockets)
 
 
 def pick_port(preferred: int) -> int:

@@ -1,4 +1,4 @@
-"""What every HTTP stand-in shares: serving on a background thread, and its state file."""
+"""What every HTTP stand-in shares: an ASGI app served on a background thread, its state file."""
 
 from __future__ import annotations
 
@@ -7,42 +7,61 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
 
-log = logging.getLogger(__name__)
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, HTTPExceptionHandler
 
-SHUTDOWN_POLL_SECONDS = 0.02  # how soon stop() returns; the stdlib default is 0.5 s
+log = logging.getLogger(__name__)
 
 
 class BackgroundServer:
-    """An HTTP server that serves on a daemon thread; a context manager.
+    """An ASGI app served by uvicorn on a daemon thread; a context manager.
 
-    Subclasses build ``self._server`` (bound when constructed) and name their thread.
+    The socket is bound when constructed, so ``url`` is known (and a taken port fails) at once.
     """
 
     thread_name = "stand-in"
-    _server: ThreadingHTTPServer
 
-    def __init__(self) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+        self._socket = _listening_socket(host, port)
+        bound_host, bound_port = self._socket.getsockname()[:2]
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=bound_host,
+                port=bound_port,
+                log_level="warning",
+                lifespan="off",
+                # uvicorn's warnings reach our logging as any library's do; no access log, so
+                # request headers (a bearer token) are never written anywhere.
+                log_config=None,
+                access_log=False,
+            )
+        )
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:54321``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self._server.config.host}:{self._server.config.port}"
 
     def start(self) -> Self:
         """Serve on a daemon thread (idempotent)."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+                target=self._server.run,
+                kwargs={"sockets": [self._socket]},
                 name=self.thread_name,
                 daemon=True,
             )
@@ -50,16 +69,19 @@ class BackgroundServer:
         return self
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (the foreground mode)."""
-        self._server.serve_forever(poll_interval=SHUTDOWN_POLL_SECONDS)
+        """Serve in the calling thread until SIGTERM or Ctrl-C (the foreground mode).
+
+        uvicorn shuts down gracefully on the signal, then raises it again for the caller.
+        """
+        self._server.run(sockets=[self._socket])
 
     def stop(self) -> None:
         """Stop serving and release the port."""
         if self._thread is not None:
-            self._server.shutdown()
+            self._server.should_exit = True
             self._thread.join()
             self._thread = None
-        self._server.server_close()
+        self._socket.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -71,6 +93,59 @@ class BackgroundServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port) and listening.
+
+    Made with an explicit ``IPPROTO_TCP``: asyncio turns Nagle off only on connections whose
+    socket says so, and with Nagle on, every keep-alive answer waits ~40 ms for a delayed ACK.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def stand_in_app(
+    routes: Sequence[BaseRoute], not_found: HTTPExceptionHandler, bad_request: HTTPExceptionHandler
+) -> Starlette:
+    """A Starlette app over ``routes``, answering what no route serves as the stand-ins always did.
+
+    That is ``not_found`` for an unknown path, a known path with another method and a path with
+    a trailing slash (a 404 each, never Starlette's 405 or redirect), and ``bad_request`` for a
+    ``BadRequestError``.
+    """
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: not_found, 405: not_found, BadRequestError: bad_request},
+    )
+    app.router.redirect_slashes = False
+    return app
+
+
+def json_response(
+    payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """``payload`` as JSON, written by ``json.dumps`` as the stand-ins always wrote it.
+
+    Not Starlette's ``JSONResponse``: that one writes compact UTF-8 and refuses NaN, while a
+    stand-in serves what it was loaded with, dirt included, in the bytes clients already parse.
+    """
+    return Response(json.dumps(payload), status, headers, media_type="application/json")
+
+
+async def read_json_body(request: Request) -> Any:
+    """The request's JSON body (``{}`` when empty); a ``BadRequestError`` when it is not JSON."""
+    try:
+        return json.loads(await request.body() or b"{}")
+    except json.JSONDecodeError as error:
+        raise BadRequestError(f"body is not JSON: {error}") from error
 
 
 def write_state_file(path: Path, url: str) -> None:

@@ -23,6 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+from medallion.clients.snowflake import (
+    DATABASE,
+    SCHEMA,
+    SnowflakeConnection,
+    SnowflakeSettings,
+    connect_to,
+    settings_from_env,
+)
 from medallion.devstack.service import (
     ServiceInfo,
     owns_listening_port,
@@ -35,14 +43,6 @@ from medallion.devstack.service import (
 )
 from medallion.errors import SourceUnavailable
 from medallion.locks import file_lock
-from medallion.sources.snowflake import (
-    DATABASE,
-    SCHEMA,
-    SnowflakeConnection,
-    SnowflakeSettings,
-    connect_to,
-    settings_from_env,
-)
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from medallion.errors import ConfigError
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
-from medallion.pipelines.bronze import BRONZE_TABLES, load_bronze
+from medallion.pipelines.bronze import bronze_tables, load_bronze
 from medallion.pipelines.fx_rates import build_gold_fx_daily_change, update_silver_fx_rates
 from medallion.pipelines.gold import GOLD_TABLES, build_gold
 from medallion.pipelines.silver import SILVER_TABLES, update_silver
@@ -63,11 +63,12 @@ def backfill(
     on_step: Progress | None = None,
 ) -> BackfillResult:
     """Reprocess ``entity`` (a bronze table name, e.g. ``customer_behavior``) from raw."""
-    if entity not in BRONZE_TABLES:
+    tables = bronze_tables()
+    if entity not in tables:
         raise ConfigError(
-            f"backfill: unknown entity {entity!r}; expected one of {', '.join(BRONZE_TABLES)}"
+            f"backfill: unknown entity {entity!r}; expected one of {', '.join(sorted(tables))}"
         )
-    bronze = BRONZE_TABLES[entity]
+    bronze = tables[entity]
     landed = set(list_loads(lakehouse.raw_root, bronze.raw_source, bronze.raw_entity))
     silver = silver_tables_fed_by(bronze.table)
     result = BackfillResult(entity)

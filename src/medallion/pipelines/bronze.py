@@ -34,11 +34,18 @@ from medallion.contracts.drift import (
     drift_report,
     write_drift_report,
 )
-from medallion.errors import ConfigError, ContractViolation, ExpectationFailed, RawLoadError
+from medallion.errors import (
+    ConfigError,
+    ContractViolation,
+    ExpectationFailed,
+    RawLoadError,
+    SpecError,
+)
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
 from medallion.lineage.steps import StepLineage, raw_load_ref, step_rows, table_ref
 from medallion.pipelines import StepResult
+from medallion.quality.spec import load_specs
 from medallion.raw.landing import LINE_SEPARATOR, LoadManifest, load_dir, read_manifest
 from medallion.spark import counted_while
 from medallion.transforms.bronze import (
@@ -80,26 +87,36 @@ class BronzeTable:
         return f"{self.table}{QUARANTINE_SUFFIX}"
 
 
-BRONZE_TABLES: dict[str, BronzeTable] = {
-    table.name: table
-    for table in (
-        BronzeTable("snowflake_orders", "snowflake", "orders", "snowflake_orders"),
-        BronzeTable("kafka_orders", "kafka", "orders", "kafka_orders"),
-        BronzeTable("customer_behavior", "redshift", "behavior", "customer_behavior"),
-        BronzeTable("crm_accounts", "crm", "accounts", "crm_accounts"),
-        BronzeTable("fx_rates", "fx_rates", None, "fx_rates"),
-    )
-}
+RAW_PREFIX = "raw/"
+
+
+def bronze_tables() -> dict[str, BronzeTable]:
+    """The bronze tables, by name: one per spec in ``config/dq/bronze``, each fed by the raw
+    source its ``sources`` names (``raw/<source>[/<entity>]``) and checked by the schema
+    contract of its own name."""
+    tables = {}
+    for spec in load_specs(LAYER).values():
+        raw = [source for source in spec.sources if source.startswith(RAW_PREFIX)]
+        parts = raw[0].removeprefix(RAW_PREFIX).split("/") if len(raw) == 1 else []
+        if len(parts) not in {1, 2} or len(spec.sources) != 1:
+            raise SpecError(
+                f"{spec.dataset}: sources: expected one raw source, raw/<source>[/<entity>], "
+                f"found {list(spec.sources)}"
+            )
+        tables[spec.name] = BronzeTable(spec.name, parts[0], parts[1] if len(parts) == 2 else None,
+                                        spec.name)
+    return tables
 
 
 def bronze_table(table: str) -> BronzeTable:
-    """The registry entry of ``table`` (``"kafka_orders"`` or ``"bronze.kafka_orders"``)."""
+    """The bronze table ``table`` (``"kafka_orders"`` or ``"bronze.kafka_orders"``)."""
     name = table.removeprefix(f"{LAYER}.")
-    if name not in BRONZE_TABLES:
+    tables = bronze_tables()
+    if name not in tables:
         raise ConfigError(
-            f"bronze table {table!r}: expected one of {', '.join(sorted(BRONZE_TABLES))}"
+            f"bronze table {table!r}: expected one of {', '.join(sorted(tables))}"
         )
-    return BRONZE_TABLES[name]
+    return tables[name]
 
 
 def read_raw_lines(spark: SparkSession, manifest: LoadManifest, storage_root: Path) -> DataFrame:

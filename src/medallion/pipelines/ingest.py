@@ -13,6 +13,8 @@ Parameter forms:
   ``postgresql://host:port/db`` (psycopg; the stand-in).
 - ``crm_api_url``, ``fx_api_url``: base URLs of the HTTP APIs.
 - ``kafka_bootstrap_servers``: ``host:port[,host:port]``.
+
+The database URLs are parsed by their systems' clients (``medallion.clients``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+from medallion.clients import redshift as redshift_client
+from medallion.clients import snowflake as snowflake_client
 from medallion.credentials import get_secret
 from medallion.devstack import postgres as local_postgres
 from medallion.devstack import snowflake as local_snowflake
@@ -36,11 +39,9 @@ from medallion.lineage.steps import DatasetRef, StepLineage, raw_load_ref, syste
 from medallion.pipelines.fx_rates import ingest_fx_rates
 from medallion.raw.landing import LoadManifest
 from medallion.sources import crm, kafka_orders, redshift, snowflake
-from medallion.sources.redshift import PostgresWarehouse, RedshiftWarehouse, WarehouseConnection
+from medallion.sources.redshift import WarehouseConnection
 from medallion.state import redshift_mark_path, source_lock
 
-SNOWFLAKE_DEFAULT_PORT = 443
-REDSHIFT_DEFAULT_PORT = 5439
 MAX_BACKFILL_DAYS = 366
 
 
@@ -87,11 +88,14 @@ def _result(manifest: LoadManifest, started: float) -> IngestResult:
     )
 
 
-def snowflake_settings(storage_root: str | Path, snowflake_url: str) -> snowflake.SnowflakeSettings:
+def snowflake_settings(
+    storage_root: str | Path, snowflake_url: str
+) -> snowflake_client.SnowflakeSettings:
     """Connection settings from the URL (or the local stand-in) and the secret scope.
 
-    ``https://<account>.snowflakecomputing.com[?database=…&warehouse=…&role=…&account=…]``:
-    the account defaults to the host's first label, the database to the source DW's.
+    ``https://<account>.snowflakecomputing.com[?database=…&warehouse=…&role=…&account=…]``
+    (``medallion.clients.snowflake.parse_url``), as the secret scope's ``snowflake-user``;
+    empty: the stand-in of ``storage_root``, the secret scope's user if it has one.
     """
     if not snowflake_url:
         info = local_snowflake.status(storage_root)
@@ -104,32 +108,9 @@ def snowflake_settings(storage_root: str | Path, snowflake_url: str) -> snowflak
         local = local_snowflake.settings_for(info)
         user = get_secret("snowflake-user", fallback=lambda: local.user)
         secret = get_secret("snowflake-password", fallback=lambda: local.password)
-        return snowflake.SnowflakeSettings(
-            host=local.host, port=local.port, account=local.account, user=str(user),
-            password=str(secret), protocol=local.protocol,
-        )
-    parts = urlsplit(snowflake_url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(
-            f"snowflake_url={snowflake_url!r}: expected https://<account>.snowflakecomputing.com"
-        )
-    query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
-    unknown = sorted(set(query) - {"account", "database", "warehouse", "role"})
-    if unknown:
-        raise ConfigError(
-            f"snowflake_url={snowflake_url!r}: unknown query parameter(s) {', '.join(unknown)}; "
-            "expected account, database, warehouse or role"
-        )
-    return snowflake.SnowflakeSettings(
-        host=parts.hostname,
-        port=parts.port or SNOWFLAKE_DEFAULT_PORT,
-        account=query.get("account", parts.hostname.split(".")[0]),
-        user=str(get_secret("snowflake-user")),
-        password=str(get_secret("snowflake-password")),
-        protocol=parts.scheme,
-        database=query.get("database", snowflake.DATABASE),
-        warehouse=query.get("warehouse"),
-        role=query.get("role"),
+        return local.with_credentials(str(user), str(secret))
+    return snowflake_client.parse_url(snowflake_url).with_credentials(
+        str(get_secret("snowflake-user")), str(get_secret("snowflake-password"))
     )
 
 
@@ -155,7 +136,7 @@ def ingest_snowflake_orders(
     """Full load of Snowflake ORDERS into ``raw/snowflake/orders/load_dt=<load_date>``."""
     settings = snowflake_settings(storage_root, snowflake_url)
     started = time.monotonic()
-    conn = snowflake.connect_to(settings)
+    conn = snowflake_client.connect_to(settings)
     try:
         with source_lock(storage_root, snowflake.SOURCE):
             manifest = snowflake.extract_orders_to_raw(storage_root, conn, load_date)
@@ -164,39 +145,32 @@ def ingest_snowflake_orders(
     return _result(manifest, started)
 
 
-def redshift_connection(storage_root: str | Path, redshift_url: str) -> WarehouseConnection:
-    """A warehouse connection from the URL (or the local stand-in) and the secret scope."""
+def redshift_settings(
+    storage_root: str | Path, redshift_url: str
+) -> redshift_client.RedshiftSettings:
+    """Connection settings from the URL and the secret scope, or the local stand-in's own.
+
+    ``redshift://host[:5439]/database`` or ``postgresql://host[:5432]/database``, as the secret
+    scope's ``redshift-user``; empty: the PostgreSQL stand-in of ``storage_root``, as the role
+    the stand-in made (``medallion``, its password generated or from the environment).
+    """
     if not redshift_url:
-        info = read_info(storage_root, local_postgres.NAME)
-        if info is None:
+        local = local_postgres.client_settings(Path(storage_root))
+        if local is None:
             raise ConfigError(
                 f"no redshift_url configured and no local PostgreSQL stand-in is running for "
                 f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
                 "the job parameter redshift_url"
             )
-        redshift_url = info.url
-        fallback_user: str | None = info.details["user"]
-        fallback_password: str | None = local_postgres.password(Path(storage_root))
-    else:
-        fallback_user = fallback_password = None
-    parts = urlsplit(redshift_url)
-    database = parts.path.lstrip("/")
-    if parts.scheme not in {"redshift", "postgresql"} or not parts.hostname or not database:
-        raise ConfigError(
-            f"redshift_url={redshift_url!r}: expected redshift://host:5439/database or "
-            "postgresql://host:port/database"
-        )
-    user = get_secret("redshift-user", fallback=(lambda: fallback_user) if fallback_user else None)
-    secret = get_secret(
-        "redshift-password", fallback=(lambda: fallback_password) if fallback_password else None
+        return local
+    return redshift_client.parse_url(redshift_url).with_credentials(
+        str(get_secret("redshift-user")), str(get_secret("redshift-password"))
     )
-    if parts.scheme == "redshift":
-        return RedshiftWarehouse(
-            parts.hostname, parts.port or REDSHIFT_DEFAULT_PORT, database, str(user), str(secret)
-        )
-    return PostgresWarehouse.connect(
-        parts.hostname, parts.port or 5432, database, str(user), secret
-    )
+
+
+def redshift_connection(storage_root: str | Path, redshift_url: str) -> WarehouseConnection:
+    """A warehouse connection from the URL (or the local stand-in) and the secret scope."""
+    return redshift.connect_warehouse(redshift_settings(storage_root, redshift_url))
 
 
 @lineage_job(lambda storage_root, load_date, redshift_url, **_: ingest_lineage(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
@@ -41,7 +40,7 @@ from medallion.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
 from medallion.lineage.steps import DatasetRef, StepLineage, table_ref
-from medallion.pipelines.ingest import REDSHIFT_DEFAULT_PORT, snowflake_settings
+from medallion.pipelines.ingest import redshift_settings, snowflake_settings
 from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult, WarehouseSink
 from medallion.serving.redshift import RedshiftSink
 from medallion.serving.redshift_sessions import ParquetStaging
@@ -254,24 +253,11 @@ def warehouse_sink(warehouse: str, storage_root: str | Path, url: str = "") -> W
         return SnowflakeSink(snowflake_settings(storage_root, url))
     if warehouse != "redshift":
         raise ConfigError(f"warehouse {warehouse!r}: expected one of {', '.join(WAREHOUSES)}")
-    if not url:
-        return RedshiftSink.stand_in(Path(storage_root))
-    parts = urlsplit(url)
-    database = parts.path.lstrip("/")
-    if parts.scheme not in {"redshift", "postgresql"} or not parts.hostname or not database:
-        raise ConfigError(
-            f"redshift_url={url!r}: expected redshift://host:5439/database or "
-            "postgresql://host:port/database"
-        )
-    user, secret = str(get_secret("redshift-user")), str(get_secret("redshift-password"))
-    if parts.scheme == "postgresql":
-        return RedshiftSink.postgres(parts.hostname, parts.port or 5432, database, user, secret)
+    settings = redshift_settings(storage_root, url)
+    if not settings.is_redshift:
+        return RedshiftSink.postgres(settings)
     return RedshiftSink.redshift(
-        parts.hostname,
-        parts.port or REDSHIFT_DEFAULT_PORT,
-        database,
-        user,
-        secret,
+        settings,
         iam_role=str(get_secret("redshift-iam-role")),
         staging_area=ParquetStaging(f"{storage_root}/_system/publish"),
     )

@@ -5,7 +5,8 @@ CSV, into a temporary staging table with ``COPY ... FROM STDIN``. On AWS, ``reds
 runs the same SQL, and the snapshot reaches the staging table as Parquet files written under the
 storage root (``s3://...``) and loaded with ``COPY ... IAM_ROLE ... FORMAT AS PARQUET``. The SQL
 lives in ``medallion.serving.redshift_sql`` (what differs between the two databases is its
-``Dialect``), the connections and staging transports in ``medallion.serving.redshift_sessions``.
+``Dialect``), the sessions and staging transports in ``medallion.serving.redshift_sessions``,
+settings and connecting in ``medallion.clients.redshift``.
 
 A publish, on one connection:
 
@@ -39,8 +40,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from medallion.clients.redshift import (
+    ConnectFailed,
+    RedshiftSettings,
+    connect_postgres,
+    connect_redshift,
+    import_redshift_connector,
+)
 from medallion.devstack import postgres
-from medallion.devstack.service import read_info
 from medallion.errors import ConfigError, PublishError, WarehouseUnavailable
 from medallion.serving import PUBLISH_LOG, Figures, GoldColumn, GoldSnapshot, PublishResult
 from medallion.serving.redshift_sessions import (
@@ -59,7 +66,6 @@ from medallion.serving.redshift_sql import (
     check_iam_role,
     quote,
 )
-from medallion.sources.redshift import PostgresConnectError, connect_postgres
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +78,7 @@ class RedshiftSink:
     ``open_session`` opens one connection and raises ``ConnectAttemptFailed`` when it cannot;
     connecting is retried with exponential backoff and jitter, then ``WarehouseUnavailable``.
     ``location`` names the warehouse in messages (host:port/database and user, never a secret).
-    Build one with ``postgres``, ``stand_in`` or ``redshift``.
+    Build one with ``postgres``, ``stand_in`` or ``redshift`` from ``RedshiftSettings``.
     """
 
     name = WAREHOUSE
@@ -99,11 +105,7 @@ class RedshiftSink:
     @classmethod
     def postgres(
         cls,
-        host: str,
-        port: int,
-        database: str,
-        user: str,
-        password: str | None,
+        settings: RedshiftSettings,
         *,
         attempts: int = 4,
         initial_wait_seconds: float = 0.5,
@@ -113,16 +115,14 @@ class RedshiftSink:
 
         def open_session() -> WarehouseSession:
             try:
-                connection = connect_postgres(
-                    host, port, database, user, password, connect_timeout=connect_timeout
-                )
-            except PostgresConnectError as error:
+                connection = connect_postgres(settings, connect_timeout=connect_timeout)
+            except ConnectFailed as error:
                 raise ConnectAttemptFailed(error.detail) from None
             return PostgresSession(connection)
 
         return cls(
             open_session,
-            f"{host}:{port}/{database} (user {user})",
+            settings.location_with_user,
             POSTGRES,
             attempts=attempts,
             initial_wait_seconds=initial_wait_seconds,
@@ -131,30 +131,18 @@ class RedshiftSink:
     @classmethod
     def stand_in(cls, storage_root: Path, *, attempts: int = 4) -> RedshiftSink:
         """A sink publishing to ``storage_root``'s local PostgreSQL stand-in (devstack)."""
-        info = read_info(storage_root, postgres.NAME)
-        if info is None:
+        settings = postgres.client_settings(storage_root)
+        if settings is None:
             raise WarehouseUnavailable(
                 f"warehouse {WAREHOUSE!r}: no local PostgreSQL stand-in for "
                 f"{Path(storage_root).resolve()}; start it with `medallion devstack up`"
             )
-        details = info.details
-        return cls.postgres(
-            details["host"],
-            int(details["port"]),
-            details["database"],
-            details["user"],
-            postgres.password(storage_root),
-            attempts=attempts,
-        )
+        return cls.postgres(settings, attempts=attempts)
 
     @classmethod
     def redshift(
         cls,
-        host: str,
-        port: int,
-        database: str,
-        user: str,
-        password: str,
+        settings: RedshiftSettings,
         *,
         iam_role: str,
         staging_area: StagingArea,
@@ -165,26 +153,19 @@ class RedshiftSink:
         """A sink publishing to real Redshift through ``redshift_connector`` (``options`` go to
         its ``connect``); snapshots are staged as files in ``staging_area`` and loaded with
         ``COPY`` under ``iam_role``."""
-        connector = _import_redshift_connector()
+        import_redshift_connector()  # a missing driver fails here, not at the first publish
         check_iam_role(iam_role)
 
         def open_session() -> WarehouseSession:
             try:
-                connection = connector.connect(
-                    host=host,
-                    port=port,
-                    database=database,
-                    user=user,
-                    password=password,
-                    **options,
-                )
-            except (connector.Error, OSError) as error:
-                raise ConnectAttemptFailed(str(error).replace(password, "***").strip()) from None
+                connection = connect_redshift(settings, **options)
+            except ConnectFailed as error:
+                raise ConnectAttemptFailed(error.detail) from None
             return RedshiftSession(connection, staging_area, iam_role)
 
         return cls(
             open_session,
-            f"{host}:{port}/{database} (user {user})",
+            settings.location_with_user,
             REDSHIFT,
             attempts=attempts,
             initial_wait_seconds=initial_wait_seconds,
@@ -403,19 +384,6 @@ class RedshiftSink:
             skipped=True,
             seconds=time.monotonic() - started,
         )
-
-
-def _import_redshift_connector() -> Any:
-    """The ``redshift_connector`` module; ``ConfigError`` saying how to install it."""
-    try:
-        import redshift_connector  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        raise ConfigError(
-            "Redshift sink: expected the `redshift_connector` package, found it missing; "
-            "install it with `pip install redshift_connector` (the local PostgreSQL stand-in "
-            "uses psycopg and does not need it)"
-        ) from None
-    return redshift_connector
 
 
 def _exact(value: Any) -> Decimal:

@@ -32,6 +32,7 @@ import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 from snowflake.connector.cursor import SnowflakeCursor
 
+from medallion.clients.snowflake import SnowflakeSettings, connect_to
 from medallion.errors import ConfigError, PublishError, WarehouseUnavailable
 from medallion.serving import PUBLISH_LOG, Figures, GoldSnapshot, PublishResult
 from medallion.serving.snowflake_sql import (
@@ -50,7 +51,6 @@ from medallion.serving.snowflake_sql import (
     snowflake_type,
     sum_expression,
 )
-from medallion.sources.snowflake import SnowflakeSettings, connect_to
 
 __all__ = ["SnowflakeSink"]
 

@@ -1,1 +1,1 @@
-"""Clients of the source systems: each fetches records exactly as the source sends them."""
+"""The extractors of the source systems: each lands records exactly as the source sends them."""

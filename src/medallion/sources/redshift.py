@@ -10,7 +10,7 @@ and every load records how many there are (``source_positions["null_key_rows"]``
 
 The same extractor runs against PostgreSQL 15 (the local stand-in, through psycopg) and real
 Redshift (through ``redshift_connector``), behind ``WarehouseConnection``; the SQL that differs
-between them lives in ``Dialect``.
+between them lives in ``Dialect``. Settings and connecting: ``medallion.clients.redshift``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ from typing import Any, Protocol
 
 import psycopg
 
+from medallion.clients.redshift import (
+    ConnectFailed,
+    RedshiftSettings,
+    connect_postgres,
+    connect_redshift,
+)
 from medallion.errors import ConfigError, SourceUnavailable
 from medallion.files import write_json_atomic
 from medallion.raw.landing import (
@@ -152,39 +158,6 @@ class WarehouseConnection(Protocol):
         ...
 
 
-class PostgresConnectError(SourceUnavailable):
-    """One failed psycopg connection attempt; ``detail`` is the driver's message, redacted."""
-
-    def __init__(self, message: str, detail: str) -> None:
-        super().__init__(message)
-        self.detail = detail
-
-
-def connect_postgres(
-    host: str, port: int, database: str, user: str, password: str | None, *,
-    connect_timeout: int = 5,
-) -> psycopg.Connection:
-    """One psycopg connection in a UTC session; the error names host:port/database, never the
-    password."""
-    try:
-        return psycopg.connect(
-            host=host,
-            port=port,
-            dbname=database,
-            user=user,
-            password=password,
-            connect_timeout=connect_timeout,
-            options="-c TimeZone=UTC",
-        )
-    except psycopg.OperationalError as error:
-        detail = _redact(str(error), password).strip()
-        raise PostgresConnectError(
-            f"source {SOURCE!r} at {host}:{port}/{database} (user {user}): cannot connect; "
-            f"last error: {detail}",
-            detail,
-        ) from None
-
-
 class PostgresWarehouse:
     """``WarehouseConnection`` over a psycopg 3 connection (the local PostgreSQL stand-in)."""
 
@@ -197,33 +170,26 @@ class PostgresWarehouse:
     @classmethod
     def connect(
         cls,
-        host: str,
-        port: int,
-        database: str,
-        user: str,
-        password: str | None,
+        settings: RedshiftSettings,
         *,
         attempts: int = 3,
         initial_wait_seconds: float = 0.5,
         connect_timeout: int = 5,
     ) -> PostgresWarehouse:
         """Connect (UTC session), retrying; ``SourceUnavailable`` after the last attempt."""
-        location = f"{host}:{port}/{database}"
         last_error = ""
         for attempt in range(max(1, attempts)):
             if attempt:
                 time.sleep(initial_wait_seconds * 2 ** (attempt - 1))
             try:
-                connection = connect_postgres(
-                    host, port, database, user, password, connect_timeout=connect_timeout
-                )
-            except PostgresConnectError as error:
+                connection = connect_postgres(settings, connect_timeout=connect_timeout)
+            except ConnectFailed as error:
                 last_error = error.detail
                 continue
-            return cls(connection, location)
+            return cls(connection, settings.location)
         raise SourceUnavailable(
-            f"source {SOURCE!r} at {location} (user {user}): no connection after {attempts} "
-            f"attempt(s); last error: {last_error}"
+            f"source {SOURCE!r} at {settings.location_with_user}: no connection after "
+            f"{attempts} attempt(s); last error: {last_error}"
         )
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
@@ -291,26 +257,15 @@ class RedshiftWarehouse:
 
     dialect = REDSHIFT
 
-    def __init__(
-        self, host: str, port: int, database: str, user: str, password: str, **options: Any
-    ) -> None:
-        try:
-            import redshift_connector  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            raise ConfigError(
-                "Redshift: expected the `redshift_connector` package, found it missing; "
-                "`pip install redshift_connector` (the local stand-in uses psycopg instead)"
-            ) from None
-        self.location = f"{host}:{port}/{database}"
-        try:
-            self.connection = redshift_connector.connect(
-                host=host, port=port, database=database, user=user, password=password, **options
-            )
-        except redshift_connector.Error as error:
-            raise SourceUnavailable(
-                f"source {SOURCE!r} at {self.location} (user {user}): cannot connect; "
-                f"last error: {_redact(str(error), password)}"
-            ) from None
+    def __init__(self, connection: Any, location: str) -> None:
+        self.connection = connection
+        self.location = location
+
+    @classmethod
+    def connect(cls, settings: RedshiftSettings, **options: Any) -> RedshiftWarehouse:
+        """Connect once (``options`` go to ``redshift_connector.connect``); ``SourceUnavailable``
+        when the cluster refuses, ``ConfigError`` when the driver is not installed."""
+        return cls(connect_redshift(settings, **options), settings.location)
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         """Run a statement and commit it."""
@@ -343,6 +298,13 @@ class RedshiftWarehouse:
     def close(self) -> None:
         """Close the connection."""
         self.connection.close()
+
+
+def connect_warehouse(settings: RedshiftSettings) -> WarehouseConnection:
+    """A ``RedshiftWarehouse`` for a ``redshift://`` database, else a ``PostgresWarehouse``."""
+    if settings.is_redshift:
+        return RedshiftWarehouse.connect(settings)
+    return PostgresWarehouse.connect(settings)
 
 
 def create_behavior_table(conn: WarehouseConnection) -> None:
@@ -543,7 +505,3 @@ def _as_stored(value: Any) -> Any:
         return value.isoformat()
     return value
 
-
-def _redact(message: str, secret: str | None) -> str:
-    """``message`` without ``secret`` (drivers do not echo it, but never rely on that)."""
-    return (message.replace(secret, "***") if secret else message).strip()

@@ -4,25 +4,21 @@ Grain of ORDERS: one row per order version as the DW serves it; ``order_id`` is 
 but is not enforced (the source carries null keys, duplicate records and duplicate keys on purpose).
 ``order_amount`` is VARCHAR so wrong-typed amounts such as ``"12,50"`` exist in the source exactly
 as delivered; numbers are stored as their plain decimal text and parsing waits for bronze.
-Timestamps are TIMESTAMP_TZ and come back as aware datetimes.
+Timestamps are TIMESTAMP_TZ and come back as aware datetimes. Connections come from
+``medallion.clients.snowflake``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import snowflake.connector
-from snowflake.connector import SnowflakeConnection
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
-
-from medallion.errors import ConfigError, MedallionError, SourceUnavailable
+from medallion.clients.snowflake import DATABASE, SCHEMA, SnowflakeConnection
+from medallion.errors import ConfigError
 from medallion.raw.landing import (
     LoadManifest,
     land_records,
@@ -31,34 +27,23 @@ from medallion.raw.landing import (
     raw_zone,
     read_manifest,
 )
-from medallion.sources.http import backoff
 
 __all__ = [
     "DATABASE",
     "ORDER_COLUMNS",
     "SCHEMA",
     "SnowflakeConnection",
-    "SnowflakeSettings",
-    "connect_to",
     "create_orders_table",
     "extract_orders",
     "extract_orders_to_raw",
     "replace_orders",
-    "settings_from_env",
 ]
 
 log = logging.getLogger(__name__)
 
 SOURCE = "snowflake"
 ENTITY = "orders"
-DATABASE = "SNOWFLAKE_DW"
-SCHEMA = "SALES"
 ORDERS_TABLE = f"{DATABASE}.{SCHEMA}.ORDERS"
-USER_ENV = "MEDALLION_SNOWFLAKE_USER"
-PASSWORD_ENV = "MEDALLION_SNOWFLAKE_PASSWORD"  # noqa: S105 (a variable name)
-# Harmless defaults: the local stand-in accepts any credentials.
-DEFAULT_USER = "medallion"
-DEFAULT_PASSWORD = "medallion-local"  # noqa: S105 (the stand-in ignores it)
 ORDER_COLUMNS: tuple[str, ...] = (
     "order_id", "customer_id", "order_ts", "status", "currency", "order_amount", "updated_at",
 )  # fmt: skip
@@ -73,106 +58,6 @@ CREATE TABLE IF NOT EXISTS {ORDERS_TABLE} (
     ORDER_AMOUNT VARCHAR(64),
     UPDATED_AT TIMESTAMP_TZ
 )"""
-
-
-@dataclass(frozen=True)
-class SnowflakeSettings:
-    """Where and as whom to connect; the password never appears in ``repr``."""
-
-    host: str
-    port: int
-    account: str
-    user: str
-    password: str = field(repr=False)
-    database: str = DATABASE
-    schema: str = SCHEMA
-    protocol: str = "https"
-    warehouse: str | None = None  # the virtual warehouse a real account runs queries on
-    role: str | None = None  # None: the user's default role
-
-    @property
-    def address(self) -> str:
-        """``host:port``, for messages."""
-        return f"{self.host}:{self.port}"
-
-
-def settings_from_env(
-    *,
-    host: str,
-    port: int,
-    account: str = "fakesnow",
-    database: str = DATABASE,
-    schema: str = SCHEMA,
-    protocol: str = "https",
-) -> SnowflakeSettings:
-    """Settings with user/password from ``MEDALLION_SNOWFLAKE_USER``/``_PASSWORD`` (or defaults)."""
-    return SnowflakeSettings(
-        host=host,
-        port=port,
-        account=account,
-        user=os.environ.get(USER_ENV, DEFAULT_USER),
-        password=os.environ.get(PASSWORD_ENV, DEFAULT_PASSWORD),
-        database=database,
-        schema=schema,
-        protocol=protocol,
-    )
-
-
-def connect_to(
-    settings: SnowflakeSettings,
-    *,
-    attempts: int = 3,
-    initial_wait_seconds: float = 0.5,
-    max_wait_seconds: float = 5.0,
-    login_timeout_seconds: int = 10,
-    network_timeout_seconds: int | None = 10,
-    unavailable: Callable[[str], MedallionError] | None = None,
-) -> SnowflakeConnection:
-    """Connect with retries and backoff.
-
-    ``network_timeout_seconds`` bounds every request of the connection (None: no bound, for
-    long-running statements). After the last attempt, raises ``unavailable(detail)`` (by
-    default ``SourceUnavailable`` naming this source), ``detail`` being the last error with the
-    password masked.
-    """
-    if attempts < 1:
-        raise ConfigError(f"attempts={attempts}: expected at least 1")
-
-    def attempt() -> SnowflakeConnection:
-        return snowflake.connector.connect(
-            user=settings.user,
-            password=settings.password,
-            account=settings.account,
-            host=settings.host,
-            port=settings.port,
-            protocol=settings.protocol,
-            database=settings.database,
-            schema=settings.schema,
-            warehouse=settings.warehouse,
-            role=settings.role,
-            login_timeout=login_timeout_seconds,
-            network_timeout=network_timeout_seconds,
-            session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-        )
-
-    retrying = Retrying(
-        stop=stop_after_attempt(attempts),
-        wait=backoff(initial_wait_seconds, max_wait_seconds),
-        retry=retry_if_exception_type(snowflake.connector.errors.Error),
-    )
-    try:
-        return retrying(attempt)
-    except RetryError as error:
-        last = error.last_attempt.exception()
-        detail = f"{type(last).__name__}: {last}"
-        if settings.password:
-            detail = detail.replace(settings.password, "***")
-        if unavailable is not None:
-            raise unavailable(detail) from None
-        raise SourceUnavailable(
-            f"source {SOURCE!r} unavailable at {settings.address} (account {settings.account!r}, "
-            f"user {settings.user!r}) after {attempts} attempts; last error: {detail}"
-        ) from None
 
 
 def create_orders_table(conn: SnowflakeConnection) -> None:

@@ -1,0 +1,78 @@
+"""What the devstack reads of processes: the memory a tree holds, which process is our broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medallion.devstack import kafka
+from medallion.devstack.memory import tree_rss_bytes
+
+MIB = 2**20
+HOLD_64_MIB = "held = b'x' * (64 * 2**20)"
+
+
+def started(code: str, *args: str) -> subprocess.Popen[str]:
+    """A Python child running ``code``, returned once it runs (its /proc entry is complete)."""
+    ready = "import time; print('ready', flush=True); time.sleep(60)"
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"{code}; {ready}", *args], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    return child
+
+
+def ended(child: subprocess.Popen[str]) -> None:
+    """Kill and reap ``child``, closing its pipe."""
+    child.kill()
+    child.communicate()
+
+
+@pytest.fixture
+def child_holding_64_mib() -> Iterator[subprocess.Popen[str]]:
+    """A child of this test process that holds 64 MiB of its own."""
+    child = started(HOLD_64_MIB)
+    yield child
+    ended(child)
+
+
+def test_a_tree_holds_what_its_descendants_hold(
+    child_holding_64_mib: subprocess.Popen[str],
+) -> None:
+    child = tree_rss_bytes([child_holding_64_mib.pid])
+    tree = tree_rss_bytes([os.getpid()])
+
+    assert child >= 64 * MIB
+    assert tree > child
+
+
+def test_a_process_named_twice_is_counted_once(
+    child_holding_64_mib: subprocess.Popen[str],
+) -> None:
+    once = tree_rss_bytes([os.getpid()])
+    twice = tree_rss_bytes([os.getpid(), child_holding_64_mib.pid, os.getpid()])
+
+    assert twice == pytest.approx(once, rel=0.05)
+
+
+def test_a_process_that_is_gone_holds_nothing() -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+
+    assert tree_rss_bytes([gone.pid]) == 0
+
+
+def test_the_broker_is_the_live_process_started_with_this_roots_config(tmp_path: Path) -> None:
+    broker = started("pass", str(tmp_path / "server.properties"))
+    try:
+        assert kafka._is_our_broker(broker.pid, tmp_path) is True
+        assert kafka._is_our_broker(broker.pid, tmp_path / "other-root") is False
+    finally:
+        ended(broker)
+    assert kafka._is_our_broker(broker.pid, tmp_path) is False

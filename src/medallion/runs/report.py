@@ -83,7 +83,8 @@ def write_run_report(summary: Mapping[str, Any], run_dir: Path, *,
 def prepare_rendering() -> None:
     """Import nbconvert and build its exporter in a background thread (about 2 s, once per
     process), so that a runner does it while its run's notebooks execute, not after."""
-    threading.Thread(target=_html_exporter, name="report-exporter", daemon=True).start()
+    if _exporter is None:  # built once per process; later runs find it ready
+        threading.Thread(target=_html_exporter, name="report-exporter", daemon=True).start()
 
 
 def render_notebook(notebook: Path) -> Path:

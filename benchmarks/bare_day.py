@@ -30,18 +30,15 @@ from pyspark.sql import functions as sf
 from medallion.contracts import Contract, load_contract
 from medallion.contracts.conform import parse_json_lines
 from medallion.pipelines.bronze import BronzeTable, bronze_tables, read_raw_lines
-from medallion.pipelines.silver import SILVER_TABLES
-from medallion.quality.spec import TableSpec, spec_for
+from medallion.pipelines.gold import gold_rows
+from medallion.pipelines.silver import SilverTable, silver_tables
+from medallion.quality.spec import TableSpec, build_order, load_specs
 from medallion.raw.landing import load_dir, peek_manifest
 from medallion.spark import COMMIT_METADATA_CONF
 from medallion.transforms.bronze import PARTITION_COLUMNS, PROC_DATE, to_bronze
-from medallion.transforms.fx_rates import SILVER_KEYS, build_fx_daily_change, clean_fx_rates
-from medallion.transforms.gold.customer_360 import build_customer_360
-from medallion.transforms.gold.orders_daily import build_orders_daily
 from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN
 
 LAYERS = ("bronze", "silver", "gold")
-SILVER_DATASETS = ("silver.dim_customer", "silver.fact_orders", "silver.fact_events")
 LABEL_PREFIX = "bare/"
 RUN_ID = "bare"
 SALT = "bare-salt"
@@ -52,7 +49,8 @@ class Specs:
     """The bronze contracts and silver specs, parsed once as a long-lived script would."""
 
     contracts: Mapping[str, Contract]
-    silver: Mapping[str, TableSpec]
+    silver: Sequence[SilverTable]
+    gold: Sequence[TableSpec]
 
     @classmethod
     def load(cls) -> Specs:
@@ -60,7 +58,8 @@ class Specs:
         return cls(
             {name: load_contract("bronze", entry.contract_entity)
              for name, entry in bronze_tables().items()},
-            {dataset: spec_for(dataset) for dataset in SILVER_DATASETS},
+            silver_tables(),
+            build_order(load_specs("gold").values()),
         )
 
 
@@ -167,10 +166,9 @@ def upsert(
     spark.catalog.dropTempView(view)
 
 
-def update_silver(spark: SparkSession, root: Path, spec: TableSpec, day: date) -> None:
+def update_silver(spark: SparkSession, root: Path, table: SilverTable, day: date) -> None:
     """The day's bronze rows, transformed and deduplicated as the job does, MERGEd into silver."""
-    dataset = spec.dataset
-    table = SILVER_TABLES[dataset]
+    spec = table.spec
     bronze = {
         source: read_table(spark, root, source).where(sf.col(PROC_DATE) == sf.lit(day))
         for source in spec.sources
@@ -181,15 +179,9 @@ def update_silver(spark: SparkSession, root: Path, spec: TableSpec, day: date) -
         .where(sf.col(DROP_RULE_COLUMN).isNull())
         .select(*table.columns)
     )
-    upsert(spark, root, kept, dataset, keys=spec.keys, sequence_by=table.sequence_by,
-           keep_current_when_null=table.keep_current_when_null,
-           compare_columns=table.business_columns)
-
-
-def update_silver_fx_rates(spark: SparkSession, root: Path, day: date) -> None:
-    """The day's bronze rates, cleaned, MERGEd into ``silver.fx_rates`` on (rate_date, currency)."""
-    bronze = read_table(spark, root, "bronze.fx_rates").where(sf.col(PROC_DATE) == sf.lit(day))
-    upsert(spark, root, clean_fx_rates(bronze), "silver.fx_rates", keys=SILVER_KEYS)
+    upsert(spark, root, kept, spec.dataset, keys=spec.keys, sequence_by=table.sequence_by,
+           keep_current_when_null=spec.build.keep_current_when_null,
+           compare_columns=spec.build.columns)
 
 
 # --- silver -> gold ---------------------------------------------------------------------------
@@ -202,20 +194,11 @@ def overwrite(root: Path, frame: DataFrame, table: str) -> None:
     )
 
 
-def build_gold(spark: SparkSession, root: Path) -> None:
-    """The three gold tables, rebuilt from silver and overwritten."""
-    silver = {
-        name: read_table(spark, root, name)
-        for name in ("silver.dim_customer", "silver.fact_orders", "silver.fact_events",
-                     "silver.fx_rates")
-    }
-    overwrite(root, build_customer_360(
-        silver["silver.dim_customer"], silver["silver.fact_orders"], silver["silver.fact_events"],
-        silver["silver.fx_rates"], salt=SALT,
-    ), "gold.fact_customer_360")
-    overwrite(root, build_orders_daily(silver["silver.fact_orders"], silver["silver.fx_rates"]),
-              "gold.orders_daily")
-    overwrite(root, build_fx_daily_change(silver["silver.fx_rates"]), "gold.fx_daily_change")
+def build_gold(spark: SparkSession, root: Path, specs: Sequence[TableSpec]) -> None:
+    """The gold tables, rebuilt from silver by their specs' transforms and overwritten."""
+    for spec in specs:
+        silver = {name: read_table(spark, root, name) for name in spec.sources}
+        overwrite(root, gold_rows(spec, silver, SALT), spec.dataset)
 
 
 # --- one day ----------------------------------------------------------------------------------
@@ -234,11 +217,10 @@ def run_layer(
             for name, entry in bronze_tables().items():
                 load_bronze(spark, root, entry, specs.contracts[name], day)
         elif layer == "silver":
-            for spec in specs.silver.values():
-                update_silver(spark, root, spec, day)
-            update_silver_fx_rates(spark, root, day)
+            for table in specs.silver:
+                update_silver(spark, root, table, day)
         else:
-            build_gold(spark, root)
+            build_gold(spark, root, specs.gold)
         return time.perf_counter() - started
     finally:
         spark.removeTag(label)

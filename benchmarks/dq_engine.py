@@ -212,8 +212,8 @@ def quarantine_rules(spec: TableSpec) -> tuple[Expectation, ...]:
 
 def checked_frame(lakehouse: Lakehouse, dataset: str) -> DataFrame:
     """What ``update_silver`` hands to the engine: prepared, transformed, lookups added."""
-    spec = spec_for(dataset)
-    table = silver_step.SILVER_TABLES[dataset]
+    table = silver_step.silver_table(dataset)
+    spec = table.spec
     bronze = {source: lakehouse.read(source) for source in spec.sources}
     prepared = spec.apply_transformations(table.prepare(bronze))
     lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
@@ -411,8 +411,8 @@ def measure_silver(lakehouse: Lakehouse, dataset: str, repeat: int) -> StepShare
 
 def _silver_without_dq(lakehouse: Lakehouse, dataset: str) -> None:
     """What ``update_silver`` does on a full refresh, minus DQ: transform, dedupe, write."""
-    spec = spec_for(dataset)
-    table = silver_step.SILVER_TABLES[dataset]
+    table = silver_step.silver_table(dataset)
+    spec = table.spec
     bronze = {source: lakehouse.read(source) for source in spec.sources}
     prepared = spec.apply_transformations(table.prepare(bronze))
     kept = (

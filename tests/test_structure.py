@@ -82,3 +82,43 @@ def test_the_walk_sees_imports_inside_functions_and_for_the_type_checker() -> No
 
 def test_no_import_cycle_in_the_package() -> None:
     assert cycles() == []
+
+
+# The lakehouse half: it runs on a cluster, without the local platform (runner, devstack, demo).
+LAKEHOUSE_HALF = ("medallion.pipelines", "medallion.serving", "medallion.sources",
+                  "medallion.quality", "medallion.lakehouse", "medallion.credentials",
+                  "medallion.spark", "medallion.environment")
+# Where the environment is resolved, and where ``on_databricks`` is defined.
+ASKS_WHERE_IT_RUNS = {"medallion.environment", "medallion.settings"}
+
+
+def in_lakehouse_half(name: str) -> bool:
+    return any(name == part or name.startswith(f"{part}.") for part in LAKEHOUSE_HALF)
+
+
+def test_the_lakehouse_half_never_imports_the_local_platform() -> None:
+    offenders = {name: sorted(m for m in imports_of(name) if m.startswith("medallion.devstack"))
+                 for name in MODULES if in_lakehouse_half(name)}
+
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def names_used(name: str) -> set[str]:
+    """Every name module ``name`` imports or refers to (``x``, ``a.x``, ``from a import x``)."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            used.update(alias.name.rpartition(".")[2] for alias in node.names)
+    return used
+
+
+def test_only_the_resolver_asks_whether_it_runs_on_databricks() -> None:
+    asking = {name for name in MODULES if "on_databricks" in names_used(name)}
+
+    assert asking <= ASKS_WHERE_IT_RUNS
+    assert "medallion.environment" in asking

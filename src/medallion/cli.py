@@ -564,6 +564,7 @@ def backfill(
     """Reprocess an entity's raw loads over a date range with the current contracts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from medallion.environment import Environment
     from medallion.lakehouse import Lakehouse
     from medallion.pipelines.backfill import backfill as run_backfill
     from medallion.pipelines.backfill import dates_between
@@ -600,9 +601,10 @@ def backfill(
                           f"{dropped:,}")
 
         try:
-            lakehouse = Lakehouse.open(spark, root)
+            environment = Environment.resolve(root)
+            lakehouse = Lakehouse.in_environment(spark, environment)
             outcome = run_backfill(lakehouse, entity, start, end, run_id=run_id,
-                                   salt=pii_hash_salt(root), on_step=on_step)
+                                   salt=pii_hash_salt(root, environment.secrets), on_step=on_step)
         except MedallionError as error:
             raise _fail(error) from error
         finally:

@@ -18,14 +18,16 @@ The SMTP server's address and the alerts' sender are read from the same scope (`
 ``alert-smtp-port``, ``alert-smtp-from``, ``alert-smtp-starttls``, ``ALERT_SETTING_KEYS``) but are
 not credentials, so they are not redacted: masking a port or ``true`` would garble every text.
 
-Two providers behind ``get_secret``: on Databricks (or anywhere with ``MEDALLION_SECRETS=workspace``
-and the SDK's usual authentication, e.g. ``DATABRICKS_HOST`` and ``DATABRICKS_TOKEN``) the
-workspace's secret scope through databricks-sdk (``WorkspaceClient().secrets``); otherwise the
-environment. The platform redacts only values read through ``dbutils``, so nothing here ever
-prints or logs a value; the local runner redacts the local values from the executed notebooks it
-keeps (``redact``). No value is a default in code: a credential that is missing raises
-``SecretNotFound`` naming where it was looked for, unless the caller passes a ``fallback`` (the
-local stand-ins' own generated credentials).
+A ``SecretProvider`` reads them from one of two places: the workspace's secret scope through
+databricks-sdk (``WorkspaceClient().secrets``, authenticated the SDK's usual way, e.g.
+``DATABRICKS_HOST`` and ``DATABRICKS_TOKEN``), or the environment. Which one, and with which
+local fallbacks, is decided once by ``medallion.environment`` (on Databricks, or anywhere with
+``MEDALLION_SECRETS=workspace``: the workspace). The platform redacts only values read through
+``dbutils``, so nothing here ever prints or logs a value; the local runner redacts the local
+values from the executed notebooks it keeps (``redact``). No value is a default in code: a
+credential that is missing raises ``SecretNotFound`` naming where it was looked for, unless the
+caller passes a ``fallback`` or the local target's provider has one (a local stand-in's own
+credentials, a generated local secret).
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ import base64
 import functools
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medallion.errors import SecretNotFound
-from medallion.settings import on_databricks
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -61,12 +63,14 @@ KEYS = (
 ALERT_SETTING_KEYS = (
     "alert-smtp-host", "alert-smtp-port", "alert-smtp-from", "alert-smtp-starttls",
 )
+# Secrets nobody has to know: the local target generates them once per storage root.
+GENERATED_KEYS = ("pii-hash-salt",)
 REDACTED = "[REDACTED]"
 PROVIDER_ENV = "MEDALLION_SECRETS"  # "workspace": the workspace's scopes even off Databricks
 
-__all__ = ["ALERT_SETTING_KEYS", "KEYS", "REDACTED", "SCOPE", "SecretNotFound", "env_name",
-           "generated_local_secret", "get_secret", "local_secret_values", "redact",
-           "stored_local_secrets"]
+__all__ = ["ALERT_SETTING_KEYS", "GENERATED_KEYS", "KEYS", "REDACTED", "SCOPE", "SecretNotFound",
+           "SecretProvider", "env_name", "generated_local_secret", "local_secret_values",
+           "redact", "stored_local_secrets"]
 
 
 def env_name(key: str, scope: str = SCOPE) -> str:
@@ -75,25 +79,52 @@ def env_name(key: str, scope: str = SCOPE) -> str:
     return f"{prefix}_{key.upper().replace('-', '_')}"
 
 
-def get_secret(
-    key: str,
-    *,
-    scope: str = SCOPE,
-    fallback: Callable[[], str | None] | None = None,
-) -> str | None:
-    """The value of ``scope/key``; ``fallback()`` when the provider has none (may be None).
+@dataclass(frozen=True)
+class SecretProvider:
+    """Reads ``scope/key``: from the workspace's secret scope, or from environment variables.
 
-    Raises ``SecretNotFound`` when neither the provider nor a fallback has a value.
+    ``pinned`` values (``medallion`` scope) come first: a local stand-in's own credentials, for
+    the endpoint it serves. With ``generated_under`` (a local storage root) a key of
+    ``GENERATED_KEYS`` that the provider lacks is generated there (``generated_local_secret``).
     """
-    workspace = on_databricks() or os.environ.get(PROVIDER_ENV) == "workspace"
-    value = workspace_secret(scope, key) if workspace else os.environ.get(env_name(key, scope))
-    if value:
-        return value
-    if fallback is not None:
-        return fallback()
-    where = f"secret scope {scope!r} of the workspace" if workspace \
-        else f"environment variable {env_name(key, scope)}"
-    raise SecretNotFound(f"secret {scope}/{key}: expected a value in the {where}, found none")
+
+    workspace: bool = False
+    pinned: Mapping[str, str] = field(default_factory=dict, repr=False)
+    generated_under: Path | None = None
+
+    def get(
+        self,
+        key: str,
+        *,
+        scope: str = SCOPE,
+        fallback: Callable[[], str | None] | None = None,
+    ) -> str | None:
+        """The value of ``scope/key``; ``fallback()`` when the provider has none (may be None).
+
+        Raises ``SecretNotFound`` when neither the provider nor a fallback has a value.
+        """
+        if scope == SCOPE and self.pinned.get(key):
+            return self.pinned[key]
+        value = self._read(scope, key)
+        if value:
+            return value
+        if fallback is not None:
+            return fallback()
+        if self.generated_under is not None and scope == SCOPE and key in GENERATED_KEYS:
+            return generated_local_secret(self.generated_under, key)
+        raise SecretNotFound(
+            f"secret {scope}/{key}: expected a value in the {self.where(key, scope)}, found none"
+        )
+
+    def where(self, key: str, scope: str = SCOPE) -> str:
+        """Where the provider looks for ``scope/key``, for messages."""
+        return (f"secret scope {scope!r} of the workspace" if self.workspace
+                else f"environment variable {env_name(key, scope)}")
+
+    def _read(self, scope: str, key: str) -> str | None:
+        if self.workspace:
+            return workspace_secret(scope, key)
+        return os.environ.get(env_name(key, scope))
 
 
 def workspace_secret(
@@ -155,12 +186,13 @@ def generated_local_secret(storage_root: str | Path, key: str) -> str:
 
 
 def stored_local_secrets(storage_root: str | Path | None) -> list[str]:
-    """Secrets generated locally for ``storage_root``: stand-in passwords and generated keys."""
+    """Secrets generated locally for ``storage_root``: generated keys, and the passwords local
+    services keep under ``_system/<area>/<service>/password`` (the stand-ins')."""
     if not storage_root:
         return []
     found = []
     system = Path(storage_root) / "_system"
-    for path in [*(system / "devstack").glob("*/password"), *(system / "secrets").glob("*")]:
+    for path in [*system.glob("*/*/password"), *(system / "secrets").glob("*")]:
         try:
             found.append(path.read_text(encoding="utf-8").strip())
         except OSError:

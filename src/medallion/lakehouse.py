@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
+from medallion.environment import DATABRICKS, Environment, Target, resolve_target, table_catalog
 from medallion.errors import ConfigError
 from medallion.governance import Roles, declared_roles, role_from_environment
-from medallion.settings import on_databricks
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -160,6 +160,8 @@ class Lakehouse:
         storage_root: str | Path,
         catalog: str | None = None,
         role: str | None = None,
+        *,
+        target: Target | None = None,
     ) -> Lakehouse:
         """A lakehouse rooted at ``storage_root``; its tables in ``catalog`` when one is given.
 
@@ -169,26 +171,26 @@ class Lakehouse:
         state. Without one, a table is a Delta folder ``<storage_root>/<schema>/<table>``: the
         local layout, which Databricks refuses (a volume is no table location).
 
-        ``role`` defaults to ``$MEDALLION_ROLE``; its grants come from this checkout's bundle.
-        On Databricks no role is applied here: Unity Catalog checks the grants of whoever runs.
+        ``target`` is the resolved environment's (default: ``resolve_target()``); on
+        ``databricks`` a catalog is required. ``role`` defaults to ``$MEDALLION_ROLE``; its
+        grants come from this checkout's bundle. On Databricks no role is applied here: Unity
+        Catalog checks the grants of whoever runs.
         """
-        catalog = catalog or None
-        if catalog is not None and not _IDENTIFIER.match(catalog):
-            raise ConfigError(
-                f"catalog {catalog!r}: expected a Unity Catalog name in lower snake_case, "
-                "e.g. 'medallion_dev'"
-            )
-        if on_databricks():
-            if catalog is None:
-                raise ConfigError(
-                    "on Databricks the lakehouse needs a Unity Catalog catalog for its tables: "
-                    "expected the job parameter 'catalog' (the bundle's var.table_catalog), "
-                    "found none"
-                )
+        target = target or resolve_target()
+        catalog = table_catalog(target, catalog)
+        if target == DATABRICKS:
             return cls(spark, Path(storage_root).resolve(), catalog)
         role = role or role_from_environment()
         roles = declared_roles() if role is not None else None
         return cls(spark, Path(storage_root).resolve(), catalog, role, roles)
+
+    @classmethod
+    def in_environment(
+        cls, spark: SparkSession, environment: Environment, role: str | None = None
+    ) -> Lakehouse:
+        """The lakehouse of a resolved environment: its storage root, catalog and target."""
+        return cls.open(spark, environment.storage_root, environment.catalog, role,
+                        target=environment.target)
 
     def name(self, table: str) -> str:
         """The name Spark SQL knows the table by."""

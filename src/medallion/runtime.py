@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medallion.environment import DATABRICKS, resolve_target
 from medallion.errors import ConfigError
-from medallion.settings import on_databricks
 
 CONTEXT_ENV = "MEDALLION_TASK_CONTEXT"
 
@@ -176,4 +176,4 @@ def _databricks_dbutils() -> Any:
     return runtime_dbutils
 
 
-dbutils: Any = _databricks_dbutils() if on_databricks() else LocalDbutils()
+dbutils: Any = _databricks_dbutils() if resolve_target() == DATABRICKS else LocalDbutils()

@@ -1,6 +1,6 @@
 """One way to get a Spark session, wherever the code runs.
 
-- On Databricks: the runtime's active session.
+- On the ``databricks`` target (``medallion.environment``): the runtime's active session.
 - With ``SPARK_REMOTE`` set (the local runner's warm compute server, or Databricks Connect): a Spark
   Connect session to it.
 - Otherwise: a local classic session configured for Delta, sized for a 2-core machine, whose catalog
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from pyspark import StorageLevel
 from pyspark.errors import PySparkException
 
+from medallion.environment import DATABRICKS, Target, resolve_target
 from medallion.errors import ConfigError
 from medallion.runtime import task_context
-from medallion.settings import jars_dir, on_databricks
+from medallion.settings import jars_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -129,11 +130,16 @@ def build_local_session(
     return spark
 
 
-def get_spark(storage_root: str | Path | None = None) -> SparkSession:
-    """The session for this process: Databricks' own, a Connect session, or a local one."""
+def get_spark(
+    storage_root: str | Path | None = None, *, target: Target | None = None
+) -> SparkSession:
+    """The session for this process: Databricks' own, a Connect session, or a local one.
+
+    ``target`` is the resolved environment's (default: ``resolve_target()``).
+    """
     from pyspark.sql import SparkSession
 
-    if on_databricks():
+    if (target or resolve_target()) == DATABRICKS:
         return SparkSession.builder.getOrCreate()
     remote = os.environ.get(REMOTE_ENV)
     if remote:

@@ -39,6 +39,7 @@ from pyspark.testing import assertDataFrameEqual
 from medallion import compute
 from medallion.bundle import load_bundle
 from medallion.devstack import stack
+from medallion.environment import Environment
 from medallion.pipelines.ingest import ingest_fx
 from medallion.settings import repo_root
 from medallion.spark import EVENT_LOG_DIR_ENV
@@ -115,7 +116,8 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
                 schemas = load_bundle(repo_root(), "dev").config["resources"]["schemas"]
                 for schema in schemas.values():
                     remote.sql(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema['name']}")
-                ingest_fx(root, DAY)  # the ingest job's FX step, to the stand-in
+                local = Environment.resolve(root, stand_ins=stack.local_stand_ins(root))
+                ingest_fx(local, DAY)  # the ingest job's FX step, to the stand-in
                 for task_key in FX_TASKS:
                     result, record = run_task(env, root, runs, task_key)
                     outputs.append(result.stdout + result.stderr)

@@ -10,13 +10,15 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from medallion.credentials import (
     REDACTED,
+    SecretProvider,
     env_name,
-    get_secret,
     local_secret_values,
     stored_local_secrets,
 )
 from medallion.errors import SecretNotFound
 from medallion.jobs.notebook import redact_notebook
+
+get_secret = SecretProvider().get  # the environment provider, no local fallbacks
 
 
 def test_a_key_maps_to_its_environment_variable() -> None:
@@ -52,6 +54,31 @@ def test_a_missing_secret_names_the_variable_it_looked_in(
         "secret medallion/snowflake-password: expected a value in the environment variable "
         "MEDALLION_SNOWFLAKE_PASSWORD, found none"
     )
+
+
+def test_a_pinned_stand_in_credential_wins_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEDALLION_REDSHIFT_USER", "loader")
+    secrets = SecretProvider(pinned={"redshift-user": "medallion"})
+
+    assert secrets.get("redshift-user") == "medallion"
+    assert "medallion" not in repr(secrets)
+
+
+def test_a_generated_key_is_made_once_under_the_storage_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MEDALLION_PII_HASH_SALT", raising=False)
+    monkeypatch.delenv("MEDALLION_CRM_TOKEN", raising=False)
+    secrets = SecretProvider(generated_under=tmp_path)
+
+    salt = secrets.get("pii-hash-salt")
+
+    assert salt == secrets.get("pii-hash-salt")
+    assert salt == (tmp_path / "_system" / "secrets" / "pii-hash-salt").read_text()
+    with pytest.raises(SecretNotFound):
+        secrets.get("crm-token")  # a credential is never generated
 
 
 def test_local_values_include_the_environment_and_the_stand_ins_passwords(

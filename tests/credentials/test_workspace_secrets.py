@@ -4,11 +4,13 @@ of the Secrets API here), behind the same ``get_secret`` as the environment prov
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from medallion import credentials
-from medallion.credentials import PROVIDER_ENV, get_secret
+from medallion.credentials import PROVIDER_ENV
+from medallion.environment import LOCAL, Environment, get_secret
 from medallion.errors import SecretNotFound
 from tests.jobs.workspace_api import TOKEN, Workspace, workspace_api
 
@@ -46,6 +48,16 @@ def test_a_missing_secret_falls_back_or_names_the_scope(on_workspace: str) -> No
         "secret medallion/pii-hash-salt: expected a value in the secret scope 'medallion' of "
         "the workspace, found none"
     )
+
+
+def test_the_local_target_still_generates_its_salt_when_the_scope_has_none(
+    on_workspace: str, tmp_path: Path
+) -> None:
+    secrets = Environment.resolve(tmp_path, target=LOCAL).secrets
+
+    assert secrets.workspace
+    assert secrets.get("crm-token") == "crm-t0ken-from-the-scope"
+    assert secrets.get("pii-hash-salt") == secrets.get("pii-hash-salt") != ""
 
 
 def test_a_refused_read_is_an_error_not_a_missing_secret(on_workspace: str) -> None:

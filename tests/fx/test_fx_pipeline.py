@@ -1,4 +1,5 @@
-"""The FX slice end to end: API stand-in -> raw -> bronze -> silver -> gold; re-runs."""
+"""The FX slice end to end: API stand-in -> raw, then the generic bronze, silver and gold steps
+driven by the FX specs; re-runs."""
 
 from __future__ import annotations
 
@@ -19,34 +20,26 @@ from medallion.devstack.fx_api import FxApiServer
 from medallion.errors import RawLoadError
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
-from medallion.pipelines.fx_rates import (
-    BRONZE_TABLE,
-    GOLD_TABLE,
-    SILVER_TABLE,
-    build_gold_fx_daily_change,
-    ingest_fx_rates,
-    load_bronze_fx_rates,
-    update_silver_fx_rates,
-)
+from medallion.pipelines.bronze import load_bronze
+from medallion.pipelines.fx_rates import ingest_fx_rates
+from medallion.pipelines.gold import build_gold
+from medallion.pipelines.silver import update_silver
 from medallion.raw.landing import land_records, load_dir, read_manifest
 
 D1, D2 = date(2026, 11, 2), date(2026, 11, 3)
+BRONZE_TABLE, SILVER_TABLE = "bronze.fx_rates", "silver.fx_rates"
+GOLD_TABLE = "gold.fx_daily_change"
 TABLES = (BRONZE_TABLE, SILVER_TABLE, GOLD_TABLE)
-NO_DROPS = {
-    "rate_date_is_valid_date": 0,
-    "currency_is_iso_code": 0,
-    "base_is_iso_code": 0,
-    "rate_is_positive_number": 0,
-    "duplicate_key_superseded": 0,
-}
+RUN = "fx-run"
+NO_DROPS = {"duplicate_record": 0, "superseded_by_newer_version": 0}
 
 
 def run_day(lakehouse: Lakehouse, api: FxApiServer, run_date: date) -> list[StepResult]:
     return [
         ingest_fx_rates(lakehouse.storage_root, run_date, api.url),
-        load_bronze_fx_rates(lakehouse, run_date),
-        update_silver_fx_rates(lakehouse, run_date),
-        build_gold_fx_daily_change(lakehouse),
+        load_bronze(lakehouse, "fx_rates", run_date, run_id=RUN),
+        update_silver(lakehouse, SILVER_TABLE, run_date, run_id=RUN, job="fx"),
+        build_gold(lakehouse, GOLD_TABLE, run_id=RUN, salt="fx-salt", job="fx"),
     ]
 
 
@@ -93,8 +86,8 @@ def test_two_days_flow_through_every_layer(
             "ingest_fx_rates", str(load_dir(lakehouse.raw_root, "fx_rates", None, D2)), 10, 10
         ),
         StepResult("load_bronze_fx_rates", BRONZE_TABLE, 10, 10),
-        StepResult("update_silver_fx_rates", SILVER_TABLE, 10, 10, NO_DROPS),
-        StepResult("build_gold_fx_daily_change", GOLD_TABLE, 20, 20),
+        StepResult("update_fx_rates", SILVER_TABLE, 10, 10, NO_DROPS),
+        StepResult("build_fx_daily_change", GOLD_TABLE, 20, 20),
     ]
     day1, day2 = api_rates(fx_api, D1), api_rates(fx_api, D2)
     expected_gold = [
@@ -172,7 +165,9 @@ def test_a_corrected_rate_relanded_replaces_the_silver_value(
     )
 
 
-def test_dirty_raw_rows_are_counted_by_reason(spark: SparkSession, tmp_path: Path) -> None:
+def test_dirty_raw_rows_are_quarantined_or_dropped_by_reason(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     lakehouse = Lakehouse.open(spark, tmp_path)
     records: list[dict[str, Any]] = [
         {"date": "2026-11-02", "base": "USD", "currency": "EUR", "rate": 0.92},
@@ -180,14 +175,15 @@ def test_dirty_raw_rows_are_counted_by_reason(spark: SparkSession, tmp_path: Pat
         {"date": "2026-11-02", "base": "USD", "currency": "GBP", "rate": "n/a"},
         {"date": "2026-11-02", "base": "USD", "currency": None, "rate": 1.37},
         {"date": "2026-11-02", "base": "USD", "currency": "JPY", "rate": 151.5},
+        {"date": "2026-11-02", "base": "EUR", "currency": "CHF", "rate": 0.94},
     ]
     land_records(lakehouse.raw_root, "fx_rates", None, D1, records)
 
-    bronze = load_bronze_fx_rates(lakehouse, D1)
-    silver = update_silver_fx_rates(lakehouse, D1)
+    bronze = load_bronze(lakehouse, "fx_rates", D1, run_id=RUN)
+    silver = update_silver(lakehouse, SILVER_TABLE, D1, run_id=RUN, job="fx")
 
-    assert bronze == StepResult("load_bronze_fx_rates", BRONZE_TABLE, 5, 5)
-    # "n/a" is no decimal: NULL in bronze, its text rescued, dropped by silver's rule
+    assert bronze == StepResult("load_bronze_fx_rates", BRONZE_TABLE, 6, 6)
+    # "n/a" is no decimal: NULL in bronze, its text rescued, quarantined by silver's rule
     assertDataFrameEqual(
         lakehouse.read(BRONZE_TABLE)
         .where(sf.col("currency") == "GBP")
@@ -195,20 +191,30 @@ def test_dirty_raw_rows_are_counted_by_reason(spark: SparkSession, tmp_path: Pat
         [Row(rate=None, _rescued_data={"rate": "n/a"})],
     )
     assert silver == StepResult(
-        "update_silver_fx_rates",
+        "update_fx_rates",
         SILVER_TABLE,
-        rows_in=5,
+        rows_in=6,
         rows_written=2,
-        rows_dropped={
-            **NO_DROPS,
-            "currency_is_iso_code": 1,
-            "rate_is_positive_number": 1,
-            "duplicate_key_superseded": 1,
-        },
+        rows_quarantined=3,
+        rows_dropped={**NO_DROPS, "duplicate_record": 1},
     )
     assertDataFrameEqual(
         lakehouse.read(SILVER_TABLE).select("currency", "rate"),
         [Row(currency="EUR", rate=Decimal("0.92")), Row(currency="JPY", rate=Decimal("151.5"))],
+        checkRowOrder=False,
+    )
+    # Nothing is lost: each rejected row is in the quarantine table with every rule it failed.
+    quarantined = lakehouse.read("silver.fx_rates_quarantine").select(
+        "currency", "base", sf.transform("_errors", lambda error: error["name"]).alias("rules")
+    )
+    assertDataFrameEqual(
+        quarantined,
+        [
+            Row(currency="GBP", base="USD", rules=["rate_is_positive_number"]),
+            # a warning rule it also failed is listed too
+            Row(currency=None, base="USD", rules=["currency_is_iso_code", "currency_in_set"]),
+            Row(currency="CHF", base="EUR", rules=["base_is_usd"]),
+        ],
         checkRowOrder=False,
     )
 
@@ -217,4 +223,4 @@ def test_bronze_refuses_a_day_without_a_complete_load(spark: SparkSession, tmp_p
     lakehouse = Lakehouse.open(spark, tmp_path)
 
     with pytest.raises(RawLoadError, match=r"no complete load at .*fx_rates/load_dt=2026-11-02"):
-        load_bronze_fx_rates(lakehouse, D1)
+        load_bronze(lakehouse, "fx_rates", D1, run_id=RUN)

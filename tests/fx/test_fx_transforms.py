@@ -1,4 +1,4 @@
-"""The FX transforms on inline rows: contract-typed bronze -> silver (rules, dedupe) -> gold.
+"""FX on inline rows: contract-typed bronze -> silver by the FX spec (rules, dedupe) -> gold.
 
 Raw -> bronze typing of FX records is tested with the other sources in ``tests/bronze``.
 """
@@ -8,14 +8,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.fx_rates import (
-    build_fx_daily_change,
-    clean_fx_rates,
-    count_fx_rate_outcomes,
-)
+from medallion.pipelines.silver import silver_table
+from medallion.quality.engine import check_expectations
+from medallion.transforms.gold.fx_daily_change import build_fx_daily_change
+from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN
 
 BRONZE_SCHEMA = (
     "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), "
@@ -23,8 +23,8 @@ BRONZE_SCHEMA = (
     "_proc_date DATE"
 )
 SILVER_SCHEMA = (
-    "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), _ingest_ts TIMESTAMP, "
-    "_source_file STRING"
+    "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), _source_file STRING, "
+    "_ingest_ts TIMESTAMP, _proc_date DATE"
 )
 GOLD_SCHEMA = (
     "rate_date DATE, currency STRING, base STRING, rate DECIMAL(18,8), previous_rate_date DATE, "
@@ -44,7 +44,7 @@ DIRTY_BRONZE = [
     (D1, "USD", "EUR", Decimal("0.9250"), None, FILE_B, LATE, RUN, D2),
     # untrimmed, lower case: cleaned, kept
     (D1, "usd", " gbp ", Decimal("0.7791"), None, FILE_A, EARLY, RUN, D1),
-    # bad rates and keys: each dropped by the first rule it fails; values bronze could not type
+    # bad rates and keys: each quarantined naming the rules it fails; values bronze could not type
     # arrive NULL with their text in _rescued_data
     (D1, "USD", "JPY", None, {"rate": "abc"}, FILE_A, EARLY, RUN, D1),
     (D1, "USD", "CHF", Decimal("-0.88"), None, FILE_A, EARLY, RUN, D1),
@@ -57,58 +57,69 @@ DIRTY_BRONZE = [
 ]
 
 
-def test_silver_types_filters_and_keeps_the_latest_row_per_key(spark: SparkSession) -> None:
+def silver_of(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """What the generic silver step makes of FX bronze rows, by the FX spec: the kept rows (the
+    table's columns) and the quarantined rows."""
+    table = silver_table("silver.fx_rates")
+    checked = check_expectations(
+        table.spec.apply_transformations(bronze), table.spec.expectations,
+        dataset=table.dataset, run_id=RUN,
+    )
+    kept = table.mark_versions(checked.valid).where(sf.col(DROP_RULE_COLUMN).isNull())
+    return kept.select(*table.columns), checked.quarantined
+
+
+def test_silver_cleans_quarantines_and_keeps_the_latest_row_per_key(spark: SparkSession) -> None:
     bronze = spark.createDataFrame(DIRTY_BRONZE, BRONZE_SCHEMA)
 
-    silver = clean_fx_rates(bronze)
+    silver, quarantined = silver_of(bronze)
 
     expected = spark.createDataFrame(
         [
-            (D1, "USD", "EUR", Decimal("0.925"), LATE, FILE_B),
-            (D1, "USD", "GBP", Decimal("0.7791"), EARLY, FILE_A),
+            (D1, "USD", "EUR", Decimal("0.925"), FILE_B, LATE, D2),
+            (D1, "USD", "GBP", Decimal("0.7791"), FILE_A, EARLY, D1),
         ],
         SILVER_SCHEMA,
     )
     assertDataFrameEqual(silver, expected, checkRowOrder=False)
+    first_rule = quarantined.select(sf.col("currency"), sf.col("_errors")[0]["name"].alias("rule"))
+    assertDataFrameEqual(
+        first_rule,
+        [
+            Row(currency="JPY", rule="rate_is_positive_number"),
+            Row(currency="CHF", rule="rate_is_positive_number"),
+            Row(currency="CAD", rule="rate_is_positive_number"),
+            Row(currency="AUD", rule="rate_date_is_valid_date"),
+            Row(currency=None, rule="currency_is_iso_code"),
+            Row(currency="EURO", rule="currency_is_iso_code"),
+            Row(currency=None, rule="rate_date_is_valid_date"),
+        ],
+        checkRowOrder=False,
+    )
 
 
-def test_silver_tiebreak_on_equal_ingest_ts_is_deterministic(spark: SparkSession) -> None:
+def test_silver_tiebreak_on_equal_ingest_ts_goes_to_the_later_file(spark: SparkSession) -> None:
     rows = [
         (D1, "USD", "EUR", Decimal("0.9213"), None, FILE_A, EARLY, RUN, D1),
         (D1, "USD", "EUR", Decimal("0.9300"), None, FILE_B, EARLY, RUN, D1),
-        (D1, "USD", "EUR", Decimal("0.9100"), None, FILE_B, EARLY, RUN, D1),
     ]
     expected = spark.createDataFrame(
-        [(D1, "USD", "EUR", Decimal("0.93"), EARLY, FILE_B)], SILVER_SCHEMA
+        [(D1, "USD", "EUR", Decimal("0.93"), FILE_B, EARLY, D1)], SILVER_SCHEMA
     )
 
     for ordering in (rows, rows[::-1]):
-        silver = clean_fx_rates(spark.createDataFrame(ordering, BRONZE_SCHEMA).repartition(3))
+        silver, _ = silver_of(spark.createDataFrame(ordering, BRONZE_SCHEMA).repartition(3))
         assertDataFrameEqual(silver, expected)
-
-
-def test_outcome_counts_add_up_to_rows_in(spark: SparkSession) -> None:
-    bronze = spark.createDataFrame(DIRTY_BRONZE, BRONZE_SCHEMA)
-
-    outcome = count_fx_rate_outcomes(bronze)
-
-    expected = spark.createDataFrame(
-        [(10, 2, 2, 0, 3, 1, 2)],
-        "rows_in BIGINT, rate_date_is_valid_date BIGINT, currency_is_iso_code BIGINT, "
-        "base_is_iso_code BIGINT, rate_is_positive_number BIGINT, "
-        "duplicate_key_superseded BIGINT, rows_out BIGINT",
-    )
-    assertDataFrameEqual(outcome, expected)
 
 
 def test_gold_compares_each_rate_with_the_previous_available_one(spark: SparkSession) -> None:
     silver = spark.createDataFrame(
         [
-            (D1, "USD", "EUR", Decimal("0.92"), EARLY, FILE_A),
-            (D2, "USD", "EUR", Decimal("0.93"), EARLY, FILE_A),
-            (D3, "USD", "EUR", Decimal("0.91"), EARLY, FILE_A),  # D2 -> D3 skips a gap
-            (D2, "USD", "JPY", Decimal("151.5"), EARLY, FILE_A),
-            (D3, "USD", "JPY", Decimal("151.5"), EARLY, FILE_A),
+            (D1, "USD", "EUR", Decimal("0.92"), FILE_A, EARLY, D1),
+            (D2, "USD", "EUR", Decimal("0.93"), FILE_A, EARLY, D2),
+            (D3, "USD", "EUR", Decimal("0.91"), FILE_A, EARLY, D3),  # D2 -> D3 skips a gap
+            (D2, "USD", "JPY", Decimal("151.5"), FILE_A, EARLY, D2),
+            (D3, "USD", "JPY", Decimal("151.5"), FILE_A, EARLY, D3),
         ],
         SILVER_SCHEMA,
     )

@@ -50,7 +50,7 @@ def customer_360_checks(
     dim = spark.createDataFrame([(i,) for i in dim_ids], "customer_id STRING")
     hashed = [(hashed_id(spark, cid) if cid is not None else None, n) for cid, n in rows]
     gold = spark.createDataFrame(hashed, CUSTOMER_360)
-    return check_integrity("gold.fact_customer_360", gold, spec_for("gold.fact_customer_360"),
+    return check_integrity(gold, spec_for("gold.fact_customer_360"),
                            {"silver.dim_customer": dim}, SALT)
 
 
@@ -95,7 +95,7 @@ def test_orders_daily_integrity_sums_its_orders_against_silver(spark: SparkSessi
     )
     orders = spark.createDataFrame([(f"o{i}",) for i in range(6)], "order_id STRING")
 
-    counts = check_integrity("gold.orders_daily", daily, spec_for("gold.orders_daily"),
+    counts = check_integrity(daily, spec_for("gold.orders_daily"),
                              {"silver.fact_orders": orders}, SALT)
 
     assert counts == (6, 5)  # the orders_daily grain is short one order: the caller compares
@@ -109,5 +109,5 @@ def test_a_repeated_day_and_currency_fails_orders_daily_primary_key(
          (None, None, 1)], DAILY
     )
     with pytest.raises(ExpectationFailed, match=r"found 2 duplicate row\(s\)"):
-        check_integrity("gold.orders_daily", daily, spec_for("gold.orders_daily"),
+        check_integrity(daily, spec_for("gold.orders_daily"),
                         {"silver.fact_orders": daily}, SALT)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion import lakehouse as lakehouse_module
+from medallion.environment import DATABRICKS, Environment
 from medallion.errors import ConfigError
 from medallion.lakehouse import Lakehouse
 from medallion.spark import counted_while
@@ -87,15 +87,24 @@ def test_a_catalog_is_a_lower_snake_case_name(spark: SparkSession, tmp_path: Pat
         Lakehouse.open(spark, tmp_path, catalog="Main-Catalog")
 
 
-def test_on_databricks_a_lakehouse_without_a_catalog_is_refused(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(lakehouse_module, "on_databricks", lambda: True)
+def test_on_databricks_a_lakehouse_without_a_catalog_is_refused(spark: SparkSession) -> None:
+    root = "/Volumes/medallion/lakehouse/files"
 
     with pytest.raises(ConfigError, match="expected the job parameter 'catalog'"):
-        Lakehouse.open(spark, "/Volumes/medallion/lakehouse/files", catalog="")
-    opened = Lakehouse.open(spark, "/Volumes/medallion/lakehouse/files", catalog="medallion")
+        Lakehouse.open(spark, root, catalog="", target=DATABRICKS)
+    opened = Lakehouse.open(spark, root, catalog="medallion", target=DATABRICKS)
     assert opened.name("gold.orders_daily") == "medallion.gold.orders_daily"
+
+
+def test_a_resolved_databricks_environment_opens_its_catalog(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    environment = Environment.resolve("/Volumes/medallion/lakehouse/files", catalog="medallion")
+
+    opened = Lakehouse.in_environment(spark, environment)
+
+    assert (opened.catalog, opened.role) == ("medallion", None)
 
 
 def test_a_schema_lists_its_tables_in_either_layout(

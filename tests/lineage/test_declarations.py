@@ -11,8 +11,7 @@ from medallion.pipelines import bronze, fx_rates, gold, ingest, publish, silver
 from medallion.quality import breaker, watchdog
 
 STEPS = {
-    "load_bronze", "update_silver", "build_gold", "ingest_fx_rates", "load_bronze_fx_rates",
-    "update_silver_fx_rates", "build_gold_fx_daily_change", "ingest_snowflake_orders",
+    "load_bronze", "update_silver", "build_gold", "ingest_fx_rates", "ingest_snowflake_orders",
     "ingest_redshift_behavior", "ingest_crm_accounts", "ingest_kafka_orders", "ingest_fx",
     "publish_gold", "run_breaker", "run_watchdog",
 }

@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from medallion.errors import ContractViolation
 from medallion.lakehouse import Lakehouse
 from medallion.lineage.columns import column_lineage, lineage_fields
-from medallion.pipelines.fx_rates import load_bronze_fx_rates
+from medallion.pipelines.bronze import load_bronze
 from medallion.pipelines.gold import build_gold
 from medallion.quality.spec import spec_for
 from medallion.raw.landing import land_records
@@ -181,7 +181,7 @@ def test_a_contract_violation_fails_with_the_schema_mismatch_status(
     load = land_records(lakehouse.raw_root, "fx_rates", None, DAY, records).load_dir
 
     with pytest.raises(ContractViolation) as caught:
-        load_bronze_fx_rates(lakehouse, DAY)
+        load_bronze(lakehouse, "fx_rates", DAY, run_id="untracked")
 
     events = stable(events_of(lakehouse, "load_bronze.fx_rates"))
     inputs = [{"namespace": "file", "name": load.resolve().as_posix()}]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from medallion.devstack.fx_api import FxApiServer
+from medallion.environment import LOCAL, Endpoints, Environment
 from medallion.errors import ConfigError, SourceUnavailable
 from medallion.lineage.transport import ENABLED_ENV, URL_ENV
 from medallion.pipelines import StepResult, fx_rates, ingest
@@ -198,7 +199,9 @@ def test_the_error_propagates_unchanged_after_a_fail_event(
 def test_a_step_called_by_a_step_is_part_of_the_callers_run(
     fx_api: FxApiServer, tmp_path: Path
 ) -> None:
-    ingest.ingest_fx(tmp_path, DAY, fx_api.url)  # calls the wrapped ingest_fx_rates
+    environment = Environment.resolve(tmp_path, endpoints=Endpoints(fx_api_url=fx_api.url),
+                                      target=LOCAL)
+    ingest.ingest_fx(environment, DAY)  # calls the wrapped ingest_fx_rates
 
     assert [(e["eventType"], e["job"]["name"]) for e in read_events(tmp_path)] == [
         ("START", "ingest.fx_rates"), ("COMPLETE", "ingest.fx_rates"),
@@ -213,9 +216,11 @@ def test_a_step_in_a_job_run_names_that_run_as_its_parent(
     )
     monkeypatch.setenv(CONTEXT_ENV, context.to_json())
 
+    crm = Environment.resolve(tmp_path, endpoints=Endpoints(crm_api_url="https://crm.example"),
+                              target=LOCAL)
     for _ in range(2):  # two steps of the same job run
         with pytest.raises(ConfigError):
-            ingest.ingest_crm_accounts(tmp_path, DAY, "https://crm.example", lookback_days=-1)
+            ingest.ingest_crm_accounts(crm, DAY, lookback_days=-1)
 
     starts = [event for event in read_events(tmp_path) if event["eventType"] == "START"]
     parents = {event["run"]["facets"]["parent"]["run"]["runId"] for event in starts}

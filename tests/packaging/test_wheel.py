@@ -16,6 +16,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from medallion.devstack.fx_api import CURRENCIES, FxApiServer
+from medallion.environment import Endpoints, Environment
 from medallion.pipelines.ingest import ingest_fx
 from medallion.settings import config_dir, jars_dir, repo_root
 
@@ -113,7 +114,7 @@ def test_a_notebook_task_runs_on_the_wheel_with_only_spark_and_delta_added(
     root = tmp_path / "lakehouse"
     day = date(2026, 11, 2)
     with FxApiServer(seed=42) as fx_api:
-        ingest_fx(root, day, fx_api.url)
+        ingest_fx(Environment.resolve(root, endpoints=Endpoints(fx_api_url=fx_api.url)), day)
 
     result = subprocess.run(
         [str(python), "-c", RUN_NOTEBOOK, str(repo_root() / "notebooks/bronze/load_bronze.ipynb"),

@@ -19,7 +19,7 @@ from medallion.errors import ExpectationFailed
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
 from medallion.pipelines.gold import build_gold
-from medallion.pipelines.silver import update_silver
+from medallion.pipelines.silver import silver_tables, update_silver
 from medallion.quality.breaker import run_breaker
 from medallion.quality.event_log import read_dq_events
 from tests.silver.shapes import (
@@ -102,20 +102,18 @@ def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
         ("bronze.snowflake_orders", spark.createDataFrame(SNOWFLAKE, SNOWFLAKE_BRONZE)),
         ("bronze.kafka_orders", kafka),
         ("bronze.customer_behavior", spark.createDataFrame(BEHAVIOR, BEHAVIOR_BRONZE)),
+        ("bronze.fx_rates", spark.createDataFrame(FX, FX_BRONZE)),
     ):
         house.write(rows, table, partition_by=["_proc_date"])
-    silver_fx = spark.createDataFrame(FX, FX_BRONZE).select(
-        "rate_date", "base", "currency", "rate", "_ingest_ts", "_source_file"
-    )
-    house.write(silver_fx, "silver.fx_rates")
     return house
 
 
 @pytest.fixture(scope="module")
 def silver_results(lakehouse: Lakehouse) -> dict[str, StepResult]:
+    """Every silver table of the catalog, in build order."""
     return {
-        dataset: update_silver(lakehouse, dataset, DAY, run_id=RUN)
-        for dataset in ("silver.dim_customer", "silver.fact_orders", "silver.fact_events")
+        table.dataset: update_silver(lakehouse, table.dataset, DAY, run_id=RUN)
+        for table in silver_tables()
     }
 
 
@@ -145,6 +143,11 @@ def test_silver_counts_conserve_every_bronze_row(silver_results: dict[str, StepR
         "silver.fact_events": {
             "step": "update_fact_events", "target": "silver.fact_events", "rows_in": 3,
             "rows_written": 2, "rows_quarantined": 1,
+            "rows_dropped": {"duplicate_record": 0, "superseded_by_newer_version": 0},
+        },
+        "silver.fx_rates": {
+            "step": "update_fx_rates", "target": "silver.fx_rates", "rows_in": 2,
+            "rows_written": 2, "rows_quarantined": 0,
             "rows_dropped": {"duplicate_record": 0, "superseded_by_newer_version": 0},
         },
     }
@@ -232,6 +235,8 @@ def test_gold_is_built_with_check_constraints(
     assert (result.rows_in, result.rows_written) == (2, 2)
     daily = build_gold(lakehouse, "gold.orders_daily", run_id=RUN, salt=SALT)
     assert (daily.rows_in, daily.rows_written) == (3, 3)
+    fx = build_gold(lakehouse, "gold.fx_daily_change", run_id=RUN, salt=SALT)
+    assert (fx.rows_in, fx.rows_written) == (2, 2)
     gold = {row["order_count"]: row for row in lakehouse.read("gold.fact_customer_360").collect()}
     # cust_1: ord_1 cancelled; cust_2: ord_2 shipped (92 EUR = 100 USD), ord_3 cancelled
     assert {count: row["lifetime_value_usd"] for count, row in gold.items()} == {

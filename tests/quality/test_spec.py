@@ -11,11 +11,13 @@ from pyspark.testing import assertDataFrameEqual
 from medallion.errors import SpecError
 from medallion.quality import (
     Action,
+    Build,
     Checks,
     Expectation,
     Lookup,
     TableSpec,
     Transformations,
+    build_order,
     load_spec,
     load_specs,
     spec_for,
@@ -46,6 +48,18 @@ expectations:
     order_amount_is_decimal: "_rescued_data['order_amount'] IS NULL"
 checks:
   min_rows: 1
+build:
+  transform: medallion.transforms.silver.fact_orders:unify_orders
+  columns: [order_id, customer_id, currency]
+  tie_break: [_source_rank]
+"""
+GOLD_ORDERS_DAILY = """\
+dataset: gold.orders_daily
+layer: gold
+sources: [silver.fact_orders]
+build:
+  transform: medallion.transforms.gold.orders_daily:build_orders_daily
+  grain: {sums: orders, of: silver.fact_orders}
 """
 
 
@@ -101,12 +115,17 @@ def test_a_good_spec_loads_into_typed_objects(config: Path) -> None:
             ),
         ),
         checks=Checks(min_rows=1, max_rows=None),
+        build=Build(
+            transform="medallion.transforms.silver.fact_orders:unify_orders",
+            columns=("order_id", "customer_id", "currency"),
+            tie_break=("_source_rank",),
+        ),
     )
 
 
 def test_load_specs_reads_every_file_of_a_layer(config: Path) -> None:
     write_spec(config, "silver", "fact_orders", FACT_ORDERS)
-    write_spec(config, "gold", "orders_daily", "dataset: gold.orders_daily\nlayer: gold\n")
+    write_spec(config, "gold", "orders_daily", GOLD_ORDERS_DAILY)
 
     assert list(load_specs("silver")) == ["silver.fact_orders"]
     assert list(load_specs()) == ["silver.fact_orders", "gold.orders_daily"]
@@ -239,3 +258,36 @@ def test_a_missing_spec_suggests_the_closest_one(config: Path) -> None:
         f"{(config / 'dq' / 'silver' / 'fact_order.yml').resolve()}; "
         "did you mean 'silver.fact_orders'?"
     )
+
+
+def test_a_build_section_missing_what_the_layer_needs_names_each_gap(config: Path) -> None:
+    silver = FACT_ORDERS.replace("  columns: [order_id, customer_id, currency]\n", "")
+    gold = GOLD_ORDERS_DAILY.replace(
+        "grain: {sums: orders, of: silver.fact_orders}", "grain: {rows_per: silver.dim_customer}"
+    )
+
+    silver_message = spec_error(config, silver)
+    gold_path = write_spec(config, "gold", "orders_daily", gold)
+    with pytest.raises(SpecError) as raised:
+        load_spec(gold_path)
+
+    assert "build.columns: expected the table's business columns, found none" in silver_message
+    assert (
+        "build.grain.rows_per: expected one of the sources ['silver.fact_orders'], "
+        "found 'silver.dim_customer'"
+    ) in str(raised.value)
+
+
+def test_tables_are_ordered_after_the_tables_of_their_layer_they_read(config: Path) -> None:
+    write_spec(config, "silver", "fact_orders", FACT_ORDERS)
+    dim = FACT_ORDERS.replace("silver.fact_orders", "silver.dim_customer").replace(
+        "table: silver.dim_customer", "table: silver.elsewhere"  # reads no silver table
+    )
+    write_spec(config, "silver", "dim_customer", dim)
+    write_spec(config, "silver", "a_first", FACT_ORDERS.replace(
+        "silver.fact_orders", "silver.a_first"
+    ).replace("table: silver.dim_customer", "table: silver.fact_orders"))
+
+    ordered = [spec.dataset for spec in build_order(load_specs("silver").values())]
+
+    assert ordered == ["silver.dim_customer", "silver.fact_orders", "silver.a_first"]

@@ -56,7 +56,9 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
 def sink(pg_root: Path, pg_service: ServiceInfo) -> Iterator[RedshiftSink]:
     """The Redshift sink on the stand-in, its target dropped before and after."""
     drop_target(pg_root, pg_service)
-    yield RedshiftSink.stand_in(pg_root)
+    settings = postgres.client_settings(pg_root)
+    assert settings is not None
+    yield RedshiftSink.postgres(settings)
     drop_target(pg_root, pg_service)
 
 

@@ -141,7 +141,9 @@ def db(pg_root: Path, pg_service: ServiceInfo) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def sink(db: psycopg.Connection, pg_root: Path) -> RedshiftSink:
     """The sink, publishing to the stand-in."""
-    return RedshiftSink.stand_in(pg_root)
+    settings = postgres.client_settings(pg_root)
+    assert settings is not None
+    return RedshiftSink.postgres(settings)
 
 
 V1 = [customer("C001", "120.50", 3), customer("C002", "80.00", 2), customer("C003", "0.10", 1)]

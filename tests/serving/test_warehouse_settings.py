@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from medallion.clients.snowflake import SnowflakeSettings
+from medallion.environment import LOCAL, Endpoints, Environment, StandIns
 from medallion.errors import ConfigError
 from medallion.pipelines.ingest import snowflake_settings
 from medallion.pipelines.publish import warehouse_sink
@@ -24,12 +25,21 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDALLION_REDSHIFT_PASSWORD", "rs-secret-2")
 
 
+def local(root: Path, endpoints: Endpoints, stand_ins: StandIns | None = None) -> Environment:
+    """The local target's environment with these endpoints."""
+    return Environment.resolve(root, endpoints=endpoints, stand_ins=stand_ins, target=LOCAL)
+
+
+def snowflake_at(root: Path, url: str) -> Environment:
+    return local(root, Endpoints(snowflake_url=url))
+
+
 @pytest.mark.usefixtures("credentials")
 def test_a_snowflake_url_names_account_database_warehouse_and_role(tmp_path: Path) -> None:
     url = ("https://acme-eu1.snowflakecomputing.com"
            "?database=ANALYTICS_DB&warehouse=PUBLISH_WH&role=PUBLISHER")
 
-    settings = snowflake_settings(tmp_path, url)
+    settings = snowflake_settings(snowflake_at(tmp_path, url))
 
     assert settings == SnowflakeSettings(
         host="acme-eu1.snowflakecomputing.com", port=443, account="acme-eu1",
@@ -41,7 +51,7 @@ def test_a_snowflake_url_names_account_database_warehouse_and_role(tmp_path: Pat
 
 @pytest.mark.usefixtures("credentials")
 def test_a_snowflake_url_without_options_takes_the_defaults(tmp_path: Path) -> None:
-    settings = snowflake_settings(tmp_path, "https://acme.snowflakecomputing.com")
+    settings = snowflake_settings(snowflake_at(tmp_path, "https://acme.snowflakecomputing.com"))
 
     assert (settings.account, settings.database, settings.warehouse, settings.role) == (
         "acme", "SNOWFLAKE_DW", None, None)
@@ -51,13 +61,15 @@ def test_a_snowflake_url_without_options_takes_the_defaults(tmp_path: Path) -> N
 def test_an_unknown_snowflake_url_option_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown query parameter\(s\) schema, wh; expected "
                                           r"account, database, warehouse or role"):
-        snowflake_settings(tmp_path, "https://acme.snowflakecomputing.com?wh=X&schema=Y")
+        snowflake_settings(snowflake_at(tmp_path, "https://acme.snowflakecomputing.com?wh=X&schema=Y"))
 
 
 @pytest.mark.usefixtures("credentials")
 def test_each_warehouse_url_gives_its_sink(tmp_path: Path) -> None:
-    snowflake = warehouse_sink("snowflake", tmp_path, "https://acme.snowflakecomputing.com")
-    redshift = warehouse_sink("redshift", tmp_path, "postgresql://db.internal:6543/analytics")
+    endpoints = Endpoints(snowflake_url="https://acme.snowflakecomputing.com",
+                          redshift_url="postgresql://db.internal:6543/analytics")
+    snowflake = warehouse_sink("snowflake", local(tmp_path, endpoints))
+    redshift = warehouse_sink("redshift", local(tmp_path, endpoints))
 
     assert isinstance(snowflake, SnowflakeSink)
     assert snowflake.settings.host == "acme.snowflakecomputing.com"
@@ -73,7 +85,7 @@ def test_each_warehouse_url_gives_its_sink(tmp_path: Path) -> None:
         ("redshift", "mysql://h:1/db", r"expected redshift://host:5439/database"),
         ("redshift", "redshift://cluster:5439/", r"expected redshift://host:5439/database"),
         ("snowflake", "ftp://acme", r"expected https://<account>.snowflakecomputing.com"),
-        ("redshift", "", r"no redshift_url configured and no local PostgreSQL stand-in"),
+        ("redshift", "", r"no redshift_url configured: expected the job parameter redshift_url"),
     ],
 )
 @pytest.mark.usefixtures("credentials")
@@ -81,4 +93,26 @@ def test_a_malformed_warehouse_is_refused_by_name(
     tmp_path: Path, warehouse: str, url: str, expected: str
 ) -> None:
     with pytest.raises(ConfigError, match=expected):
-        warehouse_sink(warehouse, tmp_path, url)
+        warehouse_sink(warehouse, local(tmp_path, Endpoints(snowflake_url=url, redshift_url=url)))
+
+
+@pytest.mark.usefixtures("credentials")
+def test_an_unknown_warehouse_has_no_endpoint() -> None:
+    with pytest.raises(ConfigError, match=r"warehouse 'bigquery': expected one of snowflake, "):
+        Endpoints.for_warehouse("bigquery", "")
+
+
+@pytest.mark.usefixtures("credentials")
+def test_the_local_stand_in_serves_an_empty_warehouse_url_as_its_own_role(
+    tmp_path: Path,
+) -> None:
+    stand_ins = StandIns(
+        endpoints={"redshift_url": "postgresql://127.0.0.1:55432/redshift_analytics"},
+        credentials={"redshift_url": {"redshift-user": "medallion",
+                                      "redshift-password": "pg-secret"}},
+    )
+
+    sink = warehouse_sink("redshift", local(tmp_path, Endpoints(), stand_ins))
+
+    assert isinstance(sink, RedshiftSink)
+    assert sink.location == "127.0.0.1:55432/redshift_analytics (user medallion)"

@@ -1,8 +1,14 @@
-"""Bronze- and silver-shaped schemas and moments shared by the silver and gold tests."""
+"""Bronze- and silver-shaped schemas and moments shared by the silver and gold tests, and the
+generic step's dedupe of a table by its spec."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+
+from pyspark.sql import DataFrame
+
+from medallion.pipelines.silver import silver_table
+from medallion.transforms.silver.dedupe import kept_rows
 
 METADATA = (
     "_rescued_data MAP<STRING,STRING>, _source_file STRING, _ingest_ts TIMESTAMP, "
@@ -56,3 +62,13 @@ LANDED_LATER = datetime(2026, 11, 3, 23, 0)
 FILE_A = "raw/snowflake/orders/load_dt=2026-11-02/part-0.jsonl"
 FILE_B = "raw/kafka/orders/load_dt=2026-11-02/part-0.jsonl"
 RUN = "run-1"
+
+
+def marked_by_spec(dataset: str, valid: DataFrame) -> DataFrame:
+    """``valid`` with ``_drop_rule``, deduplicated as the generic step does by the table's spec."""
+    return silver_table(dataset).mark_versions(valid)
+
+
+def kept_latest(dataset: str, valid: DataFrame) -> DataFrame:
+    """The rows of ``valid`` that the table's spec keeps: the latest version per key."""
+    return kept_rows(marked_by_spec(dataset, valid))

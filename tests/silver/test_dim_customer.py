@@ -1,4 +1,4 @@
-"""latest_customers: a late CRM update replaces only when it was modified later."""
+"""silver.dim_customer's dedupe (its spec): a late CRM update replaces only when modified later."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from datetime import datetime
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.silver.dim_customer import (
-    latest_customers,
-    mark_customer_versions,
+from tests.silver.shapes import (
+    CRM_BRONZE,
+    DAY,
+    LANDED,
+    LANDED_LATER,
+    NEXT_DAY,
+    kept_latest,
+    marked_by_spec,
 )
-from tests.silver.shapes import CRM_BRONZE, DAY, LANDED, LANDED_LATER, NEXT_DAY
 
+DIM = "silver.dim_customer"
 SCHEMA = CRM_BRONZE.replace(", _run_id STRING", "")
 MODIFIED = datetime(2026, 11, 1, 12, 0)
 EARLIER = datetime(2026, 10, 30, 12, 0)
@@ -31,7 +36,7 @@ def test_late_update_modified_later_replaces_the_current_state(spark: SparkSessi
     current = _version("lead", MODIFIED, LANDED, FILE_1)
     late_newer = _version("customer", LATER, LANDED_LATER, FILE_2)
 
-    latest = latest_customers(spark.createDataFrame([current, late_newer], SCHEMA))
+    latest = kept_latest(DIM, spark.createDataFrame([current, late_newer], SCHEMA))
 
     assertDataFrameEqual(latest, spark.createDataFrame([late_newer], SCHEMA))
 
@@ -40,7 +45,7 @@ def test_late_update_modified_earlier_does_not_replace(spark: SparkSession) -> N
     current = _version("lead", MODIFIED, LANDED, FILE_1)
     late_older = _version("subscriber", EARLIER, LANDED_LATER, FILE_2)
 
-    marked = mark_customer_versions(spark.createDataFrame([late_older, current], SCHEMA))
+    marked = marked_by_spec(DIM, spark.createDataFrame([late_older, current], SCHEMA))
 
     expected = spark.createDataFrame(
         [(*current, None), (*late_older, "superseded_by_newer_version")],
@@ -53,7 +58,7 @@ def test_same_version_landed_twice_keeps_the_later_landing(spark: SparkSession) 
     first = _version("lead", MODIFIED, LANDED, FILE_1)
     again = _version("lead", MODIFIED, LANDED_LATER, FILE_2)
 
-    marked = mark_customer_versions(spark.createDataFrame([first, again], SCHEMA))
+    marked = marked_by_spec(DIM, spark.createDataFrame([first, again], SCHEMA))
 
     expected = spark.createDataFrame(
         [(*first, "duplicate_record"), (*again, None)], f"{SCHEMA}, _drop_rule STRING"

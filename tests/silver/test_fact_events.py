@@ -1,13 +1,23 @@
-"""latest_events: one row per event_id."""
+"""silver.fact_events' dedupe (its spec): one row per event_id."""
 
 from __future__ import annotations
 
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.silver.fact_events import latest_events, mark_event_copies
-from tests.silver.shapes import BEHAVIOR_BRONZE, DAY, LANDED, LANDED_LATER, NEXT_DAY, RUN, T0
+from tests.silver.shapes import (
+    BEHAVIOR_BRONZE,
+    DAY,
+    LANDED,
+    LANDED_LATER,
+    NEXT_DAY,
+    RUN,
+    T0,
+    kept_latest,
+    marked_by_spec,
+)
 
+EVENTS = "silver.fact_events"
 SESSION = "sess_0123456789abcdef"
 FILE_1 = "raw/redshift/behavior/load_dt=2026-11-02/p.jsonl"
 FILE_2 = "raw/redshift/behavior/load_dt=2026-11-03/p.jsonl"
@@ -26,7 +36,7 @@ def test_event_landed_twice_is_one_event_and_one_duplicate_record(spark: SparkSe
         [_event("e1"), _event("e1", FILE_2), _event("e2")], BEHAVIOR_BRONZE
     )
 
-    marked = mark_event_copies(events)
+    marked = marked_by_spec(EVENTS, events)
 
     expected = spark.createDataFrame(
         [
@@ -42,6 +52,6 @@ def test_event_landed_twice_is_one_event_and_one_duplicate_record(spark: SparkSe
 def test_latest_events_has_one_row_per_event_id(spark: SparkSession) -> None:
     events = spark.createDataFrame([_event("e1"), _event("e1", FILE_2)], BEHAVIOR_BRONZE)
 
-    latest = latest_events(events)
+    latest = kept_latest(EVENTS, events)
 
     assertDataFrameEqual(latest, spark.createDataFrame([_event("e1", FILE_2)], BEHAVIOR_BRONZE))

@@ -1,4 +1,4 @@
-"""Orders: Snowflake and Kafka in one shape, then the latest state per order."""
+"""Orders: Snowflake and Kafka in one shape, then the latest state per order (by its spec)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.silver.fact_orders import latest_orders, unify_orders
+from medallion.transforms.silver.fact_orders import unify_orders
 from tests.silver.shapes import (
     DAY,
     FILE_A,
@@ -21,8 +21,10 @@ from tests.silver.shapes import (
     T1,
     T2,
     UNIFIED_ORDERS,
+    kept_latest,
 )
 
+ORDERS = "silver.fact_orders"
 AMOUNT = Decimal("18.76")
 META = (None, FILE_A, LANDED, RUN, DAY)
 KAFKA_META = (None, FILE_B, LANDED, RUN, DAY)
@@ -96,7 +98,7 @@ def test_tie_on_updated_at_goes_to_snowflake(spark: SparkSession) -> None:
         UNIFIED_ORDERS,
     )
 
-    latest = latest_orders(valid)
+    latest = kept_latest(ORDERS, valid)
 
     expected = spark.createDataFrame([_unified("o1", T0, "placed", T0, None)], UNIFIED_ORDERS)
     assertDataFrameEqual(latest, expected)
@@ -108,7 +110,7 @@ def test_newer_kafka_cancel_replaces_an_older_snowflake_version(spark: SparkSess
         UNIFIED_ORDERS,
     )
 
-    latest = latest_orders(valid)
+    latest = kept_latest(ORDERS, valid)
 
     # order_ts, which a cancel event lacks, comes from the order's earlier row in the batch.
     expected = spark.createDataFrame([_unified("o1", T0, "cancelled", T1, "d")], UNIFIED_ORDERS)
@@ -123,7 +125,7 @@ def test_kafka_update_keeps_status_and_order_ts_of_the_earlier_create(
         UNIFIED_ORDERS,
     )
 
-    latest = latest_orders(valid)
+    latest = kept_latest(ORDERS, valid)
 
     expected = spark.createDataFrame([_unified("o2", T0, "placed", T1, "u")], UNIFIED_ORDERS)
     assertDataFrameEqual(latest, expected)
@@ -132,6 +134,6 @@ def test_kafka_update_keeps_status_and_order_ts_of_the_earlier_create(
 def test_kafka_update_alone_leaves_status_and_order_ts_to_the_merge(spark: SparkSession) -> None:
     valid = spark.createDataFrame([_unified("o3", None, None, T1, "u")], UNIFIED_ORDERS)
 
-    latest = latest_orders(valid)
+    latest = kept_latest(ORDERS, valid)
 
     assertDataFrameEqual(latest, valid)

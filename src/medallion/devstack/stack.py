@@ -2,12 +2,14 @@
 
 Every service follows the contract in ``medallion.devstack.service``: ``up`` is idempotent and
 health-checked, ``down`` leaves nothing running, state lives under
-``<storage_root>/_system/devstack/<name>/``. Extractors find a service's URL there when their job
-parameter leaves it empty.
+``<storage_root>/_system/devstack/<name>/``. On the local target the edge (a notebook's first
+cells, the CLI) fills each endpoint its job parameters leave empty from there
+(``local_stand_ins``), and the stand-ins' own credentials come with them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -23,6 +25,7 @@ from types import ModuleType
 import httpx
 
 from medallion.devstack.service import ServiceInfo, pid_alive, read_info, service_dir, write_info
+from medallion.environment import StandIns
 from medallion.errors import ConfigError, SourceUnavailable
 
 
@@ -153,9 +156,84 @@ def service_url(storage_root: str | Path, name: str, configured: str = "") -> st
         return configured.rstrip("/")
     info = read_info(storage_root, name)
     if info is None:
-        raise ConfigError(
-            f"no URL configured for {name} and no local stand-in is running for "
-            f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
-            f"the job parameter {name}_url"
-        )
+        raise ConfigError(_not_running(storage_root, f"{name}_url", f"stand-in of {name}"))
     return info.url
+
+
+# A stand-in's endpoint and credentials (secret key -> value), or None when it is not running.
+StandIn = tuple[str, dict[str, str]] | None
+
+
+def _snowflake_stand_in(root: Path) -> StandIn:
+    """The fakesnow server's URL (``parse_url`` form) and the credentials it was given."""
+    from medallion.devstack import snowflake
+
+    info = snowflake.status(root)
+    if info is None:
+        return None
+    settings = snowflake.settings_for(info)
+    url = (f"{settings.protocol}://{settings.host}:{settings.port}"
+           f"?account={settings.account}&database={settings.database}")
+    return url, {"snowflake-user": settings.user, "snowflake-password": settings.password}
+
+
+def _postgres_stand_in(root: Path) -> StandIn:
+    """The PostgreSQL stand-in of Redshift: its URL and the role it made (``medallion``)."""
+    from medallion.devstack import postgres
+
+    settings = postgres.client_settings(root)
+    if settings is None:
+        return None
+    url = dataclasses.replace(settings, user="").url  # no user name in the endpoint
+    return url, {"redshift-user": settings.user, "redshift-password": settings.password or ""}
+
+
+def _http_stand_in(name: str) -> Callable[[Path], StandIn]:
+    """The lookup of one of our HTTP stand-ins: its base URL, no credentials of its own."""
+
+    def stand_in(root: Path) -> StandIn:
+        info = read_info(root, name)
+        return (info.url.rstrip("/"), {}) if info is not None else None
+
+    return stand_in
+
+
+def _kafka_stand_in(root: Path) -> StandIn:
+    """The local broker's bootstrap address."""
+    info = read_info(root, "kafka")
+    return (info.details["bootstrap_servers"], {}) if info is not None else None
+
+
+# Endpoint name -> how its stand-in is found, and what it is called in messages.
+STAND_IN_ENDPOINTS: dict[str, tuple[Callable[[Path], StandIn], str]] = {
+    "snowflake_url": (_snowflake_stand_in, "Snowflake stand-in"),
+    "redshift_url": (_postgres_stand_in, "PostgreSQL stand-in"),
+    "crm_api_url": (_http_stand_in("crm_api"), "stand-in of crm_api"),
+    "fx_api_url": (_http_stand_in("fx_api"), "stand-in of fx_api"),
+    "kafka_bootstrap_servers": (_kafka_stand_in, "Kafka broker"),
+}
+
+
+def local_stand_ins(
+    storage_root: str | Path, endpoints: tuple[str, ...] = tuple(STAND_IN_ENDPOINTS)
+) -> StandIns:
+    """What the stand-ins of ``storage_root`` offer ``Environment.resolve`` on the local target:
+    each running one's endpoint and credentials, and for each other one the error to raise."""
+    root = Path(storage_root)
+    found: dict[str, str] = {}
+    credentials: dict[str, dict[str, str]] = {}
+    unavailable: dict[str, str] = {}
+    for name in endpoints:
+        lookup, label = STAND_IN_ENDPOINTS[name]
+        stand_in = lookup(root)
+        if stand_in is None:
+            unavailable[name] = _not_running(root, name, label)
+        else:
+            found[name], credentials[name] = stand_in
+    return StandIns(found, credentials, unavailable)
+
+
+def _not_running(storage_root: str | Path, endpoint: str, label: str) -> str:
+    return (f"no {endpoint} configured and no local {label} is running for "
+            f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass the "
+            f"job parameter {endpoint}")

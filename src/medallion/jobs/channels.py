@@ -32,7 +32,8 @@ from typing import ClassVar, Protocol
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from medallion.credentials import get_secret, local_secret_values, redact
+from medallion.credentials import local_secret_values, redact
+from medallion.environment import get_secret
 from medallion.jobs.notifications import Notification, Notifier, OutboxNotifier
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
-from medallion.credentials import get_secret
+from medallion.environment import get_secret
 from medallion.locks import file_lock
 
 if TYPE_CHECKING:

@@ -4,7 +4,8 @@ For each date that has a complete raw load, the entity's bronze partition is reb
 (current contract), then the silver tables fed by it are updated for that date; gold is rebuilt
 once at the end. Every step is idempotent (bronze replaces its partition, silver MERGEs with
 latest-wins and replaces its quarantine partition, gold is recomputed), so a backfill over a range
-that is already up to date changes nothing, and running it twice gives the same tables.
+that is already up to date changes nothing, and running it twice gives the same tables. Which
+silver and gold tables a source feeds comes from their specs' ``sources``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from medallion.errors import ConfigError
 from medallion.lakehouse import Lakehouse
 from medallion.pipelines import StepResult
 from medallion.pipelines.bronze import bronze_tables, load_bronze
-from medallion.pipelines.fx_rates import build_gold_fx_daily_change, update_silver_fx_rates
-from medallion.pipelines.gold import GOLD_TABLES, build_gold
-from medallion.pipelines.silver import SILVER_TABLES, update_silver
+from medallion.pipelines.gold import build_gold, gold_tables
+from medallion.pipelines.silver import silver_tables, update_silver
 from medallion.quality.spec import spec_for
 from medallion.raw.landing import list_loads
 
-FX_BRONZE = "bronze.fx_rates"
 Progress = Callable[[date, str, StepResult | None], None]
 """Called after each step with the date, the step's target and its result (None: no raw load)."""
 
@@ -39,7 +38,12 @@ class BackfillResult:
 
 def silver_tables_fed_by(bronze_table: str) -> list[str]:
     """The silver tables whose spec lists ``bronze_table`` as a source, in build order."""
-    return [name for name in SILVER_TABLES if bronze_table in spec_for(name).sources]
+    return [table.dataset for table in silver_tables() if bronze_table in table.spec.sources]
+
+
+def gold_tables_fed_by(silver: list[str]) -> list[str]:
+    """The gold tables whose spec lists one of ``silver`` as a source, in build order."""
+    return [name for name in gold_tables() if set(silver) & set(spec_for(name).sources)]
 
 
 def dates_between(start: date, end: date) -> Iterator[date]:
@@ -85,17 +89,9 @@ def backfill(
             step = update_silver(lakehouse, dataset, day, run_id=run_id, job="backfill")
             result.steps.append((day, step))
             report(day, dataset, step)
-        if bronze.table == FX_BRONZE:  # the FX slice keeps its own silver step
-            step = update_silver_fx_rates(lakehouse, day)
-            result.steps.append((day, step))
-            report(day, step.target, step)
     if result.steps:
-        for dataset in GOLD_TABLES:
+        for dataset in gold_tables_fed_by(silver):
             step = build_gold(lakehouse, dataset, run_id=run_id, salt=salt, job="backfill")
             result.steps.append((None, step))
             report(end, dataset, step)
-        if bronze.table == FX_BRONZE:
-            step = build_gold_fx_daily_change(lakehouse)
-            result.steps.append((None, step))
-            report(end, step.target, step)
     return result

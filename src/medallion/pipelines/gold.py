@@ -10,13 +10,15 @@ keeps its Delta version, which is what publishing is keyed on.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 
-from medallion.credentials import generated_local_secret, get_secret
+from medallion.credentials import SecretProvider
+from medallion.environment import Environment
 from medallion.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse import Lakehouse, retry_on_conflict
 from medallion.lineage import lineage_job
@@ -24,26 +26,33 @@ from medallion.lineage.observe import observe_output_frame
 from medallion.lineage.steps import StepLineage, tables_lineage
 from medallion.pipelines import StepResult
 from medallion.quality.event_log import check_and_log
-from medallion.quality.spec import Action, TableSpec, spec_for
-from medallion.settings import on_databricks
+from medallion.quality.spec import (
+    Action,
+    Reference,
+    TableSpec,
+    build_order,
+    load_specs,
+    spec_for,
+    transform_of,
+)
 from medallion.spark import computed_once
 from medallion.transforms.gold import duplicate_keys, missing_references
-from medallion.transforms.gold.customer_360 import build_customer_360
 from medallion.transforms.gold.fx import usd_amounts
 from medallion.transforms.gold.masking import hash_id
-from medallion.transforms.gold.orders_daily import build_orders_daily
 
+LAYER = "gold"
 SALT_KEY = "pii-hash-salt"
 EXAMPLES = 5
 
 
-def pii_hash_salt(storage_root: str | Path) -> str:
-    """The salt of gold's hashed ids: the secret ``pii-hash-salt``, locally generated if unset."""
-    if on_databricks():
-        salt = get_secret(SALT_KEY)
-    else:
-        salt = get_secret(SALT_KEY, fallback=lambda: generated_local_secret(storage_root, SALT_KEY))
-    if not salt:  # get_secret raises when there is no value; an empty one is no salt either
+def pii_hash_salt(storage_root: str | Path, secrets: SecretProvider | None = None) -> str:
+    """The salt of gold's hashed ids: the secret ``pii-hash-salt`` from ``secrets``.
+
+    ``secrets`` defaults to the provider of the environment resolved for ``storage_root``; the
+    local target's generates the salt once per storage root when none is set.
+    """
+    salt = (secrets or Environment.resolve(storage_root).secrets).get(SALT_KEY)
+    if not salt:  # the provider raises when there is no value; an empty one is no salt either
         raise ConfigError(f"secret {SALT_KEY}: expected a non-empty salt, found none")
     return salt
 
@@ -68,29 +77,20 @@ def build_gold(
     job: str = "build_analytics",
     task: str | None = None,
 ) -> StepResult:
-    """Rebuild ``dataset`` (gold.fact_customer_360 or gold.orders_daily) from silver."""
-    spec = spec_for(dataset)
+    """Rebuild ``dataset`` (a spec of ``config/dq/gold``) from silver by its ``build.transform``."""
+    spec = gold_spec(dataset)
     silver = {source: lakehouse.read(source) for source in spec.sources}
-    task_name = task or dataset.split(".")[1]
-    if dataset == "gold.fact_customer_360":
-        gold = build_customer_360(
-            silver["silver.dim_customer"],
-            silver["silver.fact_orders"],
-            silver["silver.fact_events"],
-            silver["silver.fx_rates"],
-            salt=salt,
-        )
-    elif dataset == "gold.orders_daily":
-        gold = build_orders_daily(silver["silver.fact_orders"], silver["silver.fx_rates"])
-    else:
-        raise ConfigError(f"{dataset}: no gold build; expected one of {GOLD_TABLES}")
+    task_name = task or spec.name
+    gold = gold_rows(spec, silver, salt)
     observe_output_frame(dataset, gold)  # its plan is the table's column lineage
-    _require_usd_rates(silver["silver.fact_orders"], silver["silver.fx_rates"], dataset)
+    if spec.build.usd_rates is not None:
+        usd = spec.build.usd_rates
+        _require_usd_rates(silver[usd.orders], silver[usd.rates], dataset)
     # Checked three ways, then written: the new rows are computed once, not once per action.
     with computed_once(gold) as rows:
         check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
         # The table will hold exactly these rows: counted here, not read back after the write.
-        rows_in, rows_written = check_integrity(dataset, rows, spec, silver, salt)
+        rows_in, rows_written = check_integrity(rows, spec, silver, salt)
         if not lakehouse.exists(dataset):
             # Created with its CHECK constraints in the same commit, which enforces them on
             # these rows too: one commit instead of one ALTER TABLE (and a table scan) per rule.
@@ -112,7 +112,29 @@ def build_gold(
     )
 
 
-GOLD_TABLES = ("gold.fact_customer_360", "gold.orders_daily")
+def gold_tables() -> list[str]:
+    """The gold tables, one per spec in ``config/dq/gold``, in build order."""
+    return [spec.dataset for spec in build_order(load_specs(LAYER).values())]
+
+
+def gold_spec(dataset: str) -> TableSpec:
+    """The spec of the gold table ``dataset``."""
+    spec = spec_for(dataset)
+    if spec.layer != LAYER:
+        raise ConfigError(f"{dataset}: expected a gold table, found a {spec.layer} one")
+    return spec
+
+
+def gold_rows(spec: TableSpec, silver: Mapping[str, DataFrame], salt: str) -> DataFrame:
+    """The table's new rows: ``build.transform`` called with one frame per source, in the
+    spec's order, and ``salt=`` when the function hashes ids (declares ``salt``)."""
+    transform = transform_of(spec)
+    if transform is None:  # the spec loader requires one; a direct TableSpec may lack it
+        raise ConfigError(f"{spec.dataset}: build.transform: expected a function, found none")
+    frames = [silver[source] for source in spec.sources]
+    if "salt" in inspect.signature(transform).parameters:
+        return transform(*frames, salt=salt)
+    return transform(*frames)
 
 
 def same_rows(new: DataFrame, current: DataFrame) -> bool:
@@ -169,48 +191,57 @@ def _require_usd_rates(orders: DataFrame, fx_rates: DataFrame, dataset: str) -> 
 
 
 def check_integrity(
-    dataset: str, rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
+    rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
 ) -> tuple[int, int]:
-    """Primary key, foreign key (fact_customer_360) and grain of the new gold ``rows``.
+    """Primary key, foreign key (``build.reference``) and grain of the new gold ``rows``.
 
     Raises ``ExpectationFailed`` naming the check and a few offending keys; else returns the
     grain's conservation counts (input rows, table rows). One Spark job when the checks pass.
     """
-    counts = _integrity_counts(dataset, rows, spec, silver, salt)
+    counts = _integrity_counts(rows, spec, silver, salt)
     _require_unique_keys(rows, spec, counts)
-    if dataset == "gold.fact_customer_360":
-        _require_references(rows, silver["silver.dim_customer"], salt, counts)
-    return _grain_counts(dataset, counts, silver)
+    if spec.build.reference is not None:
+        _require_references(rows, spec, silver[spec.build.reference.table], salt, counts)
+    return _grain_counts(spec, counts, silver)
+
+
+def _referenced_keys(reference: Reference, table: DataFrame, salt: str) -> Column:
+    """The referenced table's key as the gold column holds it: hashed with the salt, or as is."""
+    key = sf.col(reference.column)
+    return hash_id(key, salt) if reference.hashed else key
 
 
 def _integrity_counts(
-    dataset: str, rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
+    rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
 ) -> dict[str, int]:
     """What the key, reference and grain checks need, in one job over the new gold rows.
 
     ``rows``: the table's rows; ``keys``: distinct key tuples (NULL keys group together, as in
-    ``duplicate_keys``); ``orders``: for orders_daily, its orders summed. For
-    fact_customer_360 the rows are outer-joined to the hashed dim_customer ids, which also gives
-    ``customers`` (dim_customer's rows) and ``missing`` (rows whose customer_id is not one).
+    ``duplicate_keys``); with ``grain.sums``, that column summed. With a ``build.reference`` the
+    rows are outer-joined to the referenced table's keys, which also gives ``referenced`` (the
+    referenced table's rows) and ``missing`` (rows whose column is not one of its keys).
     """
     key = sf.struct(*[sf.col(key) for key in spec.keys])
-    if dataset != "gold.fact_customer_360":
+    reference, grain = spec.build.reference, spec.build.grain
+    sums = [sf.coalesce(sf.sum(grain.sums), sf.lit(0)).alias(grain.sums)] if grain.sums else []
+    if reference is None:
         return _first_row_as_ints(rows.agg(
-            sf.count(sf.lit(1)).alias("rows"),
-            sf.count_distinct(key).alias("keys"),
-            sf.coalesce(sf.sum("orders"), sf.lit(0)).alias("orders"),
+            sf.count(sf.lit(1)).alias("rows"), sf.count_distinct(key).alias("keys"), *sums
         ))
-    gold = rows.select(*spec.keys, sf.lit(True).alias("_in_gold"))
-    dim = silver["silver.dim_customer"].select(
-        hash_id(sf.col("customer_id"), salt).alias("_dim_id"), sf.lit(True).alias("_in_dim")
+    gold = rows.select(*spec.keys, *([grain.sums] if grain.sums else []),
+                       sf.col(reference.column).alias("_gold_ref"), sf.lit(True).alias("_in_gold"))
+    referenced = silver[reference.table].select(
+        _referenced_keys(reference, silver[reference.table], salt).alias("_ref_key"),
+        sf.lit(True).alias("_in_ref"),
     )
-    joined = gold.join(dim, gold["customer_id"] == dim["_dim_id"], "full_outer")
-    in_gold, in_dim = sf.col("_in_gold").isNotNull(), sf.col("_in_dim").isNotNull()
+    joined = gold.join(referenced, gold["_gold_ref"] == referenced["_ref_key"], "full_outer")
+    in_gold, in_ref = sf.col("_in_gold").isNotNull(), sf.col("_in_ref").isNotNull()
     return _first_row_as_ints(joined.agg(
         sf.count_if(in_gold).alias("rows"),
         sf.count_distinct(sf.when(in_gold, key)).alias("keys"),
-        sf.count_if(in_dim).alias("customers"),
-        sf.count_if(in_gold & ~in_dim).alias("missing"),
+        sf.count_if(in_ref).alias("referenced"),
+        sf.count_if(in_gold & ~in_ref).alias("missing"),
+        *sums,
     ))
 
 
@@ -234,29 +265,38 @@ def _require_unique_keys(gold: DataFrame, spec: TableSpec, counts: Mapping[str, 
 
 
 def _require_references(
-    gold: DataFrame, customers: DataFrame, salt: str, counts: Mapping[str, int]
+    gold: DataFrame, spec: TableSpec, table: DataFrame, salt: str, counts: Mapping[str, int]
 ) -> None:
-    """Foreign key: every gold customer is a silver.dim_customer customer (compared hashed)."""
-    if not counts["missing"]:
+    """Foreign key: every gold row's column is a key of the referenced table (hashed when the
+    reference says so)."""
+    reference = spec.build.reference
+    if reference is None or not counts["missing"]:
         return
-    hashed = customers.select(hash_id(sf.col("customer_id"), salt).alias("customer_id"))
-    missing = missing_references(gold, "customer_id", hashed, "customer_id")
-    examples = missing.select("customer_id").limit(EXAMPLES).collect()
+    keys = table.select(_referenced_keys(reference, table, salt).alias(reference.column))
+    missing = missing_references(gold, reference.column, keys, reference.column)
+    examples = missing.select(reference.column).limit(EXAMPLES).collect()
+    hashed = "to hash" if reference.hashed else "to be"
     raise ExpectationFailed(
-        "gold.fact_customer_360: customer_in_dim_customer failed: expected every customer_id "
-        f"to hash a silver.dim_customer id, found {counts['missing']} that do not, e.g. "
-        + ", ".join(str(row["customer_id"]) for row in examples)
+        f"{spec.dataset}: {reference.name} failed: expected every {reference.column} "
+        f"{hashed} a {reference.table} {reference.column}, found {counts['missing']} that do "
+        "not, e.g. " + ", ".join(str(row[reference.column]) for row in examples)
     )
 
 
 def _grain_counts(
-    dataset: str, counts: Mapping[str, int], silver: Mapping[str, DataFrame]
+    spec: TableSpec, counts: Mapping[str, int], silver: Mapping[str, DataFrame]
 ) -> tuple[int, int]:
     """Conservation on the grain: every input row accounted for in the table's rows.
 
-    fact_customer_360: one row per dim_customer customer. orders_daily: its ``orders`` add up
-    to the silver orders, each counted on exactly one (order_date, currency) row.
+    ``rows_per``: one table row per row of that table (fact_customer_360: per customer).
+    ``sums``/``of``: the column adds up to that table's rows (orders_daily: its ``orders`` add
+    up to the silver orders, each counted on exactly one (order_date, currency) row).
     """
-    if dataset == "gold.fact_customer_360":
-        return counts["customers"], counts["rows"]
-    return silver["silver.fact_orders"].count(), counts["orders"]
+    grain, reference = spec.build.grain, spec.build.reference
+    if grain.sums is not None and grain.of is not None:
+        return silver[grain.of].count(), counts[grain.sums]
+    if grain.rows_per is None:
+        raise ConfigError(f"{spec.dataset}: build.grain: expected rows_per, or sums and of")
+    if reference is not None and reference.table == grain.rows_per:
+        return counts["referenced"], counts["rows"]  # counted by the reference check's join
+    return silver[grain.rows_per].count(), counts["rows"]

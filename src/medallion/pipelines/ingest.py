@@ -1,9 +1,11 @@
 """The ingest steps the ``ingest_daily_sources`` notebooks call: resolve a source, extract, land.
 
-Each step finds its source from a job parameter (empty means the local devstack's stand-in of
-this storage root), takes credentials from the secrets provider (``medallion.credentials``),
-runs the source's extractor for one load date, and returns an ``IngestResult`` with the load's
-counts, positions and rows per second. Endpoints, never credentials, appear in results and errors.
+Each step takes the job's resolved ``Environment`` (``medallion.environment``): its source's
+endpoint (a job parameter, or on the local target the running stand-in's, resolved at the edge),
+credentials from its secret provider, and its storage root. It runs the source's extractor for
+one load date and returns an ``IngestResult`` with the load's counts, positions and rows per
+second. Endpoints, never credentials, appear in results and errors; an endpoint nobody
+configured fails the step with the environment's message naming the job parameter.
 
 Parameter forms:
 
@@ -28,11 +30,7 @@ from typing import Any
 
 from medallion.clients import redshift as redshift_client
 from medallion.clients import snowflake as snowflake_client
-from medallion.credentials import get_secret
-from medallion.devstack import postgres as local_postgres
-from medallion.devstack import snowflake as local_snowflake
-from medallion.devstack.service import read_info
-from medallion.devstack.stack import service_url
+from medallion.environment import Environment
 from medallion.errors import ConfigError
 from medallion.lineage import lineage_job
 from medallion.lineage.steps import DatasetRef, StepLineage, raw_load_ref, system_ref
@@ -88,29 +86,16 @@ def _result(manifest: LoadManifest, started: float) -> IngestResult:
     )
 
 
-def snowflake_settings(
-    storage_root: str | Path, snowflake_url: str
-) -> snowflake_client.SnowflakeSettings:
-    """Connection settings from the URL (or the local stand-in) and the secret scope.
+def snowflake_settings(environment: Environment) -> snowflake_client.SnowflakeSettings:
+    """Connection settings from the environment's ``snowflake_url`` and secret provider.
 
     ``https://<account>.snowflakecomputing.com[?database=…&warehouse=…&role=…&account=…]``
-    (``medallion.clients.snowflake.parse_url``), as the secret scope's ``snowflake-user``;
-    empty: the stand-in of ``storage_root``, the secret scope's user if it has one.
+    (``medallion.clients.snowflake.parse_url``), as the secret scope's ``snowflake-user``.
     """
-    if not snowflake_url:
-        info = local_snowflake.status(storage_root)
-        if info is None:
-            raise ConfigError(
-                f"no snowflake_url configured and no local Snowflake stand-in is running for "
-                f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
-                "the job parameter snowflake_url"
-            )
-        local = local_snowflake.settings_for(info)
-        user = get_secret("snowflake-user", fallback=lambda: local.user)
-        secret = get_secret("snowflake-password", fallback=lambda: local.password)
-        return local.with_credentials(str(user), str(secret))
-    return snowflake_client.parse_url(snowflake_url).with_credentials(
-        str(get_secret("snowflake-user")), str(get_secret("snowflake-password"))
+    settings = snowflake_client.parse_url(environment.endpoints.require("snowflake_url"))
+    secrets = environment.secrets
+    return settings.with_credentials(
+        str(secrets.get("snowflake-user")), str(secrets.get("snowflake-password"))
     )
 
 
@@ -127,14 +112,18 @@ def ingest_lineage(storage_root: str | Path, load_date: date, source: str, entit
     )
 
 
-@lineage_job(lambda storage_root, load_date, snowflake_url, **_: ingest_lineage(
-    storage_root, load_date, "snowflake", "orders",
-    system_ref("snowflake", snowflake_url, "ORDERS")))
-def ingest_snowflake_orders(
-    storage_root: str | Path, load_date: date, snowflake_url: str = ""
-) -> IngestResult:
+def source_ref(environment: Environment, system: str, endpoint: str, name: str) -> DatasetRef:
+    """The dataset a step reads from the system at the environment's ``endpoint``."""
+    return system_ref(system, environment.endpoints.lineage_url(endpoint), name)
+
+
+@lineage_job(lambda environment, load_date, **_: ingest_lineage(
+    environment.storage_root, load_date, "snowflake", "orders",
+    source_ref(environment, "snowflake", "snowflake_url", "ORDERS")))
+def ingest_snowflake_orders(environment: Environment, load_date: date) -> IngestResult:
     """Full load of Snowflake ORDERS into ``raw/snowflake/orders/load_dt=<load_date>``."""
-    settings = snowflake_settings(storage_root, snowflake_url)
+    settings = snowflake_settings(environment)
+    storage_root = environment.storage_root
     started = time.monotonic()
     conn = snowflake_client.connect_to(settings)
     try:
@@ -145,67 +134,54 @@ def ingest_snowflake_orders(
     return _result(manifest, started)
 
 
-def redshift_settings(
-    storage_root: str | Path, redshift_url: str
-) -> redshift_client.RedshiftSettings:
-    """Connection settings from the URL and the secret scope, or the local stand-in's own.
+def redshift_settings(environment: Environment) -> redshift_client.RedshiftSettings:
+    """Connection settings from the environment's ``redshift_url`` and secret provider.
 
     ``redshift://host[:5439]/database`` or ``postgresql://host[:5432]/database``, as the secret
-    scope's ``redshift-user``; empty: the PostgreSQL stand-in of ``storage_root``, as the role
-    the stand-in made (``medallion``, its password generated or from the environment).
+    scope's ``redshift-user`` (on the local target, the stand-in's own role when its URL is).
     """
-    if not redshift_url:
-        local = local_postgres.client_settings(Path(storage_root))
-        if local is None:
-            raise ConfigError(
-                f"no redshift_url configured and no local PostgreSQL stand-in is running for "
-                f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
-                "the job parameter redshift_url"
-            )
-        return local
-    return redshift_client.parse_url(redshift_url).with_credentials(
-        str(get_secret("redshift-user")), str(get_secret("redshift-password"))
+    settings = redshift_client.parse_url(environment.endpoints.require("redshift_url"))
+    secrets = environment.secrets
+    return settings.with_credentials(
+        str(secrets.get("redshift-user")), str(secrets.get("redshift-password"))
     )
 
 
-def redshift_connection(storage_root: str | Path, redshift_url: str) -> WarehouseConnection:
-    """A warehouse connection from the URL (or the local stand-in) and the secret scope."""
-    return redshift.connect_warehouse(redshift_settings(storage_root, redshift_url))
+def redshift_connection(environment: Environment) -> WarehouseConnection:
+    """A warehouse connection from the environment's ``redshift_url`` and secret provider."""
+    return redshift.connect_warehouse(redshift_settings(environment))
 
 
-@lineage_job(lambda storage_root, load_date, redshift_url, **_: ingest_lineage(
-    storage_root, load_date, "redshift", "behavior",
-    system_ref("redshift", redshift_url, "analytics.behavior")))
-def ingest_redshift_behavior(
-    storage_root: str | Path, load_date: date, redshift_url: str = ""
-) -> IngestResult:
+@lineage_job(lambda environment, load_date, **_: ingest_lineage(
+    environment.storage_root, load_date, "redshift", "behavior",
+    source_ref(environment, "redshift", "redshift_url", "analytics.behavior")))
+def ingest_redshift_behavior(environment: Environment, load_date: date) -> IngestResult:
     """Behavior events after the high-water mark into ``raw/redshift/behavior/load_dt=``."""
-    conn = redshift_connection(storage_root, redshift_url)
+    storage_root = environment.storage_root
+    conn = redshift_connection(environment)
     started = time.monotonic()
     try:
         with source_lock(storage_root, redshift.SOURCE):
             manifest = redshift.extract_behavior_to_raw(
-                Path(storage_root), conn, load_date, redshift_mark_path(storage_root)
+                storage_root, conn, load_date, redshift_mark_path(storage_root)
             )
     finally:
         conn.close()
     return _result(manifest, started)
 
 
-@lineage_job(lambda storage_root, load_date, crm_api_url, **_: ingest_lineage(
-    storage_root, load_date, "crm", "accounts", system_ref("crm-api", crm_api_url, "accounts")))
+@lineage_job(lambda environment, load_date, **_: ingest_lineage(
+    environment.storage_root, load_date, "crm", "accounts",
+    source_ref(environment, "crm-api", "crm_api_url", "accounts")))
 def ingest_crm_accounts(
-    storage_root: str | Path,
-    load_date: date,
-    crm_api_url: str = "",
-    *,
-    lookback_days: int = 3,
+    environment: Environment, load_date: date, *, lookback_days: int = 3
 ) -> IngestResult:
     """CRM accounts modified since the watermark (minus the lookback) into ``raw/crm/accounts``."""
     if lookback_days < 0:
         raise ConfigError(f"lookback_days={lookback_days}: expected 0 or more")
-    url = service_url(storage_root, "crm_api", crm_api_url)
-    token = get_secret("crm-token", fallback=lambda: None)
+    storage_root = environment.storage_root
+    url = environment.endpoints.require("crm_api_url").rstrip("/")
+    token = environment.secrets.get("crm-token", fallback=lambda: None)
     started = time.monotonic()
     with source_lock(storage_root, crm.SOURCE):
         manifest = crm.extract_crm_accounts_to_raw(
@@ -214,27 +190,12 @@ def ingest_crm_accounts(
     return _result(manifest, started)
 
 
-def kafka_bootstrap(storage_root: str | Path, configured: str) -> str:
-    """``configured`` when given, else the local broker's bootstrap address."""
-    if configured:
-        return configured
-    info = read_info(storage_root, "kafka")
-    if info is None:
-        raise ConfigError(
-            f"no kafka_bootstrap_servers configured and no local Kafka broker is running for "
-            f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass "
-            "the job parameter kafka_bootstrap_servers"
-        )
-    return info.details["bootstrap_servers"]
-
-
-@lineage_job(lambda storage_root, load_date, kafka_bootstrap_servers, topic, **_: ingest_lineage(
-    storage_root, load_date, "kafka", "orders",
-    system_ref("kafka", kafka_bootstrap_servers, topic)))
+@lineage_job(lambda environment, load_date, topic, **_: ingest_lineage(
+    environment.storage_root, load_date, "kafka", "orders",
+    source_ref(environment, "kafka", "kafka_bootstrap_servers", topic)))
 def ingest_kafka_orders(
-    storage_root: str | Path,
+    environment: Environment,
     load_date: date,
-    kafka_bootstrap_servers: str = "",
     *,
     topic: str = kafka_orders.DEFAULT_TOPIC,
     timeout_seconds: float = kafka_orders.BROKER_TIMEOUT_SECONDS,
@@ -244,19 +205,22 @@ def ingest_kafka_orders(
     The extractor holds the source's lock itself (``kafka_orders.lock``); ``timeout_seconds``
     bounds each wait for the broker.
     """
-    bootstrap = kafka_bootstrap(storage_root, kafka_bootstrap_servers)
+    bootstrap = environment.endpoints.require("kafka_bootstrap_servers")
     started = time.monotonic()
     manifest = kafka_orders.extract_kafka_orders_to_raw(
-        storage_root, bootstrap, load_date, topic=topic, timeout_seconds=timeout_seconds
+        environment.storage_root, bootstrap, load_date, topic=topic,
+        timeout_seconds=timeout_seconds,
     )
     return _result(manifest, started)
 
 
-@lineage_job(lambda storage_root, load_date, fx_api_url, **_: ingest_lineage(
-    storage_root, load_date, "fx_rates", None, system_ref("fx-api", fx_api_url, "rates")))
-def ingest_fx(storage_root: str | Path, load_date: date, fx_api_url: str = "") -> IngestResult:
+@lineage_job(lambda environment, load_date, **_: ingest_lineage(
+    environment.storage_root, load_date, "fx_rates", None,
+    source_ref(environment, "fx-api", "fx_api_url", "rates")))
+def ingest_fx(environment: Environment, load_date: date) -> IngestResult:
     """The day's FX rates into ``raw/fx_rates/load_dt=<load_date>`` (upsert downstream)."""
-    url = service_url(storage_root, "fx_api", fx_api_url)
+    storage_root = environment.storage_root
+    url = environment.endpoints.require("fx_api_url").rstrip("/")
     started = time.monotonic()
     with source_lock(storage_root, "fx_rates"):
         step = ingest_fx_rates(storage_root, load_date, url)

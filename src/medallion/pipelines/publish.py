@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
@@ -35,7 +34,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from medallion.credentials import get_secret
+from medallion.environment import WAREHOUSE_ENDPOINTS, Environment
 from medallion.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
@@ -240,26 +239,27 @@ def publish_gold(
     return PublishOutcome(result, ours, theirs, seconds)
 
 
-WAREHOUSES = ("snowflake", "redshift")
+WAREHOUSES = tuple(WAREHOUSE_ENDPOINTS)
 
 
-def warehouse_sink(warehouse: str, storage_root: str | Path, url: str = "") -> WarehouseSink:
-    """The sink of ``warehouse`` at ``url``, or of the local stand-in when ``url`` is empty.
+def warehouse_sink(warehouse: str, environment: Environment) -> WarehouseSink:
+    """The sink of ``warehouse`` at the environment's endpoint for it (``<warehouse>_url``).
 
-    Credentials come from the secret scope (``snowflake-*``, ``redshift-*``; on Redshift also
-    ``redshift-iam-role`` for COPY, staging files under ``<storage_root>/_system/publish``).
+    Credentials come from the environment's secret provider (``snowflake-*``, ``redshift-*``; on
+    Redshift also ``redshift-iam-role`` for COPY, staging files under
+    ``<storage_root>/_system/publish``).
     """
     if warehouse == "snowflake":
-        return SnowflakeSink(snowflake_settings(storage_root, url))
+        return SnowflakeSink(snowflake_settings(environment))
     if warehouse != "redshift":
         raise ConfigError(f"warehouse {warehouse!r}: expected one of {', '.join(WAREHOUSES)}")
-    settings = redshift_settings(storage_root, url)
+    settings = redshift_settings(environment)
     if not settings.is_redshift:
         return RedshiftSink.postgres(settings)
     return RedshiftSink.redshift(
         settings,
-        iam_role=str(get_secret("redshift-iam-role")),
-        staging_area=ParquetStaging(f"{storage_root}/_system/publish"),
+        iam_role=str(environment.secrets.get("redshift-iam-role")),
+        staging_area=ParquetStaging(f"{environment.storage_root}/_system/publish"),
     )
 
 

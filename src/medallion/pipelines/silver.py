@@ -1,4 +1,4 @@
-"""bronze → silver, one generic step driven by each table's spec.
+"""bronze → silver, one generic step driven by each table's spec (``config/dq/silver``).
 
 For a run date the step reads the bronze partitions of that ``_proc_date`` (every partition on a
 full refresh), applies the spec's transformations and lookups, runs its expectations in one pass,
@@ -9,85 +9,79 @@ nothing; counts conserve: bronze rows in = merged + quarantined + dropped by nam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 
+from medallion.errors import ConfigError
 from medallion.lakehouse import Lakehouse
 from medallion.lineage import lineage_job
 from medallion.lineage.steps import StepLineage, tables_lineage
 from medallion.pipelines import StepResult
 from medallion.quality.engine import add_lookups
 from medallion.quality.event_log import check_and_log
-from medallion.quality.spec import TableSpec, spec_for
+from medallion.quality.spec import TableSpec, build_order, load_specs, spec_for, transform_of
 from medallion.spark import computed_once, counted_while
-from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES
-from medallion.transforms.silver.dim_customer import (
-    DIM_CUSTOMER_COLUMNS,
-    mark_customer_versions,
-)
-from medallion.transforms.silver.fact_events import FACT_EVENTS_COLUMNS, mark_event_copies
-from medallion.transforms.silver.fact_orders import (
-    FACT_ORDERS_COLUMNS,
-    ORDER_MERGE_KEEP_CURRENT_WHEN_NULL,
-    mark_order_versions,
-    unify_orders,
-)
+from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES, mark_versions
 
 PROC_DATE = "_proc_date"
 # Where each kept row came from; not part of what counts as a change (see Lakehouse.merge).
 LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
+LAYER = "silver"
 
 
 @dataclass(frozen=True)
 class SilverTable:
-    """How one silver table is built from its bronze inputs (the spec says the rest)."""
+    """How the generic step builds one silver table: its spec, and what the spec's ``build``
+    section makes of it."""
 
-    prepare: Callable[[Mapping[str, DataFrame]], DataFrame]
-    mark_versions: Callable[[DataFrame], DataFrame]
-    business_columns: tuple[str, ...]
-    sequence_by: tuple[str, ...]
-    extra_columns: tuple[str, ...] = ()
-    keep_current_when_null: tuple[str, ...] = ()
-    # Persist the checked rows for the step's several actions (``computed_once``), or recompute
-    # them: measured per table by ``make bench`` (events, a plain scan, are cheaper recomputed).
-    persist: bool = True
+    spec: TableSpec
+
+    @property
+    def dataset(self) -> str:
+        """The table's full name."""
+        return self.spec.dataset
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The table's columns: business columns, then tie-break and lineage columns."""
-        return (*self.business_columns, *self.extra_columns, *LINEAGE_COLUMNS)
+        build = self.spec.build
+        return (*build.columns, *build.extra_columns, *LINEAGE_COLUMNS)
+
+    @property
+    def sequence_by(self) -> tuple[str, ...]:
+        """Which version of a key wins: the spec's ``sequence_by``, then ``build.tie_break``."""
+        return (*([self.spec.sequence_by] if self.spec.sequence_by else []),
+                *self.spec.build.tie_break)
+
+    def prepare(self, sources: Mapping[str, DataFrame]) -> DataFrame:
+        """The input rows in one shape: the transform applied to the sources (in spec order),
+        or the one source's rows."""
+        transform = transform_of(self.spec)
+        frames = [sources[source] for source in self.spec.sources]
+        return transform(*frames) if transform is not None else frames[0]
+
+    def mark_versions(self, valid: DataFrame) -> DataFrame:
+        """The checked rows with ``_drop_rule``: exact copies and older versions marked."""
+        return mark_versions(valid, self.spec.keys, self.sequence_by,
+                             self.spec.build.keep_current_when_null)
 
 
-SILVER_TABLES: dict[str, SilverTable] = {
-    "silver.dim_customer": SilverTable(
-        prepare=lambda bronze: bronze["bronze.crm_accounts"],
-        mark_versions=mark_customer_versions,
-        business_columns=DIM_CUSTOMER_COLUMNS,
-        sequence_by=("last_modified_date",),
-    ),
-    "silver.fact_orders": SilverTable(
-        prepare=lambda bronze: unify_orders(
-            bronze["bronze.snowflake_orders"], bronze["bronze.kafka_orders"]
-        ),
-        mark_versions=mark_order_versions,
-        business_columns=FACT_ORDERS_COLUMNS,
-        # A tie on updated_at goes to Snowflake's fuller row, across runs as within one.
-        sequence_by=("updated_at", "_source_rank"),
-        extra_columns=("_source_system", "_source_rank"),
-        keep_current_when_null=ORDER_MERGE_KEEP_CURRENT_WHEN_NULL,
-    ),
-    "silver.fact_events": SilverTable(
-        prepare=lambda bronze: bronze["bronze.customer_behavior"],
-        mark_versions=mark_event_copies,
-        business_columns=FACT_EVENTS_COLUMNS,
-        sequence_by=("event_ts",),
-        persist=False,
-    ),
-}
+def silver_tables() -> list[SilverTable]:
+    """The silver tables, one per spec in ``config/dq/silver``, in build order (a table after
+    the silver tables it reads or looks up)."""
+    return [SilverTable(spec) for spec in build_order(load_specs(LAYER).values())]
+
+
+def silver_table(dataset: str) -> SilverTable:
+    """The silver table ``dataset`` (``silver.fact_orders``)."""
+    spec = spec_for(dataset)
+    if spec.layer != LAYER:
+        raise ConfigError(f"{dataset}: expected a silver table, found a {spec.layer} one")
+    return SilverTable(spec)
 
 
 def update_silver_lineage(lakehouse: Lakehouse, dataset: str, **_: object) -> StepLineage:
@@ -113,8 +107,8 @@ def update_silver(
     full_refresh: bool = False,
 ) -> StepResult:
     """Build ``dataset``'s rows of ``run_date`` (all dates on ``full_refresh``) into silver."""
-    spec = spec_for(dataset)
-    table = SILVER_TABLES[dataset]
+    table = silver_table(dataset)
+    spec = table.spec
     bronze = {
         source: _bronze_rows(lakehouse, source, None if full_refresh else run_date)
         for source in spec.sources
@@ -125,7 +119,7 @@ def update_silver(
     # Checked and quarantined in one pass (the counts are taken while the quarantine is written),
     # then marked, counted and merged: the input and the marked rows are each computed once.
     looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
-    with computed_once(looked_up_rows, keep=table.persist) as looked_up:
+    with computed_once(looked_up_rows, keep=spec.build.persist) as looked_up:
         checked = check_and_log(
             lakehouse,
             looked_up,
@@ -137,7 +131,7 @@ def update_silver(
                 lakehouse, spec, rows, run_date, full_refresh
             ),
         )
-        with computed_once(table.mark_versions(checked.valid), keep=table.persist) as marked:
+        with computed_once(table.mark_versions(checked.valid), keep=spec.build.persist) as marked:
             if full_refresh or not lakehouse.exists(dataset):
                 # The dedupe counts come from the write's own pass.
                 counts = counted_while(
@@ -160,8 +154,8 @@ def update_silver(
                     dataset,
                     keys=spec.keys,
                     sequence_by=table.sequence_by,
-                    keep_current_when_null=table.keep_current_when_null,
-                    compare_columns=table.business_columns,
+                    keep_current_when_null=spec.build.keep_current_when_null,
+                    compare_columns=spec.build.columns,
                 )
     metrics = checked.metrics
     written = metrics.rows_valid - sum(drops.values())

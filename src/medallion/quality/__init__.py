@@ -12,11 +12,13 @@ from medallion.quality.event_log import DQ_EVENT_LOG, append_dq_event, read_dq_e
 from medallion.quality.metrics import DQMetrics, ExpectationMetrics
 from medallion.quality.spec import (
     Action,
+    Build,
     Checks,
     Expectation,
     Lookup,
     TableSpec,
     Transformations,
+    build_order,
     load_spec,
     load_specs,
     spec_for,
@@ -25,6 +27,7 @@ from medallion.quality.spec import (
 __all__ = [
     "DQ_EVENT_LOG",
     "Action",
+    "Build",
     "CheckedFrame",
     "Checks",
     "DQMetrics",
@@ -36,6 +39,7 @@ __all__ = [
     "Transformations",
     "add_lookups",
     "append_dq_event",
+    "build_order",
     "check_expectations",
     "load_spec",
     "load_specs",

@@ -9,12 +9,14 @@ Every problem raises ``SpecError`` naming the file, the key path, what was expec
 from __future__ import annotations
 
 import functools
+import importlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from graphlib import TopologicalSorter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlglot
 from jsonschema import Draft202012Validator
@@ -25,7 +27,7 @@ from sqlglot.tokenizer_core import TokenType
 
 from medallion.bundle.issues import BundleIssue, with_suggestion
 from medallion.bundle.yaml_positions import Node, child_path, load_yaml_file, node_at, to_plain
-from medallion.errors import SpecError
+from medallion.errors import ConfigError, SpecError
 from medallion.lakehouse import SCHEMAS, split_table_name
 from medallion.settings import PACKAGE_DIR, config_dir, repo_root
 
@@ -133,6 +135,48 @@ class Watch:
 
 
 @dataclass(frozen=True)
+class Grain:
+    """Gold conservation: a row per row of ``rows_per``, or ``sums`` adding up to ``of``'s rows."""
+
+    rows_per: str | None = None
+    sums: str | None = None
+    of: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Gold foreign key ``name``: every row's ``column`` is a key of ``table`` (hashed: salted)."""
+
+    name: str
+    column: str
+    table: str
+    hashed: bool = False
+
+
+@dataclass(frozen=True)
+class UsdRates:
+    """Gold: every order of ``orders`` has a USD rate in ``rates`` on or before its date."""
+
+    orders: str
+    rates: str
+
+
+@dataclass(frozen=True)
+class Build:
+    """How the generic silver or gold step builds a table (the spec's ``build``)."""
+
+    transform: str | None = None
+    columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    tie_break: tuple[str, ...] = ()
+    keep_current_when_null: tuple[str, ...] = ()
+    persist: bool = True
+    grain: Grain = field(default_factory=Grain)
+    reference: Reference | None = None
+    usd_rates: UsdRates | None = None
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One table's spec: sources, keys, sequence, transformations, lookups and expectations."""
 
@@ -147,6 +191,7 @@ class TableSpec:
     expectations: tuple[Expectation, ...] = ()
     checks: Checks = field(default_factory=Checks)
     watch: Watch = field(default_factory=Watch)
+    build: Build = field(default_factory=Build)
 
     def __post_init__(self) -> None:
         if not self.quarantine_table:
@@ -182,8 +227,22 @@ def schema_path() -> Path:
 
 
 def load_spec(path: str | Path) -> TableSpec:
-    """Load and validate one spec file; ``SpecError`` names every problem found."""
-    spec_file = Path(path)
+    """Load and validate one spec file; ``SpecError`` names every problem found.
+
+    Loaded once per version of the file: a spec is read, validated and typed the first time it
+    is asked for, and again only after the file changed.
+    """
+    spec_file = Path(path).resolve()
+    try:
+        mtime_ns = spec_file.stat().st_mtime_ns
+    except OSError:
+        mtime_ns = -1  # reading it fails below, with the file named
+    return _load_spec(spec_file, mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_spec(spec_file: Path, mtime_ns: int) -> TableSpec:
+    """``load_spec`` for one version of the file."""
     tree, issues = load_yaml_file(spec_file, repo_root())
     name = _display_name(spec_file)
     if tree is None:
@@ -192,7 +251,8 @@ def load_spec(path: str | Path) -> TableSpec:
     if issues:
         raise SpecError(_render(name, issues))
     spec = _build(to_plain(tree))
-    issues = [*_place_issues(spec, tree, spec_file), *_rule_issues(tree), *_sql_issues(tree)]
+    issues = [*_place_issues(spec, tree, spec_file), *_build_issues(spec, tree),
+              *_rule_issues(tree), *_sql_issues(tree)]
     if issues:
         raise SpecError(_render(name, issues))
     return spec
@@ -209,6 +269,42 @@ def load_specs(layer: str | None = None) -> dict[str, TableSpec]:
     layers = (layer,) if layer else SCHEMAS
     specs = [load_spec(path) for name in layers for path in sorted((dq_dir() / name).glob("*.yml"))]
     return {spec.dataset: spec for spec in specs}
+
+
+def build_order(specs: Iterable[TableSpec]) -> list[TableSpec]:
+    """``specs`` so that a table comes after the tables of its layer it reads or looks up
+    (``silver.dim_customer`` before ``silver.fact_orders``), else by name."""
+    by_dataset = {spec.dataset: spec for spec in specs}
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    for dataset in sorted(by_dataset):
+        spec = by_dataset[dataset]
+        reads = [*spec.sources, *(lookup.table for lookup in spec.lookups)]
+        sorter.add(dataset, *sorted(table for table in reads if table in by_dataset))
+    return [by_dataset[dataset] for dataset in sorter.static_order()]
+
+
+def transform_of(spec: TableSpec) -> Callable[..., DataFrame] | None:
+    """The function ``build.transform`` names (``package.module:function``), None when unset.
+
+    Imported on first use, so loading the specs needs neither Spark nor the transforms.
+    """
+    path = spec.build.transform
+    if path is None:
+        return None
+    module_name, _, function_name = path.partition(":")
+    where = f"{spec.dataset}: build.transform"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{where}: expected an importable module {module_name!r}, found none ({exc})"
+        ) from exc
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ConfigError(
+            f"{where}: expected a function {function_name!r} in {module_name}, found none"
+        )
+    return cast("Callable[..., DataFrame]", function)
 
 
 def spec_for(dataset: str) -> TableSpec:
@@ -383,6 +479,24 @@ def _build(document: Mapping[str, Any]) -> TableSpec:
         expectations=expectations,
         checks=Checks(min_rows=checks.get("min_rows"), max_rows=checks.get("max_rows")),
         watch=_watch(document.get("watch") or {}),
+        build=_build_section(document.get("build") or {}),
+    )
+
+
+def _build_section(document: Mapping[str, Any]) -> Build:
+    """The typed ``build`` section (every key optional here; the layer's needs are checked
+    by ``_build_issues``)."""
+    reference, usd_rates = document.get("reference"), document.get("usd_rates")
+    return Build(
+        transform=document.get("transform"),
+        columns=tuple(document.get("columns") or ()),
+        extra_columns=tuple(document.get("extra_columns") or ()),
+        tie_break=tuple(document.get("tie_break") or ()),
+        keep_current_when_null=tuple(document.get("keep_current_when_null") or ()),
+        persist=document.get("persist", True),
+        grain=Grain(**(document.get("grain") or {})),
+        reference=None if reference is None else Reference(**reference),
+        usd_rates=None if usd_rates is None else UsdRates(**usd_rates),
     )
 
 
@@ -444,6 +558,42 @@ def _place_issues(spec: TableSpec, tree: Node, spec_file: Path) -> list[BundleIs
                 f"expected max_rows >= min_rows ({bounds.min_rows}), found {bounds.max_rows}",
             )
         )
+    return issues
+
+
+def _build_issues(spec: TableSpec, tree: Node) -> list[BundleIssue]:
+    """What the layer's generic step needs from ``build``, and tables it names among sources."""
+    build, issues = spec.build, []
+
+    def issue(path: Sequence[str | int], message: str) -> None:
+        issues.append(BundleIssue(tree.file, _line(tree, list(path)), ".".join(map(str, path)),
+                                  message))
+
+    if spec.layer == "silver":
+        if not build.columns:
+            issue(["build", "columns"], "expected the table's business columns, found none")
+        if not spec.keys or spec.sequence_by is None:
+            issue(["keys"], "expected keys and sequence_by (silver MERGEs the latest row per key)")
+        if build.transform is None and len(spec.sources) != 1:
+            issue(["build", "transform"], "expected a transform combining the sources "
+                  f"{list(spec.sources)}, found none (only one source needs none)")
+    if spec.layer == "gold":
+        if build.transform is None:
+            issue(["build", "transform"], "expected the function building the table, found none")
+        grain = build.grain
+        if (grain.rows_per is None) == (grain.sums is None or grain.of is None):
+            issue(["build", "grain"], "expected either rows_per, or sums and of, found "
+                  f"{[key for key, value in vars(grain).items() if value is not None]}")
+    named = [
+        (["build", "grain", "rows_per"], build.grain.rows_per),
+        (["build", "grain", "of"], build.grain.of),
+        (["build", "reference", "table"], build.reference and build.reference.table),
+        (["build", "usd_rates", "orders"], build.usd_rates and build.usd_rates.orders),
+        (["build", "usd_rates", "rates"], build.usd_rates and build.usd_rates.rates),
+    ]
+    for path, table in named:
+        if table and table not in spec.sources:
+            issue(path, f"expected one of the sources {list(spec.sources)}, found {table!r}")
     return issues
 
 

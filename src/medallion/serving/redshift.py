@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from tenacity import (
@@ -47,7 +46,6 @@ from medallion.clients.redshift import (
     connect_redshift,
     import_redshift_connector,
 )
-from medallion.devstack import postgres
 from medallion.errors import ConfigError, PublishError, WarehouseUnavailable
 from medallion.serving import PUBLISH_LOG, Figures, GoldColumn, GoldSnapshot, PublishResult
 from medallion.serving.redshift_sessions import (
@@ -78,7 +76,8 @@ class RedshiftSink:
     ``open_session`` opens one connection and raises ``ConnectAttemptFailed`` when it cannot;
     connecting is retried with exponential backoff and jitter, then ``WarehouseUnavailable``.
     ``location`` names the warehouse in messages (host:port/database and user, never a secret).
-    Build one with ``postgres``, ``stand_in`` or ``redshift`` from ``RedshiftSettings``.
+    Build one with ``postgres`` or ``redshift`` from ``RedshiftSettings`` (a local stand-in's
+    come from the local platform).
     """
 
     name = WAREHOUSE
@@ -127,17 +126,6 @@ class RedshiftSink:
             attempts=attempts,
             initial_wait_seconds=initial_wait_seconds,
         )
-
-    @classmethod
-    def stand_in(cls, storage_root: Path, *, attempts: int = 4) -> RedshiftSink:
-        """A sink publishing to ``storage_root``'s local PostgreSQL stand-in (devstack)."""
-        settings = postgres.client_settings(storage_root)
-        if settings is None:
-            raise WarehouseUnavailable(
-                f"warehouse {WAREHOUSE!r}: no local PostgreSQL stand-in for "
-                f"{Path(storage_root).resolve()}; start it with `medallion devstack up`"
-            )
-        return cls.postgres(settings, attempts=attempts)
 
     @classmethod
     def redshift(

@@ -1,1 +1,2 @@
-"""Bronze -> silver transforms, one module per silver table; ``dedupe`` marks what a batch drops."""
+"""Bronze -> silver transforms: a table's own transform (``fact_orders``) and the dedupe every
+silver table shares (``dedupe``); the rest of a table is its spec in ``config/dq/silver``."""

@@ -3,6 +3,8 @@
 A batch reaches dedupe after the expectations, so every row has a non-NULL key. The kept row per
 key is the first by the caller's ordering (latest first); every other row gets a rule name in
 ``_drop_rule``, so the pipeline can count the drops and conservation still adds up.
+``mark_versions`` is what every silver table uses, from its spec's keys, ``sequence_by`` and
+``build.tie_break`` / ``build.keep_current_when_null``.
 """
 
 from __future__ import annotations
@@ -70,3 +72,44 @@ def dropped_rows(marked: DataFrame) -> DataFrame:
     Grain: one row per dropped input row.
     """
     return marked.where(sf.col(DROP_RULE_COLUMN).isNotNull())
+
+
+LANDING_ORDER = ("_ingest_ts", "_source_file")
+"""After the sequence: the same version landed twice, the later landing wins."""
+
+
+def latest_first(sequence_by: Sequence[str]) -> list[Column]:
+    """The kept-row ordering: each sequence column descending (NULL last), then the latest
+    landing (``_ingest_ts``, then ``_source_file``), each column once."""
+    order = dict.fromkeys([*sequence_by, *LANDING_ORDER])
+    return [sf.col(name).desc_nulls_last() for name in order]
+
+
+def mark_versions(
+    valid: DataFrame,
+    keys: Sequence[str],
+    sequence_by: Sequence[str],
+    keep_current_when_null: Sequence[str] = (),
+) -> DataFrame:
+    """Valid rows with ``_drop_rule``: the latest version per key kept (``mark_duplicates``).
+
+    Grain: one row per valid row; key of the kept rows: ``keys``. A late row replaces an earlier
+    one only when its sequence is later. On the kept row, each ``keep_current_when_null`` field
+    that is NULL (a CDC update) takes the latest non-NULL value among the key's rows in the
+    batch, as the MERGE does with the target's current value: a batch holding both an order's
+    ``c`` and a later ``u`` event keeps ``placed`` and the order_ts.
+    """
+    order = latest_first(sequence_by)
+    marked = mark_duplicates(valid, keys, order)
+    if not keep_current_when_null:
+        return marked
+    whole_key = (
+        Window.partitionBy(*keys)
+        .orderBy(*order)
+        .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    )
+    kept = sf.col(DROP_RULE_COLUMN).isNull()
+    for name in keep_current_when_null:
+        latest_known = sf.first(sf.col(name), ignorenulls=True).over(whole_key)
+        marked = marked.withColumn(name, sf.when(kept, latest_known).otherwise(sf.col(name)))
+    return marked.select(*valid.columns, DROP_RULE_COLUMN)

@@ -3,19 +3,16 @@
 Both sources describe the same orders. Snowflake (full load) carries every field of an order's
 current version; a Kafka event carries the amount, currency and customer but only implies a status
 through its ``op``. Both land in one shape, ``UNIFIED_ORDER_COLUMNS`` plus the metadata columns,
-so one set of expectations and one dedupe apply to either.
+so one set of expectations and one dedupe apply to either: the generic silver step's, from
+``config/dq/silver/fact_orders.yml`` (which names ``unify_orders`` as the table's transform).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 from pyspark.sql.types import IntegerType, StringType
 
-from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN, kept_rows, mark_duplicates
-
-KEYS: tuple[str, ...] = ("order_id",)
-SEQUENCE_BY = "updated_at"
 SNOWFLAKE = "snowflake"
 KAFKA = "kafka"
 SOURCE_RANKS: dict[str, int] = {SNOWFLAKE: 1, KAFKA: 0}
@@ -24,10 +21,7 @@ SOURCE_RANKS: dict[str, int] = {SNOWFLAKE: 1, KAFKA: 0}
 KAFKA_OP_STATUS: dict[str, str] = {"c": "placed", "d": "cancelled"}
 """The status a Kafka op implies; ``u`` implies none (NULL: the current status stays)."""
 
-ORDER_MERGE_KEEP_CURRENT_WHEN_NULL: tuple[str, ...] = ("status", "order_ts")
-"""Fields a CDC event lacks: on MERGE, a NULL here keeps the target's current value."""
-
-FACT_ORDERS_COLUMNS: tuple[str, ...] = (
+ORDER_FIELDS: tuple[str, ...] = (
     "order_id",
     "customer_id",
     "order_ts",
@@ -36,10 +30,10 @@ FACT_ORDERS_COLUMNS: tuple[str, ...] = (
     "order_amount",
     "updated_at",
 )
-"""The business columns of ``silver.fact_orders`` in table order."""
+"""The order fields both sources carry (Kafka's under other names or implied by its op)."""
 
 UNIFIED_ORDER_COLUMNS: tuple[str, ...] = (
-    *FACT_ORDERS_COLUMNS,
+    *ORDER_FIELDS,
     "op",
     "_source_system",
     "_source_rank",
@@ -77,7 +71,7 @@ def unify_orders(snowflake: DataFrame, kafka: DataFrame) -> DataFrame:
     Kafka's ``kafka_*`` columns are not carried: ``_source_file`` locates the record.
     """
     from_snowflake = snowflake.select(
-        *(sf.col(name) for name in FACT_ORDERS_COLUMNS),
+        *(sf.col(name) for name in ORDER_FIELDS),
         sf.lit(None).cast(StringType()).alias("op"),
         *_source(SNOWFLAKE),
         *_metadata(),
@@ -99,46 +93,3 @@ def unify_orders(snowflake: DataFrame, kafka: DataFrame) -> DataFrame:
         *_metadata(),
     )
     return from_snowflake.unionByName(from_kafka)
-
-
-def latest_first() -> list[Column]:
-    """The kept-row ordering: latest ``updated_at``, Snowflake on a tie, then the latest landing."""
-    return [
-        sf.col(SEQUENCE_BY).desc_nulls_last(),
-        sf.col("_source_rank").desc_nulls_last(),
-        sf.col("_ingest_ts").desc_nulls_last(),
-        sf.col("_source_file").desc_nulls_last(),
-    ]
-
-
-def mark_order_versions(valid: DataFrame) -> DataFrame:
-    """Valid unified rows with ``_drop_rule`` (see ``dedupe.mark_duplicates``).
-
-    Grain: one row per valid row; key of the kept rows: order_id. On the kept row, each field of
-    ``ORDER_MERGE_KEEP_CURRENT_WHEN_NULL`` that is NULL (a CDC update) takes the latest non-NULL
-    value among the order's rows in the batch, as the MERGE does with the target's current value:
-    a batch holding both the ``c`` and a later ``u`` event of a new order keeps ``placed`` and the
-    order_ts.
-    """
-    marked = mark_duplicates(valid, KEYS, latest_first())
-    whole_key = (
-        Window.partitionBy(*KEYS)
-        .orderBy(*latest_first())
-        .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    )
-    kept = sf.col(DROP_RULE_COLUMN).isNull()
-    for name in ORDER_MERGE_KEEP_CURRENT_WHEN_NULL:
-        latest_known = sf.first(sf.col(name), ignorenulls=True).over(whole_key)
-        marked = marked.withColumn(name, sf.when(kept, latest_known).otherwise(sf.col(name)))
-    return marked.select(*valid.columns, DROP_RULE_COLUMN)
-
-
-def latest_orders(valid: DataFrame) -> DataFrame:
-    """The latest state of each order in the batch.
-
-    Grain and key: one row per order_id. Latest by updated_at, a tie to Snowflake
-    (``_source_rank`` desc), then the latest ``_ingest_ts``; status and order_ts filled from the
-    order's earlier rows when the latest is a CDC event that lacks them. Columns: those of
-    ``valid``.
-    """
-    return kept_rows(mark_order_versions(valid))

@@ -27,16 +27,16 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
-from medallion.contracts import Contract, load_contract
-from medallion.contracts.conform import parse_json_lines
-from medallion.pipelines.bronze import BronzeTable, bronze_tables, read_raw_lines
-from medallion.pipelines.gold import gold_rows
-from medallion.pipelines.silver import SilverTable, silver_tables
-from medallion.quality.spec import TableSpec, build_order, load_specs
-from medallion.raw.landing import load_dir, peek_manifest
-from medallion.spark import COMMIT_METADATA_CONF
-from medallion.transforms.bronze import PARTITION_COLUMNS, PROC_DATE, to_bronze
-from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN
+from medallion.lakehouse.contracts import Contract, load_contract
+from medallion.lakehouse.contracts.conform import parse_json_lines
+from medallion.lakehouse.pipelines.bronze import BronzeTable, bronze_tables, read_raw_lines
+from medallion.lakehouse.pipelines.gold import gold_rows
+from medallion.lakehouse.pipelines.silver import SilverTable, silver_tables
+from medallion.lakehouse.quality.spec import TableSpec, build_order, load_specs
+from medallion.lakehouse.raw.landing import load_dir, peek_manifest
+from medallion.lakehouse.spark import COMMIT_METADATA_CONF
+from medallion.lakehouse.transforms.bronze import PARTITION_COLUMNS, PROC_DATE, to_bronze
+from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN
 
 LAYERS = ("bronze", "silver", "gold")
 LABEL_PREFIX = "bare/"

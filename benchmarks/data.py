@@ -28,19 +28,19 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql.types import DateType, DecimalType, StringType, TimestampType
 
-from medallion.contracts import load_contract
-from medallion.contracts.conform import RAW_RECORD, RECORD, RECORD_TYPE, SOURCE_FILE
-from medallion.generate import vocab
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines.bronze import bronze_tables
-from medallion.raw.landing import (
+from medallion.lakehouse.contracts import load_contract
+from medallion.lakehouse.contracts.conform import RAW_RECORD, RECORD, RECORD_TYPE, SOURCE_FILE
+from medallion.lakehouse.pipelines.bronze import bronze_tables
+from medallion.lakehouse.raw.landing import (
     MANIFEST_NAME,
     LandedFile,
     LoadManifest,
     count_and_hash,
     load_dir,
 )
-from medallion.transforms.bronze import PARTITION_COLUMNS, to_bronze
+from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.transforms.bronze import PARTITION_COLUMNS, to_bronze
+from medallion.platform.generate import vocab
 
 PROC_DATE = date(2026, 3, 1)
 WINDOW_DAYS = 30

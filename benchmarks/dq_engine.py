@@ -41,26 +41,26 @@ from pyspark.sql import functions as sf
 from sqlglot import exp
 
 from benchmarks.data import PROC_DATE, Sizes, land_behavior_load, write_bronze_tables
-from medallion.contracts import load_contract
-from medallion.contracts.conform import (
+from medallion.lakehouse.contracts import load_contract
+from medallion.lakehouse.contracts.conform import (
     LoadProfile,
     check_contract,
     parse_json_lines,
     profile_load,
     read_profile,
 )
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines import bronze as bronze_step
-from medallion.pipelines import gold as gold_step
-from medallion.pipelines import silver as silver_step
-from medallion.quality.engine import add_lookups, check_expectations
-from medallion.quality.spec import Action, Expectation, TableSpec, spec_for
-from medallion.raw.landing import load_dir, read_manifest
-from medallion.spark import build_local_session, computed_once
-from medallion.transforms.bronze import to_unknown_columns
-from medallion.transforms.gold.customer_360 import build_customer_360
-from medallion.transforms.gold.orders_daily import build_orders_daily
-from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN
+from medallion.lakehouse.pipelines import bronze as bronze_step
+from medallion.lakehouse.pipelines import gold as gold_step
+from medallion.lakehouse.pipelines import silver as silver_step
+from medallion.lakehouse.quality.engine import add_lookups, check_expectations
+from medallion.lakehouse.quality.spec import Action, Expectation, TableSpec, spec_for
+from medallion.lakehouse.raw.landing import load_dir, read_manifest
+from medallion.lakehouse.spark import build_local_session, computed_once
+from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.transforms.bronze import to_unknown_columns
+from medallion.lakehouse.transforms.gold.customer_360 import build_customer_360
+from medallion.lakehouse.transforms.gold.orders_daily import build_orders_daily
+from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN
 
 CHECKED_TABLES = ("silver.fact_events", "silver.fact_orders")
 SILVER_STEPS = ("silver.dim_customer", "silver.fact_events", "silver.fact_orders")

@@ -23,17 +23,17 @@ import time
 from datetime import date
 from pathlib import Path
 
-from medallion import compute
-from medallion.bundle import load_bundle
-from medallion.devstack import stack
-from medallion.generate import GeneratorConfig, generate
-from medallion.generate.load import load_day
-from medallion.jobs import RunOptions, run_job
-from medallion.jobs.engine import RunObserver
-from medallion.jobs.model import parse_job
-from medallion.lineage.transport import ENABLED_ENV
-from medallion.runs.recorder import RunRecorder
-from medallion.settings import repo_root
+from medallion.lakehouse.lineage.transport import ENABLED_ENV
+from medallion.lakehouse.settings import repo_root
+from medallion.platform import compute
+from medallion.platform.bundle import load_bundle
+from medallion.platform.devstack import stack
+from medallion.platform.generate import GeneratorConfig, generate
+from medallion.platform.generate.load import load_day
+from medallion.platform.jobs import RunOptions, run_job
+from medallion.platform.jobs.engine import RunObserver
+from medallion.platform.jobs.model import parse_job
+from medallion.platform.runs.recorder import RunRecorder
 
 DAY = date(2026, 11, 2)
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import nbformat
 
-from medallion import compute
-from medallion.jobs import JobSpec, RunOptions, TaskSpec, run_job
-from medallion.jobs.model import Dependency
+from medallion.platform import compute
+from medallion.platform.jobs import JobSpec, RunOptions, TaskSpec, run_job
+from medallion.platform.jobs.model import Dependency
 
 NOOP_SOURCE = (
-    "from medallion.spark import get_spark\n\n"
+    "from medallion.lakehouse.spark import get_spark\n\n"
     "spark = get_spark(storage_root)\n"
     "spark.range(1).count()"
 )

@@ -13,7 +13,8 @@ run's ``run.json``; "nb s" is the notebook's own execution, the rest is the runn
 jobs it started and the seconds at least one of them ran (the event log, by the task's job tag),
 and the Delta commits it made (each table's ``_delta_log``, by the commit's ``userMetadata``),
 then totals. Every session inside a job run is labelled ``<job>/<run_id>/<task_key>``
-(``medallion.spark.label_for_task``); jobs during the run that carry no label are counted apart.
+(``medallion.lakehouse.spark.label_for_task``); jobs during the run that carry no label are
+counted apart.
 
 Then the bare PySpark baseline (``benchmarks/bare_day.py``): a fresh storage root with a copy of
 the raw zone the ingest runs landed, one session on the same warm server, the same transforms and
@@ -50,17 +51,17 @@ from benchmarks.spark_accounting import (
     read_event_log_jobs,
     untagged,
 )
-from medallion import compute
-from medallion.bundle import load_bundle
-from medallion.devstack import stack
-from medallion.generate import GeneratedData, GeneratorConfig, generate
-from medallion.generate.load import load_day
-from medallion.jobs import JobSpec, RunOptions, run_job
-from medallion.jobs.kernels import KernelPool
-from medallion.jobs.model import parse_job
-from medallion.runs.recorder import RunRecorder
-from medallion.settings import repo_root
-from medallion.spark import EVENT_LOG_DIR_ENV
+from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.spark import EVENT_LOG_DIR_ENV
+from medallion.platform import compute
+from medallion.platform.bundle import load_bundle
+from medallion.platform.devstack import stack
+from medallion.platform.generate import GeneratedData, GeneratorConfig, generate
+from medallion.platform.generate.load import load_day
+from medallion.platform.jobs import JobSpec, RunOptions, run_job
+from medallion.platform.jobs.kernels import KernelPool
+from medallion.platform.jobs.model import parse_job
+from medallion.platform.runs.recorder import RunRecorder
 
 START = date(2026, 11, 2)
 INGEST_JOB = "ingest_daily_sources"

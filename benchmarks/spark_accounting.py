@@ -1,7 +1,7 @@
 """Which task started which Spark jobs and made which Delta commits, read back after a run.
 
 Inside a job run every session names its task as ``<job>/<run_id>/<task_key>``
-(``medallion.spark.label_for_task``): as a tag on each Spark job it starts, and as the
+(``medallion.lakehouse.spark.label_for_task``): as a tag on each Spark job it starts, and as the
 ``userMetadata`` of each Delta commit. This module reads both back:
 
 - Spark jobs from the warm driver's event log (``MEDALLION_SPARK_EVENT_LOG_DIR``): each

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from medallion.credentials import env_name
-from medallion.jobs.channels import (
+from medallion.lakehouse.credentials import env_name
+from medallion.platform.jobs.channels import (
     SLACK_WEBHOOK_KEY,
     SMTP_FROM_KEY,
     SMTP_HOST_KEY,

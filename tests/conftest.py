@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import SparkSession
 from xdist.scheduler import LoadScopeScheduling
 
-from medallion.spark import build_local_session
+from medallion.lakehouse.spark import build_local_session
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 

@@ -8,7 +8,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from medallion.settings import repo_root
+from medallion.lakehouse.settings import repo_root
 
 CHROMIUM = "chromium"  # Debian's package; `make test` installs it
 ARTIFACTS_ENV = "MEDALLION_TEST_ARTIFACTS"

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.credentials import PROVIDER_ENV
-from medallion.devstack.service import ServiceInfo, write_info
-from medallion.devstack.stack import local_stand_ins
-from medallion.environment import (
+from medallion.lakehouse.credentials import PROVIDER_ENV
+from medallion.lakehouse.environment import (
     DATABRICKS,
     LOCAL,
     Endpoints,
@@ -18,7 +16,9 @@ from medallion.environment import (
     StandIns,
     resolve_target,
 )
-from medallion.errors import ConfigError
+from medallion.lakehouse.errors import ConfigError
+from medallion.platform.devstack.service import ServiceInfo, write_info
+from medallion.platform.devstack.stack import local_stand_ins
 
 POSTGRES = StandIns(
     endpoints={"redshift_url": "postgresql://127.0.0.1:55432/redshift_analytics"},

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medallion.settings import repo_root
+from medallion.lakehouse.settings import repo_root
 
 NOTEBOOKS = sorted((repo_root() / "notebooks").rglob("*.ipynb"))
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from medallion.bundle import load_bundle, validate_bundle
-from medallion.jobs.model import NotificationEvent, RunJob, parse_job
-from medallion.settings import repo_root
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.bundle import load_bundle, validate_bundle
+from medallion.platform.jobs.model import NotificationEvent, RunJob, parse_job
 
 NOTEBOOK_JOBS = ("build_analytics", "ingest_daily_sources", "dq_watchdog")
 INGEST_LOOPS = ("ingest_snowflake_orders", "ingest_redshift_behavior", "ingest_crm_accounts",

@@ -1,4 +1,5 @@
-"""The package's import graph: no module imports, at any depth, a module that imports it back.
+"""The package's import graph: no module imports, at any depth, a module that imports it back,
+and the two halves depend one way only: the local platform on the lakehouse, never back.
 
 Every ``import`` counts: those inside functions (a cycle hidden in a function is still a cycle:
 whichever module loads first sees the other half-initialised) and those under
@@ -75,30 +76,37 @@ def cycles() -> list[list[str]]:
 
 
 def test_the_walk_sees_imports_inside_functions_and_for_the_type_checker() -> None:
-    assert "medallion.lineage" in imports_of("medallion.jobs.engine")  # inside a function
-    assert "medallion.quality.breaker" in imports_of("medallion.display")  # TYPE_CHECKING
-    assert "medallion.lineage.steps" in imports_of("medallion.lineage.graph")  # a submodule
+    # inside a function; under TYPE_CHECKING; a submodule
+    assert "medallion.lakehouse.lineage" in imports_of("medallion.platform.jobs.engine")
+    assert "medallion.lakehouse.quality.breaker" in imports_of("medallion.lakehouse.display")
+    assert "medallion.lakehouse.lineage.steps" in imports_of("medallion.lakehouse.lineage.graph")
 
 
 def test_no_import_cycle_in_the_package() -> None:
     assert cycles() == []
 
 
-# The lakehouse half: it runs on a cluster, without the local platform (runner, devstack, demo).
-LAKEHOUSE_HALF = ("medallion.pipelines", "medallion.serving", "medallion.sources",
-                  "medallion.quality", "medallion.lakehouse", "medallion.credentials",
-                  "medallion.spark", "medallion.environment")
+LAKEHOUSE, PLATFORM = "medallion.lakehouse", "medallion.platform"
 # Where the environment is resolved, and where ``on_databricks`` is defined.
-ASKS_WHERE_IT_RUNS = {"medallion.environment", "medallion.settings"}
+ASKS_WHERE_IT_RUNS = {"medallion.lakehouse.environment", "medallion.lakehouse.settings"}
 
 
-def in_lakehouse_half(name: str) -> bool:
-    return any(name == part or name.startswith(f"{part}.") for part in LAKEHOUSE_HALF)
+def in_half(name: str, half: str) -> bool:
+    return name == half or name.startswith(f"{half}.")
+
+
+def test_every_module_is_in_one_of_the_two_halves() -> None:
+    outside = {name for name in MODULES
+               if not (in_half(name, LAKEHOUSE) or in_half(name, PLATFORM))}
+
+    assert outside == {"medallion", "medallion.__main__"}
 
 
 def test_the_lakehouse_half_never_imports_the_local_platform() -> None:
-    offenders = {name: sorted(m for m in imports_of(name) if m.startswith("medallion.devstack"))
-                 for name in MODULES if in_lakehouse_half(name)}
+    offenders = {
+        name: sorted(found for found in imports_of(name) if in_half(found, PLATFORM))
+        for name in MODULES if in_half(name, LAKEHOUSE)
+    }
 
     assert {name: found for name, found in offenders.items() if found} == {}
 
@@ -121,4 +129,4 @@ def test_only_the_resolver_asks_whether_it_runs_on_databricks() -> None:
     asking = {name for name in MODULES if "on_databricks" in names_used(name)}
 
     assert asking <= ASKS_WHERE_IT_RUNS
-    assert "medallion.environment" in asking
+    assert "medallion.lakehouse.environment" in asking

@@ -1,5 +1,5 @@
 """``python -m medallion`` is the ``medallion`` command."""
 
-from medallion.cli import main
+from medallion.platform.cli import main
 
 main()

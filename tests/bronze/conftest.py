@@ -11,7 +11,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from medallion.raw.landing import MANIFEST_NAME, LandedFile, LoadManifest, load_dir
+from medallion.lakehouse.raw.landing import MANIFEST_NAME, LandedFile, LoadManifest, load_dir
 
 METADATA_DDL = (
     "_rescued_data MAP<STRING,STRING>, _source_file STRING, _ingest_ts TIMESTAMP, "

@@ -8,9 +8,9 @@ from decimal import Decimal
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.contracts import load_contract
-from medallion.contracts.conform import parse_json_lines
-from medallion.transforms.bronze import to_bronze, to_quarantine, to_unknown_columns
+from medallion.lakehouse.contracts import load_contract
+from medallion.lakehouse.contracts.conform import parse_json_lines
+from medallion.lakehouse.transforms.bronze import to_bronze, to_quarantine, to_unknown_columns
 from tests.bronze.conftest import LANDED_AT, METADATA_DDL, RUN_ID, lines_of
 
 D = date(2026, 11, 25)

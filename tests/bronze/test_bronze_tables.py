@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from medallion.errors import SpecError
-from medallion.pipelines.bronze import BronzeTable, bronze_table, bronze_tables
-from medallion.settings import config_dir
+from medallion.lakehouse.errors import SpecError
+from medallion.lakehouse.pipelines.bronze import BronzeTable, bronze_table, bronze_tables
+from medallion.lakehouse.settings import config_dir
 
 
 def test_each_bronze_spec_is_a_table_fed_by_its_raw_source() -> None:

@@ -14,12 +14,12 @@ import pytest
 from pyspark.sql import Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.errors import ContractViolation, ExpectationFailed, RawLoadError
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines import StepResult
-from medallion.pipelines.bronze import check_row_counts, load_bronze
-from medallion.raw.landing import land_records, read_manifest
-from medallion.settings import config_dir
+from medallion.lakehouse.errors import ContractViolation, ExpectationFailed, RawLoadError
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.pipelines.bronze import check_row_counts, load_bronze
+from medallion.lakehouse.raw.landing import land_records, read_manifest
+from medallion.lakehouse.settings import config_dir
+from medallion.lakehouse.tables import Lakehouse
 from tests.bronze.conftest import LANDED_AT, METADATA_DDL, RUN_ID, json_line, land_lines
 
 D1, D2 = date(2026, 11, 24), date(2026, 11, 25)

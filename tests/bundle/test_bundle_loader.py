@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.bundle import Bundle, BundleInvalidError, SourcePosition, load_bundle
-from medallion.errors import BundleError
+from medallion.lakehouse.errors import BundleError
+from medallion.platform.bundle import Bundle, BundleInvalidError, SourcePosition, load_bundle
 
 JOB = "resources/daily_pipeline.job.yml"
 Edit = Callable[[str, str, str], None]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from medallion.bundle import validate_bundle
-from medallion.bundle.files import read_bundle_files
-from medallion.bundle.models import check_models, models_version
+from medallion.platform.bundle import validate_bundle
+from medallion.platform.bundle.files import read_bundle_files
+from medallion.platform.bundle.models import check_models, models_version
 
 JOB = "resources/daily_pipeline.job.yml"
 PREFIX = "resources.jobs.daily_pipeline"

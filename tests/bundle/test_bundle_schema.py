@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from medallion.bundle import BundleIssue, find_schema, validate_bundle
-from medallion.bundle.files import read_bundle_files
-from medallion.bundle.schema import check_schema, schema_validator
-from medallion.bundle.vocabulary import (
+from medallion.platform.bundle import BundleIssue, find_schema, validate_bundle
+from medallion.platform.bundle.files import read_bundle_files
+from medallion.platform.bundle.schema import check_schema, schema_validator
+from medallion.platform.bundle.vocabulary import (
     JOB_KEYS,
     PRIVILEGES,
     SCHEMA_KEYS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medallion.bundle import load_bundle, validate_bundle
+from medallion.platform.bundle import load_bundle, validate_bundle
 
 SCHEMAS = "resources/layers.schema.yml"
 LAYERS = """\

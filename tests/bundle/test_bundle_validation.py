@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medallion.bundle import BundleInvalidError, BundleIssue, check_bundle, validate_bundle
+from medallion.platform.bundle import BundleInvalidError, BundleIssue, check_bundle, validate_bundle
 
 JOB = "resources/daily_pipeline.job.yml"
 PREFIX = "resources.jobs.daily_pipeline"

@@ -27,8 +27,8 @@ from typing import Any
 
 import pyspark
 
-from medallion.compute import free_port
-from medallion.errors import ComputeUnavailable
+from medallion.lakehouse.errors import ComputeUnavailable
+from medallion.platform.compute import free_port
 
 HOST = "127.0.0.1"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"

@@ -36,13 +36,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql.connect.session import SparkSession as RemoteSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion import compute
-from medallion.bundle import load_bundle
-from medallion.devstack import stack
-from medallion.environment import Environment
-from medallion.pipelines.ingest import ingest_fx
-from medallion.settings import repo_root
-from medallion.spark import EVENT_LOG_DIR_ENV
+from medallion.lakehouse.environment import Environment
+from medallion.lakehouse.pipelines.ingest import ingest_fx
+from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.spark import EVENT_LOG_DIR_ENV
+from medallion.platform import compute
+from medallion.platform.bundle import load_bundle
+from medallion.platform.devstack import stack
 from tests.cluster.standalone import standalone_cluster
 from tests.integration.test_fx_slice_job import FX_TASKS, expected_gold, expected_silver
 

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from medallion import compute
+from medallion.platform import compute
 
 
 def lease(root: Path, name: str, holder: str) -> None:

@@ -10,15 +10,15 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.contracts import load_contract
-from medallion.contracts.conform import (
+from medallion.lakehouse.contracts import load_contract
+from medallion.lakehouse.contracts.conform import (
     check_contract,
     conform_to_contract,
     parse_json_lines,
     profile_load,
     read_profile,
 )
-from medallion.errors import ContractViolation
+from medallion.lakehouse.errors import ContractViolation
 
 FILE = "raw/snowflake/orders/load_dt=2026-11-25/part-00000-caedc4513bebd108.jsonl"
 LOAD = "raw/snowflake/orders/load_dt=2026-11-25"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from medallion.contracts import list_versions, load_contract, parse_spark_type
-from medallion.errors import SpecError
-from medallion.settings import config_dir
+from medallion.lakehouse.contracts import list_versions, load_contract, parse_spark_type
+from medallion.lakehouse.errors import SpecError
+from medallion.lakehouse.settings import config_dir
 
 BRONZE_DIR = config_dir() / "schema_definitions" / "bronze"
 ENTITIES = ("snowflake_orders", "kafka_orders", "customer_behavior", "crm_accounts", "fx_rates")

@@ -8,15 +8,15 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from medallion.credentials import (
+from medallion.lakehouse.credentials import (
     REDACTED,
     SecretProvider,
     env_name,
     local_secret_values,
     stored_local_secrets,
 )
-from medallion.errors import SecretNotFound
-from medallion.jobs.notebook import redact_notebook
+from medallion.lakehouse.errors import SecretNotFound
+from medallion.platform.jobs.notebook import redact_notebook
 
 get_secret = SecretProvider().get  # the environment provider, no local fallbacks
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from medallion import credentials
-from medallion.credentials import PROVIDER_ENV
-from medallion.environment import LOCAL, Environment, get_secret
-from medallion.errors import SecretNotFound
+from medallion.lakehouse import credentials
+from medallion.lakehouse.credentials import PROVIDER_ENV
+from medallion.lakehouse.environment import LOCAL, Environment, get_secret
+from medallion.lakehouse.errors import SecretNotFound
 from tests.jobs.workspace_api import TOKEN, Workspace, workspace_api
 
 WORKSPACE = Workspace(

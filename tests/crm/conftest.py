@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from medallion.devstack.crm_api import CrmApiServer
+from medallion.platform.devstack.crm_api import CrmApiServer
 
 TOKEN = "pat-na1-s3cr3t-t0k3n"
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from medallion.devstack.crm_api import SEARCH_PATH, CrmApiServer, TokenBucket
+from medallion.platform.devstack.crm_api import SEARCH_PATH, CrmApiServer, TokenBucket
 from tests.crm.conftest import TOKEN, account, load_accounts
 
 WINDOW = [
@@ -188,7 +188,7 @@ def test_foreground_mode_reads_the_token_from_the_environment(tmp_path: Path) ->
         [
             sys.executable,
             "-m",
-            "medallion.devstack.crm_api",
+            "medallion.platform.devstack.crm_api",
             "--port",
             "0",
             "--state-file",

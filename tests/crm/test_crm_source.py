@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from medallion.devstack.crm_api import CrmApiServer
-from medallion.errors import ConfigError, SourceResponseError, SourceUnavailable
-from medallion.sources.crm import (
+from medallion.lakehouse.errors import ConfigError, SourceResponseError, SourceUnavailable
+from medallion.lakehouse.sources.crm import (
     ACCOUNT_COLUMNS,
     SEARCH_PATH,
     fetch_accounts_modified,
     new_watermark,
     next_window,
 )
+from medallion.platform.devstack.crm_api import CrmApiServer
 from tests.crm.conftest import TOKEN, account, load_accounts
 
 INITIAL = datetime(2026, 11, 1, tzinfo=UTC)

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from medallion.devstack.crm_api import CrmApiServer
-from medallion.raw.landing import LoadManifest
+from medallion.lakehouse.raw.landing import LoadManifest
+from medallion.platform.devstack.crm_api import CrmApiServer
 from tests.crm.conftest import TOKEN, account, crm_api, crm_api_with_token
 
 __all__ = ["TOKEN", "account", "crm_api", "crm_api_with_token", "landed", "landed_ids", "upsert"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack.crm_api import CrmApiServer
-from medallion.errors import ConfigError, SourceResponseError
-from medallion.raw.landing import LoadManifest, list_loads, raw_zone, read_manifest
-from medallion.sources.crm import extract_crm_accounts_to_raw
+from medallion.lakehouse.errors import ConfigError, SourceResponseError
+from medallion.lakehouse.raw.landing import LoadManifest, list_loads, raw_zone, read_manifest
+from medallion.lakehouse.sources.crm import extract_crm_accounts_to_raw
+from medallion.platform.devstack.crm_api import CrmApiServer
 
 from .conftest import TOKEN, account, landed, landed_ids, upsert
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack import kafka
-from medallion.devstack.memory import tree_rss_bytes
+from medallion.platform.devstack import kafka
+from medallion.platform.devstack.memory import tree_rss_bytes
 
 MIB = 2**20
 HOLD_64_MIB = "held = b'x' * (64 * 2**20)"

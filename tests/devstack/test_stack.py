@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from medallion.devstack import stack
-from medallion.devstack.service import (
+from medallion.platform.devstack import stack
+from medallion.platform.devstack.service import (
     owns_listening_port,
     pick_port,
     pid_alive,

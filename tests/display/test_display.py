@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.display import show, show_gold, show_quarantine
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines import StepResult
-from medallion.pipelines.ingest import IngestResult
-from medallion.quality.breaker import BreakerCheck, BreakerResult
+from medallion.lakehouse.display import show, show_gold, show_quarantine
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.pipelines.ingest import IngestResult
+from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult
+from medallion.lakehouse.tables import Lakehouse
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

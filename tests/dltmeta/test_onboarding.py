@@ -26,18 +26,18 @@ from pyspark.sql.types import BooleanType, IntegerType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 from typer.testing import CliRunner
 
-from medallion.cli import app
-from medallion.dltmeta import (
+from medallion.lakehouse.dltmeta import (
     DltMetaTarget,
     LeftOut,
     UnsupportedByDltMeta,
     build_onboarding,
     write_onboarding,
 )
-from medallion.dltmeta.expectations import dqe_for, quarantine_predicate
-from medallion.errors import ConfigError
-from medallion.quality import Action, Checks, Expectation, Lookup, TableSpec, load_specs
-from medallion.settings import repo_root
+from medallion.lakehouse.dltmeta.expectations import dqe_for, quarantine_predicate
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.quality import Action, Checks, Expectation, Lookup, TableSpec, load_specs
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.cli import app
 
 CATALOG = "medallion_test"
 ENV = "test"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from medallion.devstack.fx_api import FxApiServer
+from medallion.platform.devstack.fx_api import FxApiServer
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from medallion.devstack.fx_api import BASE_LEVELS, CURRENCIES, FxApiServer
+from medallion.platform.devstack.fx_api import BASE_LEVELS, CURRENCIES, FxApiServer
 
 
 def get_rates(url: str, rate_date: str, base: str = "USD") -> httpx.Response:
@@ -141,7 +141,7 @@ def test_foreground_mode_writes_its_url_to_the_state_file(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "medallion.devstack.fx_api",
+            "medallion.platform.devstack.fx_api",
             "--port",
             "0",
             "--seed",

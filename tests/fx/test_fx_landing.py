@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from medallion.errors import ConfigError, RawLoadError
-from medallion.raw.landing import (
+from medallion.lakehouse.errors import ConfigError, RawLoadError
+from medallion.lakehouse.raw.landing import (
     MANIFEST_NAME,
     LoadManifest,
     land_records,

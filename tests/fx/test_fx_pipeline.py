@@ -16,15 +16,15 @@ from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.devstack.fx_api import FxApiServer
-from medallion.errors import RawLoadError
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines import StepResult
-from medallion.pipelines.bronze import load_bronze
-from medallion.pipelines.fx_rates import ingest_fx_rates
-from medallion.pipelines.gold import build_gold
-from medallion.pipelines.silver import update_silver
-from medallion.raw.landing import land_records, load_dir, read_manifest
+from medallion.lakehouse.errors import RawLoadError
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.pipelines.bronze import load_bronze
+from medallion.lakehouse.pipelines.fx_rates import ingest_fx_rates
+from medallion.lakehouse.pipelines.gold import build_gold
+from medallion.lakehouse.pipelines.silver import update_silver
+from medallion.lakehouse.raw.landing import land_records, load_dir, read_manifest
+from medallion.lakehouse.tables import Lakehouse
+from medallion.platform.devstack.fx_api import FxApiServer
 
 D1, D2 = date(2026, 11, 2), date(2026, 11, 3)
 BRONZE_TABLE, SILVER_TABLE = "bronze.fx_rates", "silver.fx_rates"

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 
-from medallion.devstack.fx_api import FxApiServer
-from medallion.errors import SourceResponseError, SourceUnavailable
-from medallion.sources.fx_rates import fetch_fx_rates, parse_retry_after
+from medallion.lakehouse.errors import SourceResponseError, SourceUnavailable
+from medallion.lakehouse.sources.fx_rates import fetch_fx_rates, parse_retry_after
+from medallion.platform.devstack.fx_api import FxApiServer
 
 RATE_DATE = date(2026, 11, 2)
 INITIAL_WAIT, MAX_WAIT = 0.001, 0.01  # seconds: keep retry tests fast

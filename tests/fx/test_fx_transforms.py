@@ -12,10 +12,10 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.pipelines.silver import silver_table
-from medallion.quality.engine import check_expectations
-from medallion.transforms.gold.fx_daily_change import build_fx_daily_change
-from medallion.transforms.silver.dedupe import DROP_RULE_COLUMN
+from medallion.lakehouse.pipelines.silver import silver_table
+from medallion.lakehouse.quality.engine import check_expectations
+from medallion.lakehouse.transforms.gold.fx_daily_change import build_fx_daily_change
+from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN
 
 BRONZE_SCHEMA = (
     "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), "

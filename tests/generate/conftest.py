@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medallion.generate import GeneratedData, GeneratorConfig, generate
+from medallion.platform.generate import GeneratedData, GeneratorConfig, generate
 
 
 @pytest.fixture(scope="module")

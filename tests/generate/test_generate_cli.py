@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from medallion.generate import GeneratorConfig, generate, read_generated
+from medallion.platform.generate import GeneratorConfig, generate, read_generated
 
 
 def test_generate_command_writes_the_generated_data(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from medallion.devstack.fx_api import CURRENCIES, synthetic_usd_rate
-from medallion.errors import ConfigError
-from medallion.generate import (
+from medallion.lakehouse.errors import ConfigError
+from medallion.platform.devstack.fx_api import CURRENCIES, synthetic_usd_rate
+from medallion.platform.generate import (
     DirtKind,
     DirtRates,
     GeneratedData,

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from medallion.generate import (
+from medallion.platform.generate import (
     KEY_COLUMNS,
     META_COLUMNS,
     SOURCE_COLUMNS,
     DirtKind,
     GeneratedData,
 )
-from medallion.generate.vocab import (
+from medallion.platform.generate.vocab import (
     COUNTRY_CODES,
     DEVICES,
     EVENT_TYPES,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.errors import ConfigError
-from medallion.generate import (
+from medallion.lakehouse.errors import ConfigError
+from medallion.platform.generate import (
     DATASETS,
     GeneratedData,
     GeneratorConfig,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack import kafka, postgres, snowflake
-from medallion.devstack.stack import HTTP_STAND_INS
-from medallion.generate import GeneratedData, GeneratorConfig, generate
-from medallion.generate.load import LoadReport, load_day, load_days
+from medallion.platform.devstack import kafka, postgres, snowflake
+from medallion.platform.devstack.stack import HTTP_STAND_INS
+from medallion.platform.generate import GeneratedData, GeneratorConfig, generate
+from medallion.platform.generate.load import LoadReport, load_day, load_days
 
 CONFIG = GeneratorConfig(seed=42, scale=0.1, days=3)
 DAY_1 = CONFIG.start_date

@@ -10,19 +10,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from medallion.devstack import kafka, postgres, snowflake
-from medallion.devstack.service import read_info
-from medallion.generate import DirtKind, GeneratedData, orders_snapshot
-from medallion.generate.load import (
+from medallion.lakehouse.sources import crm, fx_rates
+from medallion.lakehouse.sources.snowflake import ORDER_COLUMNS, TIMESTAMP_COLUMNS, extract_orders
+from medallion.platform.devstack import kafka, postgres, snowflake
+from medallion.platform.devstack.service import read_info
+from medallion.platform.generate import DirtKind, GeneratedData, orders_snapshot
+from medallion.platform.generate.load import (
     NULL_KEY_SKIPPED,
     UNKNOWN_COLUMN_ADDED,
     UNKNOWN_COLUMN_DROPPED,
     behavior_events_on,
     kafka_order_events_on,
 )
-from medallion.generate.vocab import UNKNOWN_COLUMN
-from medallion.sources import crm, fx_rates
-from medallion.sources.snowflake import ORDER_COLUMNS, TIMESTAMP_COLUMNS, extract_orders
+from medallion.platform.generate.vocab import UNKNOWN_COLUMN
 from tests.generate_load.conftest import CONFIG, DAY_1, DAY_2, Loaded
 
 WIDE_SINCE = datetime(2000, 1, 1, tzinfo=UTC)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines.gold import add_check_constraints, check_constraints
-from medallion.quality.spec import spec_for
-from medallion.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
+from medallion.lakehouse.pipelines.gold import add_check_constraints, check_constraints
+from medallion.lakehouse.quality.spec import spec_for
+from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
 
 
 def constraints(lakehouse: Lakehouse, table: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA, build_customer_360
+from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA, build_customer_360
 from tests.silver.shapes import SILVER_CUSTOMERS, SILVER_EVENTS, SILVER_FX, SILVER_ORDERS
 
 SALT = "pepper"

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.gold.fx import usd_amount, usd_amounts
+from medallion.lakehouse.transforms.gold.fx import usd_amount, usd_amounts
 from tests.silver.shapes import SILVER_FX, SILVER_ORDERS
 
 FRIDAY, SATURDAY, MONDAY = date(2026, 11, 6), date(2026, 11, 7), date(2026, 11, 9)

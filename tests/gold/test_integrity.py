@@ -9,11 +9,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.errors import ExpectationFailed
-from medallion.pipelines.gold import check_integrity
-from medallion.quality.spec import spec_for
-from medallion.transforms.gold import duplicate_keys, missing_references
-from medallion.transforms.gold.masking import hash_id
+from medallion.lakehouse.errors import ExpectationFailed
+from medallion.lakehouse.pipelines.gold import check_integrity
+from medallion.lakehouse.quality.spec import spec_for
+from medallion.lakehouse.transforms.gold import duplicate_keys, missing_references
+from medallion.lakehouse.transforms.gold.masking import hash_id
 
 SALT = "test-salt"
 

@@ -10,8 +10,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.generate import vocab
-from medallion.transforms.gold.masking import hash_id, mask_email, mask_name, mask_phone
+from medallion.lakehouse.transforms.gold.masking import hash_id, mask_email, mask_name, mask_phone
+from medallion.platform.generate import vocab
 
 SALT = "test-salt"
 PII = "id STRING, name STRING, email STRING, phone STRING"

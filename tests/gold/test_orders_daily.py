@@ -8,7 +8,7 @@ from decimal import Decimal
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA, build_orders_daily
+from medallion.lakehouse.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA, build_orders_daily
 from tests.silver.shapes import SILVER_FX, SILVER_ORDERS
 
 D1, D2 = date(2026, 11, 2), date(2026, 11, 3)

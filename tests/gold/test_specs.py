@@ -10,9 +10,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.quality.spec import load_spec
-from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
-from medallion.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
+from medallion.lakehouse.quality.spec import load_spec
+from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
+from medallion.lakehouse.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
 
 DQ_DIR = Path(__file__).resolve().parents[2] / "config" / "dq" / "gold"
 FAILED = "key STRING, failed ARRAY<STRING>"

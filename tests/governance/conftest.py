@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from medallion.governance import Roles, declared_roles
-from medallion.settings import repo_root
+from medallion.lakehouse.governance import Roles
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.roles import declared_roles
 
 # role -> the schemas it may read (the words, not read from the bundle).
 READABLE = {

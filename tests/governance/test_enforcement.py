@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import Row, SparkSession
 
-from medallion.errors import AccessDenied, ConfigError
-from medallion.governance import ROLE_ENV, Roles
-from medallion.lakehouse import Lakehouse
-from medallion.settings import repo_root
-from medallion.sql import query_rows
+from medallion.lakehouse.errors import AccessDenied, ConfigError
+from medallion.lakehouse.governance import ROLE_ENV, Roles
+from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.tables import Lakehouse
+from medallion.platform.sql import query_rows
 from tests.governance.conftest import MATRIX, READABLE
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from medallion.bundle import load_bundle
-from medallion.cli import app
-from medallion.errors import AccessDenied, ConfigError
-from medallion.governance import Roles, SchemaGrant, roles_from_bundle
-from medallion.settings import repo_root
+from medallion.lakehouse.errors import AccessDenied, ConfigError
+from medallion.lakehouse.governance import Roles, SchemaGrant
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.bundle import load_bundle
+from medallion.platform.cli import app
+from medallion.platform.roles import roles_from_bundle
 from tests.governance.conftest import MATRIX, READABLE
 
 

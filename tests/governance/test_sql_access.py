@@ -6,10 +6,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from medallion.errors import AccessDenied, ConfigError
-from medallion.governance import Roles, declared_roles
-from medallion.settings import repo_root
-from medallion.sql import TableRead, check_query, tables_read
+from medallion.lakehouse.errors import AccessDenied, ConfigError
+from medallion.lakehouse.governance import Roles
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.roles import declared_roles
+from medallion.platform.sql import TableRead, check_query, tables_read
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from medallion import compute
-from medallion.credentials import env_name
-from medallion.devstack import stack
-from medallion.generate import GeneratedData, GeneratorConfig, generate
-from medallion.generate.load import LoadReport, load_day
-from medallion.raw.landing import load_dir, raw_zone, read_manifest
-from medallion.settings import repo_root
+from medallion.lakehouse.credentials import env_name
+from medallion.lakehouse.raw.landing import load_dir, raw_zone, read_manifest
+from medallion.lakehouse.settings import repo_root
+from medallion.platform import compute
+from medallion.platform.devstack import stack
+from medallion.platform.generate import GeneratedData, GeneratorConfig, generate
+from medallion.platform.generate.load import LoadReport, load_day
 
 # Four generated days: three are ingested and built; the fourth is the ingest job's, for a day
 # with a source down. At this scale and late-update rate every kind of dirt reaches the three

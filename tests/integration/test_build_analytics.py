@@ -25,19 +25,19 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
-from medallion import compute
-from medallion.credentials import env_name, stored_local_secrets
-from medallion.devstack import postgres as local_postgres
-from medallion.devstack import snowflake as local_snowflake
-from medallion.generate.config import DirtKind
-from medallion.generate.model import late_crm_updates
-from medallion.pipelines.gold import pii_hash_salt
-from medallion.quality.spec import load_specs
-from medallion.raw.landing import land_records, load_dir, raw_zone, read_manifest
-from medallion.runtime import read_task_values
-from medallion.serving.glue import glue_client
-from medallion.settings import repo_root
-from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
+from medallion.lakehouse.credentials import env_name, stored_local_secrets
+from medallion.lakehouse.pipelines.gold import pii_hash_salt
+from medallion.lakehouse.quality.spec import load_specs
+from medallion.lakehouse.raw.landing import land_records, load_dir, raw_zone, read_manifest
+from medallion.lakehouse.runtime import read_task_values
+from medallion.lakehouse.serving.glue import glue_client
+from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
+from medallion.platform import compute
+from medallion.platform.devstack import postgres as local_postgres
+from medallion.platform.devstack import snowflake as local_snowflake
+from medallion.platform.generate.config import DirtKind
+from medallion.platform.generate.model import late_crm_updates
 from tests.alert_receivers import (
     SMTP_PASSWORD,
     TOKEN,

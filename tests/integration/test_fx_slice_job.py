@@ -23,8 +23,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.devstack.fx_api import CURRENCIES, synthetic_usd_rate
-from medallion.settings import repo_root
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.devstack.fx_api import CURRENCIES, synthetic_usd_rate
 from tests.integration.conftest import BuiltWorld, SourceWorld
 
 pytestmark = pytest.mark.integration

@@ -18,12 +18,18 @@ from typing import Any
 
 import pytest
 
-from medallion.devstack.fx_api import CURRENCIES
-from medallion.generate.load import behavior_events_on, kafka_order_events_on
-from medallion.generate.model import crm_accounts_on, late_crm_updates, orders_snapshot
-from medallion.jobs.notifications import OUTBOX
-from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest, source_dir
-from medallion.state import state_dir
+from medallion.lakehouse.raw.landing import (
+    list_loads,
+    load_dir,
+    raw_zone,
+    read_manifest,
+    source_dir,
+)
+from medallion.lakehouse.state import state_dir
+from medallion.platform.devstack.fx_api import CURRENCIES
+from medallion.platform.generate.load import behavior_events_on, kafka_order_events_on
+from medallion.platform.generate.model import crm_accounts_on, late_crm_updates, orders_snapshot
+from medallion.platform.jobs.notifications import OUTBOX
 from tests.integration.conftest import BUILT_DAYS, BuiltWorld, SourceWorld
 
 pytestmark = pytest.mark.integration

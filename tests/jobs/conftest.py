@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from medallion.bundle import load_bundle
-from medallion.jobs import JobRunResult, RunOptions, run_job
-from medallion.jobs.model import parse_job
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import JobRunResult, RunOptions, run_job
+from medallion.platform.jobs.model import parse_job
 
 FIXTURE_BUNDLE = Path(__file__).parent / "fixture_bundle"
 

@@ -18,10 +18,10 @@ from typing import Any, ClassVar, NamedTuple
 import pytest
 from rich.console import Console
 
-from medallion.bundle import load_bundle
-from medallion.credentials import ALERT_SETTING_KEYS, KEYS, REDACTED, env_name
-from medallion.jobs import JobRunResult, RunOptions, run_job
-from medallion.jobs.channels import (
+from medallion.lakehouse.credentials import ALERT_SETTING_KEYS, KEYS, REDACTED, env_name
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import JobRunResult, RunOptions, run_job
+from medallion.platform.jobs.channels import (
     SLACK_WEBHOOK_KEY,
     SMTP_HOST_KEY,
     SMTP_PASSWORD_KEY,
@@ -33,8 +33,8 @@ from medallion.jobs.channels import (
     configured_channels,
     slack_text,
 )
-from medallion.jobs.model import NotificationEvent, parse_job
-from medallion.jobs.notifications import (
+from medallion.platform.jobs.model import NotificationEvent, parse_job
+from medallion.platform.jobs.notifications import (
     DQ_ERRORS,
     OUTBOX,
     Alert,
@@ -43,7 +43,7 @@ from medallion.jobs.notifications import (
     OutboxNotifier,
     compose_notification,
 )
-from medallion.jobs.progress import ConsoleProgress
+from medallion.platform.jobs.progress import ConsoleProgress
 from tests.alert_receivers import (
     SENDER,
     SMTP_PASSWORD,
@@ -169,7 +169,7 @@ def test_slack_does_not_retry_a_client_error(
 ) -> None:
     hook.statuses = [404]
 
-    with caplog.at_level(logging.WARNING, logger="medallion.jobs.channels"):
+    with caplog.at_level(logging.WARNING, logger="medallion.platform.jobs.channels"):
         SlackChannel(hook.url, sleep=lambda _: None).send(_alert())
 
     assert len(hook.received) == 1
@@ -258,7 +258,7 @@ def test_smtp_with_starttls_never_logs_in_over_plain_text(
 ) -> None:
     channel = _smtp(smtp_server.port, user=SMTP_USER, password=SMTP_PASSWORD, starttls=True)
 
-    with caplog.at_level(logging.WARNING, logger="medallion.jobs.channels"):
+    with caplog.at_level(logging.WARNING, logger="medallion.platform.jobs.channels"):
         channel.send(_alert())  # the local server offers no STARTTLS
 
     assert (smtp_server.mailbox.logins, smtp_server.mailbox.envelopes) == ([], [])
@@ -273,7 +273,7 @@ def test_smtp_refused_message_is_logged(
 ) -> None:
     smtp_server.mailbox.refuse_data = "554 Transaction failed: spam"
 
-    with caplog.at_level(logging.WARNING, logger="medallion.jobs.channels"):
+    with caplog.at_level(logging.WARNING, logger="medallion.platform.jobs.channels"):
         _smtp(smtp_server.port).send(_alert(alert=Alert.DQ_VIOLATION))
 
     assert [r.getMessage() for r in caplog.records] == [
@@ -309,7 +309,7 @@ def test_smtp_host_without_a_sender_is_not_configured_and_says_why(
 ) -> None:
     monkeypatch.setenv(env_name(SMTP_HOST_KEY), "smtp.example.com")
 
-    with caplog.at_level(logging.WARNING, logger="medallion.jobs.channels"):
+    with caplog.at_level(logging.WARNING, logger="medallion.platform.jobs.channels"):
         channels = configured_channels()
 
     assert channels == []
@@ -351,7 +351,7 @@ def test_a_broken_channel_stops_neither_the_outbox_nor_the_next_channel(
     notifier = AlertingNotifier(OutboxNotifier(tmp_path / OUTBOX),
                                 [Broken(), SlackChannel(hook.url)])
 
-    with caplog.at_level(logging.WARNING, logger="medallion.jobs.channels"):
+    with caplog.at_level(logging.WARNING, logger="medallion.platform.jobs.channels"):
         notifier.send(_alert())
 
     assert json.loads((tmp_path / OUTBOX).read_text()) == _alert().to_json()
@@ -398,8 +398,10 @@ def test_an_expect_or_fail_error_is_a_dq_violation_naming_its_table() -> None:
 
 
 def test_dq_errors_are_the_classes_the_breaker_and_the_rules_raise() -> None:
-    from medallion.errors import ExpectationFailed
-    from medallion.quality.engine import ExpectationsFailed  # imports pyspark, starts no Spark
+    from medallion.lakehouse.errors import ExpectationFailed
+    from medallion.lakehouse.quality.engine import (
+        ExpectationsFailed,  # imports pyspark, starts no Spark
+    )
 
     assert {ExpectationFailed.__name__, ExpectationsFailed.__name__} == DQ_ERRORS
 
@@ -572,7 +574,8 @@ def test_down_channels_leave_the_run_and_its_outbox_as_they_were(
     ]
     assert [n.to_json() for n in result.notifications] == outbox(result)
     channel_warnings = [r.getMessage() for r in caplog.records
-                        if r.name == "medallion.jobs.channels" and r.levelno >= logging.WARNING]
+                        if r.name == "medallion.platform.jobs.channels"
+                        and r.levelno >= logging.WARNING]
     where = f"job_failure (on_failure) of job failing_notify_job run {result.run_id}"
     assert channel_warnings == [
         f"alert channel slack: {where} not delivered: ConnectError after 3 attempt(s)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medallion.jobs.notebook import error_headline
+from medallion.platform.jobs.notebook import error_headline
 
 # As Spark Connect raises them (texts taken from a real server, stack traces cut short).
 CONNECT_UNMAPPED = """(io.delta.exceptions.MetadataChangedException) [DELTA_METADATA_CHANGED] \

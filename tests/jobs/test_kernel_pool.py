@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medallion.bundle import load_bundle
-from medallion.jobs import RunOptions, run_job
-from medallion.jobs.kernels import KernelPool
-from medallion.jobs.model import parse_job
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import RunOptions, run_job
+from medallion.platform.jobs.kernels import KernelPool
+from medallion.platform.jobs.model import parse_job
 from tests.jobs.conftest import FIXTURE_BUNDLE, markers
 
 

@@ -19,18 +19,18 @@ from typing import Any, NamedTuple
 import pytest
 from rich.console import Console
 
-from medallion.bundle import load_bundle
-from medallion.errors import BundleError
-from medallion.jobs import JobRunResult, RunOptions, run_job
-from medallion.jobs.model import NotificationEvent, Notifications, parse_job
-from medallion.jobs.notifications import (
+from medallion.lakehouse.errors import BundleError
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import JobRunResult, RunOptions, run_job
+from medallion.platform.jobs.model import NotificationEvent, Notifications, parse_job
+from medallion.platform.jobs.notifications import (
     OUTBOX,
     WEBHOOK_URL_ENV,
     Notification,
     OutboxNotifier,
     compose_notification,
 )
-from medallion.jobs.progress import ConsoleProgress
+from medallion.platform.jobs.progress import ConsoleProgress
 from tests.jobs.conftest import FIXTURE_BUNDLE
 
 ON_START, ON_SUCCESS, ON_FAILURE = "on_start", "on_success", "on_failure"
@@ -317,7 +317,7 @@ def test_unreachable_webhook_is_logged_and_the_outbox_still_written(
     port = _closed_port()
     notifier = OutboxNotifier(tmp_path / OUTBOX, f"http://127.0.0.1:{port}/hook")
 
-    with caplog.at_level(logging.WARNING, logger="medallion.jobs.notifications"):
+    with caplog.at_level(logging.WARNING, logger="medallion.platform.jobs.notifications"):
         notifier.send(_notification())
 
     assert [r.getMessage() for r in caplog.records] == [

@@ -16,7 +16,7 @@ import psutil
 KERNEL = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from medallion.spark import interrupt_when_orphaned
+    from medallion.lakehouse.spark import interrupt_when_orphaned
 
     class Session:
         def interruptAll(self):

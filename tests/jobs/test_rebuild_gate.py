@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from medallion.bundle import load_bundle
-from medallion.jobs import JobRunResult, RunOptions, run_job
-from medallion.jobs.model import Condition, ConditionOp, JobSpec, parse_job
-from medallion.raw.build_record import (
+from medallion.lakehouse.raw.build_record import (
     build_record_path,
     find_build_inputs,
     read_build_record,
     write_build_record,
 )
-from medallion.raw.landing import land_records, raw_zone
-from medallion.settings import repo_root
+from medallion.lakehouse.raw.landing import land_records, raw_zone
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import JobRunResult, RunOptions, run_job
+from medallion.platform.jobs.model import Condition, ConditionOp, JobSpec, parse_job
 
 RUN_DATE = date(2026, 11, 25)
 SOURCES = ("snowflake/orders", "kafka/orders", "redshift/behavior", "crm/accounts", "fx_rates")

@@ -8,10 +8,10 @@ import pytest
 from databricks.sdk import WorkspaceClient
 from typer.testing import CliRunner
 
-from medallion.cli import app
-from medallion.errors import ConfigError, JobRunFailed
-from medallion.jobs.remote import RemoteRun, RunStillRunning, TaskState, run_deployed_job
-from medallion.settings import repo_root
+from medallion.lakehouse.errors import ConfigError, JobRunFailed
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.cli import app
+from medallion.platform.jobs.remote import RemoteRun, RunStillRunning, TaskState, run_deployed_job
 from tests.jobs.workspace_api import TOKEN, Step, Workspace, workspace_api
 
 RUNNING = ("RUNNING", None)

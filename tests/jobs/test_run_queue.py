@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from medallion.bundle import load_bundle
-from medallion.errors import JobRunFailed
-from medallion.jobs import JobRunResult, RunOptions, run_job
-from medallion.jobs.engine import RunObserver
-from medallion.jobs.model import JobSpec, parse_job
-from medallion.jobs.queue import job_lock_path
+from medallion.lakehouse.errors import JobRunFailed
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import JobRunResult, RunOptions, run_job
+from medallion.platform.jobs.engine import RunObserver
+from medallion.platform.jobs.model import JobSpec, parse_job
+from medallion.platform.jobs.queue import job_lock_path
 from tests.jobs.conftest import FIXTURE_BUNDLE
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import psutil
 
-from medallion.bundle import load_bundle
-from medallion.jobs import RunOptions, run_job
-from medallion.jobs.engine import RunObserver, reap_dead_runs
-from medallion.jobs.model import JobSpec, parse_job
-from medallion.jobs.notifications import Notification
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import RunOptions, run_job
+from medallion.platform.jobs.engine import RunObserver, reap_dead_runs
+from medallion.platform.jobs.model import JobSpec, parse_job
+from medallion.platform.jobs.notifications import Notification
 from tests.jobs.conftest import FIXTURE_BUNDLE
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medallion.bundle import load_bundle
-from medallion.errors import BundleError
-from medallion.jobs import RunOptions, run_job
-from medallion.jobs.engine import JobRunResult, write_run_record
-from medallion.jobs.model import parse_job
+from medallion.lakehouse.errors import BundleError
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import RunOptions, run_job
+from medallion.platform.jobs.engine import JobRunResult, write_run_record
+from medallion.platform.jobs.model import parse_job
 from tests.jobs.conftest import FIXTURE_BUNDLE, RunFixture, markers
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack import kafka
-from medallion.devstack.service import ServiceInfo, service_dir
+from medallion.platform.devstack import kafka
+from medallion.platform.devstack.service import ServiceInfo, service_dir
 
 
 def broker_processes(storage_root: Path) -> list[int]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack import kafka
-from medallion.devstack.service import ServiceInfo
-from medallion.errors import KafkaDeliveryFailed, KafkaJarsMissing
+from medallion.lakehouse.errors import KafkaDeliveryFailed, KafkaJarsMissing
+from medallion.platform.devstack import kafka
+from medallion.platform.devstack.service import ServiceInfo
 from tests.kafka.conftest import order_events
 
 

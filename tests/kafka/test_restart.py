@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack import kafka
-from medallion.devstack.service import ServiceInfo, pick_port, service_dir
+from medallion.platform.devstack import kafka
+from medallion.platform.devstack.service import ServiceInfo, pick_port, service_dir
 from tests.kafka.conftest import broker_processes, order_events
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from medallion.devstack import kafka
-from medallion.raw.landing import list_loads, load_dir, raw_zone, read_manifest
-from medallion.sources.kafka_orders import ENTITY, SOURCE
+from medallion.lakehouse.raw.landing import list_loads, load_dir, raw_zone, read_manifest
+from medallion.lakehouse.sources.kafka_orders import ENTITY, SOURCE
+from medallion.platform.devstack import kafka
 from tests.kafka.conftest import order_events
 
 PARTITIONS = 3

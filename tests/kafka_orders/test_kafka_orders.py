@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack.kafka import produce_json
-from medallion.raw.landing import LoadManifest, list_loads, load_dir, raw_zone
-from medallion.sources.kafka_orders import (
+from medallion.lakehouse.raw.landing import LoadManifest, list_loads, load_dir, raw_zone
+from medallion.lakehouse.sources.kafka_orders import (
     CRASH_BEFORE_MANIFEST_ENV,
     CRASH_EXIT_CODE,
     ENTITY,
@@ -24,7 +23,8 @@ from medallion.sources.kafka_orders import (
     SOURCE,
     extract_kafka_orders_to_raw,
 )
-from medallion.state import reset_state
+from medallion.lakehouse.state import reset_state
+from medallion.platform.devstack.kafka import produce_json
 from tests.kafka.conftest import order_events
 
 from .conftest import (
@@ -139,7 +139,7 @@ def test_malformed_values_are_landed_and_counted(bootstrap: str, tmp_path: Path)
 def _cli(storage_root: Path, bootstrap: str, run_date: date, topic: str) -> list[str]:
     """The extractor's command line for one day."""
     return [
-        sys.executable, "-m", "medallion.sources.kafka_orders",
+        sys.executable, "-m", "medallion.lakehouse.sources.kafka_orders",
         "--storage-root", str(storage_root), "--bootstrap", bootstrap,
         "--run-date", run_date.isoformat(), "--topic", topic,
     ]

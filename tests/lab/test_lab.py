@@ -11,9 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from medallion import compute
-from medallion.lab import KERNEL_NAME, install_kernel
-from medallion.settings import repo_root
+from medallion.lakehouse.settings import repo_root
+from medallion.platform import compute
+from medallion.platform.lab import KERNEL_NAME, install_kernel
 
 TOKEN = "lab-test-token"
 

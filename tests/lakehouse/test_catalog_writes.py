@@ -14,10 +14,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.environment import DATABRICKS, Environment
-from medallion.errors import ConfigError
-from medallion.lakehouse import Lakehouse
-from medallion.spark import counted_while
+from medallion.lakehouse.environment import DATABRICKS, Environment
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.spark import counted_while
+from medallion.lakehouse.tables import Lakehouse
 
 SCHEMAS = itertools.count()
 DAY_1, DAY_2 = "DATE'2026-11-02'", "DATE'2026-11-03'"
@@ -100,7 +100,9 @@ def test_a_resolved_databricks_environment_opens_its_catalog(
     spark: SparkSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
-    environment = Environment.resolve("/Volumes/medallion/lakehouse/files", catalog="medallion")
+    environment = Environment.resolve(
+        "/Volumes/medallion/lakehouse/files", catalog="medallion"
+    )
 
     opened = Lakehouse.in_environment(spark, environment)
 

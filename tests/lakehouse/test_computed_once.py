@@ -7,7 +7,7 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
-from medallion.spark import computed_once
+from medallion.lakehouse.spark import computed_once
 
 
 def test_the_block_sees_the_same_rows_kept_in_memory_and_disk_then_released(

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse import Lakehouse
+from medallion.lakehouse.tables import Lakehouse
 
 SCHEMA = "order_id string, status string, updated_at timestamp, _rank int, _ingest_ts timestamp"
 T0, T1, T2 = datetime(2026, 1, 1, 9), datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 11)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.runtime import CONTEXT_ENV, TaskContext
-from medallion.spark import (
+from medallion.lakehouse.runtime import CONTEXT_ENV, TaskContext
+from medallion.lakehouse.spark import (
     COMMIT_METADATA_CONF,
     EVENT_LOG_DIR_ENV,
     label_for_task,

@@ -10,7 +10,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse import CONFLICT_ATTEMPTS, Lakehouse, retry_on_conflict
+from medallion.lakehouse.tables import CONFLICT_ATTEMPTS, Lakehouse, retry_on_conflict
 
 NOT_NEGATIVE = {"delta.constraints.amount_not_negative": "amount >= 0"}
 # Delta's refusal, as a local (py4j) or a Spark Connect session raises it

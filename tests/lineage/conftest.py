@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medallion.lineage.transport import OPENLINEAGE_URL_ENV, URL_ENV
+from medallion.lakehouse.lineage.transport import OPENLINEAGE_URL_ENV, URL_ENV
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from medallion.lineage.transport import events_path
+from medallion.lakehouse.lineage.transport import events_path
 
 CLIENT_VERSION = version("openlineage-python")
 PRODUCER = "urn:medallion-lakehouse:lineage"

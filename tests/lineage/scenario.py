@@ -33,23 +33,23 @@ from pathlib import Path
 
 from openlineage.client.event_v2 import OutputDataset, RunState
 
-from medallion.errors import ExpectationFailed
-from medallion.lineage.columns import AGGREGATION, IDENTITY, TRANSFORMATION, SourceColumn
-from medallion.lineage.events import (
+from medallion.lakehouse.errors import ExpectationFailed
+from medallion.lakehouse.lineage.columns import AGGREGATION, IDENTITY, TRANSFORMATION, SourceColumn
+from medallion.lakehouse.lineage.events import (
     StepRun,
     bare_outputs,
     column_lineage_facet,
     failure_facets,
     run_event,
 )
-from medallion.lineage.steps import (
+from medallion.lakehouse.lineage.steps import (
     DatasetRef,
     StepLineage,
     raw_load_ref,
     system_ref,
     table_ref,
 )
-from medallion.lineage.transport import LockedFileTransport, events_path
+from medallion.lakehouse.lineage.transport import LockedFileTransport, events_path
 
 START = datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
 BEHAVIOR = "redshift://devstack/analytics.behavior"

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medallion.lineage import abort_open_runs
-from medallion.lineage.transport import events_path
+from medallion.lakehouse.lineage import abort_open_runs
+from medallion.lakehouse.lineage.transport import events_path
 
 
 def event(kind: str, run_id: str, job_run: str) -> dict[str, Any]:

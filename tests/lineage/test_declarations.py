@@ -6,9 +6,9 @@ import inspect
 
 import pytest
 
-from medallion.lineage.columns import PlanUnreadable, column_lineage_of_plan
-from medallion.pipelines import bronze, fx_rates, gold, ingest, publish, silver
-from medallion.quality import breaker, watchdog
+from medallion.lakehouse.lineage.columns import PlanUnreadable, column_lineage_of_plan
+from medallion.lakehouse.pipelines import bronze, fx_rates, gold, ingest, publish, silver
+from medallion.lakehouse.quality import breaker, watchdog
 
 STEPS = {
     "load_bronze", "update_silver", "build_gold", "ingest_fx_rates", "ingest_snowflake_orders",
@@ -19,7 +19,7 @@ STEPS = {
 
 def test_every_pipeline_step_is_wrapped_with_its_own_lineage_declaration() -> None:
     declared = {
-        name: vars(function)["declare_lineage"]  # set by medallion.lineage.lineage_job
+        name: vars(function)["declare_lineage"]  # set by medallion.lakehouse.lineage.lineage_job
         for module in (bronze, silver, gold, fx_rates, ingest, publish, breaker, watchdog)
         for name, function in inspect.getmembers(module, inspect.isfunction)
         if function.__module__ == module.__name__ and hasattr(function, "__wrapped__")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medallion.lineage.graph import (
+from medallion.lakehouse.lineage.graph import (
     CompletedRun,
     DatasetNotInLineage,
     LineageEventsUnreadable,
@@ -21,7 +21,7 @@ from medallion.lineage.graph import (
     read_event_files,
     read_lineage,
 )
-from medallion.lineage.steps import lakehouse_namespace
+from medallion.lakehouse.lineage.steps import lakehouse_namespace
 from tests.lineage.scenario import BEHAVIOR, ORDERS, RAW_BEHAVIOR, RAW_ORDERS, write_scenario
 
 JOB: NodeKind = "job"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from medallion.lineage.graph import (
+from medallion.lakehouse.lineage.graph import (
     CompletedRun,
     LineageGraph,
     Node,
@@ -19,7 +19,7 @@ from medallion.lineage.graph import (
     dataset_node,
     read_lineage,
 )
-from medallion.lineage.picture import (
+from medallion.lakehouse.lineage.picture import (
     NODE_HEIGHT,
     PictureFormatUnsupported,
     layout,
@@ -27,7 +27,7 @@ from medallion.lineage.picture import (
     svg_to_png,
     write_picture,
 )
-from medallion.lineage.steps import lakehouse_namespace
+from medallion.lakehouse.lineage.steps import lakehouse_namespace
 from tests.lineage.scenario import BEHAVIOR, ORDERS, RAW_BEHAVIOR, RAW_ORDERS, write_scenario
 
 SVG = "{http://www.w3.org/2000/svg}"

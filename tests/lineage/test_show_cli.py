@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from medallion import cli
+from medallion.platform import cli
 from tests.lineage.scenario import write_scenario
 
 GOLD_TREE = """\

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.errors import ContractViolation
-from medallion.lakehouse import Lakehouse
-from medallion.lineage.columns import column_lineage, lineage_fields
-from medallion.pipelines.bronze import load_bronze
-from medallion.pipelines.gold import build_gold
-from medallion.quality.spec import spec_for
-from medallion.raw.landing import land_records
-from medallion.transforms.gold.customer_360 import build_customer_360
+from medallion.lakehouse.errors import ContractViolation
+from medallion.lakehouse.lineage.columns import column_lineage, lineage_fields
+from medallion.lakehouse.pipelines.bronze import load_bronze
+from medallion.lakehouse.pipelines.gold import build_gold
+from medallion.lakehouse.quality.spec import spec_for
+from medallion.lakehouse.raw.landing import land_records
+from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.transforms.gold.customer_360 import build_customer_360
 from tests.lineage.helpers import PRODUCER, bare, read_events, run_event, stable
 
 DAY = date(2026, 11, 2)

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from medallion.devstack.fx_api import FxApiServer
-from medallion.environment import LOCAL, Endpoints, Environment
-from medallion.errors import ConfigError, SourceUnavailable
-from medallion.lineage.transport import ENABLED_ENV, URL_ENV
-from medallion.pipelines import StepResult, fx_rates, ingest
-from medallion.pipelines.fx_rates import ingest_fx_rates
-from medallion.raw.landing import read_manifest
-from medallion.runtime import CONTEXT_ENV, TaskContext
+from medallion.lakehouse.environment import LOCAL, Endpoints, Environment
+from medallion.lakehouse.errors import ConfigError, SourceUnavailable
+from medallion.lakehouse.lineage.transport import ENABLED_ENV, URL_ENV
+from medallion.lakehouse.pipelines import StepResult, fx_rates, ingest
+from medallion.lakehouse.pipelines.fx_rates import ingest_fx_rates
+from medallion.lakehouse.raw.landing import read_manifest
+from medallion.lakehouse.runtime import CONTEXT_ENV, TaskContext
+from medallion.platform.devstack.fx_api import FxApiServer
 from tests.lineage.helpers import bare, read_events, run_event, stable
 
 DAY = date(2026, 11, 2)
@@ -138,7 +138,7 @@ def test_a_broken_transport_never_fails_the_step(
 ) -> None:
     (tmp_path / "_lineage").write_text("a file where the events directory should be")
 
-    with caplog.at_level(logging.WARNING, logger="medallion.lineage"):
+    with caplog.at_level(logging.WARNING, logger="medallion.lakehouse.lineage"):
         result = ingest_fx_rates(tmp_path, DAY, fx_api.url)
 
     manifest = read_manifest(tmp_path / "raw" / "fx_rates" / "load_dt=2026-11-02")

@@ -1,10 +1,10 @@
 """Expected gold tables, computed from the generator's records with DuckDB SQL alone.
 
-The oracle shares no code with the pipeline (nothing from ``medallion.transforms``,
-``medallion.quality``, ``medallion.contracts`` or ``medallion.pipelines``): it takes the records
-of ``medallion.generate`` as each source serves them through the last loaded day ``through``,
-registers them in an in-memory DuckDB database and derives silver and gold in SQL from the rules
-of ``docs/build_analytics.md``:
+The oracle shares no code with the pipeline (nothing from ``medallion.lakehouse.transforms``,
+``medallion.lakehouse.quality``, ``medallion.lakehouse.contracts`` or
+``medallion.lakehouse.pipelines``): it takes the records of ``medallion.platform.generate`` as each
+source serves them through the last loaded day ``through``, registers them in an in-memory DuckDB
+database and derives silver and gold in SQL from the rules of ``docs/build_analytics.md``:
 
 - sources (``src_*``): Snowflake = the snapshot of ``through`` (``orders_snapshot``), Kafka = every
   order event with ``event_ts`` before the end of ``through``, behavior = every event before the
@@ -38,8 +38,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from medallion.generate import GeneratedData, crm_accounts_on, orders_snapshot, source_row
-from medallion.generate.model import Record
+from medallion.platform.generate import GeneratedData, crm_accounts_on, orders_snapshot, source_row
+from medallion.platform.generate.model import Record
 
 CrmView = Literal["stand_in", "all_versions"]
 SnowflakeView = Literal["last_snapshot", "all_snapshots"]

@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from medallion.generate import (
+from medallion.platform.generate import (
     KEY_COLUMNS,
     DirtKind,
     GeneratedData,

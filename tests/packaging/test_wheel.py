@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.devstack.fx_api import CURRENCIES, FxApiServer
-from medallion.environment import Endpoints, Environment
-from medallion.pipelines.ingest import ingest_fx
-from medallion.settings import config_dir, jars_dir, repo_root
+from medallion.lakehouse.environment import Endpoints, Environment
+from medallion.lakehouse.pipelines.ingest import ingest_fx
+from medallion.lakehouse.settings import config_dir, jars_dir, repo_root
+from medallion.platform.devstack.fx_api import CURRENCIES, FxApiServer
 
 # What the local platform brings and a Databricks runtime must keep its own of (or never needs).
 LOCAL_ONLY = {

@@ -15,13 +15,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.errors import ExpectationFailed
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines import StepResult
-from medallion.pipelines.gold import build_gold
-from medallion.pipelines.silver import silver_tables, update_silver
-from medallion.quality.breaker import run_breaker
-from medallion.quality.event_log import read_dq_events
+from medallion.lakehouse.errors import ExpectationFailed
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.pipelines.gold import build_gold
+from medallion.lakehouse.pipelines.silver import silver_tables, update_silver
+from medallion.lakehouse.quality.breaker import run_breaker
+from medallion.lakehouse.quality.event_log import read_dq_events
+from medallion.lakehouse.tables import Lakehouse
 from tests.silver.shapes import (
     BEHAVIOR_BRONZE,
     CRM_BRONZE,

@@ -14,12 +14,12 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines import StepResult
-from medallion.pipelines.backfill import gold_tables_fed_by, silver_tables_fed_by
-from medallion.pipelines.gold import gold_tables
-from medallion.pipelines.silver import silver_tables, update_silver, update_silver_lineage
-from medallion.settings import config_dir
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.pipelines.backfill import gold_tables_fed_by, silver_tables_fed_by
+from medallion.lakehouse.pipelines.gold import gold_tables
+from medallion.lakehouse.pipelines.silver import silver_tables, update_silver, update_silver_lineage
+from medallion.lakehouse.settings import config_dir
+from medallion.lakehouse.tables import Lakehouse
 from tests.silver.shapes import SNOWFLAKE_BRONZE
 
 DAY = date(2026, 11, 2)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from medallion.errors import ConfigError
-from medallion.pipelines.checks import landed_summary
-from medallion.raw.build_record import (
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.pipelines.checks import landed_summary
+from medallion.lakehouse.raw.build_record import (
     BuildInputs,
     LoadKey,
     build_record_path,
@@ -18,8 +18,8 @@ from medallion.raw.build_record import (
     read_build_record,
     write_build_record,
 )
-from medallion.raw.landing import LoadManifest, land_records, raw_zone
-from medallion.state import reset_state
+from medallion.lakehouse.raw.landing import LoadManifest, land_records, raw_zone
+from medallion.lakehouse.state import reset_state
 
 DAY1, DAY2 = date(2026, 11, 2), date(2026, 11, 3)
 LANDED_AT = datetime(2026, 11, 3, 1, tzinfo=UTC)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from medallion.quality import breaker
-from medallion.quality.breaker import BreakerCheck, BreakerResult, validate_table
-from medallion.quality.spec import Action, Checks, Expectation, Lookup, TableSpec
+from medallion.lakehouse.quality import breaker
+from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult, validate_table
+from medallion.lakehouse.quality.spec import Action, Checks, Expectation, Lookup, TableSpec
 
 ORDERS_SCHEMA = "order_id STRING, customer_id STRING, amount INT, status STRING"
 SPEC = TableSpec(

@@ -9,8 +9,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.quality import Action, Expectation, ExpectationsFailed, check_expectations
-from medallion.quality.engine import ERRORS_TYPE
+from medallion.lakehouse.quality import Action, Expectation, ExpectationsFailed, check_expectations
+from medallion.lakehouse.quality.engine import ERRORS_TYPE
 
 ORDERS_SCHEMA = "order_id STRING, amount INT, status STRING"
 QUARANTINED_SCHEMA = f"{ORDERS_SCHEMA}, _errors {ERRORS_TYPE}, _run_id STRING"

@@ -10,9 +10,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse import Lakehouse, discover_tables
-from medallion.quality import DQ_EVENT_LOG, DQMetrics, append_dq_event, read_dq_events
-from medallion.quality.event_log import DQ_EVENT_SCHEMA
+from medallion.lakehouse.quality import DQ_EVENT_LOG, DQMetrics, append_dq_event, read_dq_events
+from medallion.lakehouse.quality.event_log import DQ_EVENT_SCHEMA
+from medallion.lakehouse.tables import Lakehouse, discover_tables
 
 METRICS = DQMetrics(
     dataset="silver.fact_orders",

@@ -6,8 +6,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.errors import SpecError
-from medallion.quality import Lookup, add_lookups
+from medallion.lakehouse.errors import SpecError
+from medallion.lakehouse.quality import Lookup, add_lookups
 
 ORDERS_SCHEMA = "order_id STRING, customer_id STRING, currency STRING"
 CUSTOMER_EXISTS = Lookup("customer_exists", "silver.dim_customer", ("customer_id",))

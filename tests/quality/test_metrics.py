@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.errors import ConservationError
-from medallion.quality import Action, DQMetrics, Expectation, ExpectationMetrics, check_expectations
+from medallion.lakehouse.errors import ConservationError
+from medallion.lakehouse.quality import (
+    Action,
+    DQMetrics,
+    Expectation,
+    ExpectationMetrics,
+    check_expectations,
+)
 
 ORDERS_SCHEMA = "order_id STRING, amount INT"
 

@@ -8,8 +8,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.errors import SpecError
-from medallion.quality import (
+from medallion.lakehouse.errors import SpecError
+from medallion.lakehouse.quality import (
     Action,
     Build,
     Checks,
@@ -49,7 +49,7 @@ expectations:
 checks:
   min_rows: 1
 build:
-  transform: medallion.transforms.silver.fact_orders:unify_orders
+  transform: medallion.lakehouse.transforms.silver.fact_orders:unify_orders
   columns: [order_id, customer_id, currency]
   tie_break: [_source_rank]
 """
@@ -58,7 +58,7 @@ dataset: gold.orders_daily
 layer: gold
 sources: [silver.fact_orders]
 build:
-  transform: medallion.transforms.gold.orders_daily:build_orders_daily
+  transform: medallion.lakehouse.transforms.gold.orders_daily:build_orders_daily
   grain: {sums: orders, of: silver.fact_orders}
 """
 
@@ -116,7 +116,7 @@ def test_a_good_spec_loads_into_typed_objects(config: Path) -> None:
         ),
         checks=Checks(min_rows=1, max_rows=None),
         build=Build(
-            transform="medallion.transforms.silver.fact_orders:unify_orders",
+            transform="medallion.lakehouse.transforms.silver.fact_orders:unify_orders",
             columns=("order_id", "customer_id", "currency"),
             tie_break=("_source_rank",),
         ),

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.errors import ConfigError, ExpectationFailed
-from medallion.lakehouse import Lakehouse
-from medallion.quality.breaker import BreakerCheck
-from medallion.quality.event_log import read_dq_events
-from medallion.quality.spec import TableSpec, VolumeWatch, Watch, spec_for
-from medallion.quality.watchdog import (
+from medallion.lakehouse.errors import ConfigError, ExpectationFailed
+from medallion.lakehouse.quality.breaker import BreakerCheck
+from medallion.lakehouse.quality.event_log import read_dq_events
+from medallion.lakehouse.quality.spec import TableSpec, VolumeWatch, Watch, spec_for
+from medallion.lakehouse.quality.watchdog import (
     Status,
     WatchCheck,
     freshness_check,
@@ -25,6 +24,7 @@ from medallion.quality.watchdog import (
     volume_check,
     watched_specs,
 )
+from medallion.lakehouse.tables import Lakehouse
 
 RUN_DATE = date(2026, 11, 10)
 AS_OF = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from medallion.devstack import postgres
-from medallion.devstack.service import ServiceInfo
-from medallion.sources.redshift import PostgresWarehouse, create_behavior_table
+from medallion.lakehouse.sources.redshift import PostgresWarehouse, create_behavior_table
+from medallion.platform.devstack import postgres
+from medallion.platform.devstack.service import ServiceInfo
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 

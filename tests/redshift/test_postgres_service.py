@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medallion.devstack import postgres
-from medallion.devstack.service import ServiceInfo, service_dir
+from medallion.platform.devstack import postgres
+from medallion.platform.devstack.service import ServiceInfo, service_dir
 from tests.redshift.conftest import postgres_processes
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medallion.clients.redshift import (
+from medallion.lakehouse.clients.redshift import (
     POSTGRESQL,
     REDSHIFT,
     ConnectFailed,
@@ -12,8 +12,8 @@ from medallion.clients.redshift import (
     connect_postgres,
     parse_url,
 )
-from medallion.clients.urls import MalformedUrl, redact_url
-from medallion.errors import ConfigError, SourceUnavailable
+from medallion.lakehouse.clients.urls import MalformedUrl, redact_url
+from medallion.lakehouse.errors import ConfigError, SourceUnavailable
 from tests.redshift.conftest import closed_port
 
 SECRET = "s3cret-Pa55"

@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 
-from medallion.clients.redshift import POSTGRESQL, REDSHIFT, RedshiftSettings
-from medallion.devstack import postgres
-from medallion.devstack.service import ServiceInfo
-from medallion.errors import SourceUnavailable
-from medallion.raw.landing import read_manifest
-from medallion.sources import redshift
-from medallion.sources.redshift import (
+from medallion.lakehouse.clients.redshift import POSTGRESQL, REDSHIFT, RedshiftSettings
+from medallion.lakehouse.errors import SourceUnavailable
+from medallion.lakehouse.raw.landing import read_manifest
+from medallion.lakehouse.sources import redshift
+from medallion.lakehouse.sources.redshift import (
     HighWaterMark,
     PostgresWarehouse,
     extract_behavior,
@@ -24,7 +22,9 @@ from medallion.sources.redshift import (
     load_behavior_events,
     read_high_water_mark,
 )
-from medallion.state import redshift_mark_path, reset_state
+from medallion.lakehouse.state import redshift_mark_path, reset_state
+from medallion.platform.devstack import postgres
+from medallion.platform.devstack.service import ServiceInfo
 from tests.redshift.conftest import T0, closed_port, event
 
 DAY_1, DAY_2, DAY_3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
@@ -210,7 +210,7 @@ def test_high_water_mark_round_trips_through_json() -> None:
 def test_redshift_connection_without_its_driver_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from medallion.errors import ConfigError
+    from medallion.lakehouse.errors import ConfigError
 
     monkeypatch.setitem(sys.modules, "redshift_connector", None)
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from medallion.bundle import load_bundle
-from medallion.jobs import JobRunResult, RunOptions, run_job
-from medallion.jobs.model import parse_job
-from medallion.runs.recorder import RunRecorder
+from medallion.platform.bundle import load_bundle
+from medallion.platform.jobs import JobRunResult, RunOptions, run_job
+from medallion.platform.jobs.model import parse_job
+from medallion.platform.runs.recorder import RunRecorder
 
 FIXTURE_BUNDLE = Path(__file__).parent / "fixture_bundle"
 SCHEMA_PATH = Path(__file__).parents[2] / "config" / "schemas" / "run_summary.schema.json"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from medallion.bundle import load_bundle
-from medallion.errors import ConfigError
-from medallion.runs.cost import CostModel
-from medallion.runs.recorder import RunRecorder
-from medallion.runs.summary import build_run_summary
+from medallion.lakehouse.errors import ConfigError
+from medallion.platform.bundle import load_bundle
+from medallion.platform.runs.cost import CostModel
+from medallion.platform.runs.recorder import RunRecorder
+from medallion.platform.runs.summary import build_run_summary
 from tests.runs.conftest import FIXTURE_BUNDLE, RecordedRun
 
 REPO_ROOT = Path(__file__).parents[2]

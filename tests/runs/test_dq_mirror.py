@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from medallion.quality.event_log import DQ_EVENT_LOG, append_dq_event
-from medallion.quality.metrics import DQMetrics, ExpectationMetrics
-from medallion.runs.dq import read_dq_checks
-from medallion.runtime import CONTEXT_ENV, TaskContext
+from medallion.lakehouse.quality.event_log import DQ_EVENT_LOG, append_dq_event
+from medallion.lakehouse.quality.metrics import DQMetrics, ExpectationMetrics
+from medallion.lakehouse.quality.run_mirror import read_dq_checks
+from medallion.lakehouse.runtime import CONTEXT_ENV, TaskContext
 
 METRICS = DQMetrics(
     "silver.fact_orders", rows_in=5, rows_valid=4, rows_quarantined=1,

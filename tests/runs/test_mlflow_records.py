@@ -11,7 +11,7 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from medallion.runs.tracking import default_tracking_uri
+from medallion.platform.runs.tracking import default_tracking_uri
 from tests.runs.conftest import CRM_TOKEN, PARAM_SECRET, RecordedRun
 
 TASKS = ("load", "flaky", "leaks", "after_leak")
@@ -137,7 +137,7 @@ def test_an_mlflow_failure_is_a_warning_and_the_summary_still_lands(
     )
     recorder = dataclasses.replace(recorded_run.recorder, summaries={}, mlflow_runs={},
                                    report=False)  # the shared run's report stays as it was
-    with caplog.at_level(logging.WARNING, logger="medallion.runs.recorder"):
+    with caplog.at_level(logging.WARNING, logger="medallion.platform.runs.recorder"):
         recorder.job_finished(again)
     assert recorder.mlflow_runs == {}
     assert recorder.summaries[result.run_id].is_file()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from medallion.cli import app
-from medallion.runs.report import REPORT_FILE, RunNotFound, find_report, render_report
+from medallion.platform.cli import app
+from medallion.platform.runs.report import REPORT_FILE, RunNotFound, find_report, render_report
 from tests.html_pages import cells
 from tests.runs.conftest import CRM_TOKEN, PARAM_SECRET, RecordedRun
 

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from medallion.errors import DeltaLogUnreadable, WarehouseUnavailable
-from medallion.serving import GoldColumn
-from medallion.serving.glue import (
+from medallion.lakehouse.errors import DeltaLogUnreadable, WarehouseUnavailable
+from medallion.lakehouse.serving import GoldColumn
+from medallion.lakehouse.serving.glue import (
     glue_client,
     glue_type,
     read_delta_schema,

@@ -17,14 +17,14 @@ import psycopg
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.devstack import postgres
-from medallion.devstack.service import ServiceInfo
-from medallion.errors import ConfigError, ReconciliationMismatch
-from medallion.lakehouse import Lakehouse
-from medallion.pipelines.publish import gold_snapshot, publish_gold
-from medallion.serving import Figures, GoldColumn
-from medallion.serving.redshift import RedshiftSink
-from medallion.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
+from medallion.lakehouse.errors import ConfigError, ReconciliationMismatch
+from medallion.lakehouse.pipelines.publish import gold_snapshot, publish_gold
+from medallion.lakehouse.serving import Figures, GoldColumn
+from medallion.lakehouse.serving.redshift import RedshiftSink
+from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
+from medallion.platform.devstack import postgres
+from medallion.platform.devstack.service import ServiceInfo
 from tests.redshift import conftest as redshift_slice
 
 pg_root = redshift_slice.pg_root

@@ -22,15 +22,25 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from medallion.clients import redshift as redshift_client
-from medallion.clients.redshift import RedshiftSettings
-from medallion.devstack import postgres
-from medallion.devstack.service import ServiceInfo
-from medallion.errors import ConfigError, PublishError, WarehouseUnavailable
-from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult
-from medallion.serving.redshift import RedshiftSink
-from medallion.serving.redshift_sessions import ParquetStaging, PostgresSession, RedshiftSession
-from medallion.serving.redshift_sql import POSTGRES, REDSHIFT, Dialect, Statements, TableName
+from medallion.lakehouse.clients import redshift as redshift_client
+from medallion.lakehouse.clients.redshift import RedshiftSettings
+from medallion.lakehouse.errors import ConfigError, PublishError, WarehouseUnavailable
+from medallion.lakehouse.serving import Figures, GoldColumn, GoldSnapshot, PublishResult
+from medallion.lakehouse.serving.redshift import RedshiftSink
+from medallion.lakehouse.serving.redshift_sessions import (
+    ParquetStaging,
+    PostgresSession,
+    RedshiftSession,
+)
+from medallion.lakehouse.serving.redshift_sql import (
+    POSTGRES,
+    REDSHIFT,
+    Dialect,
+    Statements,
+    TableName,
+)
+from medallion.platform.devstack import postgres
+from medallion.platform.devstack.service import ServiceInfo
 from tests.redshift import conftest as redshift_slice
 from tests.redshift.conftest import closed_port
 

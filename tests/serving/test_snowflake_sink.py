@@ -21,19 +21,19 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from medallion.clients.snowflake import (
+from medallion.lakehouse.clients.snowflake import (
     PASSWORD_ENV,
     SnowflakeConnection,
     SnowflakeSettings,
     settings_from_env,
 )
-from medallion.devstack import snowflake as snowflake_stack
-from medallion.errors import PublishError, WarehouseUnavailable
-from medallion.serving import Figures, GoldColumn, GoldSnapshot, PublishResult
-from medallion.serving import snowflake as snowflake_sink
-from medallion.serving.snowflake import SnowflakeSink
-from medallion.serving.snowflake_sql import merge_statement
-from medallion.settings import repo_root
+from medallion.lakehouse.errors import PublishError, WarehouseUnavailable
+from medallion.lakehouse.serving import Figures, GoldColumn, GoldSnapshot, PublishResult
+from medallion.lakehouse.serving import snowflake as snowflake_sink
+from medallion.lakehouse.serving.snowflake import SnowflakeSink
+from medallion.lakehouse.serving.snowflake_sql import merge_statement
+from medallion.lakehouse.settings import repo_root
+from medallion.platform.devstack import snowflake as snowflake_stack
 
 GOLD = "gold.fact_customer_360"
 T0 = datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
@@ -404,8 +404,8 @@ def stage_tables(conn: SnowflakeConnection) -> list[str]:
 HANGING_PUBLISH = """
 import sys, time
 from pathlib import Path
-from medallion.devstack import snowflake as snowflake_stack
-from medallion.serving import snowflake as snowflake_sink
+from medallion.platform.devstack import snowflake as snowflake_stack
+from medallion.lakehouse.serving import snowflake as snowflake_sink
 from tests.serving.test_snowflake_sink import V1, make_snapshot
 
 root, marker = Path(sys.argv[1]), Path(sys.argv[2])

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from medallion.clients.snowflake import SnowflakeSettings
-from medallion.environment import LOCAL, Endpoints, Environment, StandIns
-from medallion.errors import ConfigError
-from medallion.pipelines.ingest import snowflake_settings
-from medallion.pipelines.publish import warehouse_sink
-from medallion.serving.redshift import RedshiftSink
-from medallion.serving.redshift_sql import POSTGRES
-from medallion.serving.snowflake import SnowflakeSink
+from medallion.lakehouse.clients.snowflake import SnowflakeSettings
+from medallion.lakehouse.environment import LOCAL, Endpoints, Environment, StandIns
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.pipelines.ingest import snowflake_settings
+from medallion.lakehouse.pipelines.publish import warehouse_sink
+from medallion.lakehouse.serving.redshift import RedshiftSink
+from medallion.lakehouse.serving.redshift_sql import POSTGRES
+from medallion.lakehouse.serving.snowflake import SnowflakeSink
 
 
 @pytest.fixture

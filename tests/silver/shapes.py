@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 from pyspark.sql import DataFrame
 
-from medallion.pipelines.silver import silver_table
-from medallion.transforms.silver.dedupe import kept_rows
+from medallion.lakehouse.pipelines.silver import silver_table
+from medallion.lakehouse.transforms.silver.dedupe import kept_rows
 
 METADATA = (
     "_rescued_data MAP<STRING,STRING>, _source_file STRING, _ingest_ts TIMESTAMP, "

@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.silver.dedupe import kept_rows, mark_duplicates
+from medallion.lakehouse.transforms.silver.dedupe import kept_rows, mark_duplicates
 
 SCHEMA = "id STRING, version TIMESTAMP, value STRING, _source_file STRING"
 MARKED = f"{SCHEMA}, _drop_rule STRING"

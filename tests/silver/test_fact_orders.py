@@ -8,7 +8,7 @@ from decimal import Decimal
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.transforms.silver.fact_orders import unify_orders
+from medallion.lakehouse.transforms.silver.fact_orders import unify_orders
 from tests.silver.shapes import (
     DAY,
     FILE_A,

@@ -14,9 +14,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.generate import vocab
-from medallion.quality.spec import TableSpec, load_spec
-from medallion.transforms.silver.fact_orders import unify_orders
+from medallion.lakehouse.quality.spec import TableSpec, load_spec
+from medallion.lakehouse.transforms.silver.fact_orders import unify_orders
+from medallion.platform.generate import vocab
 from tests.silver.shapes import (
     BEHAVIOR_BRONZE,
     CRM_BRONZE,

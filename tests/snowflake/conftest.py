@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from medallion.devstack import snowflake as snowflake_stack
-from medallion.devstack.service import ServiceInfo
-from medallion.sources.snowflake import SnowflakeConnection, create_orders_table
+from medallion.lakehouse.sources.snowflake import SnowflakeConnection, create_orders_table
+from medallion.platform.devstack import snowflake as snowflake_stack
+from medallion.platform.devstack.service import ServiceInfo
 
 ORDERS_START = datetime(2026, 11, 1, tzinfo=UTC)
 

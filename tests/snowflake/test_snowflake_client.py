@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medallion.clients.snowflake import SnowflakeSettings, parse_url
-from medallion.clients.urls import MalformedUrl
+from medallion.lakehouse.clients.snowflake import SnowflakeSettings, parse_url
+from medallion.lakehouse.clients.urls import MalformedUrl
 
 SECRET = "s3cret-Pa55"
 

@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from medallion.clients.snowflake import (
+from medallion.lakehouse.clients.snowflake import (
     PASSWORD_ENV,
     SnowflakeConnection,
     connect_to,
     settings_from_env,
 )
-from medallion.devstack import snowflake as snowflake_stack
-from medallion.devstack.service import ServiceInfo, pick_port, pid_alive, port_is_free
-from medallion.errors import SourceUnavailable
-from medallion.raw.landing import read_manifest
-from medallion.sources.snowflake import (
+from medallion.lakehouse.errors import SourceUnavailable
+from medallion.lakehouse.raw.landing import read_manifest
+from medallion.lakehouse.sources.snowflake import (
     create_orders_table,
     extract_orders,
     extract_orders_to_raw,
     replace_orders,
 )
+from medallion.platform.devstack import snowflake as snowflake_stack
+from medallion.platform.devstack.service import ServiceInfo, pick_port, pid_alive, port_is_free
 from tests.snowflake.conftest import as_extracted, make_orders
 
 RUN_DATE = date(2026, 11, 26)

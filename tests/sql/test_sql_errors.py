@@ -11,11 +11,11 @@ from pyspark.logger import PySparkLogger
 from pyspark.sql import SparkSession
 from typer.testing import CliRunner, Result
 
-from medallion import cli, compute
-from medallion import spark as medallion_spark
-from medallion.errors import SqlError
-from medallion.sql import query_rows
-from medallion.sql_errors import ERROR_LOGGERS
+from medallion.lakehouse import spark as medallion_spark
+from medallion.lakehouse.errors import SqlError
+from medallion.platform import cli, compute
+from medallion.platform.sql import query_rows
+from medallion.platform.sql_errors import ERROR_LOGGERS
 
 NOTE = (
     "note: no warm compute, so Spark starts for this query (~10-20 s); "

@@ -1,4 +1,5 @@
-"""``medallion.state``: next-start positions per source, and resets that move loads aside."""
+"""``medallion.lakehouse.state``: next-start positions per source, and resets that move loads
+aside."""
 
 from __future__ import annotations
 
@@ -11,12 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from medallion import cli
-from medallion.cli import app
-from medallion.devstack.crm_api import CrmApiServer
-from medallion.errors import ConfigError
-from medallion.locks import file_lock
-from medallion.raw.landing import (
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.locks import file_lock
+from medallion.lakehouse.raw.landing import (
     LoadManifest,
     land_records,
     list_loads,
@@ -24,11 +22,15 @@ from medallion.raw.landing import (
     raw_zone,
     read_manifest,
 )
-from medallion.raw.replay import ReplayEnd, replay_end, replay_plan_path
-from medallion.sources import crm, fx_rates, kafka_orders, redshift, snowflake
-from medallion.sources.crm import extract_crm_accounts_to_raw
-from medallion.sources.redshift import HighWaterMark, read_high_water_mark, write_high_water_mark
-from medallion.state import (
+from medallion.lakehouse.raw.replay import ReplayEnd, replay_end, replay_plan_path
+from medallion.lakehouse.sources import crm, fx_rates, kafka_orders, redshift, snowflake
+from medallion.lakehouse.sources.crm import extract_crm_accounts_to_raw
+from medallion.lakehouse.sources.redshift import (
+    HighWaterMark,
+    read_high_water_mark,
+    write_high_water_mark,
+)
+from medallion.lakehouse.state import (
     SOURCES,
     SourceState,
     redshift_mark_path,
@@ -36,6 +38,9 @@ from medallion.state import (
     show_state,
     state_dir,
 )
+from medallion.platform import cli
+from medallion.platform.cli import app
+from medallion.platform.devstack.crm_api import CrmApiServer
 from tests.crm.conftest import account, load_accounts
 
 DAY1, DAY2, DAY3 = date(2024, 3, 10), date(2024, 3, 11), date(2024, 3, 12)

@@ -1,0 +1,395 @@
+"""Raw -> bronze for the five sources: one generic step, driven by each table's contract.
+
+``load_bronze`` reads a complete raw load (its manifest's files), checks it against the latest
+contract before writing anything, then replaces the ``_proc_date`` partition of the bronze table,
+its ``_unknown_columns`` and ``_quarantine`` tables, logs unknown fields as schema drift, and
+reconciles what it wrote with the manifest. Re-running a day leaves every table identical.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.sql.types import DecimalType, MapType, StructType
+
+from medallion.lakehouse.contracts import Contract, load_contract
+from medallion.lakehouse.contracts.conform import (
+    SOURCE_FILE,
+    LoadProfile,
+    check_contract,
+    parse_json_lines,
+    profile_load,
+    read_profile,
+)
+from medallion.lakehouse.contracts.drift import (
+    count_unknown_fields,
+    drift_path,
+    drift_report,
+    write_drift_report,
+)
+from medallion.lakehouse.errors import (
+    ConfigError,
+    ContractViolation,
+    ExpectationFailed,
+    RawLoadError,
+    SpecError,
+)
+from medallion.lakehouse.lineage import lineage_job
+from medallion.lakehouse.lineage.steps import StepLineage, raw_load_ref, step_rows, table_ref
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.quality.spec import load_specs
+from medallion.lakehouse.raw.landing import LINE_SEPARATOR, LoadManifest, load_dir, read_manifest
+from medallion.lakehouse.spark import counted_while
+from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.transforms.bronze import (
+    PARTITION_COLUMNS,
+    PROC_DATE,
+    RUN_ID,
+    to_bronze,
+    to_quarantine,
+    to_unknown_columns,
+)
+
+LAYER = "bronze"
+UNKNOWN_COLUMNS_SUFFIX = "_unknown_columns"
+QUARANTINE_SUFFIX = "_quarantine"
+
+
+@dataclass(frozen=True)
+class BronzeTable:
+    """A bronze table and where it comes from: a raw source (and entity) and its contract."""
+
+    name: str
+    raw_source: str
+    raw_entity: str | None
+    contract_entity: str
+
+    @property
+    def table(self) -> str:
+        """The bronze table's full name."""
+        return f"{LAYER}.{self.name}"
+
+    @property
+    def unknown_columns_table(self) -> str:
+        """Where the fields the contract does not know are kept, with the row's key."""
+        return f"{self.table}{UNKNOWN_COLUMNS_SUFFIX}"
+
+    @property
+    def quarantine_table(self) -> str:
+        """Where the lines that are not JSON objects go."""
+        return f"{self.table}{QUARANTINE_SUFFIX}"
+
+
+RAW_PREFIX = "raw/"
+
+
+def bronze_tables() -> dict[str, BronzeTable]:
+    """The bronze tables, by name: one per spec in ``config/dq/bronze``, each fed by the raw
+    source its ``sources`` names (``raw/<source>[/<entity>]``) and checked by the schema
+    contract of its own name."""
+    tables = {}
+    for spec in load_specs(LAYER).values():
+        raw = [source for source in spec.sources if source.startswith(RAW_PREFIX)]
+        parts = raw[0].removeprefix(RAW_PREFIX).split("/") if len(raw) == 1 else []
+        if len(parts) not in {1, 2} or len(spec.sources) != 1:
+            raise SpecError(
+                f"{spec.dataset}: sources: expected one raw source, raw/<source>[/<entity>], "
+                f"found {list(spec.sources)}"
+            )
+        tables[spec.name] = BronzeTable(spec.name, parts[0], parts[1] if len(parts) == 2 else None,
+                                        spec.name)
+    return tables
+
+
+def bronze_table(table: str) -> BronzeTable:
+    """The bronze table ``table`` (``"kafka_orders"`` or ``"bronze.kafka_orders"``)."""
+    name = table.removeprefix(f"{LAYER}.")
+    tables = bronze_tables()
+    if name not in tables:
+        raise ConfigError(
+            f"bronze table {table!r}: expected one of {', '.join(sorted(tables))}"
+        )
+    return tables[name]
+
+
+def read_raw_lines(spark: SparkSession, manifest: LoadManifest, storage_root: Path) -> DataFrame:
+    """A load's lines as text: ``value`` and ``_source_file`` (relative to the storage root).
+
+    Only the files the manifest lists, split on ``\\n`` exactly as the manifest counts rows.
+    """
+    relative_dir = _relative(manifest.load_dir, storage_root)
+    paths = [str(path) for path in manifest.data_paths]
+    lines = spark.read.option("lineSep", LINE_SEPARATOR).text(paths)
+    # The file name is the last segment of Spark's file URI; the directory is known already,
+    # which avoids decoding the URI (percent-escapes, file:/ vs file:///).
+    file_name = sf.regexp_extract(sf.col("_metadata.file_path"), r"[^/]+$", 0)
+    return lines.select(
+        "value", sf.concat(sf.lit(f"{relative_dir}/"), file_name).alias(SOURCE_FILE)
+    )
+
+
+def load_bronze_lineage(lakehouse: Lakehouse, table: str, run_date: date, **_: object
+                        ) -> StepLineage:
+    """``load_bronze`` reads one raw load and writes the table, its unknown-columns and
+    quarantine tables."""
+    entry = bronze_table(table)
+    root = lakehouse.storage_root
+    return StepLineage(
+        job_name=f"load_bronze.{entry.name}",
+        storage_root=root,
+        inputs=(raw_load_ref(root, entry.raw_source, entry.raw_entity, run_date),),
+        outputs=tuple(
+            table_ref(root, name)
+            for name in (entry.table, entry.unknown_columns_table, entry.quarantine_table)
+        ),
+        lakehouse=lakehouse,
+        rows_written=step_rows,
+    )
+
+
+@lineage_job(load_bronze_lineage)
+def load_bronze(
+    lakehouse: Lakehouse, table: str, run_date: date, *, run_id: str, min_rows: int = 0
+) -> StepResult:
+    """Replace partition ``_proc_date = run_date`` of a bronze table with that day's raw load.
+
+    Fails before writing on a missing/incomplete load (``RawLoadError``), a contract break
+    (``ContractViolation``) or fewer than ``min_rows`` records (``ExpectationFailed``); fails
+    after writing when the rows written and quarantined do not add up to the manifest's count.
+    """
+    entry = bronze_table(table)
+    manifest = read_manifest(
+        load_dir(lakehouse.raw_root, entry.raw_source, entry.raw_entity, run_date)
+    )
+    contract = load_contract(LAYER, entry.contract_entity)
+    load = _relative(manifest.load_dir, lakehouse.storage_root)
+    parsed = parse_json_lines(read_raw_lines(lakehouse.spark, manifest, lakehouse.storage_root))
+
+    profile = read_profile(profile_load(parsed, contract).collect()[0], contract)
+    check_contract(contract, profile, load)
+    check_row_counts(entry.table, manifest, profile.records, profile.bad_lines)
+    if profile.records < min_rows:
+        raise ExpectationFailed(
+            f"{entry.table} _proc_date={run_date}: expected at least {min_rows:,} rows "
+            f"(min_rows), found {profile.records:,} in {load}"
+        )
+
+    bronze = to_bronze(
+        parsed, contract, ingest_ts=manifest.landed_at, proc_date=run_date, run_id=run_id
+    )
+    unknown = to_unknown_columns(parsed, contract, proc_date=run_date, run_id=run_id)
+    quarantine = to_quarantine(parsed, proc_date=run_date, run_id=run_id)
+    written = write_partitions(
+        lakehouse,
+        run_date,
+        [
+            PartitionWrite(entry.table, bronze, profile.records),
+            PartitionWrite(entry.unknown_columns_table, unknown, profile.records_with_unknown),
+            PartitionWrite(entry.quarantine_table, quarantine, profile.bad_lines),
+        ],
+    )
+    _log_drift(unknown, contract, profile, run_date, lakehouse.storage_root, entry, load)
+    rows, quarantined = written[entry.table], written[entry.quarantine_table]
+    check_row_counts(entry.table, manifest, rows, quarantined)
+    return StepResult(
+        step=f"load_bronze_{entry.name}",
+        target=entry.table,
+        rows_in=manifest.row_count,
+        rows_written=rows,
+        rows_quarantined=quarantined,
+    )
+
+
+def check_row_counts(table: str, manifest: LoadManifest, rows: int, quarantined: int) -> None:
+    """Raise ``RawLoadError`` unless bronze rows + quarantined lines = the manifest's row count."""
+    if rows + quarantined != manifest.row_count:
+        raise RawLoadError(
+            f"{table}: expected the {manifest.row_count:,} rows of {manifest.load_dir} "
+            f"(manifest row_count), found {rows + quarantined:,} ({rows:,} bronze rows + "
+            f"{quarantined:,} quarantined lines)"
+        )
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """The rows one table's ``_proc_date`` partition must hold after the step, and how many."""
+
+    table: str
+    frame: DataFrame
+    rows: int  # known before writing (the load's profile): an empty frame is never scanned
+
+
+def write_partitions(
+    lakehouse: Lakehouse, run_date: date, writes: Sequence[PartitionWrite]
+) -> dict[str, int]:
+    """Replace partition ``_proc_date = run_date`` of each table; the rows each now holds.
+
+    A partition that already holds exactly its new rows (``_run_id`` aside) is left as it is: a
+    re-run under a new job run id then changes nothing, and ``_run_id`` keeps naming the run
+    that produced the rows. A table is created on its first load even when empty, so its
+    readers find it. Which partitions hold rows already is one small Spark job for all tables
+    (pruned to the partition); only those are compared with their new rows, in one more job, so
+    a new day's load is not parsed a second time. The rows written are counted as they are.
+    """
+    existing = [write for write in writes if lakehouse.exists(write.table)]
+    for write in existing:
+        _evolve_schema(lakehouse, write.table, write.frame.schema)
+    occupied = _occupied(lakehouse, run_date, existing)
+    digests = _digests(lakehouse, run_date, [w for w in existing if w.table in occupied])
+    existing_tables = {write.table for write in existing}
+    rows: dict[str, int] = {}
+    for write in writes:
+        if write.table in occupied:
+            current = digests.get(write.table)
+            if current is not None and current == digests.get(f"{write.table}#new", (0, None)):
+                rows[write.table] = current[0]
+                continue
+        elif write.table in existing_tables and not write.rows:
+            rows[write.table] = 0  # an empty partition that stays empty
+            continue
+        rows[write.table] = _write_partition(lakehouse, write, run_date)
+    return rows
+
+
+def _occupied(
+    lakehouse: Lakehouse, run_date: date, writes: Sequence[PartitionWrite]
+) -> set[str]:
+    """The tables whose partition ``_proc_date = run_date`` holds at least one row."""
+    probes = [
+        lakehouse.read(write.table)
+        .where(sf.col(PROC_DATE) == sf.lit(run_date))
+        .select(sf.lit(write.table).alias("table"))
+        .limit(1)
+        for write in writes
+    ]
+    if not probes:
+        return set()
+    return {row["table"] for row in functools.reduce(DataFrame.union, probes).collect()}
+
+
+def _write_partition(lakehouse: Lakehouse, write: PartitionWrite, run_date: date) -> int:
+    """Replace the partition with ``write.frame``; the rows written, counted as they are."""
+
+    def replace(frame: DataFrame) -> None:
+        lakehouse.write(
+            frame,
+            write.table,
+            mode="overwrite",
+            partition_by=PARTITION_COLUMNS,
+            replace_where=f"{PROC_DATE} = DATE'{run_date.isoformat()}'",
+        )
+
+    counts = counted_while(write.frame, [sf.count(sf.lit(1)).alias("rows")], replace)
+    return int(counts["rows"])
+
+
+def _digests(
+    lakehouse: Lakehouse, run_date: date, writes: Sequence[PartitionWrite]
+) -> dict[str, tuple[int, Any]]:
+    """Row count and 64-bit row-hash sum of each table's current partition and of its new rows.
+
+    Keys: the table (current partition) and ``<table>#new`` (new rows, when there are any).
+    One aggregation over every side; maps are hashed as their sorted entries, since Spark
+    refuses to hash a map. ``_run_id`` is left out.
+    """
+    sides: list[DataFrame] = []
+    compared: list[str] = []
+    for write in writes:
+        columns = [name for name in write.frame.columns if name != RUN_ID]
+        current = lakehouse.read(write.table).where(sf.col(PROC_DATE) == sf.lit(run_date))
+        if not set(columns) <= set(current.columns):
+            continue  # a column the table lacks: the rows differ, whatever they are
+        compared.append(write.table)
+        labelled = [(write.table, current.select(*columns))]
+        if write.rows:
+            labelled.append((f"{write.table}#new", write.frame.select(*columns)))
+        hashable = [
+            sf.array_sort(sf.map_entries(sf.col(field.name)))
+            if isinstance(field.dataType, MapType)
+            else sf.col(field.name)
+            for field in write.frame.schema.fields
+            if field.name != RUN_ID
+        ]
+        sides += [
+            frame.select(sf.lit(label).alias("side"), sf.xxhash64(*hashable).alias("row_hash"))
+            for label, frame in labelled
+        ]
+    if not sides:
+        return {}
+    union = functools.reduce(DataFrame.unionByName, sides)
+    found = {
+        row["side"]: (int(row["rows"]), row["hash_sum"])
+        for row in union.groupBy("side")
+        .agg(
+            sf.count(sf.lit(1)).alias("rows"),
+            sf.sum(sf.col("row_hash").cast(DecimalType(38, 0))).alias("hash_sum"),
+        )
+        .collect()
+    }
+    for table in compared:  # an empty partition has no row in the result
+        found.setdefault(table, (0, None))
+    return found
+
+
+def _evolve_schema(lakehouse: Lakehouse, table: str, schema: StructType) -> None:
+    """Add the columns an additive contract change introduced; refuse a changed type.
+
+    Done explicitly (``ALTER TABLE ADD COLUMNS``) rather than by a session-wide auto-merge
+    setting, so no other write in the session can widen a table by accident.
+    """
+    if not lakehouse.exists(table):
+        return
+    existing = {field.name: field for field in lakehouse.read(table).schema.fields}
+    changed = [
+        f"{field.name} is {existing[field.name].dataType.simpleString()} in the table, "
+        f"{field.dataType.simpleString()} now"
+        for field in schema.fields
+        if field.name in existing and existing[field.name].dataType != field.dataType
+    ]
+    if changed:
+        raise ContractViolation(
+            f"{table}: expected the existing table's column types to match the contract; "
+            f"{'; '.join(changed)}. A breaking contract change needs a new table: drop "
+            f"{table} and backfill it from raw"
+        )
+    added = [field for field in schema.fields if field.name not in existing]
+    if added:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
+        lakehouse.spark.sql(f"ALTER TABLE {lakehouse.name(table)} ADD COLUMNS ({columns})")
+
+
+def _log_drift(
+    unknown: DataFrame,
+    contract: Contract,
+    profile: LoadProfile,
+    run_date: date,
+    storage_root: Path,
+    entry: BronzeTable,
+    load: str,
+) -> None:
+    """Write (or clear) the drift log from the load's unknown fields."""
+    report = None
+    if profile.records_with_unknown:
+        report = drift_report(
+            contract,
+            proc_date=run_date,
+            load=load,
+            records=profile.records,
+            fields=count_unknown_fields(unknown).collect(),
+        )
+    write_drift_report(drift_path(storage_root, run_date, entry.name), report)
+
+
+def _relative(path: Path, storage_root: Path) -> str:
+    """``path`` relative to the storage root, as stored in ``_source_file``."""
+    try:
+        return Path(path).resolve().relative_to(Path(storage_root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()

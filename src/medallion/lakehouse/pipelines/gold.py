@@ -1,0 +1,302 @@
+"""silver → gold: rebuild each gold table from silver, check it, and only then replace it.
+
+Gold fails the pipeline instead of quarantining: the spec's ``expect_or_fail`` rules, primary-key
+uniqueness, foreign keys into silver and "every order has a USD rate" are checked on the new
+table's rows before anything is written, so a violation leaves the previous gold version in place
+and stops the job before publish. The same rules are Delta CHECK constraints on the table, so no
+other writer can break them either. A rebuild that yields the same rows writes nothing: the table
+keeps its Delta version, which is what publishing is keyed on.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as sf
+
+from medallion.lakehouse.credentials import SecretProvider
+from medallion.lakehouse.environment import Environment
+from medallion.lakehouse.errors import ConfigError, ExpectationFailed
+from medallion.lakehouse.lineage import lineage_job
+from medallion.lakehouse.lineage.observe import observe_output_frame
+from medallion.lakehouse.lineage.steps import StepLineage, tables_lineage
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.quality.event_log import check_and_log
+from medallion.lakehouse.quality.spec import (
+    Action,
+    Reference,
+    TableSpec,
+    build_order,
+    load_specs,
+    spec_for,
+    transform_of,
+)
+from medallion.lakehouse.spark import computed_once
+from medallion.lakehouse.tables import Lakehouse, retry_on_conflict
+from medallion.lakehouse.transforms.gold import duplicate_keys, missing_references
+from medallion.lakehouse.transforms.gold.fx import usd_amounts
+from medallion.lakehouse.transforms.gold.masking import hash_id
+
+LAYER = "gold"
+SALT_KEY = "pii-hash-salt"
+EXAMPLES = 5
+
+
+def pii_hash_salt(storage_root: str | Path, secrets: SecretProvider | None = None) -> str:
+    """The salt of gold's hashed ids: the secret ``pii-hash-salt`` from ``secrets``.
+
+    ``secrets`` defaults to the provider of the environment resolved for ``storage_root``; the
+    local target's generates the salt once per storage root when none is set.
+    """
+    salt = (secrets or Environment.resolve(storage_root).secrets).get(SALT_KEY)
+    if not salt:  # the provider raises when there is no value; an empty one is no salt either
+        raise ConfigError(f"secret {SALT_KEY}: expected a non-empty salt, found none")
+    return salt
+
+
+def build_gold_lineage(lakehouse: Lakehouse, dataset: str, **_: object) -> StepLineage:
+    """``build_gold`` reads the spec's sources and lookup tables and writes the table."""
+    spec = spec_for(dataset)
+    return tables_lineage(
+        f"build_gold.{spec.name}", lakehouse,
+        inputs=[*spec.sources, *(lookup.table for lookup in spec.lookups)],
+        outputs=[spec.dataset],
+    )
+
+
+@lineage_job(build_gold_lineage)
+def build_gold(
+    lakehouse: Lakehouse,
+    dataset: str,
+    *,
+    run_id: str,
+    salt: str,
+    job: str = "build_analytics",
+    task: str | None = None,
+) -> StepResult:
+    """Rebuild ``dataset`` (a spec of ``config/dq/gold``) from silver by its ``build.transform``."""
+    spec = gold_spec(dataset)
+    silver = {source: lakehouse.read(source) for source in spec.sources}
+    task_name = task or spec.name
+    gold = gold_rows(spec, silver, salt)
+    observe_output_frame(dataset, gold)  # its plan is the table's column lineage
+    if spec.build.usd_rates is not None:
+        usd = spec.build.usd_rates
+        _require_usd_rates(silver[usd.orders], silver[usd.rates], dataset)
+    # Checked three ways, then written: the new rows are computed once, not once per action.
+    with computed_once(gold) as rows:
+        check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
+        # The table will hold exactly these rows: counted here, not read back after the write.
+        rows_in, rows_written = check_integrity(rows, spec, silver, salt)
+        if not lakehouse.exists(dataset):
+            # Created with its CHECK constraints in the same commit, which enforces them on
+            # these rows too: one commit instead of one ALTER TABLE (and a table scan) per rule.
+            lakehouse.write(
+                rows,
+                dataset,
+                mode="overwrite",
+                properties={
+                    f"{CONSTRAINT_PROPERTY}{name}": expression
+                    for name, expression in check_constraints(spec).items()
+                },
+            )
+        elif not same_rows(rows, lakehouse.read(dataset)):
+            # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
+            lakehouse.write(rows, dataset, mode="overwrite")
+    add_check_constraints(lakehouse, spec)  # a table made before a rule was added gets it now
+    return StepResult(
+        step=f"build_{task_name}", target=dataset, rows_in=rows_in, rows_written=rows_written
+    )
+
+
+def gold_tables() -> list[str]:
+    """The gold tables, one per spec in ``config/dq/gold``, in build order."""
+    return [spec.dataset for spec in build_order(load_specs(LAYER).values())]
+
+
+def gold_spec(dataset: str) -> TableSpec:
+    """The spec of the gold table ``dataset``."""
+    spec = spec_for(dataset)
+    if spec.layer != LAYER:
+        raise ConfigError(f"{dataset}: expected a gold table, found a {spec.layer} one")
+    return spec
+
+
+def gold_rows(spec: TableSpec, silver: Mapping[str, DataFrame], salt: str) -> DataFrame:
+    """The table's new rows: ``build.transform`` called with one frame per source, in the
+    spec's order, and ``salt=`` when the function hashes ids (declares ``salt``)."""
+    transform = transform_of(spec)
+    if transform is None:  # the spec loader requires one; a direct TableSpec may lack it
+        raise ConfigError(f"{spec.dataset}: build.transform: expected a function, found none")
+    frames = [silver[source] for source in spec.sources]
+    if "salt" in inspect.signature(transform).parameters:
+        return transform(*frames, salt=salt)
+    return transform(*frames)
+
+
+def same_rows(new: DataFrame, current: DataFrame) -> bool:
+    """True when both frames have the same columns (names, types, order) and the same rows."""
+    if new.schema.simpleString() != current.schema.simpleString():
+        return False
+    # Both differences in one job: the multisets are equal when neither has a row left.
+    return new.exceptAll(current).unionAll(current.exceptAll(new)).isEmpty()
+
+
+CONSTRAINT_PROPERTY = "delta.constraints."  # a CHECK constraint's table property prefix
+
+
+def check_constraints(spec: TableSpec) -> dict[str, str]:
+    """The table's CHECK constraints: each ``expect_or_fail`` rule's name and SQL expression."""
+    return {rule.name: rule.expression for rule in spec.expectations if rule.action is Action.FAIL}
+
+
+def add_check_constraints(lakehouse: Lakehouse, spec: TableSpec) -> list[str]:
+    """Add the CHECK constraints the table lacks (``ALTER TABLE``, one each); the names added.
+
+    After a write conflict (another writer changed the table's metadata) the table's constraints
+    are read again, so a constraint that writer added is not added twice.
+    """
+    table = lakehouse.name(spec.dataset)
+    added: list[str] = []
+
+    def add_missing() -> None:
+        properties = {
+            row["key"]: row["value"]
+            for row in lakehouse.spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
+        }
+        for name, expression in check_constraints(spec).items():
+            if properties.get(f"{CONSTRAINT_PROPERTY}{name}") is not None:
+                continue
+            lakehouse.spark.sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({expression})")
+            added.append(name)
+
+    retry_on_conflict(add_missing, spec.dataset)
+    return added
+
+
+def _require_usd_rates(orders: DataFrame, fx_rates: DataFrame, dataset: str) -> None:
+    """Every order must convert to USD: a missing rate would silently lose revenue."""
+    unconverted = usd_amounts(orders, fx_rates).where(sf.col("usd_rate").isNull())
+    examples = unconverted.select("order_id", "currency", "order_ts").limit(EXAMPLES).collect()
+    if examples:
+        shown = ", ".join(f"{r['order_id']} ({r['currency']}, {r['order_ts']})" for r in examples)
+        raise ExpectationFailed(
+            f"{dataset}: every_order_has_usd_rate failed: expected a USD rate on or before each "
+            f"order's date in silver.fx_rates, found none for {unconverted.count()} order(s), "
+            f"e.g. {shown}"
+        )
+
+
+def check_integrity(
+    rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
+) -> tuple[int, int]:
+    """Primary key, foreign key (``build.reference``) and grain of the new gold ``rows``.
+
+    Raises ``ExpectationFailed`` naming the check and a few offending keys; else returns the
+    grain's conservation counts (input rows, table rows). One Spark job when the checks pass.
+    """
+    counts = _integrity_counts(rows, spec, silver, salt)
+    _require_unique_keys(rows, spec, counts)
+    if spec.build.reference is not None:
+        _require_references(rows, spec, silver[spec.build.reference.table], salt, counts)
+    return _grain_counts(spec, counts, silver)
+
+
+def _referenced_keys(reference: Reference, table: DataFrame, salt: str) -> Column:
+    """The referenced table's key as the gold column holds it: hashed with the salt, or as is."""
+    key = sf.col(reference.column)
+    return hash_id(key, salt) if reference.hashed else key
+
+
+def _integrity_counts(
+    rows: DataFrame, spec: TableSpec, silver: Mapping[str, DataFrame], salt: str
+) -> dict[str, int]:
+    """What the key, reference and grain checks need, in one job over the new gold rows.
+
+    ``rows``: the table's rows; ``keys``: distinct key tuples (NULL keys group together, as in
+    ``duplicate_keys``); with ``grain.sums``, that column summed. With a ``build.reference`` the
+    rows are outer-joined to the referenced table's keys, which also gives ``referenced`` (the
+    referenced table's rows) and ``missing`` (rows whose column is not one of its keys).
+    """
+    key = sf.struct(*[sf.col(key) for key in spec.keys])
+    reference, grain = spec.build.reference, spec.build.grain
+    sums = [sf.coalesce(sf.sum(grain.sums), sf.lit(0)).alias(grain.sums)] if grain.sums else []
+    if reference is None:
+        return _first_row_as_ints(rows.agg(
+            sf.count(sf.lit(1)).alias("rows"), sf.count_distinct(key).alias("keys"), *sums
+        ))
+    gold = rows.select(*spec.keys, *([grain.sums] if grain.sums else []),
+                       sf.col(reference.column).alias("_gold_ref"), sf.lit(True).alias("_in_gold"))
+    referenced = silver[reference.table].select(
+        _referenced_keys(reference, silver[reference.table], salt).alias("_ref_key"),
+        sf.lit(True).alias("_in_ref"),
+    )
+    joined = gold.join(referenced, gold["_gold_ref"] == referenced["_ref_key"], "full_outer")
+    in_gold, in_ref = sf.col("_in_gold").isNotNull(), sf.col("_in_ref").isNotNull()
+    return _first_row_as_ints(joined.agg(
+        sf.count_if(in_gold).alias("rows"),
+        sf.count_distinct(sf.when(in_gold, key)).alias("keys"),
+        sf.count_if(in_ref).alias("referenced"),
+        sf.count_if(in_gold & ~in_ref).alias("missing"),
+        *sums,
+    ))
+
+
+def _first_row_as_ints(aggregated: DataFrame) -> dict[str, int]:
+    """The one row of a global aggregation, as ``{column: int}``."""
+    row = aggregated.first()
+    return {name: int(value) for name, value in (row.asDict() if row else {}).items()}
+
+
+def _require_unique_keys(gold: DataFrame, spec: TableSpec, counts: Mapping[str, int]) -> None:
+    """Primary key: one row per key (examples fetched only when ``counts`` show duplicates)."""
+    if counts["keys"] == counts["rows"]:
+        return
+    duplicates = duplicate_keys(gold, spec.keys).limit(EXAMPLES).collect()
+    shown = ", ".join(str(tuple(row[k] for k in spec.keys)) for row in duplicates)
+    raise ExpectationFailed(
+        f"{spec.dataset}: primary_key_unique failed: expected one row per "
+        f"{', '.join(spec.keys)}, found {counts['rows'] - counts['keys']} duplicate row(s), "
+        f"such as {shown}"
+    )
+
+
+def _require_references(
+    gold: DataFrame, spec: TableSpec, table: DataFrame, salt: str, counts: Mapping[str, int]
+) -> None:
+    """Foreign key: every gold row's column is a key of the referenced table (hashed when the
+    reference says so)."""
+    reference = spec.build.reference
+    if reference is None or not counts["missing"]:
+        return
+    keys = table.select(_referenced_keys(reference, table, salt).alias(reference.column))
+    missing = missing_references(gold, reference.column, keys, reference.column)
+    examples = missing.select(reference.column).limit(EXAMPLES).collect()
+    hashed = "to hash" if reference.hashed else "to be"
+    raise ExpectationFailed(
+        f"{spec.dataset}: {reference.name} failed: expected every {reference.column} "
+        f"{hashed} a {reference.table} {reference.column}, found {counts['missing']} that do "
+        "not, e.g. " + ", ".join(str(row[reference.column]) for row in examples)
+    )
+
+
+def _grain_counts(
+    spec: TableSpec, counts: Mapping[str, int], silver: Mapping[str, DataFrame]
+) -> tuple[int, int]:
+    """Conservation on the grain: every input row accounted for in the table's rows.
+
+    ``rows_per``: one table row per row of that table (fact_customer_360: per customer).
+    ``sums``/``of``: the column adds up to that table's rows (orders_daily: its ``orders`` add
+    up to the silver orders, each counted on exactly one (order_date, currency) row).
+    """
+    grain, reference = spec.build.grain, spec.build.reference
+    if grain.sums is not None and grain.of is not None:
+        return silver[grain.of].count(), counts[grain.sums]
+    if grain.rows_per is None:
+        raise ConfigError(f"{spec.dataset}: build.grain: expected rows_per, or sums and of")
+    if reference is not None and reference.table == grain.rows_per:
+        return counts["referenced"], counts["rows"]  # counted by the reference check's join
+    return silver[grain.rows_per].count(), counts["rows"]

@@ -1,0 +1,218 @@
+"""bronze → silver, one generic step driven by each table's spec (``config/dq/silver``).
+
+For a run date the step reads the bronze partitions of that ``_proc_date`` (every partition on a
+full refresh), applies the spec's transformations and lookups, runs its expectations in one pass,
+marks exact copies and older versions, MERGEs the latest row per key (an older version never
+wins) and replaces the quarantine table's partition of that date. Re-running a day changes
+nothing; counts conserve: bronze rows in = merged + quarantined + dropped by named rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as sf
+
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.lineage import lineage_job
+from medallion.lakehouse.lineage.steps import StepLineage, tables_lineage
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.quality.engine import add_lookups
+from medallion.lakehouse.quality.event_log import check_and_log
+from medallion.lakehouse.quality.spec import (
+    TableSpec,
+    build_order,
+    load_specs,
+    spec_for,
+    transform_of,
+)
+from medallion.lakehouse.spark import computed_once, counted_while
+from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES, mark_versions
+
+PROC_DATE = "_proc_date"
+# Where each kept row came from; not part of what counts as a change (see Lakehouse.merge).
+LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
+LAYER = "silver"
+
+
+@dataclass(frozen=True)
+class SilverTable:
+    """How the generic step builds one silver table: its spec, and what the spec's ``build``
+    section makes of it."""
+
+    spec: TableSpec
+
+    @property
+    def dataset(self) -> str:
+        """The table's full name."""
+        return self.spec.dataset
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns: business columns, then tie-break and lineage columns."""
+        build = self.spec.build
+        return (*build.columns, *build.extra_columns, *LINEAGE_COLUMNS)
+
+    @property
+    def sequence_by(self) -> tuple[str, ...]:
+        """Which version of a key wins: the spec's ``sequence_by``, then ``build.tie_break``."""
+        return (*([self.spec.sequence_by] if self.spec.sequence_by else []),
+                *self.spec.build.tie_break)
+
+    def prepare(self, sources: Mapping[str, DataFrame]) -> DataFrame:
+        """The input rows in one shape: the transform applied to the sources (in spec order),
+        or the one source's rows."""
+        transform = transform_of(self.spec)
+        frames = [sources[source] for source in self.spec.sources]
+        return transform(*frames) if transform is not None else frames[0]
+
+    def mark_versions(self, valid: DataFrame) -> DataFrame:
+        """The checked rows with ``_drop_rule``: exact copies and older versions marked."""
+        return mark_versions(valid, self.spec.keys, self.sequence_by,
+                             self.spec.build.keep_current_when_null)
+
+
+def silver_tables() -> list[SilverTable]:
+    """The silver tables, one per spec in ``config/dq/silver``, in build order (a table after
+    the silver tables it reads or looks up)."""
+    return [SilverTable(spec) for spec in build_order(load_specs(LAYER).values())]
+
+
+def silver_table(dataset: str) -> SilverTable:
+    """The silver table ``dataset`` (``silver.fact_orders``)."""
+    spec = spec_for(dataset)
+    if spec.layer != LAYER:
+        raise ConfigError(f"{dataset}: expected a silver table, found a {spec.layer} one")
+    return SilverTable(spec)
+
+
+def update_silver_lineage(lakehouse: Lakehouse, dataset: str, **_: object) -> StepLineage:
+    """``update_silver`` reads the spec's sources and lookup tables, writes the table and its
+    quarantine table."""
+    spec = spec_for(dataset)
+    return tables_lineage(
+        f"update_silver.{spec.name}", lakehouse,
+        inputs=[*spec.sources, *(lookup.table for lookup in spec.lookups)],
+        outputs=[spec.dataset, spec.quarantine_table],
+    )
+
+
+@lineage_job(update_silver_lineage)
+def update_silver(
+    lakehouse: Lakehouse,
+    dataset: str,
+    run_date: date,
+    *,
+    run_id: str,
+    job: str = "build_analytics",
+    task: str | None = None,
+    full_refresh: bool = False,
+) -> StepResult:
+    """Build ``dataset``'s rows of ``run_date`` (all dates on ``full_refresh``) into silver."""
+    table = silver_table(dataset)
+    spec = table.spec
+    bronze = {
+        source: _bronze_rows(lakehouse, source, None if full_refresh else run_date)
+        for source in spec.sources
+    }
+    prepared = spec.apply_transformations(table.prepare(bronze))
+    lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
+    task_name = task or dataset.split(".")[1]
+    # Checked and quarantined in one pass (the counts are taken while the quarantine is written),
+    # then marked, counted and merged: the input and the marked rows are each computed once.
+    looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
+    with computed_once(looked_up_rows, keep=spec.build.persist) as looked_up:
+        checked = check_and_log(
+            lakehouse,
+            looked_up,
+            spec,
+            run_id=run_id,
+            job=job,
+            task=task_name,
+            write_quarantine=lambda rows: _write_quarantine(
+                lakehouse, spec, rows, run_date, full_refresh
+            ),
+        )
+        with computed_once(table.mark_versions(checked.valid), keep=spec.build.persist) as marked:
+            if full_refresh or not lakehouse.exists(dataset):
+                # The dedupe counts come from the write's own pass.
+                counts = counted_while(
+                    marked,
+                    _drop_rule_counts(),
+                    lambda rows: lakehouse.write(
+                        rows.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns),
+                        dataset,
+                        mode="overwrite",
+                    ),
+                )
+                drops = {rule: int(counts[rule]) for rule in DROP_RULES}
+            else:
+                # A separate count: MERGE runs its source as SQL over a temporary view, where
+                # a Spark Connect client cannot observe it.
+                drops = _count_drop_rules(marked)
+                kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
+                lakehouse.merge(
+                    kept,
+                    dataset,
+                    keys=spec.keys,
+                    sequence_by=table.sequence_by,
+                    keep_current_when_null=spec.build.keep_current_when_null,
+                    compare_columns=spec.build.columns,
+                )
+    metrics = checked.metrics
+    written = metrics.rows_valid - sum(drops.values())
+    return StepResult(
+        step=f"update_{task_name}",
+        target=dataset,
+        rows_in=metrics.rows_in,
+        rows_written=written,
+        rows_quarantined=metrics.rows_quarantined,
+        rows_dropped={**metrics.dropped_by_rule, **drops},
+    )
+
+
+def _bronze_rows(lakehouse: Lakehouse, table: str, run_date: date | None) -> DataFrame:
+    """A bronze table's rows of ``run_date``'s partition, or all of them."""
+    rows = lakehouse.read(table)
+    if run_date is None:
+        return rows
+    return rows.where(sf.col(PROC_DATE) == sf.lit(run_date))
+
+
+def _drop_rule_counts() -> list[Column]:
+    """Per dedupe rule, the rows it marks, as aggregates (every rule present, 0 when none)."""
+    return [
+        sf.count_if(sf.col(DROP_RULE_COLUMN) == sf.lit(rule)).alias(rule) for rule in DROP_RULES
+    ]
+
+
+def _count_drop_rules(marked: DataFrame) -> dict[str, int]:
+    """Rows marked by each dedupe rule, in one aggregation."""
+    counts = marked.agg(*_drop_rule_counts()).first()
+    return {rule: int(counts[rule]) if counts is not None else 0 for rule in DROP_RULES}
+
+
+def _write_quarantine(
+    lakehouse: Lakehouse,
+    spec: TableSpec,
+    quarantined: DataFrame,
+    run_date: date,
+    full_refresh: bool,
+) -> None:
+    """Replace the quarantine table's partition of ``run_date`` (all of it on a full refresh)."""
+    if full_refresh or not lakehouse.exists(spec.quarantine_table):
+        lakehouse.write(
+            quarantined, spec.quarantine_table, mode="overwrite", partition_by=[PROC_DATE]
+        )
+        return
+    lakehouse.write(
+        quarantined,
+        spec.quarantine_table,
+        mode="overwrite",
+        partition_by=[PROC_DATE],
+        replace_where=f"{PROC_DATE} = DATE'{run_date.isoformat()}'",
+    )

@@ -1,0 +1,263 @@
+"""One way to get a Spark session, wherever the code runs.
+
+- On the ``databricks`` target (``medallion.lakehouse.environment``): the runtime's active session.
+- With ``SPARK_REMOTE`` set (the local runner's warm compute server, or Databricks Connect): a Spark
+  Connect session to it.
+- Otherwise: a local classic session configured for Delta, sized for a 2-core machine, whose catalog
+  is loaded from the lakehouse layout under the storage root.
+
+Code in ``src`` uses only DataFrame and SQL APIs, so it runs unchanged under Spark Connect.
+
+Inside a job run (a runner task context is bound) the session names its task, as
+``<job>/<run_id>/<task_key>``: in every Delta commit's ``commitInfo.userMetadata`` and as a tag
+on every Spark job it starts (``spark.job.tags``). ``MEDALLION_SPARK_EVENT_LOG_DIR`` makes a local
+session (the warm driver) write Spark's event log there, e.g. to count each task's Spark jobs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from pyspark import StorageLevel
+from pyspark.errors import PySparkException
+
+from medallion.lakehouse.environment import DATABRICKS, Target, resolve_target
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.runtime import task_context
+from medallion.lakehouse.settings import jars_dir
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+REMOTE_ENV = "SPARK_REMOTE"
+EVENT_LOG_DIR_ENV = "MEDALLION_SPARK_EVENT_LOG_DIR"
+CODEGEN_ENV = "MEDALLION_SPARK_CODEGEN"  # spark.sql.codegen.factoryMode of local sessions
+# Delta writes this session setting into each commit's commitInfo as ``userMetadata``.
+COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+# Errors only from the JVM's start on (its warnings would be a notebook's cell output).
+LOG4J_CONFIG = Path(__file__).resolve().parent / "spark-log4j2.properties"
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def local_spark_conf(
+    storage_root: str | Path, *, connect_port: int | None = None
+) -> dict[str, str]:
+    """Spark settings for local mode: Delta, cached jars, 2 cores, quiet, small shuffles.
+
+    With ``connect_port`` the session also serves Spark Connect on that port (the warm driver).
+    With ``MEDALLION_SPARK_EVENT_LOG_DIR`` set it writes Spark's event log there (the folder is
+    created), one uncompressed JSON-lines file per application.
+    """
+    root = Path(storage_root).resolve()
+    jars = sorted(jars_dir().glob("*.jar"))
+    if not jars:
+        raise ConfigError(
+            f"no JVM jars in {jars_dir()}: expected the Delta jars that `make jars` copies there "
+            "from Maven Central (run `make setup`)"
+        )
+    conf = {
+        "spark.master": os.environ.get("MEDALLION_SPARK_MASTER", "local[2]"),
+        "spark.app.name": "medallion",
+        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": str(root / "_system" / "spark-warehouse"),
+        "spark.driver.memory": os.environ.get("MEDALLION_DRIVER_MEMORY", "2g"),
+        "spark.sql.shuffle.partitions": os.environ.get("MEDALLION_SHUFFLE_PARTITIONS", "4"),
+        "spark.default.parallelism": "2",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.sql.adaptive.enabled": "true",
+        # Row projections, predicates and orderings built per task are interpreted, not compiled
+        # (whole-stage code generation is unaffected). On a local day's few thousand rows the
+        # generated Java source costs more CPU than it saves: Spark formats and compiles it in
+        # every task, and Delta's log replay projects its wide action rows in each of its
+        # tasks. `make bench`, small day: the warm build 23 % faster, the same rows. Spark's
+        # default, FALLBACK (compile, interpret on failure), suits large local data.
+        "spark.sql.codegen.factoryMode": os.environ.get(CODEGEN_ENV, "NO_CODEGEN"),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        # The throughput collector: G1 started a concurrent marking cycle on most large
+        # allocations (30 in 80 s of a warm build, 18 s of GC thread time on 2 cores); a batch
+        # driver has no use for short pauses.
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC "
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    }
+    if os.environ.get("MEDALLION_SPARK_LOG_LEVEL"):  # else errors only (spark-log4j2.properties)
+        conf["spark.log.level"] = os.environ["MEDALLION_SPARK_LOG_LEVEL"]
+    event_log_dir = os.environ.get(EVENT_LOG_DIR_ENV)
+    if event_log_dir:
+        Path(event_log_dir).mkdir(parents=True, exist_ok=True)
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = Path(event_log_dir).resolve().as_uri()
+        # One plain JSON-lines file per application, readable without Spark's codecs.
+        conf["spark.eventLog.compress"] = "false"
+        conf["spark.eventLog.rolling.enabled"] = "false"
+    if connect_port is not None:
+        conf["spark.plugins"] = "org.apache.spark.sql.connect.SparkConnectPlugin"
+        conf["spark.connect.grpc.binding.address"] = "127.0.0.1"
+        conf["spark.connect.grpc.binding.port"] = str(connect_port)
+    return conf
+
+
+def build_local_session(
+    storage_root: str | Path, *, connect_port: int | None = None
+) -> SparkSession:
+    """Start (or reuse) a local classic session and load the lakehouse catalog into it."""
+    from pyspark.sql import SparkSession
+
+    from medallion.lakehouse.tables import register_tables
+
+    builder = SparkSession.builder
+    for key, value in local_spark_conf(storage_root, connect_port=connect_port).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    register_tables(spark, storage_root)
+    return spark
+
+
+def get_spark(
+    storage_root: str | Path | None = None, *, target: Target | None = None
+) -> SparkSession:
+    """The session for this process: Databricks' own, a Connect session, or a local one.
+
+    ``target`` is the resolved environment's (default: ``resolve_target()``).
+    """
+    from pyspark.sql import SparkSession
+
+    if (target or resolve_target()) == DATABRICKS:
+        return SparkSession.builder.getOrCreate()
+    remote = os.environ.get(REMOTE_ENV)
+    if remote:
+        spark = label_for_task(SparkSession.builder.remote(remote).getOrCreate())
+        if task_context() is not None:
+            interrupt_when_orphaned(spark)
+        return spark
+    if storage_root is None:
+        raise ConfigError(
+            "get_spark() needs a storage_root for a local session (or SPARK_REMOTE set to a "
+            "running compute server)"
+        )
+    return label_for_task(build_local_session(storage_root))
+
+
+_GUARDED: set[int] = set()  # the sessions (by id) whose orphan guard runs in this process
+
+
+def interrupt_when_orphaned(
+    session: Any, *, parent: int | None = None, poll_seconds: float = 0.2
+) -> threading.Thread | None:
+    """Stop ``session``'s server-side work as soon as this process's parent (the runner) dies.
+
+    A kernel of a killed runner is reparented; its Spark Connect session's running operations
+    (a Delta write, say) would otherwise go on and commit on the server after the run is dead.
+    A daemon thread polls the parent's pid; when it changes it interrupts every operation of
+    the session (``interruptAll``) and ends this process. Once per session and process.
+    """
+    if id(session) in _GUARDED:
+        return None
+    _GUARDED.add(id(session))
+    watched = os.getppid() if parent is None else parent
+
+    def guard() -> None:
+        while os.getppid() == watched:
+            time.sleep(poll_seconds)
+        try:
+            session.interruptAll()
+        finally:
+            os._exit(1)  # the run is over: nothing of this process may go on
+
+    thread = threading.Thread(target=guard, name="medallion-orphan-guard", daemon=True)
+    thread.start()
+    return thread
+
+
+def label_for_task(spark: SparkSession) -> SparkSession:
+    """Name the runner's task (if one is bound) in the session's Delta commits and Spark jobs.
+
+    Every commit then says which job run and task made it (``DESCRIBE HISTORY`` shows it as
+    ``userMetadata``), and every Spark job carries the label among its tags. Outside a job run
+    the session is left as it is.
+    """
+    context = task_context()
+    if context is not None:
+        spark.conf.set(COMMIT_METADATA_CONF, context.label)
+        spark.addTag(context.label)
+    return spark
+
+
+def with_job_tags(spark: SparkSession, function: Callable[P, T]) -> Callable[P, T]:
+    """``function``, run with the calling thread's job tags, for another thread to run.
+
+    Spark keeps job tags per thread: the Spark jobs a worker thread starts would otherwise carry
+    no task label (``label_for_task``), and the benchmark could not say whose they are.
+    """
+    tags = spark.getTags()
+
+    @functools.wraps(function)
+    def tagged(*args: P.args, **kwargs: P.kwargs) -> T:
+        for tag in tags:
+            spark.addTag(tag)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            for tag in tags:
+                spark.removeTag(tag)
+
+    return tagged
+
+
+@contextmanager
+def computed_once(frame: DataFrame, *, keep: bool = True) -> Iterator[DataFrame]:
+    """``frame``, kept after its first computation for the several actions of the block.
+
+    A step that counts, checks and writes the same rows would otherwise recompute them (scan,
+    joins, windows) once per action. Persisted in memory, spilling to disk, and released when the
+    block ends. Where the compute keeps nothing (Databricks serverless refuses to persist), or
+    with ``keep=False`` (rows cheaper to recompute than to store: a wide, narrow-transform scan),
+    ``frame`` itself: the same results, computed per action.
+    """
+    if not keep:
+        yield frame
+        return
+    try:
+        kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    except PySparkException as error:  # e.g. NOT_SUPPORTED_WITH_SERVERLESS
+        log.info("not persisting (%s): the step recomputes its input per action", error)
+        yield frame
+        return
+    try:
+        yield kept
+    finally:
+        kept.unpersist()
+
+
+def counted_while(
+    frame: DataFrame, aggregates: Sequence[Column], action: Callable[[DataFrame], None]
+) -> dict[str, Any]:
+    """Run ``action`` on ``frame`` and return ``aggregates`` over ``frame``, taken in that pass.
+
+    ``DataFrame.observe``: the counts ride along with the action (a write, typically), so they
+    need no pass of their own. ``action`` may filter or project what it is given; the aggregates
+    still see every row of ``frame``. Works under Spark Connect for actions run through the
+    DataFrame API (not for SQL over a temporary view of ``frame``).
+    """
+    from pyspark.sql import Observation
+
+    observation = Observation()
+    action(frame.observe(observation, *aggregates))
+    return dict(observation.get)

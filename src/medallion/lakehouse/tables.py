@@ -1,0 +1,438 @@
+"""The lakehouse's storage layout and table I/O: the one place that reads and writes tables.
+
+Locally, the layout under the storage root *is* the catalog: table ``<schema>.<name>`` lives at
+``<storage_root>/<schema>/<name>`` as a Delta table, and every Spark session registers what it
+finds there (``register_tables``), so ``spark.table("gold.x")`` works in any later notebook, in any
+process, with no metastore database to lock. With a catalog (always on Databricks), tables are
+managed Unity Catalog tables ``<catalog>.<schema>.<name>`` and no table path is used; locally
+that mode runs against Spark's own session catalog (``spark_catalog``), the stand-in for tests.
+
+Reads are checked against the bundle's roles (``medallion.lakehouse.governance``) when the lakehouse
+has a role: a notebook gets one from ``$MEDALLION_ROLE``; without one (the pipeline's own identity)
+nothing is checked. On Databricks Unity Catalog enforces the same grants itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
+
+from medallion.lakehouse.environment import (
+    DATABRICKS,
+    Environment,
+    Target,
+    resolve_target,
+    table_catalog,
+)
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.governance import Roles, declared_roles, role_from_environment
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SCHEMAS = ("bronze", "silver", "gold")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def split_table_name(table: str) -> tuple[str, str]:
+    """``"bronze.fx_rates"`` -> ``("bronze", "fx_rates")``, rejecting anything else."""
+    parts = table.split(".")
+    if len(parts) != 2 or not all(_IDENTIFIER.match(part) for part in parts):
+        raise ConfigError(
+            f"table name {table!r}: expected '<schema>.<table>' in lower snake_case, "
+            "e.g. 'silver.fx_rates'"
+        )
+    return parts[0], parts[1]
+
+
+def table_path(storage_root: str | Path, table: str) -> Path:
+    """Where a table's Delta files live under the storage root."""
+    schema, name = split_table_name(table)
+    return Path(storage_root).resolve() / schema / name
+
+
+def discover_tables(storage_root: str | Path) -> list[str]:
+    """Every Delta table under the storage root, as ``schema.table`` names, sorted."""
+    root = Path(storage_root)
+    found = []
+    for log_dir in root.glob("*/*/_delta_log"):
+        schema, name = log_dir.parent.parent.name, log_dir.parent.name
+        if schema.startswith("_") or schema == "raw":
+            continue
+        if _IDENTIFIER.match(schema) and _IDENTIFIER.match(name) and has_commit(log_dir):
+            found.append(f"{schema}.{name}")
+    return sorted(found)
+
+
+def has_commit(log_dir: Path) -> bool:
+    """True when a Delta log holds a commit or checkpoint (a failed first write leaves none)."""
+    return log_dir.is_dir() and any(
+        entry.name[:1].isdigit() and entry.name.endswith((".json", ".parquet"))
+        for entry in log_dir.iterdir()
+    )
+
+
+def register_table(spark: SparkSession, storage_root: str | Path, table: str) -> None:
+    """Make ``table`` resolve, in this session's catalog, to its location under this root.
+
+    Three catalog round trips the first time; afterwards this process remembers, per session,
+    where it pointed the name (every registration goes through here), and asks no more.
+    """
+    schema, _ = split_table_name(table)
+    location = table_path(storage_root, table)
+    key = (_session_key(spark), table)
+    if _REGISTERED.get(key) == location:
+        return
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    if spark.catalog.tableExists(table):
+        if registered_location(spark, table) == location:
+            _REGISTERED[key] = location
+            return
+        # The name points at another storage root's table (a second Lakehouse in this session).
+        # Registered tables are external (created with LOCATION): DROP forgets the name only.
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+    try:
+        spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
+    except Exception as error:  # pyspark raises its classic or Connect AnalysisException
+        # Parallel tasks register the same tables; the one that lost the race finds it done.
+        if "ALREADY_EXISTS" not in str(error) or registered_location(spark, table) != location:
+            raise
+    _REGISTERED[key] = location
+
+
+# (session, table) -> the location this process registered the name at, in that session.
+_REGISTERED: dict[tuple[str, str], Path] = {}
+
+
+def _session_key(spark: SparkSession) -> str:
+    """What identifies the catalog a session sees: its Connect session id, or the session."""
+    return str(getattr(spark, "session_id", None) or id(spark))
+
+
+def registered_location(spark: SparkSession, table: str) -> Path | None:
+    """Where the session's catalog says a (local, file-based) table lives."""
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Location'").collect()
+    if not rows:
+        return None
+    location = urlsplit(str(rows[0]["data_type"]))
+    return Path(location.path) if location.scheme in ("", "file") else None
+
+
+def register_tables(spark: SparkSession, storage_root: str | Path) -> list[str]:
+    """Register every table found under the storage root; returns their names."""
+    for schema in SCHEMAS:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    tables = discover_tables(storage_root)
+    for table in tables:
+        register_table(spark, storage_root, table)
+    return tables
+
+
+@dataclass(frozen=True)
+class Lakehouse:
+    """Reads and writes the lakehouse's tables, locally by path, on Databricks by UC name.
+
+    With a ``role``, ``read`` raises AccessDenied for a table outside the schemas ``roles``
+    grants it; ``role=None`` reads everything (the pipeline's own service identity).
+    """
+
+    spark: SparkSession
+    storage_root: Path
+    catalog: str | None = None
+    role: str | None = None
+    roles: Roles | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is not None:
+            if self.roles is None:
+                raise ConfigError(
+                    f"Lakehouse role {self.role!r} needs the declared roles: pass "
+                    "roles=governance.declared_roles(), or use Lakehouse.open"
+                )
+            self.roles.readable(self.role)  # an unknown role fails here, not at the first read
+
+    @classmethod
+    def open(
+        cls,
+        spark: SparkSession,
+        storage_root: str | Path,
+        catalog: str | None = None,
+        role: str | None = None,
+        *,
+        target: Target | None = None,
+    ) -> Lakehouse:
+        """A lakehouse rooted at ``storage_root``; its tables in ``catalog`` when one is given.
+
+        This is where the table layout is chosen, once. With a catalog (a job's ``catalog``
+        parameter) tables are managed tables ``<catalog>.<schema>.<table>``, as Unity Catalog
+        needs; the storage root (a volume on Databricks) then holds only the raw zone and run
+        state. Without one, a table is a Delta folder ``<storage_root>/<schema>/<table>``: the
+        local layout, which Databricks refuses (a volume is no table location).
+
+        ``target`` is the resolved environment's (default: ``resolve_target()``); on
+        ``databricks`` a catalog is required. ``role`` defaults to ``$MEDALLION_ROLE``; its
+        grants come from this checkout's bundle. On Databricks no role is applied here: Unity
+        Catalog checks the grants of whoever runs.
+        """
+        target = target or resolve_target()
+        catalog = table_catalog(target, catalog)
+        if target == DATABRICKS:
+            return cls(spark, Path(storage_root).resolve(), catalog)
+        role = role or role_from_environment()
+        roles = declared_roles() if role is not None else None
+        return cls(spark, Path(storage_root).resolve(), catalog, role, roles)
+
+    @classmethod
+    def in_environment(
+        cls, spark: SparkSession, environment: Environment, role: str | None = None
+    ) -> Lakehouse:
+        """The lakehouse of a resolved environment: its storage root, catalog and target."""
+        return cls.open(spark, environment.storage_root, environment.catalog, role,
+                        target=environment.target)
+
+    def name(self, table: str) -> str:
+        """The name Spark SQL knows the table by."""
+        split_table_name(table)
+        return f"{self.catalog}.{table}" if self.catalog else table
+
+    def path(self, table: str) -> Path:
+        """The table's location under the storage root (local only)."""
+        return table_path(self.storage_root, table)
+
+    def tables(self, schema: str) -> list[str]:
+        """The tables of ``schema`` (``schema.table`` names, sorted): by name in the catalog, or
+        the Delta folders under the storage root."""
+        if self.catalog:  # SHOW TABLES: Catalog.listTables fails on Delta tables locally
+            listed = self.spark.sql(f"SHOW TABLES IN {self.catalog}.{schema}").collect()
+            return sorted(f"{schema}.{row['tableName']}" for row in listed
+                          if not row["isTemporary"])
+        return [name for name in discover_tables(self.storage_root)
+                if name.startswith(f"{schema}.")]
+
+    @property
+    def raw_root(self) -> Path:
+        """The raw landing zone."""
+        return self.storage_root / "raw"
+
+    def exists(self, table: str) -> bool:
+        """True when the table has been written at least once (its log holds a commit).
+
+        A first write that failed leaves a ``_delta_log`` directory with no commit in it: that
+        is no table, and the next run creates it again.
+        """
+        if self.catalog:
+            return bool(self.spark.catalog.tableExists(self.name(table)))
+        return has_commit(self.path(table) / "_delta_log")
+
+    def read(self, table: str) -> DataFrame:
+        """The table's current version; AccessDenied when the lakehouse's role may not read it."""
+        name = self.name(table)
+        if self.role is not None and self.roles is not None:
+            self.roles.check_read(self.role, table)
+        if not self.catalog:
+            register_table(self.spark, self.storage_root, table)
+        return self.spark.table(name)
+
+    def write(
+        self,
+        frame: DataFrame,
+        table: str,
+        *,
+        mode: str = "overwrite",
+        partition_by: Sequence[str] = (),
+        replace_where: str | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write ``frame`` as the table (or the ``replace_where`` slice of it) and register it.
+
+        ``properties`` (``delta.*`` table properties, CHECK constraints among them) are set in
+        the same commit; Delta checks the written rows against any constraint among them.
+        """
+        if self.catalog:
+            self._write_managed(frame, table, mode, partition_by, replace_where, properties)
+            return
+        writer = frame.write.format("delta").mode(mode).options(**(properties or {}))
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if replace_where is not None:
+            writer = writer.option("replaceWhere", replace_where)
+        elif mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        retry_on_conflict(lambda: writer.save(str(self.path(table))), table)
+        register_table(self.spark, self.storage_root, table)
+
+    def _write_managed(
+        self,
+        frame: DataFrame,
+        table: str,
+        mode: str,
+        partition_by: Sequence[str],
+        replace_where: str | None,
+        properties: Mapping[str, str] | None,
+    ) -> None:
+        """``write`` for a catalog table: one commit of ``frame`` into an existing table.
+
+        A missing table is first created empty, with the frame's schema, partitioning and
+        ``properties``, and so is a table whose schema a full overwrite changes: Delta runs
+        the query of a ``CREATE``/``REPLACE TABLE ... AS SELECT`` in an execution of its own,
+        whose observed metrics (``spark.counted_while``) never reach the caller. The rows are
+        then written in the caller's execution: an append, or an overwrite of the rows
+        ``replace_where`` selects (all of them without one).
+        """
+        from pyspark.sql import functions as sf
+
+        name = self.name(table)
+        full_overwrite = mode == "overwrite" and replace_where is None
+        if not self.exists(table):
+            self._create_empty(frame, table, partition_by, properties, mode="ignore")
+        elif full_overwrite and (
+            frame.schema.simpleString() != self.spark.table(name).schema.simpleString()
+        ):
+            # Readers see an empty table between these two commits; only a schema change
+            # (new code) comes this way.
+            self._create_empty(frame, table, partition_by, properties, mode="overwrite")
+        writer = frame.writeTo(name)
+        if mode == "append":
+            retry_on_conflict(writer.append, table)
+        elif mode == "overwrite":
+            condition = sf.expr(replace_where) if replace_where is not None else sf.lit(True)
+            retry_on_conflict(lambda: writer.overwrite(condition), table)
+        else:
+            raise ConfigError(f"{table}: write mode {mode!r}: expected 'overwrite' or 'append'")
+
+    def _create_empty(
+        self,
+        frame: DataFrame,
+        table: str,
+        partition_by: Sequence[str],
+        properties: Mapping[str, str] | None,
+        *,
+        mode: str,
+    ) -> None:
+        """(Re)create the catalog table with ``frame``'s schema and no rows (no ``LOCATION``).
+
+        The empty rows are a frame of their own: ``frame`` may carry an observation, which its
+        first action (this one) would otherwise take.
+        """
+        empty = self.spark.createDataFrame([], frame.schema)
+        writer = empty.write.format("delta").mode(mode).options(**(properties or {}))
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        retry_on_conflict(lambda: writer.saveAsTable(self.name(table)), table)
+
+    def merge(
+        self,
+        updates: DataFrame,
+        table: str,
+        *,
+        keys: Sequence[str],
+        partition_by: Sequence[str] = (),
+        sequence_by: Sequence[str] = (),
+        keep_current_when_null: Sequence[str] = (),
+        compare_columns: Sequence[str] | None = None,
+    ) -> None:
+        """Upsert ``updates`` into the table on ``keys``: changed rows update, new rows insert.
+
+        Rows whose values already match are left untouched, so re-running a load is a no-op.
+        With ``sequence_by`` (compared left to right), a row only replaces a current row that is
+        older, or as old and different: a late-arriving older version never wins. Columns in
+        ``keep_current_when_null`` keep their current value when the update has none (a CDC
+        event that does not carry them). ``compare_columns`` (default: every non-key column)
+        decides what counts as a change; leave out metadata such as ``_ingest_ts`` so an
+        identical record landed again does not rewrite the row. The first write creates the
+        table.
+        """
+        if not self.exists(table):
+            self.write(updates, table, mode="overwrite", partition_by=partition_by)
+            return
+        target = self.name(table)
+        if not self.catalog:
+            register_table(self.spark, self.storage_root, table)
+        view = f"_merge_updates_{split_table_name(table)[1]}"
+        updates.createOrReplaceTempView(view)
+        columns = updates.columns
+        compared = [c for c in (compare_columns or columns) if c not in keys]
+        on = " AND ".join(f"t.`{key}` = s.`{key}`" for key in keys)
+        changed = " OR ".join(f"NOT (t.`{col}` <=> s.`{col}`)" for col in compared) or "FALSE"
+        condition = f"({changed})"
+        if sequence_by:
+            condition = f"({_newer(sequence_by)} OR ({_same(sequence_by)} AND {condition}))"
+        assignments = ", ".join(
+            f"t.`{col}` = coalesce(s.`{col}`, t.`{col}`)"
+            if col in keep_current_when_null
+            else f"t.`{col}` = s.`{col}`"
+            for col in columns
+        )
+        insert_cols = ", ".join(f"`{col}`" for col in columns)
+        insert_vals = ", ".join(f"s.`{col}`" for col in columns)
+        statement = (
+            f"MERGE INTO {target} t USING {view} s ON {on} "
+            f"WHEN MATCHED AND {condition} THEN UPDATE SET {assignments} "
+            f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
+        )
+        retry_on_conflict(lambda: self.spark.sql(statement), table)  # a MERGE is idempotent
+        self.spark.catalog.dropTempView(view)
+
+
+# Delta's refusals of a commit because another writer committed first (nothing was committed).
+_CONFLICTS = (
+    "ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction", "ConcurrentWrite",
+    "MetadataChanged", "ProtocolChanged", "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)
+CONFLICT_ATTEMPTS = 4
+CONFLICT_WAIT_SECONDS = 0.5
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """Whether Delta refused a commit only because another writer committed first."""
+    text = f"{type(error).__name__} {error}"
+    return any(marker in text for marker in _CONFLICTS)
+
+
+def retry_on_conflict(
+    action: Callable[[], T], table: str, *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Run ``action`` (one Delta commit that is safe to repeat), again after a write conflict.
+
+    A conflicting commit commits nothing, so a write that replaces a table or a partition, a
+    MERGE, an append or an ``ALTER TABLE`` may simply run again on the new version. After
+    ``CONFLICT_ATTEMPTS`` conflicts the last one is raised.
+    """
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return action()
+        except Exception as error:
+            if attempt == CONFLICT_ATTEMPTS or not is_write_conflict(error):
+                raise
+            headline = next(iter(str(error).strip().splitlines()), "")
+            log.warning("%s: Delta write conflict (attempt %d of %d), trying again: %s",
+                        table, attempt, CONFLICT_ATTEMPTS, headline[:300])
+            sleep(CONFLICT_WAIT_SECONDS * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _newer(sequence: Sequence[str]) -> str:
+    """SQL: the update's sequence is later than the current row's (a NULL current is older)."""
+    clauses = []
+    for position, column in enumerate(sequence):
+        equal_before = [f"t.`{c}` <=> s.`{c}`" for c in sequence[:position]]
+        s_col, t_col = f"s.`{column}`", f"t.`{column}`"
+        later = f"({s_col} > {t_col} OR ({t_col} IS NULL AND {s_col} IS NOT NULL))"
+        clauses.append("(" + " AND ".join([*equal_before, later]) + ")")
+    return "(" + " OR ".join(clauses) + ")"
+
+
+def _same(sequence: Sequence[str]) -> str:
+    """SQL: the update's sequence equals the current row's."""
+    return "(" + " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in sequence) + ")"

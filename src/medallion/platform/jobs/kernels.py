@@ -1,0 +1,260 @@
+"""Jupyter kernels for notebook tasks, started ahead of time so a task never waits for one.
+
+A kernel costs ~3 s to start, import PySpark and open its first Spark Connect channel: more than
+a small task itself. The pool starts kernels in the background, already warmed, and recycles a
+kernel whose task succeeded for the next task of the same run: before reuse its namespace is
+reset, its Spark session stopped and its task context rebound, so each notebook still starts
+from a clean namespace and a session of its own (temp views do not leak). A kernel whose task
+failed or timed out is never reused. With ``size=0`` every task starts a fresh kernel on demand.
+
+The pool never holds more than ``limit`` kernels (the run's parallelism): a kernel starts only
+when a task needs one and none is ready, idle or already starting. Starting kernels is CPU-heavy
+(imports, a Connect session), so a pool that started one per acquire would compete with the very
+tasks it serves.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+
+from medallion.lakehouse.runtime import CONTEXT_ENV, TaskContext
+
+# Imports every notebook makes; paid while the kernel waits in the pool, not while a task runs.
+WARMUP_CODE = (
+    "import medallion.lakehouse.runtime, medallion.lakehouse.spark, pyspark.sql, "
+    "pyspark.sql.functions"
+)
+# The first Spark Connect session of a process costs ~2.5 s (gRPC channel, protobuf classes).
+CONNECT_WARMUP_CODE = (
+    "from medallion.lakehouse.spark import get_spark as _get_spark\n"
+    "_get_spark().range(1).collect()\n"
+    "_get_spark().stop()\n"
+    "del _get_spark"
+)
+RESET_CODE = "from medallion.lakehouse.runtime import reset_kernel as _reset\n_reset()"
+
+
+@dataclass
+class Kernel:
+    """A started kernel and its manager."""
+
+    # Async, because nbclient (under papermill) only notices a killed kernel through an async
+    # client; a blocking one waits on its output channel forever.
+    manager: AsyncKernelManager
+    notebooks: set[Path] = field(default_factory=set)  # the notebooks it has run
+
+    def execute_silently(self, code: str, timeout: float = 120) -> None:
+        """Run setup code that leaves no trace in any notebook."""
+        client = BlockingKernelClient()
+        client.load_connection_info(self.manager.get_connection_info())
+        client.session.key = self.manager.session.key
+        # No heartbeat channel: until its first beat it reports a busy, slow-starting kernel as
+        # dead ("Kernel died before replying to kernel_info"). The reply timeout still applies.
+        client.start_channels(hb=False)
+        try:
+            client.wait_for_ready(timeout=timeout)
+            reply = client.execute_interactive(
+                code, silent=True, store_history=False, timeout=timeout
+            )
+            if reply["content"]["status"] != "ok":
+                content = reply["content"]
+                raise RuntimeError(
+                    f"kernel setup failed: {content.get('ename')}: {content.get('evalue')}"
+                )
+        finally:
+            client.stop_channels()
+
+    def bind(self, context: TaskContext, cwd: Path) -> None:
+        """Point the kernel at a task: its context and working directory."""
+        self.execute_silently(
+            "import os as _os\n"
+            f"_os.environ[{CONTEXT_ENV!r}] = {context.to_json()!r}\n"
+            f"_os.chdir({str(cwd)!r})\n"
+            "del _os"
+        )
+
+    @property
+    def pid(self) -> int | None:
+        """The kernel process's id, while it runs."""
+        process = getattr(self.manager.provisioner, "process", None)
+        return getattr(process, "pid", None)
+
+    def kill(self) -> None:
+        """Kill the kernel process at once (a timeout): papermill then sees a dead kernel."""
+        provisioner = self.manager.provisioner
+        process = getattr(provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+
+    def shutdown(self) -> None:
+        """Stop the kernel process (idempotent)."""
+        try:
+            if self.manager.has_kernel:
+                run_sync(self.manager.shutdown_kernel)(now=True)
+        except RuntimeError:
+            pass
+        run_sync(self.manager.cleanup_resources)()
+
+
+# Kernels start one at a time: concurrent starts from several threads share jupyter_client's
+# per-thread event-loop machinery badly (kernels were seen dying before their first reply), and
+# on two cores they gain nothing.
+_START_LOCK = threading.Lock()
+
+
+def start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool = True) -> Kernel:
+    """Start one kernel with ``env`` (e.g. ``SPARK_REMOTE``), optionally warmed with imports."""
+    with _START_LOCK:
+        return _start_kernel(env, cwd, warm=warm)
+
+
+def _start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool) -> Kernel:
+    # IPC sockets: faster than loopback TCP, and not reachable from other machines.
+    socket_dir = Path(tempfile.gettempdir()) / "medallion-kernels"
+    socket_dir.mkdir(exist_ok=True)
+    manager = AsyncKernelManager(
+        kernel_name="python3", transport="ipc", ip=str(socket_dir / uuid.uuid4().hex)
+    )
+    run_sync(manager.start_kernel)(env={**os.environ, **env}, cwd=str(cwd))
+    kernel = Kernel(manager)
+    if warm:
+        code = WARMUP_CODE
+        if "SPARK_REMOTE" in env:
+            code += "\n" + CONNECT_WARMUP_CODE
+        kernel.execute_silently(code)
+    return kernel
+
+
+class KernelPool:
+    """Up to ``limit`` warmed kernels: ``size`` started ahead, more on demand, all recycled.
+
+    ``size=0`` keeps none: every task starts a fresh, unwarmed kernel and shuts it down.
+
+    A task gets, when one is free, a kernel that has run the same notebook before: its imports
+    (the DQ breaker's Great Expectations, ~5-10 s cold) are already paid. Otherwise the kernel
+    that has run the fewest notebooks, which keeps the specialised ones for their own tasks. A
+    pool may serve several runs (``RunOptions.kernels``): a child run (``run_job_task``) always
+    shares its parent's, and the demo keeps one for all its days.
+    """
+
+    def __init__(self, env: Mapping[str, str], cwd: Path, size: int, limit: int = 0) -> None:
+        self._env = dict(env)
+        self._cwd = cwd
+        self._size = size
+        self._limit = max(size, limit)
+        self._ready: list[Kernel] = []
+        self._errors: list[BaseException] = []
+        self._changed = threading.Condition()
+        self._alive = 0  # started or starting, not yet shut down
+        self._starting = 0
+        self._closed = threading.Event()
+        self._threads: list[threading.Thread] = []
+        for _ in range(size):
+            self._start_in_background()
+
+    @property
+    def keeps_kernels(self) -> bool:
+        """False for ``size=0``: a fresh kernel per task, none kept."""
+        return self._size > 0
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The environment its kernels were started with (``SPARK_REMOTE``)."""
+        return dict(self._env)
+
+    def _start_in_background(self) -> None:
+        """Start one more kernel (the caller holds no lock; counts are updated here)."""
+        with self._changed:
+            self._alive += 1
+            self._starting += 1
+        thread = threading.Thread(target=self._start_one, daemon=True, name="kernel-pool")
+        self._threads.append(thread)
+        thread.start()
+
+    def _start_one(self) -> None:
+        try:
+            kernel = start_kernel(self._env, self._cwd)
+        except BaseException as error:  # handed to the task that waits for this kernel
+            with self._changed:
+                self._alive -= 1
+                self._starting -= 1
+                self._errors.append(error)
+                self._changed.notify_all()
+            return
+        with self._changed:
+            self._starting -= 1
+            if not self._closed.is_set():
+                self._ready.append(kernel)
+                self._changed.notify_all()
+                return
+        kernel.shutdown()
+
+    def acquire(self, notebook: Path | None = None) -> Kernel:
+        """A started kernel for one task (running ``notebook``); hand it back with ``release``."""
+        if self._size == 0:
+            return start_kernel(self._env, self._cwd, warm=False)
+        while True:
+            with self._changed:
+                kernel = self._take(notebook)
+                if kernel is not None:
+                    return kernel
+                if self._errors:
+                    raise self._errors.pop(0)
+                # Nothing ready and nothing on its way for this task: start one if allowed.
+                start = self._starting == 0 and self._alive < self._limit
+                if not start:
+                    self._changed.wait(timeout=0.5)
+            if start:
+                self._start_in_background()
+
+    def _take(self, notebook: Path | None) -> Kernel | None:
+        """The ready kernel that suits ``notebook`` best, taken out of the pool (lock held)."""
+        if not self._ready:
+            return None
+        same = [kernel for kernel in self._ready if notebook in kernel.notebooks]
+        kernel = same[0] if same else min(self._ready, key=lambda k: len(k.notebooks))
+        self._ready.remove(kernel)
+        if notebook is not None:
+            kernel.notebooks.add(notebook)
+        return kernel
+
+    def release(self, kernel: Kernel, *, reusable: bool) -> None:
+        """Hand a kernel back after its task: recycled if the task succeeded, else shut down."""
+        if reusable and self._size > 0 and not self._closed.is_set():
+            try:
+                kernel.execute_silently(RESET_CODE, timeout=30)
+            except Exception:  # a kernel that cannot reset is not worth keeping
+                self._retire(kernel)
+                return
+            with self._changed:
+                self._ready.append(kernel)
+                self._changed.notify_all()
+            return
+        self._retire(kernel)
+
+    def _retire(self, kernel: Kernel) -> None:
+        kernel.shutdown()
+        if self._size > 0:
+            with self._changed:
+                self._alive -= 1
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        """Shut down every kernel the pool still holds."""
+        self._closed.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        with self._changed:
+            ready, self._ready = self._ready, []
+        for kernel in ready:
+            kernel.shutdown()

@@ -18,7 +18,7 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 INTEGRATION = "tests/integration/"  # the modules that share one built world
 # Modules whose module-scoped world is costly (a Spark cluster and its job runs, dlt-meta's
 # onboarding): all their tests on one worker, so it is built once, not once per worker.
-ONE_WORKER_MODULES = ("tests/cluster/", "tests/dltmeta/", "tests/packaging/")
+ONE_WORKER_MODULES = ("tests/platform/cluster/", "tests/lakehouse/dltmeta/", "tests/packaging/")
 
 
 class IntegrationTogether(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type hints

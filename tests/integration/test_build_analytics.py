@@ -38,17 +38,17 @@ from medallion.platform.devstack import postgres as local_postgres
 from medallion.platform.devstack import snowflake as local_snowflake
 from medallion.platform.generate.config import DirtKind
 from medallion.platform.generate.model import late_crm_updates
-from tests.alert_receivers import (
+from tests.integration.conftest import BUILT_DAYS, KNOWN_SALT, BuiltWorld, SourceWorld, read_table
+from tests.oracle.oracle import expected_gold, oracle_connection
+from tests.support.alert_receivers import (
     SMTP_PASSWORD,
     TOKEN,
     alert_secrets,
     serving_hook,
     serving_smtp,
 )
-from tests.glue_server import glue_server
-from tests.html_pages import artifacts_dir, browser, cells
-from tests.integration.conftest import BUILT_DAYS, KNOWN_SALT, BuiltWorld, SourceWorld, read_table
-from tests.oracle.oracle import expected_gold, oracle_connection
+from tests.support.glue_server import glue_server
+from tests.support.html_pages import artifacts_dir, browser, cells
 
 pytestmark = pytest.mark.integration
 

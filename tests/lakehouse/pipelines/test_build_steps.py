@@ -1,0 +1,281 @@
+"""bronze → silver → gold through the pipeline steps, on a small inline slice.
+
+Bronze tables are written from inline rows (the bronze layer has its own tests); the silver and
+gold steps then run with the repository's specs, and the DQ breaker checks each layer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.testing import assertDataFrameEqual
+
+from medallion.lakehouse.errors import ExpectationFailed
+from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.pipelines.gold import build_gold
+from medallion.lakehouse.pipelines.silver import silver_tables, update_silver
+from medallion.lakehouse.quality.breaker import run_breaker
+from medallion.lakehouse.quality.event_log import read_dq_events
+from medallion.lakehouse.tables import Lakehouse
+from tests.support.shapes import (
+    BEHAVIOR_BRONZE,
+    CRM_BRONZE,
+    FX_BRONZE,
+    KAFKA_BRONZE,
+    SNOWFLAKE_BRONZE,
+)
+
+DAY = date(2026, 11, 2)
+LANDED = datetime(2026, 11, 2, 23, 30)
+SALT = "test-salt"
+RUN = "run-1"
+
+
+def t(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, 2, hour, minute)
+
+
+def meta(source: str) -> tuple[object, ...]:
+    return (None, f"raw/{source}/load_dt=2026-11-02/part-0.jsonl", LANDED, "bronze-run", DAY)
+
+
+CRM = [
+    ("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead", t(1), *meta("crm")),
+    ("cust_2", "Ben Kim", "ben@example.com", "+49 555 0102", "DE", "customer", t(2), *meta("crm")),
+    # a later version of cust_2 and an exact copy of it
+    ("cust_2", "Ben Kim", "ben@example.com", "+49 555 0102", "DE", "evangelist", t(5),
+     *meta("crm")),
+    ("cust_2", "Ben Kim", "ben@example.com", "+49 555 0102", "DE", "evangelist", t(5),
+     *meta("crm")),
+    (None, "No Key", "nokey@example.com", "+1 555 0000", "US", "lead", t(3), *meta("crm")),
+    ("cust_3", "Cy Lee", "cy@example.com", "+1 555 0103", "US", "unknown", t(4), *meta("crm")),
+]
+SNOWFLAKE = [
+    ("ord_1", "cust_1", t(8), "placed", "USD", Decimal("10.00"), t(8), *meta("snowflake")),
+    ("ord_2", "cust_2", t(9), "shipped", "EUR", Decimal("92.00"), t(12), *meta("snowflake")),
+    ("ord_3", "cust_2", t(10), "cancelled", "EUR", Decimal("46.00"), t(11), *meta("snowflake")),
+    (None, "cust_1", t(10), "placed", "USD", Decimal("5.00"), t(10), *meta("snowflake")),
+    ("ord_9", "cust_9", t(10), "placed", "USD", Decimal("5.00"), t(10), *meta("snowflake")),
+    ("ord_8", "cust_1", t(10), "placed", "USD", Decimal("-5.00"), t(10), *meta("snowflake")),
+]
+KAFKA = [
+    # the same change as Snowflake's ord_2 row (a tie goes to Snowflake), and a newer one
+    ("ord_2", "cust_2", Decimal("92.00"), "EUR", t(12), "u", 0, 1, t(12), "ord_2", *meta("kafka")),
+    ("ord_1", "cust_1", Decimal("10.00"), "USD", t(13), "d", 0, 2, t(13), "ord_1", *meta("kafka")),
+    ("ord_7", "cust_1", None, "USD", t(13), "c", 0, 3, t(13), "ord_7", *meta("kafka")),
+]
+BEHAVIOR = [
+    ("evt_1", "sess_0123456789abcdef", "cust_1", "page_view", t(7), "/", "mobile", None, None,
+     *meta("redshift")),
+    ("evt_2", "sess_0123456789abcdef", "cust_1", "search", t(7, 5), "/search", "mobile", None,
+     None, *meta("redshift")),
+    ("evt_3", "sess-bad", "cust_2", "page_view", t(9), "/", "desktop", None, None,
+     *meta("redshift")),
+]
+FX = [
+    (DAY, "USD", "EUR", Decimal("0.92000000"), *meta("fx_rates")),
+    (DAY, "USD", "USD", Decimal("1.00000000"), *meta("fx_rates")),
+]
+ORDER_COLUMNS = ["order_id", "customer_id", "order_ts", "status", "currency", "order_amount",
+                 "updated_at", "_source_system"]
+
+
+@pytest.fixture(scope="module")
+def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Lakehouse:
+    """A lakehouse whose bronze tables hold the slice above, for ``DAY``."""
+    house = Lakehouse.open(spark, tmp_path_factory.mktemp("build-steps"))
+    # The KAFKA rows carry the wrong-type amount as a rescued value, as bronze would.
+    kafka = spark.createDataFrame(KAFKA, KAFKA_BRONZE).withColumn(
+        "_rescued_data",
+        sf.when(
+            sf.col("order_id") == "ord_7",
+            sf.create_map(sf.lit("order_amount"), sf.lit("1,5")),
+        ),
+    )
+    for table, rows in (
+        ("bronze.crm_accounts", spark.createDataFrame(CRM, CRM_BRONZE)),
+        ("bronze.snowflake_orders", spark.createDataFrame(SNOWFLAKE, SNOWFLAKE_BRONZE)),
+        ("bronze.kafka_orders", kafka),
+        ("bronze.customer_behavior", spark.createDataFrame(BEHAVIOR, BEHAVIOR_BRONZE)),
+        ("bronze.fx_rates", spark.createDataFrame(FX, FX_BRONZE)),
+    ):
+        house.write(rows, table, partition_by=["_proc_date"])
+    return house
+
+
+@pytest.fixture(scope="module")
+def silver_results(lakehouse: Lakehouse) -> dict[str, StepResult]:
+    """Every silver table of the catalog, in build order."""
+    return {
+        table.dataset: update_silver(lakehouse, table.dataset, DAY, run_id=RUN)
+        for table in silver_tables()
+    }
+
+
+def without_run_ids(frame: DataFrame) -> DataFrame:
+    return frame.drop("_run_id")
+
+
+def snapshot(lakehouse: Lakehouse, tables: tuple[str, ...]) -> dict[str, list[str]]:
+    return {
+        table: sorted(map(str, without_run_ids(lakehouse.read(table)).collect()))
+        for table in tables
+    }
+
+
+def test_silver_counts_conserve_every_bronze_row(silver_results: dict[str, StepResult]) -> None:
+    assert {name: result.as_dict() for name, result in silver_results.items()} == {
+        "silver.dim_customer": {
+            "step": "update_dim_customer", "target": "silver.dim_customer", "rows_in": 6,
+            "rows_written": 2, "rows_quarantined": 2,
+            "rows_dropped": {"duplicate_record": 1, "superseded_by_newer_version": 1},
+        },
+        "silver.fact_orders": {
+            "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 9,
+            "rows_written": 3, "rows_quarantined": 4,
+            "rows_dropped": {"duplicate_record": 0, "superseded_by_newer_version": 2},
+        },
+        "silver.fact_events": {
+            "step": "update_fact_events", "target": "silver.fact_events", "rows_in": 3,
+            "rows_written": 2, "rows_quarantined": 1,
+            "rows_dropped": {"duplicate_record": 0, "superseded_by_newer_version": 0},
+        },
+        "silver.fx_rates": {
+            "step": "update_fx_rates", "target": "silver.fx_rates", "rows_in": 2,
+            "rows_written": 2, "rows_quarantined": 0,
+            "rows_dropped": {"duplicate_record": 0, "superseded_by_newer_version": 0},
+        },
+    }
+
+
+def test_fact_orders_keeps_the_latest_version_with_cdc_fields_carried(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    expected = lakehouse.spark.createDataFrame(
+        [
+            ("ord_1", "cust_1", t(8), "cancelled", "USD", Decimal("10.00"), t(13), "kafka"),
+            ("ord_2", "cust_2", t(9), "shipped", "EUR", Decimal("92.00"), t(12), "snowflake"),
+            ("ord_3", "cust_2", t(10), "cancelled", "EUR", Decimal("46.00"), t(11), "snowflake"),
+        ],
+        "order_id STRING, customer_id STRING, order_ts TIMESTAMP, status STRING, "
+        "currency STRING, order_amount DECIMAL(18,2), updated_at TIMESTAMP, _source_system STRING",
+    )
+    assertDataFrameEqual(lakehouse.read("silver.fact_orders").select(*ORDER_COLUMNS), expected)
+
+
+def test_each_rejected_row_is_quarantined_with_the_rules_it_failed(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    def errors(table: str, key: str) -> list[tuple[object, list[str]]]:
+        rows = lakehouse.read(table).select(key, "_errors.name", "_run_id").collect()
+        assert {row["_run_id"] for row in rows} == {RUN}
+        return sorted(((row[key], row["name"]) for row in rows), key=str)
+
+    assert errors("silver.fact_orders_quarantine", "order_id") == sorted(
+        [
+            (None, ["order_id_not_null"]),
+            ("ord_7", ["order_amount_is_decimal"]),
+            ("ord_8", ["order_amount_not_negative"]),
+            ("ord_9", ["customer_in_dim_customer"]),
+        ],
+        key=str,
+    )
+    assert errors("silver.dim_customer_quarantine", "customer_id") == sorted(
+        [(None, ["customer_id_not_null"]), ("cust_3", ["lifecycle_stage_in_set"])], key=str
+    )
+    assert errors("silver.fact_events_quarantine", "event_id") == [
+        ("evt_3", ["session_id_format"])
+    ]
+
+
+def test_dq_metrics_reach_the_event_log_in_the_dlt_shape(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    events = read_dq_events(lakehouse, "silver.fact_events").collect()
+    assert len(events) == 1
+    details = events[0]["details"]
+    progress = json.loads(details)["flow_progress"]
+    assert progress["metrics"] == {"num_output_rows": 2}
+    session_rule = [e for e in progress["data_quality"]["expectations"]
+                    if e["name"] == "session_id_format"]
+    assert session_rule == [{"name": "session_id_format", "dataset": "silver.fact_events",
+                             "passed_records": 2, "failed_records": 1}]
+
+
+def test_rerunning_the_day_changes_nothing(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    tables = ("silver.dim_customer", "silver.fact_orders", "silver.fact_events",
+              "silver.fact_orders_quarantine", "silver.dim_customer_quarantine")
+    before = snapshot(lakehouse, tables)
+    for dataset in ("silver.dim_customer", "silver.fact_orders", "silver.fact_events"):
+        again = update_silver(lakehouse, dataset, DAY, run_id="run-2")
+        assert again.as_dict() == silver_results[dataset].as_dict()
+    assert snapshot(lakehouse, tables) == before
+
+
+def test_the_silver_breaker_passes_on_clean_silver(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    result = run_breaker(lakehouse, "silver", run_date=DAY)
+    assert result.passed
+    assert result.rows == {"silver.dim_customer": 2, "silver.fact_events": 2,
+                           "silver.fact_orders": 3, "silver.fx_rates": 2}
+
+
+def test_gold_is_built_with_check_constraints(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    result = build_gold(lakehouse, "gold.fact_customer_360", run_id=RUN, salt=SALT)
+    assert (result.rows_in, result.rows_written) == (2, 2)
+    daily = build_gold(lakehouse, "gold.orders_daily", run_id=RUN, salt=SALT)
+    assert (daily.rows_in, daily.rows_written) == (3, 3)
+    fx = build_gold(lakehouse, "gold.fx_daily_change", run_id=RUN, salt=SALT)
+    assert (fx.rows_in, fx.rows_written) == (2, 2)
+    gold = {row["order_count"]: row for row in lakehouse.read("gold.fact_customer_360").collect()}
+    # cust_1: ord_1 cancelled; cust_2: ord_2 shipped (92 EUR = 100 USD), ord_3 cancelled
+    assert {count: row["lifetime_value_usd"] for count, row in gold.items()} == {
+        1: Decimal("0.00"), 2: Decimal("100.00"),
+    }
+    properties = {
+        row["key"] for row in
+        lakehouse.spark.sql("SHOW TBLPROPERTIES gold.fact_customer_360").collect()
+    }
+    assert "delta.constraints.lifetime_value_not_negative" in properties
+    # Created with its constraints: one commit, no ALTER TABLE per rule.
+    operations = lakehouse.spark.sql(
+        f"DESCRIBE HISTORY delta.`{lakehouse.path('gold.fact_customer_360')}`"
+    ).select("operation")
+    assert [row["operation"] for row in operations.collect()] == ["WRITE"]
+    assert run_breaker(lakehouse, "gold").passed
+
+
+def test_a_gold_violation_fails_before_anything_is_written(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    build_gold(lakehouse, "gold.fact_customer_360", run_id=RUN, salt=SALT)
+    before = lakehouse.spark.sql(
+        f"DESCRIBE HISTORY delta.`{lakehouse.path('gold.fact_customer_360')}`"
+    ).count()
+    orders = lakehouse.read("silver.fact_orders")
+    negative = orders.limit(1).withColumns(
+        {
+            "order_id": sf.lit("ord_bad"),
+            "order_amount": sf.lit(Decimal("-1000.00")).cast("decimal(18,2)"),
+            "status": sf.lit("placed"),
+        }
+    )
+    lakehouse.write(negative, "silver.fact_orders", mode="append")
+    with pytest.raises(ExpectationFailed, match="lifetime_value_not_negative"):
+        build_gold(lakehouse, "gold.fact_customer_360", run_id=RUN, salt=SALT)
+    after = lakehouse.spark.sql(
+        f"DESCRIBE HISTORY delta.`{lakehouse.path('gold.fact_customer_360')}`"
+    ).count()
+    assert after == before
+    with pytest.raises(ExpectationFailed, match="fact_orders: order_amount_not_negative"):
+        run_breaker(lakehouse, "silver", run_date=DAY)

@@ -35,6 +35,7 @@ from medallion.lakehouse.pipelines.silver import SilverTable, silver_tables
 from medallion.lakehouse.quality.spec import TableSpec, build_order, load_specs
 from medallion.lakehouse.raw.landing import load_dir, peek_manifest
 from medallion.lakehouse.spark import COMMIT_METADATA_CONF
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.transforms.bronze import PARTITION_COLUMNS, PROC_DATE, to_bronze
 from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN
 
@@ -88,7 +89,7 @@ def load_bronze(
     """Replace the day's ``_proc_date`` partition of a bronze table with the day's raw load."""
     # The manifest only for the file list and landing time: no checksums, no count checks.
     manifest = peek_manifest(load_dir(root / "raw", entry.raw_source, entry.raw_entity, day))
-    parsed = parse_json_lines(read_raw_lines(spark, manifest, root))
+    parsed = parse_json_lines(read_raw_lines(spark, manifest, StorageRoot(root)))
     bronze = to_bronze(
         parsed, contract, ingest_ts=manifest.landed_at, proc_date=day, run_id=RUN_ID
     )

@@ -56,6 +56,7 @@ from medallion.lakehouse.quality.engine import add_lookups, check_expectations
 from medallion.lakehouse.quality.spec import Action, Expectation, TableSpec, spec_for
 from medallion.lakehouse.raw.landing import load_dir, read_manifest
 from medallion.lakehouse.spark import build_local_session, computed_once
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.bronze import to_unknown_columns
 from medallion.lakehouse.transforms.gold.customer_360 import build_customer_360
@@ -348,7 +349,7 @@ def measure_bronze(raw_source: Path, work: Path, repeat: int) -> StepShare:
     for index in range(repeat):
         root = work / f"bronze_run_{index}"
         shutil.copytree(raw_source, root / "raw", copy_function=os.link)
-        lakehouse = Lakehouse.open(build_local_session(root), root)
+        lakehouse = Lakehouse.open(build_local_session(StorageRoot(root)), StorageRoot(root))
         started = time.perf_counter()
         result = bronze_step.load_bronze(lakehouse, entry.name, PROC_DATE, run_id=RUN_ID)
         step_runs.append(time.perf_counter() - started)
@@ -536,11 +537,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="medallion-dq-bench-"))
     try:
         root = work / "lakehouse"
-        lakehouse = Lakehouse.open(build_local_session(root), root)
+        lakehouse = Lakehouse.open(build_local_session(StorageRoot(root)), StorageRoot(root))
         started = time.perf_counter()
         write_bronze_tables(lakehouse, sizes)
         raw_root = work / "raw_load"
-        land_behavior_load(Lakehouse.open(lakehouse.spark, raw_root), sizes)
+        land_behavior_load(Lakehouse.open(lakehouse.spark, StorageRoot(raw_root)), sizes)
         generate_seconds = time.perf_counter() - started
         print(f"generated the tables in {generate_seconds:.0f} s under {work}", flush=True)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from medallion.lakehouse.lineage.transport import ENABLED_ENV
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 from medallion.platform.bundle import load_bundle
 from medallion.platform.devstack import stack
@@ -67,10 +68,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="medallion-bench-obs-") as tmp:
         root, runs_root = Path(tmp) / "lakehouse", Path(tmp) / "runs"
         data = generate(GeneratorConfig(seed=42, scale=args.scale, days=1, start_date=DAY))
-        stack.up(root)
-        compute.pin_server(root)
+        stack.up(StorageRoot(root))
+        compute.pin_server(StorageRoot(root))
         try:
-            load_day(root, data, DAY)
+            load_day(StorageRoot(root), data, DAY)
             bundle = load_bundle(repo_root(), variables={"storage_root": str(root)})
             jobs = {key: parse_job(key, raw) for key, raw in bundle.jobs.items()}
             ingest = run_job(jobs["ingest_daily_sources"], {"run_date": DAY.isoformat()},
@@ -82,8 +83,8 @@ def main() -> None:
                 for observed in (True, False):
                     times[observed].append(run_once(root, runs_root, observed=observed))
         finally:
-            compute.unpin_server(root)
-            stack.down(root)
+            compute.unpin_server(StorageRoot(root))
+            stack.down(StorageRoot(root))
 
     on, off = times[True], times[False]
     print(f"\nobservability overhead on build_analytics (scale {args.scale}, one day, "

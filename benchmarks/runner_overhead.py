@@ -20,13 +20,15 @@ from pathlib import Path
 
 import nbformat
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 from medallion.platform.jobs import JobSpec, RunOptions, TaskSpec, run_job
 from medallion.platform.jobs.model import Dependency
 
 NOOP_SOURCE = (
-    "from medallion.lakehouse.spark import get_spark\n\n"
-    "spark = get_spark(storage_root)\n"
+    "from medallion.lakehouse.spark import get_spark\n"
+    "from medallion.lakehouse.storage import StorageRoot\n\n"
+    "spark = get_spark(StorageRoot(storage_root))\n"
     "spark.range(1).count()"
 )
 
@@ -77,13 +79,13 @@ def main() -> None:
         runs_root = workdir / "runs"
 
         started = time.monotonic()
-        compute.pin_server(storage_root)
+        compute.pin_server(StorageRoot(storage_root))
         server_start = time.monotonic() - started
         try:
             warm = measure(job, runs_root, "warm", kernel_pool=2)
             warm_no_pool = measure(job, runs_root, "warm", kernel_pool=0)
         finally:
-            compute.unpin_server(storage_root)
+            compute.unpin_server(StorageRoot(storage_root))
         cold = measure(job, runs_root, "cold", kernel_pool=0)
 
     n = args.tasks

@@ -53,6 +53,7 @@ from benchmarks.spark_accounting import (
 )
 from medallion.lakehouse.settings import repo_root
 from medallion.lakehouse.spark import EVENT_LOG_DIR_ENV
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 from medallion.platform.bundle import load_bundle
 from medallion.platform.devstack import stack
@@ -155,7 +156,7 @@ def _run_days(root: Path, runs_root: Path, days: Sequence[date], data: Generated
               jobs: Mapping[str, JobSpec], options: RunOptions) -> list[BuildRun]:
     builds = []
     for day in days:
-        report = load_day(root, data, day)
+        report = load_day(StorageRoot(root), data, day)
         ingest = run_job(jobs[INGEST_JOB], {"run_date": day.isoformat()}, options)
         if ingest.exit_code:
             raise SystemExit(ingest.failure_message())
@@ -268,12 +269,12 @@ def main() -> None:
     print(f"small-day benchmark: scale {args.scale}, {args.days} day(s) from {days[0]}, under "
           f"{work}; load average {os.getloadavg()[0]:.1f}", flush=True)
     started = time.monotonic()
-    stack.up(root)
+    stack.up(StorageRoot(root))
     try:
         # Only the warm server reads it: the event log is the benchmark's, not production's.
         os.environ[EVENT_LOG_DIR_ENV] = str(events)
         try:
-            server = compute.pin_server(root)
+            server = compute.pin_server(StorageRoot(root))
         finally:
             os.environ.pop(EVENT_LOG_DIR_ENV, None)
         print(f"  stand-ins and warm server up in {time.monotonic() - started:.1f} s", flush=True)
@@ -282,8 +283,8 @@ def main() -> None:
         bare = run_bare(server.url, root / "raw", work / "bare", days)
         print(f"  bare baseline done in {time.monotonic() - bare_started:.1f} s", flush=True)
     finally:
-        compute.unpin_server(root)  # the server stops: its event log is complete
-        stack.down(root)
+        compute.unpin_server(StorageRoot(root))  # the server stops: its event log is complete
+        stack.down(StorageRoot(root))
     try:
         jobs = read_event_log_jobs(events)
         commits = read_commits(root)

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from xdist.scheduler import LoadScopeScheduling
 
 from medallion.lakehouse.spark import build_local_session
+from medallion.lakehouse.storage import StorageRoot
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
@@ -58,4 +59,4 @@ def spark_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def spark(spark_root: Path) -> SparkSession:
     """One Spark + Delta session for every test (starting one costs ~9 s)."""
-    return build_local_session(spark_root)
+    return build_local_session(StorageRoot(spark_root))

@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from medallion.lakehouse.credentials import env_name
 from medallion.lakehouse.raw.landing import load_dir, raw_zone, read_manifest
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 from medallion.platform.devstack import stack
 from medallion.platform.generate import GeneratedData, GeneratorConfig, generate
@@ -55,7 +56,7 @@ class SourceWorld:
 
     def advance(self, day: date) -> LoadReport:
         """Make the source systems look as they would at the end of ``day``."""
-        self.reports[day] = load_day(self.root, self.data, day)
+        self.reports[day] = load_day(StorageRoot(self.root), self.data, day)
         return self.reports[day]
 
     def medallion(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -85,7 +86,7 @@ class SourceWorld:
 
     def raw_records(self, source: str, entity: str | None, day: date) -> list[dict[str, Any]]:
         """Every record of one complete raw load, in file order."""
-        manifest = read_manifest(load_dir(raw_zone(self.root), source, entity, day))
+        manifest = read_manifest(load_dir(raw_zone(StorageRoot(self.root)), source, entity, day))
         records: list[dict[str, Any]] = []
         for path in manifest.data_paths:
             with path.open(encoding="utf-8") as handle:
@@ -117,14 +118,14 @@ def source_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceWor
     base = tmp_path_factory.mktemp("world")
     root = base / "lakehouse"
     data = generate(WORLD)
-    stack.up(root)
-    compute.pin_server(root)  # one warm Spark server for every run of every module
+    stack.up(StorageRoot(root))
+    compute.pin_server(StorageRoot(root))  # one warm Spark server for every run of every module
     try:
         yield SourceWorld(root, base / "runs", data,
                           env={env_name("pii-hash-salt"): KNOWN_SALT})
     finally:
-        compute.unpin_server(root)
-        stack.down(root)
+        compute.unpin_server(StorageRoot(root))
+        stack.down(StorageRoot(root))
 
 
 @pytest.fixture(scope="package")

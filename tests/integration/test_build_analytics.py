@@ -32,6 +32,7 @@ from medallion.lakehouse.raw.landing import land_records, load_dir, raw_zone, re
 from medallion.lakehouse.runtime import read_task_values
 from medallion.lakehouse.serving.glue import glue_client
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from medallion.platform import compute
 from medallion.platform.devstack import postgres as local_postgres
@@ -92,7 +93,8 @@ NULL_KEY_RULES = {
 SILVER_AND_GOLD = (
     "silver.dim_customer", "silver.fact_orders", "silver.fact_events", "silver.fx_rates",
     "silver.dim_customer_quarantine", "silver.fact_orders_quarantine",
-    "silver.fact_events_quarantine", "gold.fact_customer_360", "gold.orders_daily",
+    "silver.fact_events_quarantine", "silver.fx_rates_quarantine", "gold.fact_customer_360",
+    "gold.orders_daily",
 )
 WATCHED = (
     "bronze.crm_accounts", "bronze.customer_behavior", "bronze.fx_rates", "bronze.kafka_orders",
@@ -190,7 +192,7 @@ def test_the_exploration_notebook_runs_top_to_bottom_as_an_analyst(
 ) -> None:
     import papermill
 
-    server = compute.find_server(source_world.root)
+    server = compute.find_server(StorageRoot(source_world.root))
     assert server is not None
     monkeypatch.setenv("SPARK_REMOTE", server.url)  # the kernel attaches to the warm driver
     executed = tmp_path / "explore_gold.ipynb"
@@ -238,11 +240,10 @@ def test_the_run_report_opens_in_a_browser_with_its_tasks_dq_charts_and_notebook
     assert set(tasks.hrefs) >= {
         f"{task}.html" for task in BUILD_TASKS if task.startswith(("bronze_", "silver_", "gold_"))
     }
-    # Every rule a step checked (silver's and gold's specs; bronze and FX rules are the
-    # breakers', shown in their notebooks), with the counts of the run summary.
+    # Every rule a step checked (silver's and gold's specs; bronze rules are the breakers',
+    # shown in their notebooks), with the counts of the run summary.
     rules = {(spec.dataset, rule.name) for layer in ("silver", "gold")
-             for spec in load_specs(layer).values() if spec.dataset != "silver.fx_rates"
-             for rule in spec.expectations}
+             for spec in load_specs(layer).values() for rule in spec.expectations}
     assert {(row[0], row[3]) for row in cells(dom, "dq").rows[1:]} == rules
     assert dom.count('class="bar"') == len(build["tasks"])
     lineage = dom[dom.index('id="lineage"'):]
@@ -262,7 +263,7 @@ def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:
     columns = [field.name for field in CUSTOMER_360_SCHEMA]
     # fakesnow reads a NULL timestamp back as 1970-01-01 (it stores NULL): ask IS NULL too.
     nullable = [f.name for f in CUSTOMER_360_SCHEMA if f.dataType.typeName() == "timestamp"]
-    snowflake_conn = local_snowflake.connect(world.root)
+    snowflake_conn = local_snowflake.connect(StorageRoot(world.root))
     try:
         cursor = snowflake_conn.cursor()
         cursor.execute(
@@ -279,7 +280,7 @@ def warehouse_rows(world: SourceWorld) -> dict[str, list[tuple[Any, ...]]]:
         ]
     finally:
         snowflake_conn.close()
-    with local_postgres.connect(world.root) as conn:
+    with local_postgres.connect(StorageRoot(world.root)) as conn:
         in_redshift = conn.execute(
             f"SELECT {', '.join(columns)} FROM redshift_analytics.gold_customer_360"
         ).fetchall()
@@ -337,7 +338,7 @@ def test_gold_equals_the_independent_oracle_row_for_row(
     source_world: SourceWorld, spark: SparkSession, built: dict[date, dict[str, Any]]
 ) -> None:
     expected = expected_gold(source_world.data, through=source_world.day(WORLD_DAYS - 1),
-                             salt=pii_hash_salt(source_world.root))
+                             salt=pii_hash_salt(StorageRoot(source_world.root)))
     for name, oracle, order in (
         ("gold.fact_customer_360", expected.fact_customer_360, ["customer_id"]),
         ("gold.orders_daily", expected.orders_daily, ["order_date", "currency"]),
@@ -463,7 +464,9 @@ def test_task_counts_conserve_and_reconcile_with_raw(
            "bronze_customer_behavior": ("redshift", "behavior"),
            "bronze_crm_accounts": ("crm", "accounts")}
     for task, (source, entity) in raw.items():
-        manifest = read_manifest(load_dir(raw_zone(source_world.root), source, entity, day))
+        manifest = read_manifest(
+            load_dir(raw_zone(StorageRoot(source_world.root)), source, entity, day)
+        )
         assert values[task]["rows_in"] == manifest.row_count
         assert values[task]["rows_written"] + values[task]["rows_quarantined"] == manifest.row_count
     assert values["silver_dim_customer"]["rows_in"] == values["bronze_crm_accounts"]["rows_written"]
@@ -488,7 +491,7 @@ def test_a_late_crm_update_changes_dim_customer_and_gold(
             if v["available_on"] == days[-1] and latest[v["customer_id"]] is v
             and v["customer_id"] in built[days[-2]]["dim_customer"]]
     assert late, "the generator made no late update arriving on the last day"
-    salt = pii_hash_salt(source_world.root)
+    salt = pii_hash_salt(StorageRoot(source_world.root))
     gold_changed = 0
     for version in late:
         modified = version["last_modified_date"].replace(tzinfo=None)
@@ -697,7 +700,7 @@ def test_a_breaking_contract_change_fails_bronze_with_a_named_error(
     records = [{k: v for k, v in event.items() if k != "event_ts"}
                for event in source_world.raw_records("redshift", "behavior",
                                                      source_world.day(0))[:50]]
-    land_records(raw_zone(source_world.root), "redshift", "behavior", day, records,
+    land_records(raw_zone(StorageRoot(source_world.root)), "redshift", "behavior", day, records,
                  source_positions={})
     try:
         result, record = source_world.run_job("build_analytics", f"run_date={day}")
@@ -709,7 +712,9 @@ def test_a_breaking_contract_change_fails_bronze_with_a_named_error(
         assert states(record)["bronze_dq_breaker"] == "UPSTREAM_FAILED"
         assert states(record)["gold_dq_breaker"] == "UPSTREAM_FAILED"
     finally:
-        shutil.rmtree(load_dir(raw_zone(source_world.root), "redshift", "behavior", day))
+        shutil.rmtree(
+            load_dir(raw_zone(StorageRoot(source_world.root)), "redshift", "behavior", day)
+        )
 
 
 def test_a_gold_violation_stops_the_job_and_keeps_the_previous_gold(
@@ -749,7 +754,7 @@ def test_no_secret_value_is_in_any_log_notebook_summary_lineage_event_or_mlflow_
     """
     stores = {*(source_world.root / "_system" / "devstack").glob("*/password"),
               *(source_world.root / "_system" / "secrets").glob("*")}
-    generated = stored_local_secrets(source_world.root)
+    generated = stored_local_secrets(StorageRoot(source_world.root))
     assert generated  # the PostgreSQL stand-in's password at least
     secrets = {KNOWN_SALT, TOKEN, SMTP_PASSWORD, *generated}
     scanned, leaks = [], []

@@ -26,6 +26,7 @@ from medallion.lakehouse.raw.landing import (
     source_dir,
 )
 from medallion.lakehouse.state import state_dir
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.fx_api import CURRENCIES
 from medallion.platform.generate.load import behavior_events_on, kafka_order_events_on
 from medallion.platform.generate.model import crm_accounts_on, late_crm_updates, orders_snapshot
@@ -54,8 +55,10 @@ def manifests(world: SourceWorld) -> dict[tuple[str, date], tuple[str, str]]:
     """(source, load_dt) -> (sha256, landed_at) of every complete load."""
     found = {}
     for source, entity in SOURCES.items():
-        for load_dt in list_loads(raw_zone(world.root), source, entity):
-            manifest = read_manifest(load_dir(raw_zone(world.root), source, entity, load_dt))
+        for load_dt in list_loads(raw_zone(StorageRoot(world.root)), source, entity):
+            manifest = read_manifest(
+                load_dir(raw_zone(StorageRoot(world.root)), source, entity, load_dt)
+            )
             found[(source, load_dt)] = (manifest.sha256, manifest.landed_at.isoformat())
     return found
 
@@ -171,7 +174,8 @@ def dirt(world: SourceWorld, source: str, kind: str, day: date) -> list[str | No
 
 
 def anomalies(world: SourceWorld, source: str, entity: str | None, day: date) -> dict[str, int]:
-    return dict(read_manifest(load_dir(raw_zone(world.root), source, entity, day)).anomalies)
+    raw = raw_zone(StorageRoot(world.root))
+    return dict(read_manifest(load_dir(raw, source, entity, day)).anomalies)
 
 
 def test_each_manifest_counts_the_dirt_the_generator_injected(
@@ -211,7 +215,8 @@ def test_the_file_check_counts_every_landed_load(
     run_dir = Path(two_days[1]["run_dir"])
     values = json.loads((run_dir / "_task_values" / "check_landed_files.json").read_text())
     day = source_world.day(1)
-    rows = sum(read_manifest(load_dir(raw_zone(source_world.root), s, e, day)).row_count
+    raw = raw_zone(StorageRoot(source_world.root))
+    rows = sum(read_manifest(load_dir(raw, s, e, day)).row_count
                for s, e in SOURCES.items())
     assert values == {"complete_loads": 5, "expected_loads": 5, "rows_landed": rows,
                       "new_loads": 5, "rows_new": rows}  # day 1 was never built before
@@ -266,7 +271,7 @@ def test_a_down_source_fails_clearly_while_the_others_land(
     assert "ingest_crm_accounts" in result.stderr
     assert dead in result.stderr
     landed = {source for source, entity in SOURCES.items()
-              if day in list_loads(raw_zone(source_world.root), source, entity)}
+              if day in list_loads(raw_zone(StorageRoot(source_world.root)), source, entity)}
     assert landed == {"snowflake", "redshift", "kafka", "fx_rates"}
     values = json.loads((Path(record["run_dir"]) / "_task_values" / "check_landed_files.json")
                         .read_text())
@@ -275,14 +280,14 @@ def test_a_down_source_fails_clearly_while_the_others_land(
     retry, _ = source_world.run_job("ingest_daily_sources", f"run_date={day}", only=LANDING)
 
     assert retry.returncode == 0, retry.stdout + retry.stderr
-    assert day in list_loads(raw_zone(source_world.root), "crm", "accounts")
+    assert day in list_loads(raw_zone(StorageRoot(source_world.root)), "crm", "accounts")
 
 
 def test_kafka_down_fails_the_run_and_alerts_though_every_load_is_complete(
     source_world: SourceWorld, two_days: list[dict[str, Any]]
 ) -> None:
     # The latest day again, Kafka unreachable: its rerun must ask the broker for its offsets.
-    day = max(list_loads(raw_zone(source_world.root), "kafka", "orders"))
+    day = max(list_loads(raw_zone(StorageRoot(source_world.root)), "kafka", "orders"))
     before = manifests(source_world)
 
     result, record = source_world.run_job(
@@ -314,7 +319,7 @@ def test_a_full_reload_of_the_range_moves_old_loads_aside_and_lands_everything_o
     if days[-1] not in source_world.reports:  # when run on its own
         source_world.advance(days[-1])
     before = manifests(source_world)
-    resets = state_dir(source_world.root) / "resets"
+    resets = state_dir(StorageRoot(source_world.root)) / "resets"
     shutil.rmtree(resets, ignore_errors=True)
 
     result, record = source_world.run_job(

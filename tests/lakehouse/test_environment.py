@@ -17,6 +17,7 @@ from medallion.lakehouse.environment import (
     resolve_target,
 )
 from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.service import ServiceInfo, write_info
 from medallion.platform.devstack.stack import local_stand_ins
 
@@ -40,15 +41,15 @@ def no_provider_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_off_databricks_the_target_is_local(tmp_path: Path) -> None:
-    environment = Environment.resolve(tmp_path)
+    environment = Environment.resolve(StorageRoot(tmp_path))
 
     assert (resolve_target(), environment.target) == (LOCAL, LOCAL)
-    assert (environment.storage_root, environment.catalog) == (tmp_path, None)
+    assert (environment.storage_root, environment.catalog) == (StorageRoot(tmp_path), None)
 
 
 @pytest.mark.usefixtures("on_databricks")
 def test_a_databricks_runtime_is_the_databricks_target(tmp_path: Path) -> None:
-    environment = Environment.resolve(tmp_path, catalog="medallion_dev")
+    environment = Environment.resolve(StorageRoot(tmp_path), catalog="medallion_dev")
 
     assert (resolve_target(), environment.target) == (DATABRICKS, DATABRICKS)
     assert environment.table_catalog() == "medallion_dev"
@@ -58,7 +59,9 @@ def test_the_local_target_fills_an_empty_endpoint_from_the_running_stand_in(
     tmp_path: Path,
 ) -> None:
     environment = Environment.resolve(
-        tmp_path, endpoints=Endpoints(fx_api_url="https://rates.example"), stand_ins=POSTGRES
+        StorageRoot(tmp_path),
+        endpoints=Endpoints(fx_api_url="https://rates.example"),
+        stand_ins=POSTGRES,
     )
 
     endpoints = environment.endpoints
@@ -79,22 +82,25 @@ def test_the_stand_ins_credentials_come_with_its_endpoint_only(
     )
     given = Endpoints(snowflake_url="https://acme.snowflakecomputing.com")
 
-    secrets = Environment.resolve(tmp_path, endpoints=given, stand_ins=stand_ins).secrets
+    root = StorageRoot(tmp_path)
+    secrets = Environment.resolve(root, endpoints=given, stand_ins=stand_ins).secrets
 
     assert secrets.get("redshift-user") == "medallion"  # the stand-in's own role
     assert secrets.get("snowflake-user") == "publisher"  # the configured account's user
 
 
 def test_a_stand_in_found_running_by_its_state_file_gives_its_url(tmp_path: Path) -> None:
-    write_info(tmp_path, ServiceInfo("fx_api", "http://127.0.0.1:48001", os.getpid()))
+    write_info(StorageRoot(tmp_path), ServiceInfo("fx_api", "http://127.0.0.1:48001", os.getpid()))
 
-    environment = Environment.resolve(tmp_path, stand_ins=local_stand_ins(tmp_path))
+    root = StorageRoot(tmp_path)
+    environment = Environment.resolve(root, stand_ins=local_stand_ins(root))
 
     assert environment.endpoints.require("fx_api_url") == "http://127.0.0.1:48001"
 
 
 def test_locally_an_endpoint_without_a_stand_in_says_how_to_start_one(tmp_path: Path) -> None:
-    environment = Environment.resolve(tmp_path, stand_ins=local_stand_ins(tmp_path))
+    root = StorageRoot(tmp_path)
+    environment = Environment.resolve(root, stand_ins=local_stand_ins(root))
 
     with pytest.raises(ConfigError) as raised:
         environment.endpoints.require("snowflake_url")
@@ -108,7 +114,8 @@ def test_locally_an_endpoint_without_a_stand_in_says_how_to_start_one(tmp_path: 
 
 @pytest.mark.usefixtures("on_databricks")
 def test_on_databricks_an_empty_endpoint_is_refused_by_its_parameter(tmp_path: Path) -> None:
-    environment = Environment.resolve(tmp_path, catalog="medallion", stand_ins=POSTGRES)
+    root = StorageRoot(tmp_path)
+    environment = Environment.resolve(root, catalog="medallion", stand_ins=POSTGRES)
 
     with pytest.raises(ConfigError, match=r"^no redshift_url configured: expected the job "
                                           r"parameter redshift_url$"):
@@ -117,7 +124,7 @@ def test_on_databricks_an_empty_endpoint_is_refused_by_its_parameter(tmp_path: P
 
 @pytest.mark.usefixtures("on_databricks")
 def test_on_databricks_the_tables_need_a_catalog(tmp_path: Path) -> None:
-    environment = Environment.resolve(tmp_path)
+    environment = Environment.resolve(StorageRoot(tmp_path))
 
     with pytest.raises(ConfigError, match="expected the job parameter 'catalog'"):
         environment.table_catalog()
@@ -125,7 +132,7 @@ def test_on_databricks_the_tables_need_a_catalog(tmp_path: Path) -> None:
 
 def test_a_malformed_catalog_is_refused_at_the_edge(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="catalog 'Main-Catalog': expected a Unity Catalog"):
-        Environment.resolve(tmp_path, catalog="Main-Catalog")
+        Environment.resolve(StorageRoot(tmp_path), catalog="Main-Catalog")
 
 
 def test_an_unknown_endpoint_is_refused_by_name() -> None:
@@ -136,9 +143,9 @@ def test_an_unknown_endpoint_is_refused_by_name() -> None:
 def test_the_local_provider_reads_the_environment_and_generates_its_salt(
     tmp_path: Path,
 ) -> None:
-    secrets = Environment.resolve(tmp_path).secrets
+    secrets = Environment.resolve(StorageRoot(tmp_path)).secrets
 
-    assert (secrets.workspace, secrets.generated_under) == (False, tmp_path)
+    assert (secrets.workspace, secrets.generated_under) == (False, StorageRoot(tmp_path))
     assert secrets.get("pii-hash-salt") == (tmp_path / "_system/secrets/pii-hash-salt").read_text()
 
 
@@ -147,15 +154,15 @@ def test_the_workspace_provider_is_chosen_locally_on_request(
 ) -> None:
     monkeypatch.setenv(PROVIDER_ENV, "workspace")
 
-    secrets = Environment.resolve(tmp_path).secrets
+    secrets = Environment.resolve(StorageRoot(tmp_path)).secrets
 
-    assert (secrets.workspace, secrets.generated_under) == (True, tmp_path)
+    assert (secrets.workspace, secrets.generated_under) == (True, StorageRoot(tmp_path))
 
 
 @pytest.mark.usefixtures("on_databricks")
 def test_on_databricks_secrets_come_from_the_workspace_and_none_is_generated(
     tmp_path: Path,
 ) -> None:
-    secrets = Environment.resolve(tmp_path, stand_ins=POSTGRES).secrets
+    secrets = Environment.resolve(StorageRoot(tmp_path), stand_ins=POSTGRES).secrets
 
     assert (secrets.workspace, secrets.generated_under, dict(secrets.pinned)) == (True, None, {})

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 from medallion.lakehouse.environment import Endpoints, Environment
 from medallion.lakehouse.pipelines.ingest import ingest_fx
 from medallion.lakehouse.settings import config_dir, jars_dir, repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.fx_api import CURRENCIES, FxApiServer
 
 # What the local platform brings and a Databricks runtime must keep its own of (or never needs).
@@ -114,7 +115,8 @@ def test_a_notebook_task_runs_on_the_wheel_with_only_spark_and_delta_added(
     root = tmp_path / "lakehouse"
     day = date(2026, 11, 2)
     with FxApiServer(seed=42) as fx_api:
-        ingest_fx(Environment.resolve(root, endpoints=Endpoints(fx_api_url=fx_api.url)), day)
+        endpoints = Endpoints(fx_api_url=fx_api.url)
+        ingest_fx(Environment.resolve(StorageRoot(root), endpoints=endpoints), day)
 
     result = subprocess.run(
         [str(python), "-c", RUN_NOTEBOOK, str(repo_root() / "notebooks/bronze/load_bronze.ipynb"),

@@ -38,10 +38,10 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medallion.lakehouse.errors import SecretNotFound
+from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -90,7 +90,7 @@ class SecretProvider:
 
     workspace: bool = False
     pinned: Mapping[str, str] = field(default_factory=dict, repr=False)
-    generated_under: Path | None = None
+    generated_under: StorageRoot | None = None
 
     def get(
         self,
@@ -164,13 +164,13 @@ def local_secret_values(extra: Iterable[str | None] = ()) -> list[str]:
     return sorted((v for v in values if v and len(v) >= 4), key=lambda v: (-len(v), v))
 
 
-def generated_local_secret(storage_root: str | Path, key: str) -> str:
+def generated_local_secret(storage_root: StorageRoot, key: str) -> str:
     """A random value for ``key`` made once per local storage root (``_system/secrets/<key>``).
 
     The local fallback for secrets nobody has to know, such as the PII hash salt: stable across
     runs of one lakehouse, readable only by its owner, never in the repository.
     """
-    path = Path(storage_root) / "_system" / "secrets" / key
+    path = storage_root.system / "secrets" / key
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         staged = path.with_suffix(f".{os.getpid()}.tmp")
@@ -185,13 +185,13 @@ def generated_local_secret(storage_root: str | Path, key: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def stored_local_secrets(storage_root: str | Path | None) -> list[str]:
+def stored_local_secrets(storage_root: StorageRoot | None) -> list[str]:
     """Secrets generated locally for ``storage_root``: generated keys, and the passwords local
     services keep under ``_system/<area>/<service>/password`` (the stand-ins')."""
-    if not storage_root:
+    if storage_root is None:
         return []
     found = []
-    system = Path(storage_root) / "_system"
+    system = storage_root.system
     for path in [*system.glob("*/*/password"), *(system / "secrets").glob("*")]:
         try:
             found.append(path.read_text(encoding="utf-8").strip())

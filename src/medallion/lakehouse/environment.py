@@ -21,12 +21,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final, Literal
 
 from medallion.lakehouse.credentials import PROVIDER_ENV, SCOPE, SecretProvider
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.settings import on_databricks
+from medallion.lakehouse.storage import StorageRoot
 
 Target = Literal["local", "databricks"]
 LOCAL: Final = "local"
@@ -149,7 +149,7 @@ class Environment:
     """The resolved environment of a job's task: target, storage, catalog, endpoints, secrets."""
 
     target: Target
-    storage_root: Path
+    storage_root: StorageRoot
     catalog: str | None
     endpoints: Endpoints
     secrets: SecretProvider
@@ -157,7 +157,7 @@ class Environment:
     @classmethod
     def resolve(
         cls,
-        storage_root: str | Path,
+        storage_root: StorageRoot,
         *,
         catalog: str = "",
         endpoints: Endpoints | None = None,
@@ -173,23 +173,22 @@ class Environment:
         target = target or resolve_target()
         if target not in (LOCAL, DATABRICKS):
             raise ConfigError(f"target {target!r}: expected {LOCAL!r} or {DATABRICKS!r}")
-        root = Path(storage_root)
         catalog_name = catalog or None
         if catalog_name is not None:
             table_catalog(target, catalog_name)  # a malformed name fails here, at the edge
         given = endpoints or Endpoints()
         if target == DATABRICKS:
-            return cls(target, root, catalog_name, given, SecretProvider(workspace=True))
+            return cls(target, storage_root, catalog_name, given, SecretProvider(workspace=True))
         resolved = given.with_stand_ins(stand_ins or StandIns())
-        return cls(target, root, catalog_name, resolved,
-                   _local_secrets(root, resolved, stand_ins or StandIns()))
+        return cls(target, storage_root, catalog_name, resolved,
+                   _local_secrets(storage_root, resolved, stand_ins or StandIns()))
 
     def table_catalog(self) -> str | None:
         """The catalog of the lakehouse's tables (``ConfigError`` on Databricks without one)."""
         return table_catalog(self.target, self.catalog)
 
 
-def _local_secrets(root: Path, endpoints: Endpoints, stand_ins: StandIns) -> SecretProvider:
+def _local_secrets(root: StorageRoot, endpoints: Endpoints, stand_ins: StandIns) -> SecretProvider:
     """The local target's provider: the stand-ins' own credentials for the endpoints they fill,
     then the environment (or the workspace, on request), then secrets generated under ``root``."""
     pinned = {key: value for name in sorted(endpoints.stand_ins)

@@ -33,6 +33,7 @@ from medallion.lakehouse.environment import DATABRICKS, Target, resolve_target
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.runtime import task_context
 from medallion.lakehouse.settings import jars_dir
+from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -52,7 +53,7 @@ T = TypeVar("T")
 
 
 def local_spark_conf(
-    storage_root: str | Path, *, connect_port: int | None = None
+    storage_root: StorageRoot, *, connect_port: int | None = None
 ) -> dict[str, str]:
     """Spark settings for local mode: Delta, cached jars, 2 cores, quiet, small shuffles.
 
@@ -60,7 +61,6 @@ def local_spark_conf(
     With ``MEDALLION_SPARK_EVENT_LOG_DIR`` set it writes Spark's event log there (the folder is
     created), one uncompressed JSON-lines file per application.
     """
-    root = Path(storage_root).resolve()
     jars = sorted(jars_dir().glob("*.jar"))
     if not jars:
         raise ConfigError(
@@ -74,7 +74,7 @@ def local_spark_conf(
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.catalogImplementation": "in-memory",
-        "spark.sql.warehouse.dir": str(root / "_system" / "spark-warehouse"),
+        "spark.sql.warehouse.dir": str(storage_root.system / "spark-warehouse"),
         "spark.driver.memory": os.environ.get("MEDALLION_DRIVER_MEMORY", "2g"),
         "spark.sql.shuffle.partitions": os.environ.get("MEDALLION_SHUFFLE_PARTITIONS", "4"),
         "spark.default.parallelism": "2",
@@ -115,7 +115,7 @@ def local_spark_conf(
 
 
 def build_local_session(
-    storage_root: str | Path, *, connect_port: int | None = None
+    storage_root: StorageRoot, *, connect_port: int | None = None
 ) -> SparkSession:
     """Start (or reuse) a local classic session and load the lakehouse catalog into it."""
     from pyspark.sql import SparkSession
@@ -131,7 +131,7 @@ def build_local_session(
 
 
 def get_spark(
-    storage_root: str | Path | None = None, *, target: Target | None = None
+    storage_root: StorageRoot | None = None, *, target: Target | None = None
 ) -> SparkSession:
     """The session for this process: Databricks' own, a Connect session, or a local one.
 

@@ -31,6 +31,7 @@ from medallion.lakehouse.sources.redshift import (
     read_high_water_mark,
     write_high_water_mark,
 )
+from medallion.lakehouse.storage import StorageRoot
 
 REDSHIFT_MARK_NAME = "redshift_behavior_mark.json"
 # The sources that read "after the position up to now", and where a load's manifest says it ended.
@@ -129,12 +130,12 @@ class ResetResult:
         }
 
 
-def state_dir(storage_root: str | Path) -> Path:
+def state_dir(storage_root: StorageRoot) -> Path:
     """Where ingestion state that is not in the manifests lives."""
-    return Path(storage_root) / "_system" / "state"
+    return storage_root.state
 
 
-def redshift_mark_path(storage_root: str | Path) -> Path:
+def redshift_mark_path(storage_root: StorageRoot) -> Path:
     """The default place of the Redshift high-water-mark file."""
     return state_dir(storage_root) / REDSHIFT_MARK_NAME
 
@@ -148,13 +149,13 @@ def find_source(source: str) -> RawSource:
     raise ConfigError(f"unknown source {source!r}: expected one of {names}")
 
 
-def show_state(storage_root: str | Path) -> list[SourceState]:
+def show_state(storage_root: StorageRoot) -> list[SourceState]:
     """The state of every raw source, in ``SOURCES`` order (reads manifests, never data)."""
-    return [_source_state(Path(storage_root), known) for known in SOURCES]
+    return [_source_state(storage_root, known) for known in SOURCES]
 
 
 def reset_state(
-    storage_root: str | Path,
+    storage_root: StorageRoot,
     source: str,
     *,
     from_date: date | None = None,
@@ -173,28 +174,29 @@ def reset_state(
     """
     known = find_source(source)
     stamp = _utc_stamp(now)
-    root = Path(storage_root).resolve()
-    with file_lock(_lock_path(root, known.source)):
-        before = _source_state(root, known)
-        directories = _load_dirs(raw_zone(root), known)
+    with file_lock(_lock_path(storage_root, known.source)):
+        before = _source_state(storage_root, known)
+        directories = _load_dirs(raw_zone(storage_root), known)
         moving = [d for d in directories if from_date is None or d >= from_date]
         remaining = tuple(
             d for d in directories if d not in moving and (directories[d] / MANIFEST_NAME).is_file()
         )
         is_redshift = known.source == "redshift"
         mark_before = (
-            _mark_json(read_high_water_mark(redshift_mark_path(root))) if is_redshift else None
+            _mark_json(read_high_water_mark(redshift_mark_path(storage_root)))
+            if is_redshift else None
         )
         mark_after, destination, after = mark_before, None, before
         if moving:
             if is_redshift:
-                mark_after = _rewind_mark(root, directories, remaining)
-            destination = _claim_reset_dir(root, stamp, known)
+                mark_after = _rewind_mark(storage_root, directories, remaining)
+            destination = _claim_reset_dir(storage_root, stamp, known)
             if known.source in REPLAY_END_KEYS:
-                write_replay_plan(root, known.source, stamp, _load_ends(directories, moving, known))
+                ends = _load_ends(directories, moving, known)
+                write_replay_plan(storage_root, known.source, stamp, ends)
             for load_dt in reversed(moving):
                 directories[load_dt].rename(destination / directories[load_dt].name)
-            after = _source_state(root, known)
+            after = _source_state(storage_root, known)
     return ResetResult(
         source=known.source,
         entity=known.entity,
@@ -209,7 +211,7 @@ def reset_state(
     )
 
 
-def _source_state(storage_root: Path, known: RawSource) -> SourceState:
+def _source_state(storage_root: StorageRoot, known: RawSource) -> SourceState:
     directories = _load_dirs(raw_zone(storage_root), known)
     manifests = {
         load_dt: peek_manifest(directory)
@@ -233,7 +235,7 @@ def _source_state(storage_root: Path, known: RawSource) -> SourceState:
 
 
 def _next_start(
-    storage_root: Path, known: RawSource, manifests: Mapping[date, LoadManifest]
+    storage_root: StorageRoot, known: RawSource, manifests: Mapping[date, LoadManifest]
 ) -> tuple[Any, str]:
     """(position, where it comes from) of the next run, as each extractor computes it."""
     latest = manifests[max(manifests)] if manifests else None
@@ -286,7 +288,7 @@ def _redshift_start(
 
 
 def _rewind_mark(
-    storage_root: Path, directories: Mapping[date, Path], remaining: tuple[date, ...]
+    storage_root: StorageRoot, directories: Mapping[date, Path], remaining: tuple[date, ...]
 ) -> dict[str, str] | None:
     """Set the mark file to the latest remaining load's ``to``; remove it when there is none."""
     mark = _to_mark(peek_manifest(directories[remaining[-1]])) if remaining else None
@@ -333,9 +335,9 @@ def _mark_json(mark: HighWaterMark | None) -> dict[str, str] | None:
     return None if mark is None else mark.to_json()
 
 
-def source_lock(storage_root: str | Path, source: str) -> AbstractContextManager[None]:
+def source_lock(storage_root: StorageRoot, source: str) -> AbstractContextManager[None]:
     """Held by a source's extractor and by its reset, so neither runs during the other."""
-    return file_lock(_lock_path(Path(storage_root), source))
+    return file_lock(_lock_path(storage_root, source))
 
 
 def _load_ends(
@@ -350,10 +352,10 @@ def _load_ends(
     }
 
 
-def _lock_path(storage_root: Path, source: str) -> Path:
+def _lock_path(storage_root: StorageRoot, source: str) -> Path:
     """The lock a reset holds: for Kafka the extractor's own, so neither runs during the other."""
     name = "kafka_orders.lock" if source == "kafka" else f"state-{source}.lock"
-    return storage_root / "_system" / "locks" / name
+    return storage_root.locks / name
 
 
 def _utc_stamp(now: datetime | None) -> str:
@@ -364,7 +366,7 @@ def _utc_stamp(now: datetime | None) -> str:
     return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _claim_reset_dir(storage_root: Path, stamp: str, known: RawSource) -> Path:
+def _claim_reset_dir(storage_root: StorageRoot, stamp: str, known: RawSource) -> Path:
     """A new ``resets/<stamp>/<source>[/<entity>]`` directory (``<stamp>-2``… when taken).
 
     Resets of several sources with the same ``now`` share one stamp directory.

@@ -32,6 +32,7 @@ from medallion.lakehouse.environment import (
 )
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.governance import Roles, declared_roles, role_from_environment
+from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -53,15 +54,15 @@ def split_table_name(table: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def table_path(storage_root: str | Path, table: str) -> Path:
+def table_path(storage_root: StorageRoot, table: str) -> Path:
     """Where a table's Delta files live under the storage root."""
     schema, name = split_table_name(table)
-    return Path(storage_root).resolve() / schema / name
+    return storage_root / schema / name
 
 
-def discover_tables(storage_root: str | Path) -> list[str]:
+def discover_tables(storage_root: StorageRoot) -> list[str]:
     """Every Delta table under the storage root, as ``schema.table`` names, sorted."""
-    root = Path(storage_root)
+    root = storage_root.path
     found = []
     for log_dir in root.glob("*/*/_delta_log"):
         schema, name = log_dir.parent.parent.name, log_dir.parent.name
@@ -80,7 +81,7 @@ def has_commit(log_dir: Path) -> bool:
     )
 
 
-def register_table(spark: SparkSession, storage_root: str | Path, table: str) -> None:
+def register_table(spark: SparkSession, storage_root: StorageRoot, table: str) -> None:
     """Make ``table`` resolve, in this session's catalog, to its location under this root.
 
     Three catalog round trips the first time; afterwards this process remembers, per session,
@@ -126,7 +127,7 @@ def registered_location(spark: SparkSession, table: str) -> Path | None:
     return Path(location.path) if location.scheme in ("", "file") else None
 
 
-def register_tables(spark: SparkSession, storage_root: str | Path) -> list[str]:
+def register_tables(spark: SparkSession, storage_root: StorageRoot) -> list[str]:
     """Register every table found under the storage root; returns their names."""
     for schema in SCHEMAS:
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -145,7 +146,7 @@ class Lakehouse:
     """
 
     spark: SparkSession
-    storage_root: Path
+    storage_root: StorageRoot
     catalog: str | None = None
     role: str | None = None
     roles: Roles | None = None
@@ -163,7 +164,7 @@ class Lakehouse:
     def open(
         cls,
         spark: SparkSession,
-        storage_root: str | Path,
+        storage_root: StorageRoot,
         catalog: str | None = None,
         role: str | None = None,
         *,
@@ -185,10 +186,10 @@ class Lakehouse:
         target = target or resolve_target()
         catalog = table_catalog(target, catalog)
         if target == DATABRICKS:
-            return cls(spark, Path(storage_root).resolve(), catalog)
+            return cls(spark, storage_root, catalog)
         role = role or role_from_environment()
         roles = declared_roles() if role is not None else None
-        return cls(spark, Path(storage_root).resolve(), catalog, role, roles)
+        return cls(spark, storage_root, catalog, role, roles)
 
     @classmethod
     def in_environment(
@@ -220,7 +221,7 @@ class Lakehouse:
     @property
     def raw_root(self) -> Path:
         """The raw landing zone."""
-        return self.storage_root / "raw"
+        return self.storage_root.raw
 
     def exists(self, table: str) -> bool:
         """True when the table has been written at least once (its log holds a commit).

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from medallion.lakehouse.errors import ConfigError, MedallionError
 from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 
 if TYPE_CHECKING:
@@ -75,13 +76,14 @@ def _storage_root(
     bundle_root: Path,
     target: str | None = None,
     variables: list[str] | None = None,
-) -> Path:
+) -> StorageRoot:
+    """The storage root given on the command line, else the bundle's ``storage_root``."""
     if root is not None:
-        return root.resolve()
+        return StorageRoot(root)
     from medallion.platform.bundle import load_bundle
 
     bundle = load_bundle(bundle_root, target, _pairs(variables, "--var"))
-    return Path(str(bundle.variables["storage_root"])).resolve()
+    return StorageRoot(str(bundle.variables["storage_root"]))
 
 
 @app.command()
@@ -478,7 +480,7 @@ def generate(
             seed=seed, scale=scale, days=days, start_date=date.fromisoformat(start_date)
         )
         data = generate_data(config)
-        out = write_generated(data, root / "_system" / "generate" / "data")
+        out = write_generated(data, root.system / "generate" / "data")
         summary = data.summary()
         table = Table("source", "clean", "dirty", title=f"generated → {out}", title_justify="left")
         for source, clean in sorted(summary.clean.items()):

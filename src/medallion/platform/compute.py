@@ -23,6 +23,7 @@ from pathlib import Path
 
 from medallion.lakehouse.errors import ComputeUnavailable
 from medallion.lakehouse.locks import file_lock
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.service import pid_alive
 
 
@@ -32,7 +33,7 @@ class ComputeServer:
 
     url: str
     pid: int
-    storage_root: Path
+    storage_root: StorageRoot
 
     @property
     def port(self) -> int:
@@ -40,9 +41,9 @@ class ComputeServer:
         return int(self.url.rsplit(":", 1)[1])
 
 
-def state_dir(storage_root: str | Path) -> Path:
+def state_dir(storage_root: StorageRoot) -> Path:
     """Where the compute server keeps its state file, lock and log."""
-    return Path(storage_root).resolve() / "_system" / "compute"
+    return storage_root.system / "compute"
 
 
 def free_port() -> int:
@@ -62,30 +63,30 @@ def _alive(pid: int) -> bool:
     return pid_alive(pid)
 
 
-def find_server(storage_root: str | Path) -> ComputeServer | None:
+def find_server(storage_root: StorageRoot) -> ComputeServer | None:
     """The server serving this storage root, if one is up and answering."""
     state_file = state_dir(storage_root) / "server.json"
     try:
         state = json.loads(state_file.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    server = ComputeServer(state["url"], int(state["pid"]), Path(state["storage_root"]))
+    server = ComputeServer(state["url"], int(state["pid"]), StorageRoot(state["storage_root"]))
     if _alive(server.pid) and _port_open(server.port):
         return server
     return None
 
 
-def startup_lock(storage_root: str | Path) -> contextlib.AbstractContextManager[None]:
+def startup_lock(storage_root: StorageRoot) -> contextlib.AbstractContextManager[None]:
     return file_lock(state_dir(storage_root) / "startup.lock")
 
 
-def start_server(storage_root: str | Path, *, timeout_seconds: float = 180) -> ComputeServer:
+def start_server(storage_root: StorageRoot, *, timeout_seconds: float = 180) -> ComputeServer:
     """Start a server for the storage root (or return the one already up)."""
     with startup_lock(storage_root):
-        return _ensure_started(Path(storage_root).resolve(), timeout_seconds)
+        return _ensure_started(storage_root, timeout_seconds)
 
 
-def _ensure_started(root: Path, timeout_seconds: float) -> ComputeServer:
+def _ensure_started(root: StorageRoot, timeout_seconds: float) -> ComputeServer:
     """Start the server unless it is up; the caller holds the startup lock."""
     running = find_server(root)
     if running:
@@ -120,7 +121,7 @@ def _ensure_started(root: Path, timeout_seconds: float) -> ComputeServer:
     )
 
 
-def stop_server(storage_root: str | Path, *, timeout_seconds: float = 30) -> bool:
+def stop_server(storage_root: StorageRoot, *, timeout_seconds: float = 30) -> bool:
     """Stop the storage root's server; True if one was running."""
     server = find_server(storage_root)
     state_file = state_dir(storage_root) / "server.json"
@@ -137,7 +138,7 @@ def stop_server(storage_root: str | Path, *, timeout_seconds: float = 30) -> boo
     return True
 
 
-def serve(storage_root: Path, port: int) -> None:
+def serve(storage_root: StorageRoot, port: int) -> None:
     """Run the server in this process until SIGTERM (the child side of ``start_server``)."""
     from medallion.lakehouse.spark import build_local_session
 
@@ -168,7 +169,7 @@ LEASE_CHECK_SECONDS = 5.0
 
 
 def stop_when_unleased(
-    storage_root: str | Path, stopped: threading.Event, every: float = LEASE_CHECK_SECONDS
+    storage_root: StorageRoot, stopped: threading.Event, every: float = LEASE_CHECK_SECONDS
 ) -> None:
     """Set ``stopped`` once the server has been leased and no live lease remains.
 
@@ -193,28 +194,28 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m medallion.platform.compute serve --storage-root R --port P``."""
     parser = argparse.ArgumentParser(prog="python -m medallion.platform.compute")
     parser.add_argument("command", choices=["serve"])
-    parser.add_argument("--storage-root", required=True, type=Path)
+    parser.add_argument("--storage-root", required=True, type=StorageRoot)
     parser.add_argument("--port", required=True, type=int)
     args = parser.parse_args(argv)
-    serve(args.storage_root.resolve(), args.port)
+    serve(args.storage_root, args.port)
 
 
 
-def _leases(storage_root: str | Path) -> Path:
+def _leases(storage_root: StorageRoot) -> Path:
     path = state_dir(storage_root) / "leases"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def acquire_server(storage_root: str | Path, lease: str) -> ComputeServer:
+def acquire_server(storage_root: StorageRoot, lease: str) -> ComputeServer:
     """Use the root's server (starting it if needed) until ``release_server(lease)``."""
     with startup_lock(storage_root):
-        server = _ensure_started(Path(storage_root).resolve(), 180)
+        server = _ensure_started(storage_root, 180)
         (_leases(storage_root) / lease).write_text(str(os.getpid()))
     return server
 
 
-def release_server(storage_root: str | Path, lease: str) -> None:
+def release_server(storage_root: StorageRoot, lease: str) -> None:
     """Drop a lease; the last runner to leave stops a server that only runs held leases.
 
     A server started with ``medallion compute up`` holds a permanent lease and stays up.
@@ -225,7 +226,7 @@ def release_server(storage_root: str | Path, lease: str) -> None:
             stop_server(storage_root)
 
 
-def live_leases(storage_root: str | Path) -> list[str]:
+def live_leases(storage_root: StorageRoot) -> list[str]:
     """The holders of the server's live leases (``pinned`` or a running pid); dead ones dropped.
 
     The caller holds the startup lock.
@@ -243,15 +244,15 @@ def live_leases(storage_root: str | Path) -> list[str]:
     return live
 
 
-def pin_server(storage_root: str | Path) -> ComputeServer:
+def pin_server(storage_root: StorageRoot) -> ComputeServer:
     """Start the server and keep it up across runs (``medallion compute up``)."""
     with startup_lock(storage_root):
-        server = _ensure_started(Path(storage_root).resolve(), 180)
+        server = _ensure_started(storage_root, 180)
         (_leases(storage_root) / "pinned").write_text("pinned")
     return server
 
 
-def unpin_server(storage_root: str | Path) -> bool:
+def unpin_server(storage_root: StorageRoot) -> bool:
     """Stop the server whatever leases it holds (``medallion compute down``)."""
     with startup_lock(storage_root):
         for path in _leases(storage_root).iterdir():

@@ -22,6 +22,7 @@ from rich.table import Table
 from medallion.lakehouse.quality.event_log import DQ_EVENT_LOG
 from medallion.lakehouse.quality.report import PassRate, RuleCount, pass_rates, quarantine_counts
 from medallion.lakehouse.runtime import read_task_values
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import discover_tables, register_tables
 from medallion.platform import compute
 from medallion.platform.bundle import load_bundle
@@ -73,7 +74,7 @@ class LakehouseReport:
     pass_rates: list[PassRate]
 
 
-def lakehouse_report(storage_root: Path) -> LakehouseReport:
+def lakehouse_report(storage_root: StorageRoot) -> LakehouseReport:
     """Every table under the storage root with its row count and the DQ outcome, via the server."""
     from pyspark.sql import SparkSession
 
@@ -102,7 +103,7 @@ def ingested(result: JobRunResult) -> list[SourceDay]:
     return days
 
 
-def stack_pids(storage_root: Path) -> list[int]:
+def stack_pids(storage_root: StorageRoot) -> list[int]:
     """The processes of the running source stand-ins."""
     infos = (read_info(storage_root, name) for name in stack.SERVICES)
     return [info.pid for info in infos if info is not None]
@@ -168,12 +169,12 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
     """Generate, start the stand-ins, run the daily jobs for each date; 0 when all succeeded."""
     started = time.monotonic()
     bundle = load_bundle(bundle_root)
-    storage_root = Path(str(bundle.variables["storage_root"])).resolve()
+    storage_root = StorageRoot(str(bundle.variables["storage_root"]))
     console.print(f"[bold]medallion demo[/bold]: {len(run_dates)} day(s) from "
                   f"{run_dates[0]} at scale {scale}, lakehouse at {storage_root}")
     data = generate(GeneratorConfig(seed=seed, scale=scale, days=len(run_dates),
                                     start_date=run_dates[0]))
-    write_generated(data, storage_root / "_system" / "generate" / "data")
+    write_generated(data, storage_root.system / "generate" / "data")
     generated = time.monotonic()
     for service in stack.up(storage_root):
         console.print(f"  source {service.name}: {service.url}")
@@ -242,7 +243,7 @@ def _reports(console: Console, recorder: RunRecorder, results: list[JobRunResult
                           f"{path}", markup=False)
 
 
-def _lineage_picture(console: Console, storage_root: Path) -> None:
+def _lineage_picture(console: Console, storage_root: StorageRoot) -> None:
     """Draw gold.fact_customer_360's upstream lineage beside the events it comes from."""
     from medallion.lakehouse.lineage.graph import read_lineage
     from medallion.lakehouse.lineage.picture import write_picture

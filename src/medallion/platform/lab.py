@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 
 KERNEL_NAME = "medallion"
@@ -54,7 +55,7 @@ def lab_command(notebook_dir: Path, port: int, open_browser: bool) -> list[str]:
 
 
 def run_lab(
-    storage_root: Path,
+    storage_root: StorageRoot,
     notebook_dir: Path,
     port: int,
     open_browser: bool,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medallion.lakehouse.errors import AccessDenied
 from medallion.lakehouse.governance import DEFAULT_SCHEMA, Roles
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import register_tables
 from medallion.platform import compute
 from medallion.platform.roles import declared_roles
@@ -35,7 +35,7 @@ class TableRead:
 
 
 def open_session(
-    storage_root: Path, *, on_local_start: Callable[[], None] | None = None
+    storage_root: StorageRoot, *, on_local_start: Callable[[], None] | None = None
 ) -> SparkSession:
     """A session on the lakehouse for a CLI command, its tables registered.
 
@@ -157,7 +157,7 @@ def query_rows(
 
 def run_sql(
     query: str,
-    storage_root: Path,
+    storage_root: StorageRoot,
     *,
     limit: int = 1000,
     role: str | None = None,

@@ -16,6 +16,7 @@ from medallion.lakehouse.credentials import (
     stored_local_secrets,
 )
 from medallion.lakehouse.errors import SecretNotFound
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.jobs.notebook import redact_notebook
 
 get_secret = SecretProvider().get  # the environment provider, no local fallbacks
@@ -71,7 +72,7 @@ def test_a_generated_key_is_made_once_under_the_storage_root(
 ) -> None:
     monkeypatch.delenv("MEDALLION_PII_HASH_SALT", raising=False)
     monkeypatch.delenv("MEDALLION_CRM_TOKEN", raising=False)
-    secrets = SecretProvider(generated_under=tmp_path)
+    secrets = SecretProvider(generated_under=StorageRoot(tmp_path))
 
     salt = secrets.get("pii-hash-salt")
 
@@ -91,8 +92,9 @@ def test_local_values_include_the_environment_and_the_stand_ins_passwords(
     stored.parent.mkdir(parents=True)
     stored.write_text("pg-secret-xyz\n")
 
-    assert stored_local_secrets(tmp_path) == ["pg-secret-xyz"]
-    assert local_secret_values([*stored_local_secrets(tmp_path), "a-longer-secret"]) == [
+    assert stored_local_secrets(StorageRoot(tmp_path)) == ["pg-secret-xyz"]
+    found = stored_local_secrets(StorageRoot(tmp_path))
+    assert local_secret_values([*found, "a-longer-secret"]) == [
         "a-longer-secret", "pg-secret-xyz", "token-abc-123"
     ]
 

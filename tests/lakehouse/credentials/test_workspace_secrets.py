@@ -12,6 +12,7 @@ from medallion.lakehouse import credentials
 from medallion.lakehouse.credentials import PROVIDER_ENV
 from medallion.lakehouse.environment import LOCAL, Environment, get_secret
 from medallion.lakehouse.errors import SecretNotFound
+from medallion.lakehouse.storage import StorageRoot
 from tests.platform.jobs.workspace_api import TOKEN, Workspace, workspace_api
 
 WORKSPACE = Workspace(
@@ -53,7 +54,7 @@ def test_a_missing_secret_falls_back_or_names_the_scope(on_workspace: str) -> No
 def test_the_local_target_still_generates_its_salt_when_the_scope_has_none(
     on_workspace: str, tmp_path: Path
 ) -> None:
-    secrets = Environment.resolve(tmp_path, target=LOCAL).secrets
+    secrets = Environment.resolve(StorageRoot(tmp_path), target=LOCAL).secrets
 
     assert secrets.workspace
     assert secrets.get("crm-token") == "crm-t0ken-from-the-scope"

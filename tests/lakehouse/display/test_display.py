@@ -12,6 +12,7 @@ from medallion.lakehouse.display import show, show_gold, show_quarantine
 from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.pipelines.ingest import IngestResult
 from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -77,7 +78,7 @@ def test_values_are_escaped() -> None:
 
 @pytest.fixture
 def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
-    return Lakehouse.open(spark, tmp_path)
+    return Lakehouse.open(spark, StorageRoot(tmp_path))
 
 
 def test_a_quarantine_sample_leads_with_the_errors_of_each_row(lakehouse: Lakehouse) -> None:

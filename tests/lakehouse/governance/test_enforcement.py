@@ -13,6 +13,7 @@ from pyspark.sql import Row, SparkSession
 from medallion.lakehouse.errors import AccessDenied, ConfigError
 from medallion.lakehouse.governance import ROLE_ENV, Roles
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.platform.sql import query_rows
 from tests.lakehouse.governance.conftest import MATRIX, READABLE
@@ -22,7 +23,7 @@ from tests.lakehouse.governance.conftest import MATRIX, READABLE
 def storage_root(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One one-row table per layer, `<layer>.roles_probe`, whose row names its layer."""
     root = tmp_path_factory.mktemp("roles")
-    writer = Lakehouse.open(spark, root)
+    writer = Lakehouse.open(spark, StorageRoot(root))
     for layer in ("bronze", "silver", "gold"):
         writer.write(spark.createDataFrame([(layer,)], "layer string"), f"{layer}.roles_probe")
     return root
@@ -39,7 +40,7 @@ def _denied(role: str, table: str) -> str:
 def test_lakehouse_read_follows_the_matrix(
     spark: SparkSession, storage_root: Path, roles: Roles, role: str, schema: str
 ) -> None:
-    lakehouse = Lakehouse(spark, storage_root, role=role, roles=roles)
+    lakehouse = Lakehouse(spark, StorageRoot(storage_root), role=role, roles=roles)
     table = f"{schema}.roles_probe"
 
     if schema in READABLE[role]:
@@ -54,7 +55,8 @@ def test_lakehouse_read_follows_the_matrix(
 def test_sql_with_a_role_follows_the_matrix(
     spark: SparkSession, storage_root: Path, roles: Roles, role: str, schema: str
 ) -> None:
-    Lakehouse.open(spark, storage_root).read(f"{schema}.roles_probe")  # registered here
+    lakehouse = Lakehouse.open(spark, StorageRoot(storage_root))
+    lakehouse.read(f"{schema}.roles_probe")  # registered here
     query = f"SELECT layer FROM {schema}.roles_probe"
 
     if schema in READABLE[role]:
@@ -66,7 +68,7 @@ def test_sql_with_a_role_follows_the_matrix(
 
 
 def test_without_a_role_every_layer_is_read(spark: SparkSession, storage_root: Path) -> None:
-    lakehouse = Lakehouse(spark, storage_root)
+    lakehouse = Lakehouse(spark, StorageRoot(storage_root))
 
     rows = [lakehouse.read(f"{layer}.roles_probe").first() for layer in ("bronze", "silver")]
 
@@ -77,7 +79,7 @@ def test_open_takes_the_role_from_the_environment(
     spark: SparkSession, storage_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ROLE_ENV, "ml")
-    lakehouse = Lakehouse.open(spark, storage_root)
+    lakehouse = Lakehouse.open(spark, StorageRoot(storage_root))
 
     with pytest.raises(AccessDenied) as denied:
         lakehouse.read("silver.roles_probe")
@@ -90,7 +92,7 @@ def test_open_without_the_environment_variable_has_no_role(
 ) -> None:
     monkeypatch.delenv(ROLE_ENV, raising=False)
 
-    assert Lakehouse.open(spark, storage_root).role is None
+    assert Lakehouse.open(spark, StorageRoot(storage_root)).role is None
 
 
 def test_unknown_role_fails_when_the_lakehouse_is_opened(
@@ -99,7 +101,7 @@ def test_unknown_role_fails_when_the_lakehouse_is_opened(
     monkeypatch.setenv(ROLE_ENV, "analyst")
 
     with pytest.raises(ConfigError) as unknown:
-        Lakehouse.open(spark, storage_root)
+        Lakehouse.open(spark, StorageRoot(storage_root))
 
     assert str(unknown.value) == (
         "unknown role 'analyst'; did you mean 'data_analyst'? "
@@ -111,7 +113,7 @@ def test_a_role_without_the_declared_roles_is_a_config_error(
     spark: SparkSession, storage_root: Path
 ) -> None:
     with pytest.raises(ConfigError) as missing:
-        Lakehouse(spark, storage_root, role="ml")
+        Lakehouse(spark, StorageRoot(storage_root), role="ml")
 
     assert str(missing.value) == (
         "Lakehouse role 'ml' needs the declared roles: pass "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from medallion.lakehouse.lineage.transport import events_path
+from medallion.lakehouse.storage import StorageRoot
 
 CLIENT_VERSION = version("openlineage-python")
 PRODUCER = "urn:medallion-lakehouse:lineage"
@@ -33,7 +34,8 @@ RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/Ru
 
 def read_events(storage_root: Path) -> list[dict[str, Any]]:
     """The events the file transport wrote under ``storage_root``, in order."""
-    return [json.loads(line) for line in events_path(storage_root).read_text().splitlines()]
+    events = events_path(StorageRoot(storage_root))
+    return [json.loads(line) for line in events.read_text().splitlines()]
 
 
 def stable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

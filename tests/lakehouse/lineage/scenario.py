@@ -50,6 +50,7 @@ from medallion.lakehouse.lineage.steps import (
     table_ref,
 )
 from medallion.lakehouse.lineage.transport import LockedFileTransport, events_path
+from medallion.lakehouse.storage import StorageRoot
 
 START = datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
 BEHAVIOR = "redshift://devstack/analytics.behavior"
@@ -76,8 +77,8 @@ class Events:
     """Writes one step's events to ``<root>/_lineage/events.jsonl``, minutes after ``START``."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.transport = LockedFileTransport(events_path(root))
+        self.root = StorageRoot(root)
+        self.transport = LockedFileTransport(events_path(StorageRoot(root)))
 
     def table(self, name: str) -> DatasetRef:
         """A lakehouse table of this root."""
@@ -154,7 +155,7 @@ def write_scenario(root: Path) -> Path:
                [table("gold.fact_customer_360")], state=RunState.FAIL)
     events.run("build_gold.churn", 24, [table("silver.customer_behavior")],
                [table("gold.churn")], state=RunState.FAIL)
-    path = events_path(root)
+    path = events_path(StorageRoot(root))
     with path.open("a", encoding="utf-8") as file:
         file.write(TRUNCATED)
     return path

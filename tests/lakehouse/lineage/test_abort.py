@@ -8,6 +8,7 @@ from typing import Any
 
 from medallion.lakehouse.lineage import abort_open_runs
 from medallion.lakehouse.lineage.transport import events_path
+from medallion.lakehouse.storage import StorageRoot
 
 
 def event(kind: str, run_id: str, job_run: str) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def event(kind: str, run_id: str, job_run: str) -> dict[str, Any]:
 
 
 def test_only_the_open_step_runs_of_that_job_run_are_aborted_once(tmp_path: Path) -> None:
-    path = events_path(tmp_path)
+    path = events_path(StorageRoot(tmp_path))
     path.parent.mkdir(parents=True)
     written = [
         event("START", "open", "R1"), event("START", "done", "R1"),
@@ -30,7 +31,8 @@ def test_only_the_open_step_runs_of_that_job_run_are_aborted_once(tmp_path: Path
     ]
     path.write_text("".join(json.dumps(e) + "\n" for e in written))
 
-    assert abort_open_runs(tmp_path, "build_analytics", "R1", "the runner died") == ["open"]
+    aborted = abort_open_runs(StorageRoot(tmp_path), "build_analytics", "R1", "the runner died")
+    assert aborted == ["open"]
 
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines[:4] == written
@@ -42,4 +44,4 @@ def test_only_the_open_step_runs_of_that_job_run_are_aborted_once(tmp_path: Path
     assert abort["run"]["facets"]["medallion_task"]["job_run_id"] == "R1"
     assert abort["outputs"] == []
     assert len(lines) == 5
-    assert abort_open_runs(tmp_path, "build_analytics", "R1", "the runner died") == []
+    assert abort_open_runs(StorageRoot(tmp_path), "build_analytics", "R1", "the runner died") == []

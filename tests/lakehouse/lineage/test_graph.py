@@ -22,6 +22,7 @@ from medallion.lakehouse.lineage.graph import (
     read_lineage,
 )
 from medallion.lakehouse.lineage.steps import lakehouse_namespace
+from medallion.lakehouse.storage import StorageRoot
 from tests.lakehouse.lineage.scenario import (
     BEHAVIOR,
     ORDERS,
@@ -45,7 +46,7 @@ def labelled(graph: LineageGraph) -> tuple[set[str], set[tuple[str, str]]]:
 @pytest.fixture
 def scenario(tmp_path: Path) -> tuple[LineageGraph, list[str]]:
     write_scenario(tmp_path)
-    graph, skipped = read_lineage(tmp_path)
+    graph, skipped = read_lineage(StorageRoot(tmp_path))
     return graph, list(skipped)
 
 
@@ -133,7 +134,7 @@ def test_a_malformed_line_is_named_by_file_and_line(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
     with pytest.raises(LineageEventsUnreadable) as raised:
-        read_lineage(tmp_path)
+        read_lineage(StorageRoot(tmp_path))
 
     assert str(raised.value) == (
         f"{path}:4: expected one OpenLineage event as JSON, found invalid JSON "
@@ -178,7 +179,7 @@ def test_an_unknown_dataset_lists_those_with_lineage(
 
 
 def test_no_events_yet_says_so(tmp_path: Path) -> None:
-    graph, _ = read_lineage(tmp_path)
+    graph, _ = read_lineage(StorageRoot(tmp_path))
 
     with pytest.raises(DatasetNotInLineage) as raised:
         graph.find("gold.fact_customer_360")
@@ -193,7 +194,7 @@ def test_column_lineage_comes_from_the_latest_complete_run(
     tmp_path: Path, scenario: tuple[LineageGraph, list[str]],
 ) -> None:
     graph, _ = scenario
-    silver = lakehouse_namespace(tmp_path)
+    silver = lakehouse_namespace(StorageRoot(tmp_path))
 
     columns = graph.column_lineage(graph.find("gold.fact_customer_360"))
 
@@ -244,7 +245,7 @@ def test_the_latest_run_is_by_event_time_not_file_order() -> None:
 
 def test_a_cycle_ends_where_it_closes(tmp_path: Path) -> None:
     def run(job: str, source: str, target: str) -> CompletedRun:
-        table = lakehouse_namespace(tmp_path)
+        table = lakehouse_namespace(StorageRoot(tmp_path))
         return CompletedRun(
             job=Node(JOB, "medallion", job),
             event_time=datetime(2026, 11, 3, tzinfo=UTC),
@@ -252,7 +253,7 @@ def test_a_cycle_ends_where_it_closes(tmp_path: Path) -> None:
             column_lineage={}, where="events.jsonl:1",
         )
 
-    graph = build_graph([run("forward", "x", "y"), run("back", "y", "x")], tmp_path)
+    graph = build_graph([run("forward", "x", "y"), run("back", "y", "x")], StorageRoot(tmp_path))
 
     assert labelled(graph.upstream(graph.find("y"))) == (
         {"x", "y", "forward", "back"},

@@ -28,6 +28,7 @@ from medallion.lakehouse.lineage.picture import (
     write_picture,
 )
 from medallion.lakehouse.lineage.steps import lakehouse_namespace
+from medallion.lakehouse.storage import StorageRoot
 from tests.lakehouse.lineage.scenario import (
     BEHAVIOR,
     ORDERS,
@@ -54,7 +55,7 @@ GOLD_KINDS = {  # label -> the node group's class
 def gold(tmp_path: Path) -> tuple[LineageGraph, Node]:
     """The scenario's upstream graph of gold.fact_customer_360, and that table."""
     write_scenario(tmp_path)
-    graph, _ = read_lineage(tmp_path)
+    graph, _ = read_lineage(StorageRoot(tmp_path))
     table = graph.find(GOLD)
     return graph.upstream(table), table
 
@@ -143,7 +144,7 @@ def test_every_edge_runs_left_to_right_without_overlapping_boxes(
 
 
 def run(root: Path, job: str, sources: list[str], target: str) -> CompletedRun:
-    tables = lakehouse_namespace(root)
+    tables = lakehouse_namespace(StorageRoot(root))
     return CompletedRun(
         job=Node("job", "medallion", job), event_time=datetime(2026, 11, 3, tzinfo=UTC),
         inputs=tuple(dataset_node(tables, source) for source in sources),
@@ -154,7 +155,7 @@ def run(root: Path, job: str, sources: list[str], target: str) -> CompletedRun:
 def test_the_order_within_a_layer_follows_the_inputs(tmp_path: Path) -> None:
     # By label alone job "o" (reading b) would sit above job "p" (reading a): a crossing.
     graph = build_graph(
-        [run(tmp_path, "p", ["a"], "out"), run(tmp_path, "o", ["b"], "out")], tmp_path
+        [run(tmp_path, "p", ["a"], "out"), run(tmp_path, "o", ["b"], "out")], StorageRoot(tmp_path)
     )
 
     boxes = layout(graph)
@@ -165,7 +166,8 @@ def test_the_order_within_a_layer_follows_the_inputs(tmp_path: Path) -> None:
 
 def test_a_cycle_is_drawn_with_a_loop_back(tmp_path: Path) -> None:
     graph = build_graph(
-        [run(tmp_path, "forward", ["x"], "y"), run(tmp_path, "back", ["y"], "x")], tmp_path
+        [run(tmp_path, "forward", ["x"], "y"), run(tmp_path, "back", ["y"], "x")],
+        StorageRoot(tmp_path),
     )
     upstream = graph.upstream(graph.find("y"))
 

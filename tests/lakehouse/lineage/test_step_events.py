@@ -15,6 +15,7 @@ from medallion.lakehouse.pipelines.bronze import load_bronze
 from medallion.lakehouse.pipelines.gold import build_gold
 from medallion.lakehouse.quality.spec import spec_for
 from medallion.lakehouse.raw.landing import land_records
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.gold.customer_360 import build_customer_360
 from tests.lakehouse.lineage.helpers import PRODUCER, bare, read_events, run_event, stable
@@ -72,14 +73,14 @@ CUSTOMER_360_COLUMNS = [
 @pytest.fixture(scope="module")
 def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Lakehouse:
     """Silver tables of one customer with one order, one event and that day's EUR rate."""
-    house = Lakehouse.open(spark, tmp_path_factory.mktemp("lineage-steps"))
+    house = Lakehouse.open(spark, StorageRoot(tmp_path_factory.mktemp("lineage-steps")))
     for table, (rows, schema) in SILVER.items():
         house.write(spark.createDataFrame(rows, schema), table)
     return house
 
 
 def namespace(lakehouse: Lakehouse) -> str:
-    return f"medallion://{lakehouse.storage_root.as_posix()}"
+    return f"medallion://{lakehouse.storage_root.path.as_posix()}"
 
 
 def test_customer_360_column_lineage_comes_from_the_spark_plan(lakehouse: Lakehouse) -> None:
@@ -91,7 +92,7 @@ def test_customer_360_column_lineage_comes_from_the_spark_plan(lakehouse: Lakeho
 
 
 def events_of(lakehouse: Lakehouse, job: str) -> list[dict[str, Any]]:
-    return [e for e in read_events(lakehouse.storage_root) if e["job"]["name"] == job]
+    return [e for e in read_events(lakehouse.storage_root.path) if e["job"]["name"] == job]
 
 
 def facet(schema: str, **fields: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from medallion.lakehouse.pipelines import StepResult, fx_rates, ingest
 from medallion.lakehouse.pipelines.fx_rates import ingest_fx_rates
 from medallion.lakehouse.raw.landing import read_manifest
 from medallion.lakehouse.runtime import CONTEXT_ENV, TaskContext
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.fx_api import FxApiServer
 from tests.lakehouse.lineage.helpers import bare, read_events, run_event, stable
 
@@ -100,7 +101,7 @@ def test_http_transport_posts_start_then_complete(
 ) -> None:
     monkeypatch.setenv(URL_ENV, receiver.url)
 
-    ingest_fx_rates(tmp_path, DAY, fx_api.url)
+    ingest_fx_rates(StorageRoot(tmp_path), DAY, fx_api.url)
 
     assert [path for path, _ in receiver.received] == ["/api/v1/lineage"] * 2
     assert stable([event for _, event in receiver.received]) == expected_ingest_events(
@@ -112,7 +113,7 @@ def test_http_transport_posts_start_then_complete(
 def test_file_transport_appends_json_lines_under_the_storage_root(
     fx_api: FxApiServer, tmp_path: Path
 ) -> None:
-    ingest_fx_rates(tmp_path, DAY, fx_api.url)
+    ingest_fx_rates(StorageRoot(tmp_path), DAY, fx_api.url)
 
     assert stable(read_events(tmp_path)) == expected_ingest_events(tmp_path, fx_api.url)
 
@@ -124,7 +125,7 @@ def test_lineage_off_emits_nothing_and_the_step_runs_as_before(
     monkeypatch.setenv(URL_ENV, receiver.url)
     monkeypatch.setenv(ENABLED_ENV, "off")
 
-    result = ingest_fx_rates(tmp_path, DAY, fx_api.url)
+    result = ingest_fx_rates(StorageRoot(tmp_path), DAY, fx_api.url)
 
     load = tmp_path / "raw" / "fx_rates" / "load_dt=2026-11-02"
     assert (result.target, result.rows_written) == (str(load), read_manifest(load).row_count)
@@ -139,7 +140,7 @@ def test_a_broken_transport_never_fails_the_step(
     (tmp_path / "_lineage").write_text("a file where the events directory should be")
 
     with caplog.at_level(logging.WARNING, logger="medallion.lakehouse.lineage"):
-        result = ingest_fx_rates(tmp_path, DAY, fx_api.url)
+        result = ingest_fx_rates(StorageRoot(tmp_path), DAY, fx_api.url)
 
     manifest = read_manifest(tmp_path / "raw" / "fx_rates" / "load_dt=2026-11-02")
     assert result == StepResult(
@@ -169,7 +170,7 @@ def test_the_error_propagates_unchanged_after_a_fail_event(
     monkeypatch.setattr(fx_rates, "fetch_fx_rates", unavailable)
 
     with pytest.raises(SourceUnavailable) as caught:
-        ingest_fx_rates(tmp_path, DAY, "http://127.0.0.1:9")
+        ingest_fx_rates(StorageRoot(tmp_path), DAY, "http://127.0.0.1:9")
 
     assert caught.value is raised
     load = (tmp_path / "raw" / "fx_rates" / "load_dt=2026-11-02").resolve().as_posix()
@@ -199,8 +200,9 @@ def test_the_error_propagates_unchanged_after_a_fail_event(
 def test_a_step_called_by_a_step_is_part_of_the_callers_run(
     fx_api: FxApiServer, tmp_path: Path
 ) -> None:
-    environment = Environment.resolve(tmp_path, endpoints=Endpoints(fx_api_url=fx_api.url),
-                                      target=LOCAL)
+    environment = Environment.resolve(
+        StorageRoot(tmp_path), endpoints=Endpoints(fx_api_url=fx_api.url), target=LOCAL
+    )
     ingest.ingest_fx(environment, DAY)  # calls the wrapped ingest_fx_rates
 
     assert [(e["eventType"], e["job"]["name"]) for e in read_events(tmp_path)] == [
@@ -216,7 +218,7 @@ def test_a_step_in_a_job_run_names_that_run_as_its_parent(
     )
     monkeypatch.setenv(CONTEXT_ENV, context.to_json())
 
-    crm = Environment.resolve(tmp_path, endpoints=Endpoints(crm_api_url="https://crm.example"),
+    crm = Environment.resolve(StorageRoot(tmp_path), endpoints=Endpoints(crm_api_url="https://crm.example"),
                               target=LOCAL)
     for _ in range(2):  # two steps of the same job run
         with pytest.raises(ConfigError):

@@ -21,6 +21,7 @@ from medallion.lakehouse.pipelines.gold import build_gold
 from medallion.lakehouse.pipelines.silver import silver_tables, update_silver
 from medallion.lakehouse.quality.breaker import run_breaker
 from medallion.lakehouse.quality.event_log import read_dq_events
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.support.shapes import (
     BEHAVIOR_BRONZE,
@@ -88,7 +89,7 @@ ORDER_COLUMNS = ["order_id", "customer_id", "order_ts", "status", "currency", "o
 @pytest.fixture(scope="module")
 def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Lakehouse:
     """A lakehouse whose bronze tables hold the slice above, for ``DAY``."""
-    house = Lakehouse.open(spark, tmp_path_factory.mktemp("build-steps"))
+    house = Lakehouse.open(spark, StorageRoot(tmp_path_factory.mktemp("build-steps")))
     # The KAFKA rows carry the wrong-type amount as a rescued value, as bronze would.
     kafka = spark.createDataFrame(KAFKA, KAFKA_BRONZE).withColumn(
         "_rescued_data",

@@ -19,6 +19,7 @@ from medallion.lakehouse.pipelines.backfill import gold_tables_fed_by, silver_ta
 from medallion.lakehouse.pipelines.gold import gold_tables
 from medallion.lakehouse.pipelines.silver import silver_tables, update_silver, update_silver_lineage
 from medallion.lakehouse.settings import config_dir
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.support.shapes import SNOWFLAKE_BRONZE
 
@@ -61,7 +62,7 @@ def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_table_added_to_the_catalog_is_built_by_the_generic_silver_step(
     spark: SparkSession, tmp_path: Path, catalog: Path
 ) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path / "root")
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
     snowflake = [
         ("ord_1", "cust_1", datetime(2026, 11, 2, 8), "returned", "USD", Decimal("10.00"),
          datetime(2026, 11, 2, 9), *META),

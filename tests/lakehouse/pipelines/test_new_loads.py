@@ -20,6 +20,7 @@ from medallion.lakehouse.raw.build_record import (
 )
 from medallion.lakehouse.raw.landing import LoadManifest, land_records, raw_zone
 from medallion.lakehouse.state import reset_state
+from medallion.lakehouse.storage import StorageRoot
 
 DAY1, DAY2 = date(2026, 11, 2), date(2026, 11, 3)
 LANDED_AT = datetime(2026, 11, 3, 1, tzinfo=UTC)
@@ -36,7 +37,7 @@ def orders(amount: str = "18.76") -> list[dict[str, Any]]:
 
 def land_day(root: Path, day: date, *, now: datetime = LANDED_AT) -> dict[str, LoadManifest]:
     """One load per source: 2 orders, 3 accounts, 1 rate."""
-    raw = raw_zone(root)
+    raw = raw_zone(StorageRoot(root))
     accounts = [{"id": f"acc_{n}", "lifecycle_stage": "lead"} for n in range(3)]
     return {
         "snowflake/orders": land_records(raw, "snowflake", "orders", day, orders(), now=now),
@@ -49,11 +50,14 @@ def land_day(root: Path, day: date, *, now: datetime = LANDED_AT) -> dict[str, L
 
 def build(root: Path, day: date) -> None:
     """What a complete build_analytics run of ``day`` leaves: the record of the loads it read."""
-    write_build_record(root, find_build_inputs(root, SOURCES, day), run_id="run-1")
+    storage_root = StorageRoot(root)
+    write_build_record(
+        storage_root, find_build_inputs(storage_root, SOURCES, day), run_id="run-1"
+    )
 
 
 def new_by_source(root: Path, days: list[date]) -> dict[str, tuple[int, int]]:
-    summary = landed_summary(root, SOURCES, days)
+    summary = landed_summary(StorageRoot(root), SOURCES, days)
     return {name: (counts["new_loads"], counts["rows_new"])
             for name, counts in summary.by_source.items()}
 
@@ -61,7 +65,7 @@ def new_by_source(root: Path, days: list[date]) -> dict[str, tuple[int, int]]:
 def test_every_load_of_a_date_never_built_is_new(tmp_path: Path) -> None:
     land_day(tmp_path, DAY1)
 
-    summary = landed_summary(tmp_path, SOURCES, [DAY1])
+    summary = landed_summary(StorageRoot(tmp_path), SOURCES, [DAY1])
 
     assert summary.as_dict() == {
         "dates": ["2026-11-02"], "expected_loads": 3, "complete_loads": 3, "files": 3, "rows": 6,
@@ -81,7 +85,7 @@ def test_the_loads_the_last_build_read_are_not_new_after_an_unchanged_rerun(
     build(tmp_path, DAY1)
 
     land_day(tmp_path, DAY1, now=RELANDED_AT)  # the same records: landing them is a no-op
-    summary = landed_summary(tmp_path, SOURCES, [DAY1])
+    summary = landed_summary(StorageRoot(tmp_path), SOURCES, [DAY1])
 
     assert (summary.rows, summary.new_loads, summary.rows_new) == (6, 0, 0)
 
@@ -90,7 +94,7 @@ def test_a_source_landed_again_with_other_content_is_new(tmp_path: Path) -> None
     land_day(tmp_path, DAY1)
     build(tmp_path, DAY1)
 
-    land_records(raw_zone(tmp_path), "snowflake", "orders", DAY1, orders("19.99"),
+    land_records(raw_zone(StorageRoot(tmp_path)), "snowflake", "orders", DAY1, orders("19.99"),
                  now=RELANDED_AT)
 
     assert new_by_source(tmp_path, [DAY1]) == {
@@ -104,7 +108,7 @@ def test_a_full_reload_lands_new_manifests_so_its_loads_are_new_even_with_the_sa
     before = land_day(tmp_path, DAY1)
     build(tmp_path, DAY1)
 
-    reset_state(tmp_path, "crm", from_date=DAY1, now=RELANDED_AT)
+    reset_state(StorageRoot(tmp_path), "crm", from_date=DAY1, now=RELANDED_AT)
     after = land_day(tmp_path, DAY1, now=RELANDED_AT)
 
     assert after["crm/accounts"].sha256 == before["crm/accounts"].sha256
@@ -118,7 +122,7 @@ def test_a_build_covers_its_own_date_only(tmp_path: Path) -> None:
     land_day(tmp_path, DAY2)
     build(tmp_path, DAY1)
 
-    summary = landed_summary(tmp_path, SOURCES, [DAY1, DAY2])
+    summary = landed_summary(StorageRoot(tmp_path), SOURCES, [DAY1, DAY2])
 
     assert (summary.complete_loads, summary.new_loads, summary.rows_new) == (6, 3, 6)
 
@@ -128,7 +132,7 @@ def test_the_build_inputs_are_each_load_manifest_key_and_leave_out_a_missing_sou
 ) -> None:
     manifests = land_day(tmp_path, DAY1)
 
-    inputs = find_build_inputs(tmp_path, [*SOURCES, "kafka/orders"], DAY1)
+    inputs = find_build_inputs(StorageRoot(tmp_path), [*SOURCES, "kafka/orders"], DAY1)
 
     assert inputs == BuildInputs(DAY1, {
         name: LoadKey(manifest.sha256, "2026-11-03T01:00:00.000000+00:00", manifest.row_count)
@@ -138,20 +142,20 @@ def test_the_build_inputs_are_each_load_manifest_key_and_leave_out_a_missing_sou
 
 def test_a_build_record_reads_back_as_what_was_written(tmp_path: Path) -> None:
     land_day(tmp_path, DAY1)
-    inputs = find_build_inputs(tmp_path, SOURCES, DAY1)
+    inputs = find_build_inputs(StorageRoot(tmp_path), SOURCES, DAY1)
 
-    path = write_build_record(tmp_path, inputs, run_id="run-7")
+    path = write_build_record(StorageRoot(tmp_path), inputs, run_id="run-7")
 
     assert path == tmp_path / "_system" / "state" / "builds" / "2026-11-02.json"
-    assert read_build_record(tmp_path, DAY1) == inputs
-    assert read_build_record(tmp_path, DAY2) is None
+    assert read_build_record(StorageRoot(tmp_path), DAY1) == inputs
+    assert read_build_record(StorageRoot(tmp_path), DAY2) is None
     assert [p.name for p in path.parent.iterdir()] == ["2026-11-02.json"]  # no temporary left
 
 
 def test_a_malformed_build_record_fails_naming_its_path(tmp_path: Path) -> None:
-    path = build_record_path(tmp_path, DAY1)
+    path = build_record_path(StorageRoot(tmp_path), DAY1)
     path.parent.mkdir(parents=True)
     path.write_text('{"run_date": "2026-11-02", "loads": {"fx_rates": {"sha256": "ab"}}}')
 
     with pytest.raises(ConfigError, match=r"2026-11-02\.json: expected \{\"run_date\""):
-        read_build_record(tmp_path, DAY1)
+        read_build_record(StorageRoot(tmp_path), DAY1)

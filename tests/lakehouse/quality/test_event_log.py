@@ -12,6 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.quality import DQ_EVENT_LOG, DQMetrics, append_dq_event, read_dq_events
 from medallion.lakehouse.quality.event_log import DQ_EVENT_SCHEMA
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse, discover_tables
 
 METRICS = DQMetrics(
@@ -25,7 +26,7 @@ AT = datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
 
 
 def test_an_event_round_trips_through_the_log(spark: SparkSession, tmp_path: Path) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     assert read_dq_events(lakehouse).count() == 0
 
     append_dq_event(
@@ -50,4 +51,4 @@ def test_an_event_round_trips_through_the_log(spark: SparkSession, tmp_path: Pat
     [event] = events.collect()
     assert str(uuid.UUID(event["id"])) == event["id"]
     assert json.loads(event["details"])["flow_progress"]["metrics"] == {"num_output_rows": 2}
-    assert discover_tables(tmp_path) == [DQ_EVENT_LOG]
+    assert discover_tables(StorageRoot(tmp_path)) == [DQ_EVENT_LOG]

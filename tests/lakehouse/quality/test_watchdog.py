@@ -24,6 +24,7 @@ from medallion.lakehouse.quality.watchdog import (
     volume_check,
     watched_specs,
 )
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 
 RUN_DATE = date(2026, 11, 10)
@@ -112,7 +113,7 @@ def write_fx_bronze(spark: SparkSession, lakehouse: Lakehouse, rows_by_day: dict
 
 def test_a_run_logs_every_check_and_fails_naming_each_breach(
         spark: SparkSession, tmp_path: Path) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     write_fx_bronze(spark, lakehouse, days_back(10, 10, 10, 4), AS_OF - timedelta(hours=30))
 
     with pytest.raises(ExpectationFailed) as failure:
@@ -143,7 +144,7 @@ def test_a_run_logs_every_check_and_fails_naming_each_breach(
 
 
 def test_a_healthy_table_passes_and_is_logged(spark: SparkSession, tmp_path: Path) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     write_fx_bronze(spark, lakehouse, days_back(10, 10, 10, 10), AS_OF - timedelta(hours=1))
 
     result = run_watchdog(lakehouse, run_date=RUN_DATE, as_of=AS_OF, run_id="r2", task="watch",

@@ -22,6 +22,7 @@ from medallion.lakehouse.serving.glue import (
     register_delta_table,
     register_tables,
 )
+from medallion.lakehouse.storage import StorageRoot
 from tests.support.glue_server import glue_server
 
 REGION = "eu-west-1"
@@ -194,7 +195,7 @@ def test_register_tables_records_each_under_the_location_root(
     _write_commit(daily, 0, [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}},
                              _metadata_action(ORDER_FIELDS[:2]), _commit_info("CREATE TABLE")])
 
-    done = register_tables(glue, "analytics", storage_root,
+    done = register_tables(glue, "analytics", StorageRoot(storage_root),
                            ["gold.fact_orders", "gold.orders_daily"],
                            location_root="s3://lake/prod/")
 

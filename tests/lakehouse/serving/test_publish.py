@@ -21,6 +21,7 @@ from medallion.lakehouse.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse.pipelines.publish import gold_snapshot, publish_gold
 from medallion.lakehouse.serving import Figures, GoldColumn
 from medallion.lakehouse.serving.redshift import RedshiftSink
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from medallion.platform.devstack import postgres
@@ -46,7 +47,7 @@ def customer(number: int, value: str, orders: int) -> tuple[Any, ...]:
 @pytest.fixture
 def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
     """A lakehouse whose gold customer_360 has three customers (version 0)."""
-    house = Lakehouse.open(spark, tmp_path)
+    house = Lakehouse.open(spark, StorageRoot(tmp_path))
     rows = [customer(1, "10.50", 1), customer(2, "20.25", 2), customer(3, "0.00", 0)]
     house.write(spark.createDataFrame(rows, CUSTOMER_360_SCHEMA), GOLD)
     return house
@@ -56,7 +57,7 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
 def sink(pg_root: Path, pg_service: ServiceInfo) -> Iterator[RedshiftSink]:
     """The Redshift sink on the stand-in, its target dropped before and after."""
     drop_target(pg_root, pg_service)
-    settings = postgres.client_settings(pg_root)
+    settings = postgres.client_settings(StorageRoot(pg_root))
     assert settings is not None
     yield RedshiftSink.postgres(settings)
     drop_target(pg_root, pg_service)
@@ -71,7 +72,7 @@ def connect(pg_root: Path, pg_service: ServiceInfo) -> psycopg.Connection[Any]:
     details = pg_service.details
     return psycopg.connect(
         host=details["host"], port=int(details["port"]), dbname=details["database"],
-        user=details["user"], password=postgres.password(pg_root), autocommit=True,
+        user=details["user"], password=postgres.password(StorageRoot(pg_root)), autocommit=True,
     )
 
 

@@ -39,6 +39,7 @@ from medallion.lakehouse.serving.redshift_sql import (
     Statements,
     TableName,
 )
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import postgres
 from medallion.platform.devstack.service import ServiceInfo
 from tests.lakehouse.sources.redshift import conftest as redshift_slice
@@ -141,7 +142,7 @@ def log_rows(db: psycopg.Connection) -> list[tuple[Any, ...]]:
 @pytest.fixture
 def db(pg_root: Path, pg_service: ServiceInfo) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the stand-in, with no ``redshift_analytics`` schema."""
-    conn = postgres.connect(pg_root)
+    conn = postgres.connect(StorageRoot(pg_root))
     conn.autocommit = True
     conn.execute("DROP SCHEMA IF EXISTS redshift_analytics CASCADE")
     yield conn
@@ -151,7 +152,7 @@ def db(pg_root: Path, pg_service: ServiceInfo) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def sink(db: psycopg.Connection, pg_root: Path) -> RedshiftSink:
     """The sink, publishing to the stand-in."""
-    settings = postgres.client_settings(pg_root)
+    settings = postgres.client_settings(StorageRoot(pg_root))
     assert settings is not None
     return RedshiftSink.postgres(settings)
 

@@ -33,6 +33,7 @@ from medallion.lakehouse.serving import snowflake as snowflake_sink
 from medallion.lakehouse.serving.snowflake import SnowflakeSink
 from medallion.lakehouse.serving.snowflake_sql import merge_statement
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import snowflake as snowflake_stack
 
 GOLD = "gold.fact_customer_360"
@@ -123,15 +124,15 @@ NAMES = [column.name for column in COLUMNS]
 def snowflake_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A storage root with the Snowflake stand-in up; stopped at teardown."""
     root = tmp_path_factory.mktemp("snowflake-sink-root")
-    snowflake_stack.up(root)
+    snowflake_stack.up(StorageRoot(root))
     yield root
-    snowflake_stack.down(root)
+    snowflake_stack.down(StorageRoot(root))
 
 
 @pytest.fixture(scope="module")
 def settings(snowflake_root: Path) -> SnowflakeSettings:
     """Connection settings of the running stand-in."""
-    info = snowflake_stack.status(snowflake_root)
+    info = snowflake_stack.status(StorageRoot(snowflake_root))
     if info is None:
         raise RuntimeError(f"the Snowflake stand-in is not running for {snowflake_root}")
     return snowflake_stack.settings_for(info)
@@ -146,7 +147,7 @@ def sink(settings: SnowflakeSettings) -> SnowflakeSink:
 @pytest.fixture(scope="module")
 def conn(snowflake_root: Path) -> Iterator[SnowflakeConnection]:
     """A connector session to read what the sink wrote."""
-    connection = snowflake_stack.connect(snowflake_root)
+    connection = snowflake_stack.connect(StorageRoot(snowflake_root))
     yield connection
     connection.close()
 
@@ -372,6 +373,8 @@ def test_merge_statement_updates_differing_rows_and_inserts_new_keys(
 ) -> None:
     """The MERGE updates only rows whose values differ (NULL included) and inserts new keys."""
     cursor = conn.cursor()
+    # The other tests' publishes create the schema; this one may run alone on its worker.
+    cursor.execute("CREATE SCHEMA IF NOT EXISTS ANALYTICS")
     for table, values in (("MERGE_T", "('a', 1), ('b', 2), ('c', NULL)"),
                           ("MERGE_S", "('a', 1), ('b', 20), ('c', 3), ('d', 4)")):  # fmt: skip
         cursor.execute(f'CREATE OR REPLACE TABLE ANALYTICS.{table} ("K" VARCHAR, "V" NUMBER)')
@@ -406,9 +409,10 @@ import sys, time
 from pathlib import Path
 from medallion.platform.devstack import snowflake as snowflake_stack
 from medallion.lakehouse.serving import snowflake as snowflake_sink
+from medallion.lakehouse.storage import StorageRoot
 from tests.lakehouse.serving.test_snowflake_sink import V1, make_snapshot
 
-root, marker = Path(sys.argv[1]), Path(sys.argv[2])
+root, marker = StorageRoot(sys.argv[1]), Path(sys.argv[2])
 def hang(*args):
     marker.write_text("staged")
     time.sleep(120)

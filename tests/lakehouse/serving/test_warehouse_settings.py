@@ -14,6 +14,7 @@ from medallion.lakehouse.pipelines.publish import warehouse_sink
 from medallion.lakehouse.serving.redshift import RedshiftSink
 from medallion.lakehouse.serving.redshift_sql import POSTGRES
 from medallion.lakehouse.serving.snowflake import SnowflakeSink
+from medallion.lakehouse.storage import StorageRoot
 
 
 @pytest.fixture
@@ -27,7 +28,9 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def local(root: Path, endpoints: Endpoints, stand_ins: StandIns | None = None) -> Environment:
     """The local target's environment with these endpoints."""
-    return Environment.resolve(root, endpoints=endpoints, stand_ins=stand_ins, target=LOCAL)
+    return Environment.resolve(
+        StorageRoot(root), endpoints=endpoints, stand_ins=stand_ins, target=LOCAL
+    )
 
 
 def snowflake_at(root: Path, url: str) -> Environment:

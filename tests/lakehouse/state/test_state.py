@@ -38,6 +38,7 @@ from medallion.lakehouse.state import (
     show_state,
     state_dir,
 )
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import cli
 from medallion.platform.cli import app
 from medallion.platform.devstack.crm_api import CrmApiServer
@@ -80,7 +81,8 @@ def land(
     positions: dict[str, Any],
 ) -> LoadManifest:
     return land_records(
-        raw_zone(root), source, entity, load_dt, records, source_positions=positions, now=LANDED_AT
+        raw_zone(StorageRoot(root)), source, entity, load_dt, records,
+        source_positions=positions, now=LANDED_AT,
     )
 
 
@@ -113,7 +115,7 @@ def land_redshift(root: Path, saved: HighWaterMark | None = MARK3) -> None:
         }
         land(root, "redshift", "behavior", load_dt, events, positions)
     if saved is not None:
-        write_high_water_mark(redshift_mark_path(root), saved)
+        write_high_water_mark(redshift_mark_path(StorageRoot(root)), saved)
 
 
 def land_kafka(root: Path) -> None:
@@ -168,11 +170,11 @@ def files_under(directory: Path) -> dict[str, bytes]:
 
 
 def reset_dir(root: Path, *parts: str) -> Path:
-    return state_dir(root).resolve() / "resets" / STAMP / Path(*parts)
+    return state_dir(StorageRoot(root)).resolve() / "resets" / STAMP / Path(*parts)
 
 
 def state_of(root: Path, source: str) -> SourceState:
-    return next(state for state in show_state(root) if state.source == source)
+    return next(state for state in show_state(StorageRoot(root)) if state.source == source)
 
 
 def test_sources_are_named_as_the_extractors_name_them() -> None:
@@ -186,14 +188,15 @@ def test_sources_are_named_as_the_extractors_name_them() -> None:
 
 
 def test_state_paths() -> None:
-    assert state_dir("/lake") == Path("/lake/_system/state")
-    assert redshift_mark_path("/lake") == Path("/lake/_system/state/redshift_behavior_mark.json")
+    assert state_dir(StorageRoot("/lake")) == Path("/lake/_system/state")
+    mark = redshift_mark_path(StorageRoot("/lake"))
+    assert mark == Path("/lake/_system/state/redshift_behavior_mark.json")
 
 
 def test_show_reports_where_each_source_starts_next(tmp_path: Path) -> None:
     land_every_source(tmp_path)
 
-    states = show_state(tmp_path)
+    states = show_state(StorageRoot(tmp_path))
 
     assert states == [
         SourceState(
@@ -221,7 +224,7 @@ def test_show_reports_where_each_source_starts_next(tmp_path: Path) -> None:
 def test_show_on_an_empty_storage_root_starts_everything_from_the_beginning(
     tmp_path: Path,
 ) -> None:
-    states = show_state(tmp_path)
+    states = show_state(StorageRoot(tmp_path))
 
     summary = [(s.source, s.loads, s.latest_load, s.next_start, s.next_start_from) for s in states]
     assert summary == [
@@ -257,7 +260,7 @@ def test_show_redshift_starts_from_the_later_of_the_mark_file_and_the_loads(
 
 def test_show_lists_a_load_without_manifest_as_incomplete(tmp_path: Path) -> None:
     land_crm(tmp_path)
-    unfinished = load_dir(raw_zone(tmp_path), "crm", "accounts", date(2024, 3, 13))
+    unfinished = load_dir(raw_zone(StorageRoot(tmp_path)), "crm", "accounts", date(2024, 3, 13))
     unfinished.mkdir()
     (unfinished / "part-00000-0123456789abcdef.jsonl").write_text('{"customer_id": "C009"}\n')
 
@@ -288,7 +291,7 @@ def test_state_as_dict_is_json_ready(tmp_path: Path) -> None:
 def test_reset_from_a_date_moves_exactly_the_loads_from_that_date(tmp_path: Path) -> None:
     land_crm(tmp_path)
 
-    result = reset_state(tmp_path, "crm", from_date=DAY2, now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "crm", from_date=DAY2, now=NOW)
 
     destination = reset_dir(tmp_path, "crm", "accounts")
     assert (result.moved, result.remaining, result.destination) == (
@@ -296,7 +299,7 @@ def test_reset_from_a_date_moves_exactly_the_loads_from_that_date(tmp_path: Path
         (DAY1,),
         destination,
     )
-    assert list_loads(raw_zone(tmp_path), "crm", "accounts") == [DAY1]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "crm", "accounts") == [DAY1]
     assert sorted(path.name for path in destination.iterdir()) == [
         "load_dt=2024-03-11",
         "load_dt=2024-03-12",
@@ -311,13 +314,13 @@ def test_reset_from_a_date_moves_exactly_the_loads_from_that_date(tmp_path: Path
 def test_moved_loads_keep_their_manifest_and_bytes(tmp_path: Path) -> None:
     land_crm(tmp_path)
     originals = {
-        load_dt: load_dir(raw_zone(tmp_path), "crm", "accounts", load_dt)
+        load_dt: load_dir(raw_zone(StorageRoot(tmp_path)), "crm", "accounts", load_dt)
         for load_dt in (DAY2, DAY3)
     }
     manifests = {load_dt: read_manifest(path).to_json() for load_dt, path in originals.items()}
     contents = {load_dt: files_under(path) for load_dt, path in originals.items()}
 
-    reset_state(tmp_path, "crm", from_date=DAY2, now=NOW)
+    reset_state(StorageRoot(tmp_path), "crm", from_date=DAY2, now=NOW)
 
     for load_dt, original in originals.items():
         moved = reset_dir(tmp_path, "crm", "accounts", original.name)
@@ -328,11 +331,11 @@ def test_moved_loads_keep_their_manifest_and_bytes(tmp_path: Path) -> None:
 
 def test_reset_moves_incomplete_loads_in_the_range_only(tmp_path: Path) -> None:
     land_crm(tmp_path)
-    raw_root = raw_zone(tmp_path)
+    raw_root = raw_zone(StorageRoot(tmp_path))
     for load_dt in (date(2024, 3, 9), date(2024, 3, 13)):
         load_dir(raw_root, "crm", "accounts", load_dt).mkdir()
 
-    result = reset_state(tmp_path, "crm", from_date=DAY3, now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "crm", from_date=DAY3, now=NOW)
 
     assert result.moved == (DAY3, date(2024, 3, 13))
     assert sorted(path.name for path in (raw_root / "crm" / "accounts").iterdir()) == [
@@ -345,10 +348,10 @@ def test_reset_moves_incomplete_loads_in_the_range_only(tmp_path: Path) -> None:
 def test_reset_of_every_load_starts_the_source_from_the_beginning(tmp_path: Path) -> None:
     land_crm(tmp_path)
 
-    result = reset_state(tmp_path, "crm", now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "crm", now=NOW)
 
     assert (result.moved, result.remaining) == ((DAY1, DAY2, DAY3), ())
-    assert list_loads(raw_zone(tmp_path), "crm", "accounts") == []
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "crm", "accounts") == []
     assert (result.after.next_start, result.after.next_start_from) == (
         None,
         "the beginning (no load)",
@@ -358,7 +361,7 @@ def test_reset_of_every_load_starts_the_source_from_the_beginning(tmp_path: Path
 def test_reset_result_as_dict_is_json_ready(tmp_path: Path) -> None:
     land_redshift(tmp_path)
 
-    result = reset_state(tmp_path, "redshift", from_date=DAY3, now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "redshift", from_date=DAY3, now=NOW)
 
     content = json.loads(json.dumps(result.as_dict()))
     assert content == {
@@ -379,20 +382,20 @@ def test_reset_result_as_dict_is_json_ready(tmp_path: Path) -> None:
 def test_reset_of_a_source_without_entity_keeps_its_layout(tmp_path: Path) -> None:
     land_fx_rates(tmp_path)
 
-    result = reset_state(tmp_path, "fx_rates", from_date=DAY2, now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "fx_rates", from_date=DAY2, now=NOW)
 
     assert result.destination == reset_dir(tmp_path, "fx_rates")
     assert read_manifest(result.destination / "load_dt=2024-03-11").load_dt == DAY2
-    assert list_loads(raw_zone(tmp_path), "fx_rates") == [DAY1]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "fx_rates") == [DAY1]
 
 
 def test_reset_redshift_rewinds_the_mark_file_to_the_latest_remaining_to(tmp_path: Path) -> None:
     land_redshift(tmp_path)
 
-    result = reset_state(tmp_path, "redshift", from_date=DAY2, now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "redshift", from_date=DAY2, now=NOW)
 
     assert result.moved == (DAY2, DAY3)
-    assert read_high_water_mark(redshift_mark_path(tmp_path)) == MARK1
+    assert read_high_water_mark(redshift_mark_path(StorageRoot(tmp_path))) == MARK1
     assert (result.mark_before, result.mark_after) == (MARK3.to_json(), MARK1.to_json())
     assert (result.after.next_start, result.after.next_start_from) == (
         {"event_ts": "2024-03-10T23:50:00+00:00", "event_id": "E0003"},
@@ -403,9 +406,9 @@ def test_reset_redshift_rewinds_the_mark_file_to_the_latest_remaining_to(tmp_pat
 def test_reset_of_every_redshift_load_removes_the_mark_file(tmp_path: Path) -> None:
     land_redshift(tmp_path)
 
-    result = reset_state(tmp_path, "redshift", now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "redshift", now=NOW)
 
-    assert not redshift_mark_path(tmp_path).exists()
+    assert not redshift_mark_path(StorageRoot(tmp_path)).exists()
     assert (result.mark_before, result.mark_after) == (MARK3.to_json(), None)
     assert result.after.next_start is None
 
@@ -413,7 +416,7 @@ def test_reset_of_every_redshift_load_removes_the_mark_file(tmp_path: Path) -> N
 def test_reset_kafka_starts_the_next_run_at_the_remaining_end_offsets(tmp_path: Path) -> None:
     land_kafka(tmp_path)
 
-    result = reset_state(tmp_path, "kafka", from_date=DAY3, now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "kafka", from_date=DAY3, now=NOW)
 
     assert (result.before.next_start, result.after.next_start) == (
         KAFKA_ENDS[DAY3],
@@ -425,30 +428,30 @@ def test_reset_with_nothing_from_that_date_moves_nothing(tmp_path: Path) -> None
     land_redshift(tmp_path)
     before = files_under(tmp_path / "raw")
 
-    result = reset_state(tmp_path, "redshift", from_date=date(2024, 3, 13), now=NOW)
+    result = reset_state(StorageRoot(tmp_path), "redshift", from_date=date(2024, 3, 13), now=NOW)
 
     assert (result.moved, result.destination, result.remaining) == ((), None, (DAY1, DAY2, DAY3))
     assert result.after == result.before
     assert files_under(tmp_path / "raw") == before
-    assert read_high_water_mark(redshift_mark_path(tmp_path)) == MARK3
-    assert not (state_dir(tmp_path) / "resets").exists()
+    assert read_high_water_mark(redshift_mark_path(StorageRoot(tmp_path))) == MARK3
+    assert not (state_dir(StorageRoot(tmp_path)) / "resets").exists()
 
 
 def test_two_resets_at_the_same_instant_get_their_own_directories(tmp_path: Path) -> None:
     land_crm(tmp_path)
 
-    first = reset_state(tmp_path, "crm", from_date=DAY3, now=NOW)
-    second = reset_state(tmp_path, "crm", from_date=DAY2, now=NOW)
+    first = reset_state(StorageRoot(tmp_path), "crm", from_date=DAY3, now=NOW)
+    second = reset_state(StorageRoot(tmp_path), "crm", from_date=DAY2, now=NOW)
 
     assert first.destination == reset_dir(tmp_path, "crm", "accounts")
-    resets = state_dir(tmp_path).resolve() / "resets"
+    resets = state_dir(StorageRoot(tmp_path)).resolve() / "resets"
     assert second.destination == resets / f"{STAMP}-2" / "crm" / "accounts"
     assert (first.moved, second.moved) == ((DAY3,), (DAY2,))
 
 
 def test_reset_of_an_unknown_source_names_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
-        reset_state(tmp_path, "salesforce")
+        reset_state(StorageRoot(tmp_path), "salesforce")
 
     assert str(raised.value) == (
         "unknown source 'salesforce': expected one of snowflake, redshift, crm, kafka, fx_rates"
@@ -457,7 +460,7 @@ def test_reset_of_an_unknown_source_names_the_known_ones(tmp_path: Path) -> None
 
 def test_reset_refuses_a_naive_now(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected a timezone-aware datetime"):
-        reset_state(tmp_path, "crm", now=datetime(2024, 3, 14, 8, 30))
+        reset_state(StorageRoot(tmp_path), "crm", now=datetime(2024, 3, 14, 8, 30))
 
 
 @pytest.mark.parametrize(
@@ -468,11 +471,13 @@ def test_reset_waits_for_the_lock_of_its_source(
     tmp_path: Path, source: str, lock_name: str, land_source: Any
 ) -> None:
     land_source(tmp_path)
-    raw_root = raw_zone(tmp_path)
+    raw_root = raw_zone(StorageRoot(tmp_path))
     entity = "orders" if source == "kafka" else "accounts"
     results = []
     worker = threading.Thread(
-        target=lambda: results.append(reset_state(tmp_path, source, from_date=DAY3, now=NOW))
+        target=lambda: results.append(
+            reset_state(StorageRoot(tmp_path), source, from_date=DAY3, now=NOW)
+        )
     )
 
     with file_lock(tmp_path / "_system" / "locks" / lock_name):
@@ -492,7 +497,9 @@ def test_after_a_reset_the_crm_extractor_restarts_from_the_remaining_watermark(
     lookback = timedelta(days=3)
 
     def extract(run_date: date) -> LoadManifest:
-        return extract_crm_accounts_to_raw(tmp_path, crm_api.url, run_date, lookback=lookback)
+        return extract_crm_accounts_to_raw(
+            StorageRoot(tmp_path), crm_api.url, run_date, lookback=lookback
+        )
 
     # C001 is older than DAY3's own since (2024-03-08T10:00), within DAY2's (2024-03-07T12:00).
     load_accounts(crm_api, [account(1, "2024-03-08T00:00:00Z"), account(2, "2024-03-10T12:00:00Z")])
@@ -500,7 +507,7 @@ def test_after_a_reset_the_crm_extractor_restarts_from_the_remaining_watermark(
     load_accounts(crm_api, [account(3, "2024-03-11T10:00:00Z")])
     extract(DAY2)
     extract(DAY3)
-    reset_state(tmp_path, "crm", from_date=DAY2, now=NOW)
+    reset_state(StorageRoot(tmp_path), "crm", from_date=DAY2, now=NOW)
 
     rerun = extract(DAY3)
 
@@ -520,7 +527,8 @@ def test_cli_state_show_json(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [state.as_dict() for state in show_state(tmp_path)]
+    states = show_state(StorageRoot(tmp_path))
+    assert json.loads(result.stdout) == [state.as_dict() for state in states]
 
 
 def test_cli_state_show_table_has_a_row_per_source(
@@ -561,7 +569,7 @@ def test_cli_state_reset_moves_the_loads_and_says_where(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 0, result.output
-    (stamp,) = (state_dir(tmp_path).resolve() / "resets").iterdir()
+    (stamp,) = (state_dir(StorageRoot(tmp_path)).resolve() / "resets").iterdir()
     assert result.stdout.splitlines() == [
         f"crm: moved 2024-03-11, 2024-03-12 to {stamp / 'crm' / 'accounts'}",
         'next start before: "2024-03-12T09:30:00+00:00" '
@@ -569,7 +577,7 @@ def test_cli_state_reset_moves_the_loads_and_says_where(tmp_path: Path) -> None:
         'next start after: "2024-03-10T12:00:00+00:00" '
         "(load_dt=2024-03-10 watermark, less the lookback)",
     ]
-    assert list_loads(raw_zone(tmp_path), "crm", "accounts") == [DAY1]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "crm", "accounts") == [DAY1]
 
 
 def test_cli_state_reset_of_every_redshift_load_says_the_mark_file_is_removed(
@@ -583,7 +591,7 @@ def test_cli_state_reset_of_every_redshift_load_says_the_mark_file_is_removed(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "redshift mark file: removed"
-    assert not redshift_mark_path(tmp_path).exists()
+    assert not redshift_mark_path(StorageRoot(tmp_path)).exists()
 
 
 def test_cli_state_reset_without_yes_asks_first(tmp_path: Path) -> None:
@@ -595,7 +603,7 @@ def test_cli_state_reset_without_yes_asks_first(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     assert "Move every load of crm to" in result.output
-    assert list_loads(raw_zone(tmp_path), "crm", "accounts") == [DAY1, DAY2, DAY3]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "crm", "accounts") == [DAY1, DAY2, DAY3]
 
 
 def test_cli_state_reset_of_an_unknown_source_exits_2(tmp_path: Path) -> None:
@@ -622,23 +630,24 @@ def test_reset_of_redshift_and_kafka_keeps_where_each_moved_load_ended(tmp_path:
     land_redshift(tmp_path)
     land_kafka(tmp_path)
 
-    reset_state(tmp_path, "redshift", from_date=DAY2, now=NOW)
-    reset_state(tmp_path, "kafka", from_date=DAY2, now=NOW)
+    reset_state(StorageRoot(tmp_path), "redshift", from_date=DAY2, now=NOW)
+    reset_state(StorageRoot(tmp_path), "kafka", from_date=DAY2, now=NOW)
 
-    assert [replay_end(tmp_path, "redshift", day) for day in (DAY1, DAY2, DAY3)] == [
+    assert [replay_end(StorageRoot(tmp_path), "redshift", day) for day in (DAY1, DAY2, DAY3)] == [
         None, ReplayEnd(MARK2.to_json()), ReplayEnd(MARK3.to_json())
     ]
-    assert [replay_end(tmp_path, "kafka", day) for day in (DAY1, DAY2, DAY3)] == [
+    assert [replay_end(StorageRoot(tmp_path), "kafka", day) for day in (DAY1, DAY2, DAY3)] == [
         None, ReplayEnd(KAFKA_ENDS[DAY2]), ReplayEnd(KAFKA_ENDS[DAY3])
     ]
-    assert json.loads(replay_plan_path(tmp_path, "kafka").read_text())["reset"] == STAMP
+    plan = replay_plan_path(StorageRoot(tmp_path), "kafka")
+    assert json.loads(plan.read_text())["reset"] == STAMP
 
 
 def test_reset_of_a_full_load_source_keeps_no_replay_plan(tmp_path: Path) -> None:
     land_crm(tmp_path)
     land_snowflake(tmp_path)
 
-    reset_state(tmp_path, "crm", now=NOW)
-    reset_state(tmp_path, "snowflake", now=NOW)
+    reset_state(StorageRoot(tmp_path), "crm", now=NOW)
+    reset_state(StorageRoot(tmp_path), "snowflake", now=NOW)
 
-    assert not (state_dir(tmp_path) / "replay").exists()
+    assert not (state_dir(StorageRoot(tmp_path)) / "replay").exists()

@@ -17,6 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 from medallion.lakehouse.environment import DATABRICKS, Environment
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.spark import counted_while
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 
 SCHEMAS = itertools.count()
@@ -32,7 +33,7 @@ def schema(spark: SparkSession) -> str:
 
 @pytest.fixture
 def house(spark: SparkSession, tmp_path: Path) -> Lakehouse:
-    return Lakehouse.open(spark, tmp_path, catalog="spark_catalog")
+    return Lakehouse.open(spark, StorageRoot(tmp_path), catalog="spark_catalog")
 
 
 def rows(spark: SparkSession, day: str, ids: list[str]) -> DataFrame:
@@ -84,15 +85,15 @@ def test_a_full_overwrite_may_change_the_schema(
 
 def test_a_catalog_is_a_lower_snake_case_name(spark: SparkSession, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="catalog 'Main-Catalog': expected a Unity Catalog"):
-        Lakehouse.open(spark, tmp_path, catalog="Main-Catalog")
+        Lakehouse.open(spark, StorageRoot(tmp_path), catalog="Main-Catalog")
 
 
 def test_on_databricks_a_lakehouse_without_a_catalog_is_refused(spark: SparkSession) -> None:
     root = "/Volumes/medallion/lakehouse/files"
 
     with pytest.raises(ConfigError, match="expected the job parameter 'catalog'"):
-        Lakehouse.open(spark, root, catalog="", target=DATABRICKS)
-    opened = Lakehouse.open(spark, root, catalog="medallion", target=DATABRICKS)
+        Lakehouse.open(spark, StorageRoot(root), catalog="", target=DATABRICKS)
+    opened = Lakehouse.open(spark, StorageRoot(root), catalog="medallion", target=DATABRICKS)
     assert opened.name("gold.orders_daily") == "medallion.gold.orders_daily"
 
 
@@ -101,7 +102,7 @@ def test_a_resolved_databricks_environment_opens_its_catalog(
 ) -> None:
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
     environment = Environment.resolve(
-        "/Volumes/medallion/lakehouse/files", catalog="medallion"
+        StorageRoot("/Volumes/medallion/lakehouse/files"), catalog="medallion"
     )
 
     opened = Lakehouse.in_environment(spark, environment)
@@ -114,7 +115,7 @@ def test_a_schema_lists_its_tables_in_either_layout(
 ) -> None:
     for name in ("b", "a"):
         house.write(spark.createDataFrame([(1,)], "n int"), f"{schema}.{name}")
-    by_path = Lakehouse.open(spark, tmp_path / "by-path")
+    by_path = Lakehouse.open(spark, StorageRoot(tmp_path / "by-path"))
     by_path.write(spark.createDataFrame([(1,)], "n int"), "gold.t")
 
     assert house.tables(schema) == [f"{schema}.a", f"{schema}.b"]

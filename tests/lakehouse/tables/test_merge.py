@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 
 SCHEMA = "order_id string, status string, updated_at timestamp, _rank int, _ingest_ts timestamp"
@@ -18,7 +19,7 @@ INGEST_A, INGEST_B = datetime(2026, 1, 2), datetime(2026, 1, 3)
 
 @pytest.fixture
 def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
-    return Lakehouse.open(spark, tmp_path)
+    return Lakehouse.open(spark, StorageRoot(tmp_path))
 
 
 def seed(lakehouse: Lakehouse, table: str) -> None:

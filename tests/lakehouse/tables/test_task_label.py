@@ -17,6 +17,7 @@ from medallion.lakehouse.spark import (
     local_spark_conf,
     with_job_tags,
 )
+from medallion.lakehouse.storage import StorageRoot
 
 CONTEXT = TaskContext("build_analytics", "20261102T060000Z-abc123", "silver_fact_orders",
                       Path("/runs/build_analytics/20261102T060000Z-abc123"))
@@ -60,10 +61,11 @@ def test_the_event_log_is_written_only_when_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(EVENT_LOG_DIR_ENV, raising=False)
-    assert not any(key.startswith("spark.eventLog") for key in local_spark_conf(tmp_path))
+    conf = local_spark_conf(StorageRoot(tmp_path))
+    assert not any(key.startswith("spark.eventLog") for key in conf)
 
     monkeypatch.setenv(EVENT_LOG_DIR_ENV, str(tmp_path / "events"))
-    conf = local_spark_conf(tmp_path)
+    conf = local_spark_conf(StorageRoot(tmp_path))
 
     assert conf["spark.eventLog.enabled"] == "true"
     assert conf["spark.eventLog.dir"] == (tmp_path / "events").resolve().as_uri()

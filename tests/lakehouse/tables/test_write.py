@@ -10,6 +10,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import CONFLICT_ATTEMPTS, Lakehouse, retry_on_conflict
 
 NOT_NEGATIVE = {"delta.constraints.amount_not_negative": "amount >= 0"}
@@ -20,7 +21,7 @@ VIOLATION = "DELTA_VIOLATE_CONSTRAINT_WITH_VALUES.*amount_not_negative"
 
 @pytest.fixture
 def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
-    return Lakehouse.open(spark, tmp_path)
+    return Lakehouse.open(spark, StorageRoot(tmp_path))
 
 
 def history(lakehouse: Lakehouse, table: str) -> list[str]:

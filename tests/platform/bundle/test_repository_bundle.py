@@ -181,7 +181,7 @@ def test_ingest_runs_five_retried_loops_in_parallel_then_counts_what_landed() ->
 
 
 def test_cli_exits_non_zero_and_names_the_failed_task(tmp_path: Path) -> None:
-    bundle = repo_root() / "tests" / "jobs" / "fixture_bundle"
+    bundle = repo_root() / "tests" / "platform" / "jobs" / "fixture_bundle"
     result = subprocess.run(
         [sys.executable, "-m", "medallion", "jobs", "run", "failure_job", "--compute", "cold",
          "--bundle-root", str(bundle), "--runs-root", str(tmp_path / "runs"),

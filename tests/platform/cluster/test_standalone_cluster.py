@@ -40,6 +40,7 @@ from medallion.lakehouse.environment import Environment
 from medallion.lakehouse.pipelines.ingest import ingest_fx
 from medallion.lakehouse.settings import repo_root
 from medallion.lakehouse.spark import EVENT_LOG_DIR_ENV
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 from medallion.platform.bundle import load_bundle
 from medallion.platform.devstack import stack
@@ -51,7 +52,7 @@ WORKERS = 2  # of 1 core and 1 GB each
 JOB = "build_analytics"
 CATALOG = "spark_catalog"  # the local stand-in of a Unity Catalog catalog
 TABLES = ("bronze.fx_rates", "bronze.fx_rates_quarantine", "bronze.fx_rates_unknown_columns",
-          "silver.fx_rates", "gold.fx_daily_change")
+          "silver.fx_rates", "silver.fx_rates_quarantine", "gold.fx_daily_change")
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,11 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
     records: list[dict[str, Any]] = []
     with standalone_cluster(base / "spark", workers=WORKERS, cores=1, memory="1g") as cluster:
         env = {**cluster.client_env(), EVENT_LOG_DIR_ENV: str(events)}
-        stack.up(root, ("fx_api",))
+        stack.up(StorageRoot(root), ("fx_api",))
         try:
             up = medallion(env, "compute", "up", "--storage-root", str(root))
             assert up.returncode == 0, up.stdout + up.stderr
-            server = compute.find_server(root)
+            server = compute.find_server(StorageRoot(root))
             assert server is not None
             remote = RemoteSession.builder.remote(server.url).create()
             try:
@@ -116,7 +117,10 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
                 schemas = load_bundle(repo_root(), "dev").config["resources"]["schemas"]
                 for schema in schemas.values():
                     remote.sql(f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema['name']}")
-                local = Environment.resolve(root, stand_ins=stack.local_stand_ins(root))
+                storage_root = StorageRoot(root)
+                local = Environment.resolve(
+                    storage_root, stand_ins=stack.local_stand_ins(storage_root)
+                )
                 ingest_fx(local, DAY)  # the ingest job's FX step, to the stand-in
                 for task_key in FX_TASKS:
                     result, record = run_task(env, root, runs, task_key)
@@ -135,7 +139,7 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
                 remote.stop()
                 medallion(env, "compute", "down", "--storage-root", str(root))
         finally:
-            stack.down(root, ("fx_api",))
+            stack.down(StorageRoot(root), ("fx_api",))
         (event_log,) = events.iterdir()
         workers = [worker.name for worker in cluster.workers]
         executors = cluster.executors_of(application_id(event_log))

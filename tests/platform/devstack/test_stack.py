@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import stack
 from medallion.platform.devstack.service import (
     owns_listening_port,
@@ -21,36 +22,36 @@ HTTP_SERVICES = ("fx_api", "crm_api")
 
 
 def test_up_is_idempotent_and_down_stops_everything(tmp_path: Path) -> None:
-    first = stack.up(tmp_path, HTTP_SERVICES)
-    second = stack.up(tmp_path, HTTP_SERVICES)
+    first = stack.up(StorageRoot(tmp_path), HTTP_SERVICES)
+    second = stack.up(StorageRoot(tmp_path), HTTP_SERVICES)
 
     assert [s.running for s in first] == [True, True]
     assert second == first
     for service in first:
         assert httpx.get(f"{service.url}/health", timeout=2).status_code == 200
 
-    assert stack.down(tmp_path, HTTP_SERVICES) == ["fx_api", "crm_api"]
-    assert [s.running for s in stack.status(tmp_path, HTTP_SERVICES)] == [False, False]
+    assert stack.down(StorageRoot(tmp_path), HTTP_SERVICES) == ["fx_api", "crm_api"]
+    assert [s.running for s in stack.status(StorageRoot(tmp_path), HTTP_SERVICES)] == [False, False]
     for service in first:
         assert service.pid is not None
         assert not pid_alive(service.pid)
-    assert stack.down(tmp_path, HTTP_SERVICES) == []
+    assert stack.down(StorageRoot(tmp_path), HTTP_SERVICES) == []
 
 
 def test_service_url_prefers_the_configured_url(tmp_path: Path) -> None:
-    assert stack.service_url(tmp_path, "fx_api", "http://rates.example/") == "http://rates.example"
+    assert stack.service_url(StorageRoot(tmp_path), "fx_api", "http://rates.example/") == "http://rates.example"
 
 
 def test_service_url_reads_the_running_stand_in(tmp_path: Path) -> None:
-    (fx,) = stack.up(tmp_path, ("fx_api",))
+    (fx,) = stack.up(StorageRoot(tmp_path), ("fx_api",))
     try:
-        assert stack.service_url(tmp_path, "fx_api") == fx.url
-        info = read_info(tmp_path, "fx_api")
+        assert stack.service_url(StorageRoot(tmp_path), "fx_api") == fx.url
+        info = read_info(StorageRoot(tmp_path), "fx_api")
         assert info is not None
         assert info.pid == fx.pid
         assert info.pid != os.getpid()
     finally:
-        stack.down(tmp_path, ("fx_api",))
+        stack.down(StorageRoot(tmp_path), ("fx_api",))
 
 
 def test_a_listening_port_belongs_to_the_process_that_bound_it() -> None:

@@ -22,6 +22,7 @@ from medallion.lakehouse.raw.build_record import (
 )
 from medallion.lakehouse.raw.landing import land_records, raw_zone
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.bundle import load_bundle
 from medallion.platform.jobs import JobRunResult, RunOptions, run_job
 from medallion.platform.jobs.model import Condition, ConditionOp, JobSpec, parse_job
@@ -64,7 +65,8 @@ def storage_root(tmp_path: Path) -> Path:
     root = tmp_path / "lakehouse"
     for spec in SOURCES:
         source, _, entity = spec.partition("/")
-        land_records(raw_zone(root), source, entity or None, RUN_DATE, [{"id": f"{source}_1"}])
+        raw = raw_zone(StorageRoot(root))
+        land_records(raw, source, entity or None, RUN_DATE, [{"id": f"{source}_1"}])
     return root
 
 
@@ -87,8 +89,8 @@ def test_a_complete_build_records_the_loads_its_file_check_found(storage_root: P
     assert states(result, "publish_snowflake", "publish_redshift", "register_glue",
                   "record_build") == ("SUCCESS", "SUCCESS", "EXCLUDED", "SUCCESS")
     assert result.state == "SUCCESS"
-    assert read_build_record(storage_root, RUN_DATE) == find_build_inputs(
-        storage_root, SOURCES, RUN_DATE)
+    assert read_build_record(StorageRoot(storage_root), RUN_DATE) == find_build_inputs(
+        StorageRoot(storage_root), SOURCES, RUN_DATE)
 
 
 def test_a_build_with_a_failed_publish_records_nothing(storage_root: Path) -> None:
@@ -97,7 +99,7 @@ def test_a_build_with_a_failed_publish_records_nothing(storage_root: Path) -> No
     assert states(result, "publish_snowflake", "publish_redshift", "record_build") == (
         "FAILED", "SUCCESS", "UPSTREAM_FAILED")
     assert result.state == "FAILED"
-    assert not build_record_path(storage_root, RUN_DATE).exists()
+    assert not build_record_path(StorageRoot(storage_root), RUN_DATE).exists()
 
 
 def test_ingest_builds_a_date_never_built(storage_root: Path) -> None:
@@ -105,13 +107,15 @@ def test_ingest_builds_a_date_never_built(storage_root: Path) -> None:
 
     assert result.tasks["has_new_rows"].condition_result == "true"
     assert states(result, "check_landed_files", "build_analytics") == ("SUCCESS", "SUCCESS")
-    assert build_record_path(storage_root, RUN_DATE).exists()  # by the build's last task
+    # by the build's last task
+    assert build_record_path(StorageRoot(storage_root), RUN_DATE).exists()
 
 
 def test_ingest_skips_the_build_when_no_load_changed_since_the_last_build(
     storage_root: Path,
 ) -> None:
-    write_build_record(storage_root, find_build_inputs(storage_root, SOURCES, RUN_DATE),
+    root = StorageRoot(storage_root)
+    write_build_record(root, find_build_inputs(root, SOURCES, RUN_DATE),
                        run_id="earlier")
 
     result = run("ingest_daily_sources", storage_root)

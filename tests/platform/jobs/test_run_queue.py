@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from medallion.lakehouse.errors import JobRunFailed
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.bundle import load_bundle
 from medallion.platform.jobs import JobRunResult, RunOptions, run_job
 from medallion.platform.jobs.engine import RunObserver
@@ -33,7 +34,7 @@ def queued_job(**changes: object) -> JobSpec:
 
 def test_a_second_run_on_the_same_data_waits_and_says_for_whom(tmp_path: Path) -> None:
     storage_root = tmp_path / "lakehouse"
-    lock = job_lock_path(queued_job(), tmp_path / "runs-a", str(storage_root))
+    lock = job_lock_path(queued_job(), tmp_path / "runs-a", StorageRoot(str(storage_root)))
     holder_file = lock.with_name(f"{lock.name}.holder.json")
 
     def run(job: JobSpec, runs: str, seconds: str, observer: RunObserver) -> JobRunResult:

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform import compute
 from medallion.platform.lab import KERNEL_NAME, install_kernel
 
@@ -45,7 +46,7 @@ def test_medallion_lab_serves_the_notebooks_with_the_medallion_kernel_on_the_war
     try:
         specs = _get(f"http://127.0.0.1:{port}/api/kernelspecs?token={TOKEN}", timeout=180)
         contents = _get(f"http://127.0.0.1:{port}/api/contents/explore?token={TOKEN}", 10)
-        server = compute.find_server(root)
+        server = compute.find_server(StorageRoot(root))
     finally:
         os.killpg(lab.pid, signal.SIGINT)
         output = lab.communicate(timeout=60)[0]
@@ -56,9 +57,9 @@ def test_medallion_lab_serves_the_notebooks_with_the_medallion_kernel_on_the_war
     assert [item["name"] for item in contents["content"]] == ["explore_gold.ipynb"]
     assert f"warm driver {server.url} for {root}" in output
     deadline = time.monotonic() + 60  # released when the lab stops, so the driver stops too
-    while compute.find_server(root) is not None and time.monotonic() < deadline:
+    while compute.find_server(StorageRoot(root)) is not None and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert compute.find_server(root) is None
+    assert compute.find_server(StorageRoot(root)) is None
 
 
 def _get(url: str, timeout: float) -> dict:  # type: ignore[type-arg]

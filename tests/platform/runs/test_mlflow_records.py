@@ -11,6 +11,7 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.runs.tracking import default_tracking_uri
 from tests.platform.runs.conftest import CRM_TOKEN, PARAM_SECRET, RecordedRun
 
@@ -18,7 +19,7 @@ TASKS = ("load", "flaky", "leaks", "after_leak")
 
 
 def _runs(recorded_run: RecordedRun) -> tuple[MlflowClient, Run, dict[str, Run]]:
-    client = MlflowClient(tracking_uri=default_tracking_uri(recorded_run.storage_root))
+    client = MlflowClient(tracking_uri=default_tracking_uri(StorageRoot(recorded_run.storage_root)))
     experiment = client.get_experiment_by_name("records_job")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
@@ -35,7 +36,7 @@ def _artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> li
 
 def test_tracking_uri_is_the_storage_roots_sqlite_database(recorded_run: RecordedRun) -> None:
     database = recorded_run.storage_root / "_system" / "mlflow" / "mlflow.db"
-    assert default_tracking_uri(recorded_run.storage_root) == f"sqlite:///{database}"
+    assert default_tracking_uri(StorageRoot(recorded_run.storage_root)) == f"sqlite:///{database}"
     assert database.is_file()
 
 

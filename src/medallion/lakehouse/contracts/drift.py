@@ -19,6 +19,7 @@ from pyspark.sql import functions as sf
 
 from medallion.lakehouse.contracts.conform import SOURCE_FILE, UNKNOWN_COLUMNS
 from medallion.lakehouse.contracts.contract import Contract
+from medallion.lakehouse.storage import StorageRoot
 
 DRIFT_DIRNAME = "_schema_drift"
 
@@ -69,10 +70,10 @@ def drift_report(
     }
 
 
-def drift_path(storage_root: Path, proc_date: date, table: str) -> Path:
+def drift_path(storage_root: StorageRoot, proc_date: date, table: str) -> Path:
     """Where the drift of ``table`` (``bronze.x`` or ``x``) on ``proc_date`` is logged."""
     name = table.split(".")[-1]
-    return Path(storage_root) / DRIFT_DIRNAME / f"dt={proc_date.isoformat()}" / f"{name}.json"
+    return storage_root / DRIFT_DIRNAME / f"dt={proc_date.isoformat()}" / f"{name}.json"
 
 
 def write_drift_report(path: Path, report: dict[str, Any] | None) -> None:

@@ -18,7 +18,6 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from openlineage.client import OpenLineageClient
@@ -48,6 +47,7 @@ from medallion.lakehouse.lineage.transport import (
 )
 from medallion.lakehouse.locks import file_lock
 from medallion.lakehouse.runtime import task_context
+from medallion.lakehouse.storage import StorageRoot
 
 __all__ = ["abort_open_runs", "lineage_job"]
 
@@ -198,7 +198,7 @@ def _emit(client: OpenLineageClient, run: StepRun, event: RunEvent) -> None:
         )
 
 
-def abort_open_runs(storage_root: str | Path, job: str, job_run_id: str, why: str) -> list[str]:
+def abort_open_runs(storage_root: StorageRoot, job: str, job_run_id: str, why: str) -> list[str]:
     """ABORT every step run of job run ``job_run_id`` that started and never ended; their ids.
 
     For a job run whose runner died: its steps' START events have no COMPLETE or FAIL, and a

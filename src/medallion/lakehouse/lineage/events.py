@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attr
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
@@ -41,6 +41,7 @@ from pyspark.sql.types import ArrayType, DataType, StructType
 from medallion.lakehouse.errors import ContractViolation, ExpectationFailed
 from medallion.lakehouse.lineage.columns import SourceColumn
 from medallion.lakehouse.lineage.steps import DatasetRef, StepLineage, table_ref
+from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
     from medallion.lakehouse.quality.metrics import DQMetrics
@@ -242,7 +243,7 @@ def dq_facets(metrics: DQMetrics) -> dict[str, BaseFacet]:
 
 
 def column_lineage_facet(
-    storage_root: Any, lineage: Mapping[str, tuple[SourceColumn, ...]]
+    storage_root: StorageRoot, lineage: Mapping[str, tuple[SourceColumn, ...]]
 ) -> column_lineage_dataset.ColumnLineageDatasetFacet:
     """Direct column lineage: each output column's source table columns, with the subtype."""
     return column_lineage_dataset.ColumnLineageDatasetFacet(

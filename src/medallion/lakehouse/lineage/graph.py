@@ -29,6 +29,7 @@ from medallion.lakehouse.errors import MedallionError
 from medallion.lakehouse.lineage.steps import FILE_NAMESPACE, lakehouse_namespace
 from medallion.lakehouse.lineage.transport import events_path
 from medallion.lakehouse.raw.landing import LOAD_DIR_PREFIX
+from medallion.lakehouse.storage import StorageRoot
 
 JOB_NAMESPACE = "medallion"
 COMPLETE = "COMPLETE"
@@ -235,7 +236,7 @@ class LineageGraph:
     nodes: frozenset[Node]
     edges: frozenset[tuple[Node, Node]]
     runs: Mapping[Node, CompletedRun]
-    storage_root: Path
+    storage_root: StorageRoot
     _parents: Mapping[Node, tuple[Node, ...]] = field(init=False, repr=False, compare=False)
     _tables: str = field(init=False, repr=False, compare=False)
 
@@ -260,8 +261,8 @@ class LineageGraph:
             return node.name
         if node.namespace == FILE_NAMESPACE:
             path = Path(node.name)
-            if path.is_relative_to(self.storage_root):
-                return path.relative_to(self.storage_root).as_posix()
+            if path.is_relative_to(self.storage_root.path):
+                return path.relative_to(self.storage_root.path).as_posix()
             return node.name
         return f"{node.namespace}/{node.name}"
 
@@ -318,7 +319,7 @@ class LineageGraph:
         return None
 
 
-def build_graph(runs: Iterable[CompletedRun], storage_root: Path) -> LineageGraph:
+def build_graph(runs: Iterable[CompletedRun], storage_root: StorageRoot) -> LineageGraph:
     """The graph of each job's latest COMPLETE run."""
     kept = latest_runs(runs)
     edges = {
@@ -330,22 +331,22 @@ def build_graph(runs: Iterable[CompletedRun], storage_root: Path) -> LineageGrap
         )
     }
     nodes = {node for edge in edges for node in edge} | set(kept)
-    return LineageGraph(frozenset(nodes), frozenset(edges), kept, storage_root.resolve())
+    return LineageGraph(frozenset(nodes), frozenset(edges), kept, storage_root)
 
 
-def event_files(storage_root: Path) -> list[Path]:
+def event_files(storage_root: StorageRoot) -> list[Path]:
     """The JSON-lines files under ``<storage_root>/_lineage``, by name."""
     folder = events_path(storage_root).parent
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
-def run_lineage(storage_root: Path, job_run_id: str) -> LineageGraph:
+def run_lineage(storage_root: StorageRoot, job_run_id: str) -> LineageGraph:
     """The graph of one job run's steps: what each read and wrote (its COMPLETE events)."""
     log = read_event_files(event_files(storage_root))
     return build_graph((run for run in log.runs if run.job_run_id == job_run_id), storage_root)
 
 
-def read_lineage(storage_root: Path) -> tuple[LineageGraph, Sequence[str]]:
+def read_lineage(storage_root: StorageRoot) -> tuple[LineageGraph, Sequence[str]]:
     """The graph of the events under ``storage_root``, and the truncated lines skipped."""
     log = read_event_files(event_files(storage_root))
     return build_graph(log.runs, storage_root), log.skipped

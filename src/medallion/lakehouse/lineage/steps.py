@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from medallion.lakehouse.raw.landing import load_dir, raw_zone
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 
 FILE_NAMESPACE = "file"
@@ -40,7 +40,7 @@ class StepLineage:
     """What one call of a step reads and writes, and how to find its outputs' row counts."""
 
     job_name: str
-    storage_root: Path
+    storage_root: StorageRoot
     inputs: tuple[DatasetRef, ...]
     outputs: tuple[DatasetRef, ...]
     lakehouse: Lakehouse | None = None
@@ -48,18 +48,18 @@ class StepLineage:
     rows_written: Callable[[Any], Mapping[str, int]] = field(default=lambda result: {})
 
 
-def lakehouse_namespace(storage_root: str | Path) -> str:
+def lakehouse_namespace(storage_root: StorageRoot) -> str:
     """``medallion:///abs/path/to/root`` for the tables under ``storage_root``."""
-    return "medallion://" + Path(storage_root).resolve().as_posix()
+    return "medallion://" + storage_root.path.as_posix()
 
 
-def table_ref(storage_root: str | Path, table: str) -> DatasetRef:
+def table_ref(storage_root: StorageRoot, table: str) -> DatasetRef:
     """A lakehouse table as a dataset."""
     return DatasetRef(lakehouse_namespace(storage_root), table, table)
 
 
 def raw_load_ref(
-    storage_root: str | Path, source: str, entity: str | None, day: date
+    storage_root: StorageRoot, source: str, entity: str | None, day: date
 ) -> DatasetRef:
     """A raw load directory (``raw/<source>[/<entity>]/load_dt=…``) as a file dataset."""
     path = load_dir(raw_zone(storage_root), source, entity, day).resolve()

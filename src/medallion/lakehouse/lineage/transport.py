@@ -22,6 +22,7 @@ from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, H
 
 from medallion.lakehouse.environment import get_secret
 from medallion.lakehouse.locks import file_lock
+from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
     from openlineage.client.client import Event
@@ -41,9 +42,9 @@ HTTP_RETRY = {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.2,
 CLIENT_CONFIG = {"facets": {"source_code_location": {"disabled": True}}}
 
 
-def events_path(storage_root: str | Path) -> Path:
+def events_path(storage_root: StorageRoot) -> Path:
     """The JSON-lines file the file transport appends to."""
-    return Path(storage_root) / EVENTS_DIR / EVENTS_FILE
+    return storage_root / EVENTS_DIR / EVENTS_FILE
 
 
 class LockedFileTransport(FileTransport):
@@ -72,7 +73,7 @@ def lineage_url() -> str:
     return os.environ.get(URL_ENV) or os.environ.get(OPENLINEAGE_URL_ENV) or ""
 
 
-def transport_for(storage_root: str | Path) -> Transport:
+def transport_for(storage_root: StorageRoot) -> Transport:
     """HTTP when a lineage URL is configured, else JSON lines under ``storage_root``."""
     url = lineage_url()
     if not url:
@@ -89,6 +90,6 @@ def transport_for(storage_root: str | Path) -> Transport:
     return HttpTransport(config)
 
 
-def client_for(storage_root: str | Path) -> OpenLineageClient:
+def client_for(storage_root: StorageRoot) -> OpenLineageClient:
     """An OpenLineage client with this storage root's transport."""
     return OpenLineageClient(transport=transport_for(storage_root), config=CLIENT_CONFIG)

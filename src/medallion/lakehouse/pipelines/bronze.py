@@ -47,6 +47,7 @@ from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.quality.spec import load_specs
 from medallion.lakehouse.raw.landing import LINE_SEPARATOR, LoadManifest, load_dir, read_manifest
 from medallion.lakehouse.spark import counted_while
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.bronze import (
     PARTITION_COLUMNS,
@@ -119,7 +120,9 @@ def bronze_table(table: str) -> BronzeTable:
     return tables[name]
 
 
-def read_raw_lines(spark: SparkSession, manifest: LoadManifest, storage_root: Path) -> DataFrame:
+def read_raw_lines(
+    spark: SparkSession, manifest: LoadManifest, storage_root: StorageRoot
+) -> DataFrame:
     """A load's lines as text: ``value`` and ``_source_file`` (relative to the storage root).
 
     Only the files the manifest lists, split on ``\\n`` exactly as the manifest counts rows.
@@ -370,7 +373,7 @@ def _log_drift(
     contract: Contract,
     profile: LoadProfile,
     run_date: date,
-    storage_root: Path,
+    storage_root: StorageRoot,
     entry: BronzeTable,
     load: str,
 ) -> None:
@@ -387,9 +390,9 @@ def _log_drift(
     write_drift_report(drift_path(storage_root, run_date, entry.name), report)
 
 
-def _relative(path: Path, storage_root: Path) -> str:
+def _relative(path: Path, storage_root: StorageRoot) -> str:
     """``path`` relative to the storage root, as stored in ``_source_file``."""
     try:
-        return Path(path).resolve().relative_to(Path(storage_root).resolve()).as_posix()
+        return Path(path).resolve().relative_to(storage_root.path).as_posix()
     except ValueError:
         return Path(path).as_posix()

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from medallion.lakehouse.errors import RawLoadsMissing
 from medallion.lakehouse.raw.build_record import BuildInputs, is_new, read_build_record
 from medallion.lakehouse.raw.landing import list_loads, load_dir, raw_zone, read_manifest
+from medallion.lakehouse.storage import StorageRoot
 
 
-def count_complete_loads(storage_root: str | Path, sources: list[str], run_date: date) -> int:
+def count_complete_loads(storage_root: StorageRoot, sources: list[str], run_date: date) -> int:
     """How many of ``sources`` have a complete raw load (manifest written) for ``run_date``.
 
     A source is ``name`` or ``name/entity``.
@@ -108,7 +108,7 @@ class LandedSummary:
 
 
 def landed_summary(
-    storage_root: str | Path, sources: Iterable[str], dates: Iterable[str | date]
+    storage_root: StorageRoot, sources: Iterable[str], dates: Iterable[str | date]
 ) -> LandedSummary:
     """Complete loads, data files and rows of each source over ``dates``, and which are new."""
     raw_root = raw_zone(storage_root)

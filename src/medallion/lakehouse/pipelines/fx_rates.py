@@ -9,22 +9,22 @@ Landing the same rates again is a no-op.
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 
 from medallion.lakehouse.lineage import lineage_job
 from medallion.lakehouse.lineage.steps import StepLineage, raw_load_ref, system_ref
 from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.raw.landing import land_records, raw_zone
 from medallion.lakehouse.sources.fx_rates import SOURCE, fetch_fx_rates
+from medallion.lakehouse.storage import StorageRoot
 
 
-def ingest_fx_rates_lineage(storage_root: str | Path, run_date: date, api_url: str, **_: object
+def ingest_fx_rates_lineage(storage_root: StorageRoot, run_date: date, api_url: str, **_: object
                             ) -> StepLineage:
     """``ingest_fx_rates`` reads the API's rates and writes one raw load."""
     raw = raw_load_ref(storage_root, SOURCE, None, run_date)
     return StepLineage(
         job_name="ingest.fx_rates",
-        storage_root=Path(storage_root),
+        storage_root=storage_root,
         inputs=(system_ref("fx-api", api_url, "rates"),),
         outputs=(raw,),
         rows_written=lambda result: {raw.name: result.rows_written},
@@ -33,7 +33,7 @@ def ingest_fx_rates_lineage(storage_root: str | Path, run_date: date, api_url: s
 
 @lineage_job(ingest_fx_rates_lineage)
 def ingest_fx_rates(
-    storage_root: str | Path,
+    storage_root: StorageRoot,
     run_date: date,
     api_url: str,
     *,

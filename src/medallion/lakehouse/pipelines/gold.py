@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
@@ -35,6 +34,7 @@ from medallion.lakehouse.quality.spec import (
     transform_of,
 )
 from medallion.lakehouse.spark import computed_once
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse, retry_on_conflict
 from medallion.lakehouse.transforms.gold import duplicate_keys, missing_references
 from medallion.lakehouse.transforms.gold.fx import usd_amounts
@@ -45,7 +45,7 @@ SALT_KEY = "pii-hash-salt"
 EXAMPLES = 5
 
 
-def pii_hash_salt(storage_root: str | Path, secrets: SecretProvider | None = None) -> str:
+def pii_hash_salt(storage_root: StorageRoot, secrets: SecretProvider | None = None) -> str:
     """The salt of gold's hashed ids: the secret ``pii-hash-salt`` from ``secrets``.
 
     ``secrets`` defaults to the provider of the environment resolved for ``storage_root``; the

@@ -25,7 +25,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from medallion.lakehouse.clients import redshift as redshift_client
@@ -39,6 +38,7 @@ from medallion.lakehouse.raw.landing import LoadManifest
 from medallion.lakehouse.sources import crm, kafka_orders, redshift, snowflake
 from medallion.lakehouse.sources.redshift import WarehouseConnection
 from medallion.lakehouse.state import redshift_mark_path, source_lock
+from medallion.lakehouse.storage import StorageRoot
 
 MAX_BACKFILL_DAYS = 366
 
@@ -99,13 +99,13 @@ def snowflake_settings(environment: Environment) -> snowflake_client.SnowflakeSe
     )
 
 
-def ingest_lineage(storage_root: str | Path, load_date: date, source: str, entity: str | None,
+def ingest_lineage(storage_root: StorageRoot, load_date: date, source: str, entity: str | None,
                    read: DatasetRef) -> StepLineage:
     """An ingest step reads one dataset of a source system and writes one raw load."""
     raw = raw_load_ref(storage_root, source, entity, load_date)
     return StepLineage(
         job_name=f"ingest.{source}" + (f"_{entity}" if entity else ""),
-        storage_root=Path(storage_root),
+        storage_root=storage_root,
         inputs=(read,),
         outputs=(raw,),
         rows_written=lambda result: {raw.name: result.rows},

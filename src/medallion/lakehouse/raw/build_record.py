@@ -30,6 +30,7 @@ from medallion.lakehouse.raw.landing import (
     raw_zone,
     read_json_state,
 )
+from medallion.lakehouse.storage import StorageRoot
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def source_name(manifest: LoadManifest) -> str:
 
 
 def find_build_inputs(
-    storage_root: str | Path, sources: Iterable[str], run_date: date
+    storage_root: StorageRoot, sources: Iterable[str], run_date: date
 ) -> BuildInputs:
     """The complete loads of ``run_date`` among ``sources`` (a source without one is left out).
 
@@ -113,13 +114,13 @@ def find_build_inputs(
     return BuildInputs(run_date, loads)
 
 
-def build_record_path(storage_root: str | Path, run_date: date) -> Path:
+def build_record_path(storage_root: StorageRoot, run_date: date) -> Path:
     """Where the record of ``run_date``'s last complete build is kept."""
-    return Path(storage_root) / "_system" / "state" / "builds" / f"{run_date.isoformat()}.json"
+    return storage_root.state / "builds" / f"{run_date.isoformat()}.json"
 
 
 def write_build_record(
-    storage_root: str | Path, inputs: BuildInputs, *, run_id: str, now: datetime | None = None
+    storage_root: StorageRoot, inputs: BuildInputs, *, run_id: str, now: datetime | None = None
 ) -> Path:
     """Save, atomically, that run ``run_id`` built ``inputs.run_date`` from ``inputs.loads``."""
     path = build_record_path(storage_root, inputs.run_date)
@@ -129,7 +130,7 @@ def write_build_record(
     return path
 
 
-def read_build_record(storage_root: str | Path, run_date: date) -> BuildInputs | None:
+def read_build_record(storage_root: StorageRoot, run_date: date) -> BuildInputs | None:
     """What the last complete build of ``run_date`` was built from; None when never built."""
     path = build_record_path(storage_root, run_date)
     content = read_json_state(

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from medallion.lakehouse.errors import ConfigError, RawLoadError
 from medallion.lakehouse.files import write_json_atomic
+from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -114,9 +115,9 @@ class LoadManifest:
             ) from error
 
 
-def raw_zone(storage_root: str | Path) -> Path:
+def raw_zone(storage_root: StorageRoot) -> Path:
     """The raw zone under a storage root (``Lakehouse.raw_root`` is the same place)."""
-    return Path(storage_root).resolve() / RAW_DIRNAME
+    return storage_root.raw
 
 
 def source_dir(raw_root: Path, source: str, entity: str | None) -> Path:

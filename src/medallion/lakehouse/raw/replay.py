@@ -22,15 +22,16 @@ from typing import Any
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.files import write_json_atomic
 from medallion.lakehouse.raw.landing import read_json_state
+from medallion.lakehouse.storage import StorageRoot
 
 
-def replay_plan_path(storage_root: str | Path, source: str) -> Path:
+def replay_plan_path(storage_root: StorageRoot, source: str) -> Path:
     """Where ``source``'s replay plan is kept."""
-    return Path(storage_root) / "_system" / "state" / "replay" / f"{source}.json"
+    return storage_root.state / "replay" / f"{source}.json"
 
 
 def write_replay_plan(
-    storage_root: str | Path, source: str, reset: str, ends: Mapping[date, Any]
+    storage_root: StorageRoot, source: str, reset: str, ends: Mapping[date, Any]
 ) -> Path:
     """Save, atomically, where each moved load of ``source`` ended (``reset``: its stamp)."""
     path = replay_plan_path(storage_root, source)
@@ -47,7 +48,7 @@ class ReplayEnd:
     position: Any
 
 
-def replay_end(storage_root: str | Path, source: str, load_dt: date) -> ReplayEnd | None:
+def replay_end(storage_root: StorageRoot, source: str, load_dt: date) -> ReplayEnd | None:
     """Where ``source``'s load of ``load_dt`` ended before the last reset; None when unknown."""
     path = replay_plan_path(storage_root, source)
     content = read_json_state(path, "a JSON replay plan")

@@ -47,6 +47,7 @@ from medallion.lakehouse.errors import (
     WarehouseUnavailable,
 )
 from medallion.lakehouse.serving import GoldColumn
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import split_table_name, table_path
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,7 @@ def register_delta_table(
 def register_tables(
     client: Any,
     database: str,
-    storage_root: str | Path,
+    storage_root: StorageRoot,
     tables: Sequence[str],
     *,
     location_root: str = "",

@@ -26,6 +26,7 @@ from medallion.lakehouse.raw.landing import (
     raw_zone,
 )
 from medallion.lakehouse.sources.http import request_json_with_retries
+from medallion.lakehouse.storage import StorageRoot
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def new_watermark(
 
 
 def extract_crm_accounts_to_raw(
-    storage_root: str | Path,
+    storage_root: StorageRoot,
     base_url: str,
     run_date: date,
     *,

@@ -48,6 +48,7 @@ from medallion.lakehouse.raw.landing import (
     raw_zone,
 )
 from medallion.lakehouse.raw.replay import replay_end
+from medallion.lakehouse.storage import StorageRoot
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class OffsetRange:
 
 
 def extract_kafka_orders_to_raw(
-    storage_root: str | Path,
+    storage_root: StorageRoot,
     bootstrap_servers: str,
     run_date: date,
     *,
@@ -125,14 +126,14 @@ def extract_kafka_orders_to_raw(
     if max_messages is not None and max_messages < 0:
         raise ConfigError(f"max_messages={max_messages}: expected None or at least 0")
     # Two runs at once would both start from the same landed end offsets: one run at a time.
-    with file_lock(Path(storage_root) / "_system" / "locks" / "kafka_orders.lock"):
+    with file_lock(storage_root.locks / "kafka_orders.lock"):
         return _extract(
-            Path(storage_root), bootstrap_servers, run_date, topic, max_messages, timeout_seconds
+            storage_root, bootstrap_servers, run_date, topic, max_messages, timeout_seconds
         )
 
 
 def _extract(
-    storage_root: Path,
+    storage_root: StorageRoot,
     bootstrap_servers: str,
     run_date: date,
     topic: str,
@@ -180,7 +181,7 @@ def _extract(
 
 
 def _end_offsets(
-    storage_root: Path,
+    storage_root: StorageRoot,
     run_date: date,
     start: Mapping[int, int],
     watermarks: Mapping[int, tuple[int, int]],
@@ -417,7 +418,7 @@ def _read_manifest_json(raw_root: Path, load_dt: date) -> LoadManifest:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: extract one day of the topic into raw; prints the manifest summary as JSON."""
     parser = argparse.ArgumentParser(prog="python -m medallion.lakehouse.sources.kafka_orders")
-    parser.add_argument("--storage-root", required=True, type=Path)
+    parser.add_argument("--storage-root", required=True, type=StorageRoot)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--run-date", required=True, type=date.fromisoformat)
     parser.add_argument("--topic", default=DEFAULT_TOPIC)

@@ -44,6 +44,7 @@ from medallion.lakehouse.raw.landing import (
     raw_zone,
 )
 from medallion.lakehouse.raw.replay import replay_end
+from medallion.lakehouse.storage import StorageRoot
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +411,7 @@ def write_high_water_mark(state_path: Path, mark: HighWaterMark | None) -> None:
 
 
 def extract_behavior_to_raw(
-    storage_root: Path,
+    storage_root: StorageRoot,
     conn: WarehouseConnection,
     run_date: date,
     state_path: Path,

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 from medallion.lakehouse.clients.snowflake import DATABASE, SCHEMA, SnowflakeConnection
@@ -27,6 +26,7 @@ from medallion.lakehouse.raw.landing import (
     raw_zone,
     read_manifest,
 )
+from medallion.lakehouse.storage import StorageRoot
 
 __all__ = [
     "DATABASE",
@@ -164,7 +164,7 @@ def _is_decimal(text: str) -> bool:
 
 
 def extract_orders_to_raw(
-    storage_root: str | Path, conn: SnowflakeConnection, run_date: date
+    storage_root: StorageRoot, conn: SnowflakeConnection, run_date: date
 ) -> LoadManifest:
     """Full load of ORDERS into ``raw/snowflake/orders/load_dt=<run_date>/`` (replaces it).
 

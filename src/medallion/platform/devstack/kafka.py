@@ -36,6 +36,7 @@ from confluent_kafka.cimpl import NewTopic
 from medallion.lakehouse.errors import KafkaDeliveryFailed, KafkaJarsMissing, KafkaUnavailable
 from medallion.lakehouse.locks import file_lock
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.service import (
     ServiceInfo,
     owns_listening_port,
@@ -182,7 +183,7 @@ def _cluster_id_at(bootstrap: str, timeout: float) -> str | None:
     return cluster_id
 
 
-def status(storage_root: str | Path) -> ServiceInfo | None:
+def status(storage_root: StorageRoot) -> ServiceInfo | None:
     """The running broker of this storage root, if its process is alive and its port open."""
     info = read_info(storage_root, NAME)
     if info is None:
@@ -220,7 +221,7 @@ def _format_storage(directory: Path, java: str, classpath: str) -> None:
         )
 
 
-def up(storage_root: str | Path, *, timeout_seconds: float = START_TIMEOUT_SECONDS) -> ServiceInfo:
+def up(storage_root: StorageRoot, *, timeout_seconds: float = START_TIMEOUT_SECONDS) -> ServiceInfo:
     """Start the storage root's broker (or return the one already up), once it answers clients.
 
     Ports are the last ones this root used, else the defaults, else free ones. Picking a free
@@ -250,7 +251,7 @@ def up(storage_root: str | Path, *, timeout_seconds: float = START_TIMEOUT_SECON
 
 
 def _start(
-    storage_root: str | Path, directory: Path, java: str, classpath: str, port: int,
+    storage_root: StorageRoot, directory: Path, java: str, classpath: str, port: int,
     controller_port: int, timeout_seconds: float, *, last_attempt: bool,
 ) -> ServiceInfo | None:
     """Start one broker on these ports; None when another process won a port (not last)."""
@@ -348,7 +349,7 @@ def _stop_process(pid: int, timeout_seconds: float = STOP_TIMEOUT_SECONDS) -> No
         time.sleep(0.1)
 
 
-def down(storage_root: str | Path) -> bool:
+def down(storage_root: StorageRoot) -> bool:
     """Stop the storage root's broker; True if it was running. Data stays for the next ``up``."""
     directory = service_dir(storage_root, NAME)
     with _lock(directory):

@@ -38,6 +38,7 @@ from psycopg import sql
 
 from medallion.lakehouse.clients.redshift import POSTGRESQL, RedshiftSettings, connect_postgres
 from medallion.lakehouse.errors import ConfigError, SourceUnavailable
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.service import (
     ServiceInfo,
     pick_port,
@@ -98,7 +99,7 @@ class Cluster:
         return self.data_dir / "postmaster.pid"
 
 
-def up(storage_root: Path, *, timeout_seconds: float = 60) -> ServiceInfo:
+def up(storage_root: StorageRoot, *, timeout_seconds: float = 60) -> ServiceInfo:
     """Start the cluster (initialising it once) and return how to reach it; idempotent."""
     cluster = cluster_for(storage_root)
     remove_orphan_clusters()
@@ -152,13 +153,13 @@ def up(storage_root: Path, *, timeout_seconds: float = 60) -> ServiceInfo:
     return info
 
 
-def down(storage_root: Path) -> bool:
+def down(storage_root: StorageRoot) -> bool:
     """Stop the cluster (fast shutdown); True if it was running. The data directory stays."""
     cluster = cluster_for(storage_root)
     return _stop(cluster)
 
 
-def destroy(storage_root: Path) -> None:
+def destroy(storage_root: StorageRoot) -> None:
     """Stop the cluster and delete its data, state and password (a fallback dir included)."""
     cluster = cluster_for(storage_root)
     _stop(cluster)
@@ -172,7 +173,7 @@ def _is_fallback(cluster: Cluster) -> bool:
     return cluster.data_dir.parent.parent == FALLBACK_ROOT
 
 
-def _discard_if_left_by_another_root(cluster: Cluster, storage_root: Path) -> None:
+def _discard_if_left_by_another_root(cluster: Cluster, storage_root: StorageRoot) -> None:
     """Delete a fallback cluster that an earlier storage root at this same path left behind.
 
     The fallback directory is named after the storage root's path, and paths come back (pytest
@@ -191,14 +192,14 @@ def _discard_if_left_by_another_root(cluster: Cluster, storage_root: Path) -> No
     log.warning(
         "postgres: discarded the cluster in %s, left by an earlier storage root at %s",
         cluster.data_dir.parent,
-        Path(storage_root).resolve(),
+        storage_root,
     )
 
 
-def _claim(cluster: Cluster, storage_root: Path) -> None:
+def _claim(cluster: Cluster, storage_root: StorageRoot) -> None:
     """Record the storage root (for the orphan sweep) and the shared id beside the cluster."""
     directory = cluster.data_dir.parent
-    (directory / OWNER_FILE).write_text(str(Path(storage_root).resolve()), encoding="utf-8")
+    (directory / OWNER_FILE).write_text(str(storage_root), encoding="utf-8")
     ours = service_dir(storage_root, NAME) / CLUSTER_ID_FILE
     cluster_id = _read_id(directory / CLUSTER_ID_FILE) or secrets.token_hex(16)
     (directory / CLUSTER_ID_FILE).write_text(cluster_id, encoding="utf-8")
@@ -235,7 +236,7 @@ def remove_orphan_clusters(fallback_root: Path = FALLBACK_ROOT) -> list[Path]:
     return removed
 
 
-def status(storage_root: Path) -> ServiceInfo | None:
+def status(storage_root: StorageRoot) -> ServiceInfo | None:
     """The running cluster's info, only if it answers ``SELECT 1``."""
     info = read_info(storage_root, NAME)
     if info is None or not pid_alive(info.pid):
@@ -249,7 +250,7 @@ def status(storage_root: Path) -> ServiceInfo | None:
 
 
 def client_settings(
-    storage_root: Path, *, info: ServiceInfo | None = None
+    storage_root: StorageRoot, *, info: ServiceInfo | None = None
 ) -> RedshiftSettings | None:
     """How to reach ``redshift_analytics`` as the ``medallion`` role, its password included;
     None when the stand-in of ``storage_root`` was never started."""
@@ -268,7 +269,7 @@ def client_settings(
 
 
 def connect(
-    storage_root: Path,
+    storage_root: StorageRoot,
     *,
     info: ServiceInfo | None = None,
     connect_timeout: int = 5,
@@ -278,13 +279,13 @@ def connect(
     settings = client_settings(storage_root, info=info)
     if settings is None:
         raise SourceUnavailable(
-            f"source {SOURCE!r}: no local PostgreSQL stand-in for {Path(storage_root).resolve()}; "
+            f"source {SOURCE!r}: no local PostgreSQL stand-in for {storage_root}; "
             "start it with `medallion devstack up`"
         )
     return connect_postgres(settings, connect_timeout=connect_timeout)
 
 
-def password(storage_root: Path) -> str:
+def password(storage_root: StorageRoot) -> str:
     """The ``medallion`` role's password: the environment's, else the stored (or a new) one."""
     from_env = os.environ.get(PASSWORD_ENV)
     if from_env:
@@ -302,7 +303,7 @@ def password(storage_root: Path) -> str:
     return secret
 
 
-def cluster_for(storage_root: Path) -> Cluster:
+def cluster_for(storage_root: StorageRoot) -> Cluster:
     """The data directory of ``storage_root``'s cluster and the OS user that runs it."""
     if not (PG_BIN / "pg_ctl").is_file():
         raise ConfigError(
@@ -319,7 +320,7 @@ def cluster_for(storage_root: Path) -> Cluster:
             f"running as root: expected an OS user {PG_OS_USER!r} to run PostgreSQL (root may "
             "not), found none; `apt-get install postgresql-15` creates it"
         ) from None
-    digest = hashlib.sha256(str(Path(storage_root).resolve()).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(str(storage_root).encode()).hexdigest()[:16]
     fallback = FALLBACK_ROOT / digest / "data"
     if (in_place / "PG_VERSION").is_file():
         return Cluster(in_place, PG_OS_USER)

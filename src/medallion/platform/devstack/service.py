@@ -2,9 +2,9 @@
 
 A service module ``medallion.platform.devstack.<name>`` exposes::
 
-    up(storage_root: Path) -> ServiceInfo       # idempotent; health-checked before it returns
-    down(storage_root: Path) -> bool            # True if it was running; leaves nothing behind
-    status(storage_root: Path) -> ServiceInfo | None
+    up(storage_root: StorageRoot) -> ServiceInfo  # idempotent; health-checked before it returns
+    down(storage_root: StorageRoot) -> bool       # True if it was running; leaves nothing behind
+    status(storage_root: StorageRoot) -> ServiceInfo | None
 
 Each keeps its data, logs and state file under ``<storage_root>/_system/devstack/<name>/`` and
 picks a free port when its default is taken.
@@ -17,6 +17,8 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from medallion.lakehouse.storage import StorageRoot
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,12 @@ class ServiceInfo:
         return cls(data["name"], data["url"], int(data["pid"]), dict(data.get("details", {})))
 
 
-def service_dir(storage_root: str | Path, name: str) -> Path:
+def service_dir(storage_root: StorageRoot, name: str) -> Path:
     """Where service ``name`` keeps its data, logs and state file."""
-    return Path(storage_root).resolve() / "_system" / "devstack" / name
+    return storage_root.system / "devstack" / name
 
 
-def write_info(storage_root: str | Path, info: ServiceInfo) -> Path:
+def write_info(storage_root: StorageRoot, info: ServiceInfo) -> Path:
     """Write the service's state file atomically."""
     directory = service_dir(storage_root, info.name)
     directory.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ def write_info(storage_root: str | Path, info: ServiceInfo) -> Path:
     return path
 
 
-def read_info(storage_root: str | Path, name: str) -> ServiceInfo | None:
+def read_info(storage_root: StorageRoot, name: str) -> ServiceInfo | None:
     """The service's last state file, if any (it may describe a process that is gone)."""
     path = service_dir(storage_root, name) / "service.json"
     try:

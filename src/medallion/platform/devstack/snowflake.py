@@ -33,6 +33,7 @@ from medallion.lakehouse.clients.snowflake import (
 )
 from medallion.lakehouse.errors import SourceUnavailable
 from medallion.lakehouse.locks import file_lock
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.service import (
     ServiceInfo,
     owns_listening_port,
@@ -55,12 +56,12 @@ PORT_ATTEMPTS = 3  # a start that loses its port to a concurrent one is retried 
 STOP_TIMEOUT_SECONDS = 15.0
 
 
-def _db_dir(storage_root: str | Path) -> Path:
+def _db_dir(storage_root: StorageRoot) -> Path:
     """Where the stand-in keeps its DuckDB database files."""
     return service_dir(storage_root, NAME) / "databases"
 
 
-def _lock(storage_root: str | Path) -> contextlib.AbstractContextManager[None]:
+def _lock(storage_root: StorageRoot) -> contextlib.AbstractContextManager[None]:
     """Serialise ``up``/``down`` of one storage root's stand-in across processes."""
     return file_lock(service_dir(storage_root, NAME) / "service.lock")
 
@@ -91,7 +92,7 @@ def _answers(info: ServiceInfo) -> bool:
         conn.close()
 
 
-def status(storage_root: str | Path) -> ServiceInfo | None:
+def status(storage_root: StorageRoot) -> ServiceInfo | None:
     """The running stand-in, or None when it is not running."""
     info = read_info(storage_root, NAME)
     if info is None or not pid_alive(info.pid):
@@ -99,7 +100,7 @@ def status(storage_root: str | Path) -> ServiceInfo | None:
     return info
 
 
-def up(storage_root: str | Path) -> ServiceInfo:
+def up(storage_root: StorageRoot) -> ServiceInfo:
     """Start the stand-in unless it runs (idempotent); returns once ``SELECT 1`` answers."""
     with _lock(storage_root):
         running = status(storage_root)
@@ -110,7 +111,7 @@ def up(storage_root: str | Path) -> ServiceInfo:
         return _start(storage_root)
 
 
-def _start(storage_root: str | Path) -> ServiceInfo:
+def _start(storage_root: StorageRoot) -> ServiceInfo:
     """Launch the server detached and wait until the connector can query it.
 
     Picking a free port and binding it are two steps, so a stand-in of another storage root
@@ -126,7 +127,7 @@ def _start(storage_root: str | Path) -> ServiceInfo:
     raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
 
 
-def _start_on(storage_root: str | Path, port: int, *, last_attempt: bool) -> ServiceInfo | None:
+def _start_on(storage_root: StorageRoot, port: int, *, last_attempt: bool) -> ServiceInfo | None:
     """Start on ``port``; None when another process holds the port (unless ``last_attempt``)."""
     directory = service_dir(storage_root, NAME)
     db_dir = _db_dir(storage_root)
@@ -198,7 +199,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def down(storage_root: str | Path) -> bool:
+def down(storage_root: StorageRoot) -> bool:
     """Stop the stand-in; True if it was running. Its database files stay."""
     with _lock(storage_root):
         info = status(storage_root)
@@ -211,12 +212,12 @@ def down(storage_root: str | Path) -> bool:
         return True
 
 
-def connect(storage_root: str | Path) -> SnowflakeConnection:
+def connect(storage_root: StorageRoot) -> SnowflakeConnection:
     """A ``snowflake.connector`` connection to the running stand-in (``SNOWFLAKE_DW.SALES``)."""
     info = status(storage_root)
     if info is None:
         raise SourceUnavailable(
-            f"source 'snowflake' stand-in is not running for {Path(storage_root).resolve()}; "
+            f"source 'snowflake' stand-in is not running for {storage_root}; "
             "start it with medallion.platform.devstack.snowflake.up"
         )
     return connect_to(settings_for(info))

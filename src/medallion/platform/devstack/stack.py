@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 import httpx
 
 from medallion.lakehouse.environment import StandIns
 from medallion.lakehouse.errors import ConfigError, SourceUnavailable
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.service import (
     ServiceInfo,
     pid_alive,
@@ -43,7 +43,7 @@ class HttpStandIn:
     module: str
     extra_args: Callable[[], list[str]]
 
-    def status(self, storage_root: Path) -> ServiceInfo | None:
+    def status(self, storage_root: StorageRoot) -> ServiceInfo | None:
         """The running service, if it answers its health check."""
         info = read_info(storage_root, self.name)
         if info is None or not pid_alive(info.pid):
@@ -54,7 +54,7 @@ class HttpStandIn:
             healthy = False
         return info if healthy else None
 
-    def up(self, storage_root: Path, *, timeout_seconds: float = 30) -> ServiceInfo:
+    def up(self, storage_root: StorageRoot, *, timeout_seconds: float = 30) -> ServiceInfo:
         """Start it unless it already answers."""
         running = self.status(storage_root)
         if running:
@@ -87,7 +87,7 @@ class HttpStandIn:
             time.sleep(0.05)
         return info
 
-    def down(self, storage_root: Path) -> bool:
+    def down(self, storage_root: StorageRoot) -> bool:
         """Stop it; True if it was running."""
         info = read_info(storage_root, self.name)
         if info is None or not pid_alive(info.pid):
@@ -138,25 +138,22 @@ def _status_of(name: str, info: ServiceInfo | None) -> ServiceStatus:
     return ServiceStatus(name, True, info.url, info.pid) if info else ServiceStatus(name, False)
 
 
-def status(storage_root: str | Path, services: tuple[str, ...] = SERVICES) -> list[ServiceStatus]:
+def status(storage_root: StorageRoot, services: tuple[str, ...] = SERVICES) -> list[ServiceStatus]:
     """The state of each service."""
-    root = Path(storage_root).resolve()
-    return [_status_of(name, _service(name).status(root)) for name in services]
+    return [_status_of(name, _service(name).status(storage_root)) for name in services]
 
 
-def up(storage_root: str | Path, services: tuple[str, ...] = SERVICES) -> list[ServiceStatus]:
+def up(storage_root: StorageRoot, services: tuple[str, ...] = SERVICES) -> list[ServiceStatus]:
     """Start every service that is not already answering, and wait until each is healthy."""
-    root = Path(storage_root).resolve()
-    return [_status_of(name, _service(name).up(root)) for name in services]
+    return [_status_of(name, _service(name).up(storage_root)) for name in services]
 
 
-def down(storage_root: str | Path, services: tuple[str, ...] = SERVICES) -> list[str]:
+def down(storage_root: StorageRoot, services: tuple[str, ...] = SERVICES) -> list[str]:
     """Stop every service; returns the names of those that were running."""
-    root = Path(storage_root).resolve()
-    return [name for name in services if _service(name).down(root)]
+    return [name for name in services if _service(name).down(storage_root)]
 
 
-def service_url(storage_root: str | Path, name: str, configured: str = "") -> str:
+def service_url(storage_root: StorageRoot, name: str, configured: str = "") -> str:
     """``configured`` when given, else the running local stand-in's URL."""
     if configured:
         return configured.rstrip("/")
@@ -170,7 +167,7 @@ def service_url(storage_root: str | Path, name: str, configured: str = "") -> st
 StandIn = tuple[str, dict[str, str]] | None
 
 
-def _snowflake_stand_in(root: Path) -> StandIn:
+def _snowflake_stand_in(root: StorageRoot) -> StandIn:
     """The fakesnow server's URL (``parse_url`` form) and the credentials it was given."""
     from medallion.platform.devstack import snowflake
 
@@ -183,7 +180,7 @@ def _snowflake_stand_in(root: Path) -> StandIn:
     return url, {"snowflake-user": settings.user, "snowflake-password": settings.password}
 
 
-def _postgres_stand_in(root: Path) -> StandIn:
+def _postgres_stand_in(root: StorageRoot) -> StandIn:
     """The PostgreSQL stand-in of Redshift: its URL and the role it made (``medallion``)."""
     from medallion.platform.devstack import postgres
 
@@ -194,24 +191,24 @@ def _postgres_stand_in(root: Path) -> StandIn:
     return url, {"redshift-user": settings.user, "redshift-password": settings.password or ""}
 
 
-def _http_stand_in(name: str) -> Callable[[Path], StandIn]:
+def _http_stand_in(name: str) -> Callable[[StorageRoot], StandIn]:
     """The lookup of one of our HTTP stand-ins: its base URL, no credentials of its own."""
 
-    def stand_in(root: Path) -> StandIn:
+    def stand_in(root: StorageRoot) -> StandIn:
         info = read_info(root, name)
         return (info.url.rstrip("/"), {}) if info is not None else None
 
     return stand_in
 
 
-def _kafka_stand_in(root: Path) -> StandIn:
+def _kafka_stand_in(root: StorageRoot) -> StandIn:
     """The local broker's bootstrap address."""
     info = read_info(root, "kafka")
     return (info.details["bootstrap_servers"], {}) if info is not None else None
 
 
 # Endpoint name -> how its stand-in is found, and what it is called in messages.
-STAND_IN_ENDPOINTS: dict[str, tuple[Callable[[Path], StandIn], str]] = {
+STAND_IN_ENDPOINTS: dict[str, tuple[Callable[[StorageRoot], StandIn], str]] = {
     "snowflake_url": (_snowflake_stand_in, "Snowflake stand-in"),
     "redshift_url": (_postgres_stand_in, "PostgreSQL stand-in"),
     "crm_api_url": (_http_stand_in("crm_api"), "stand-in of crm_api"),
@@ -221,25 +218,24 @@ STAND_IN_ENDPOINTS: dict[str, tuple[Callable[[Path], StandIn], str]] = {
 
 
 def local_stand_ins(
-    storage_root: str | Path, endpoints: tuple[str, ...] = tuple(STAND_IN_ENDPOINTS)
+    storage_root: StorageRoot, endpoints: tuple[str, ...] = tuple(STAND_IN_ENDPOINTS)
 ) -> StandIns:
     """What the stand-ins of ``storage_root`` offer ``Environment.resolve`` on the local target:
     each running one's endpoint and credentials, and for each other one the error to raise."""
-    root = Path(storage_root)
     found: dict[str, str] = {}
     credentials: dict[str, dict[str, str]] = {}
     unavailable: dict[str, str] = {}
     for name in endpoints:
         lookup, label = STAND_IN_ENDPOINTS[name]
-        stand_in = lookup(root)
+        stand_in = lookup(storage_root)
         if stand_in is None:
-            unavailable[name] = _not_running(root, name, label)
+            unavailable[name] = _not_running(storage_root, name, label)
         else:
             found[name], credentials[name] = stand_in
     return StandIns(found, credentials, unavailable)
 
 
-def _not_running(storage_root: str | Path, endpoint: str, label: str) -> str:
+def _not_running(storage_root: StorageRoot, endpoint: str, label: str) -> str:
     return (f"no {endpoint} configured and no local {label} is running for "
-            f"{Path(storage_root).resolve()}: start it with `medallion devstack up` or pass the "
+            f"{storage_root}: start it with `medallion devstack up` or pass the "
             f"job parameter {endpoint}")

@@ -48,6 +48,7 @@ from psycopg import sql
 from medallion.lakehouse.errors import SourceResponseError, SourceUnavailable
 from medallion.lakehouse.sources import redshift, snowflake
 from medallion.lakehouse.sources.snowflake import SnowflakeConnection
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import kafka as kafka_service
 from medallion.platform.devstack import postgres as postgres_service
 from medallion.platform.devstack import snowflake as snowflake_service
@@ -146,7 +147,7 @@ def kafka_order_events_on(data: GeneratedData, day: date) -> list[Record]:
     return _on_day(data.kafka_order_events, day)
 
 
-def load_snowflake(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad:
+def load_snowflake(storage_root: StorageRoot, data: GeneratedData, day: date) -> SystemLoad:
     """Replace ``SNOWFLAKE_DW.SALES.ORDERS`` by the snapshot of ``day``."""
     began = time.monotonic()
     known = snowflake.ORDER_COLUMNS
@@ -188,7 +189,7 @@ def _replace_orders_as_json(conn: SnowflakeConnection, rows: Sequence[Record]) -
     return len(rows)
 
 
-def load_postgres(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad:
+def load_postgres(storage_root: StorageRoot, data: GeneratedData, day: date) -> SystemLoad:
     """Replace the behavior events of ``day`` in ``analytics.behavior`` (one transaction)."""
     began = time.monotonic()
     events = behavior_events_on(data, day)
@@ -230,13 +231,13 @@ def _as_text_if_extra(event: Record, column: str, extra: Sequence[str]) -> Any:
     return value
 
 
-def load_crm(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad:
+def load_crm(storage_root: StorageRoot, data: GeneratedData, day: date) -> SystemLoad:
     """Upsert the CRM account versions that become available on ``day``."""
     began = time.monotonic()
     info = read_info(storage_root, CRM_SERVICE)
     if info is None:
         raise SourceUnavailable(
-            f"source 'crm': no local CRM stand-in for {Path(storage_root).resolve()}; start it "
+            f"source 'crm': no local CRM stand-in for {storage_root}; start it "
             "with `medallion devstack up`"
         )
     versions = crm_accounts_on(data, day)
@@ -269,12 +270,12 @@ def load_crm(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad:
     )
 
 
-def _marker_path(storage_root: Path) -> Path:
+def _marker_path(storage_root: StorageRoot) -> Path:
     """The generator's record of the days already produced to Kafka."""
-    return Path(storage_root).resolve() / MARKER_DIR / KAFKA_MARKER
+    return storage_root / MARKER_DIR / KAFKA_MARKER
 
 
-def _produced_days(storage_root: Path, cluster_id: str) -> set[str]:
+def _produced_days(storage_root: StorageRoot, cluster_id: str) -> set[str]:
     """Days already produced to this broker (a new cluster id starts from nothing)."""
     try:
         marker = json.loads(_marker_path(storage_root).read_text())
@@ -285,7 +286,7 @@ def _produced_days(storage_root: Path, cluster_id: str) -> set[str]:
     return set(marker.get("days", []))
 
 
-def _mark_produced(storage_root: Path, cluster_id: str, days: set[str]) -> None:
+def _mark_produced(storage_root: StorageRoot, cluster_id: str, days: set[str]) -> None:
     """Record ``days`` as produced, atomically."""
     path = _marker_path(storage_root)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,13 +297,13 @@ def _mark_produced(storage_root: Path, cluster_id: str, days: set[str]) -> None:
     temporary.replace(path)
 
 
-def load_kafka(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad:
+def load_kafka(storage_root: StorageRoot, data: GeneratedData, day: date) -> SystemLoad:
     """Produce the order events of ``day`` to topic ``orders``, unless already produced."""
     began = time.monotonic()
     info = kafka_service.status(storage_root)
     if info is None:
         raise SourceUnavailable(
-            f"source 'kafka': no local broker for {Path(storage_root).resolve()}; start it with "
+            f"source 'kafka': no local broker for {storage_root}; start it with "
             "`medallion devstack up`"
         )
     bootstrap, cluster_id = info.details["bootstrap_servers"], info.details["cluster_id"]
@@ -325,15 +326,14 @@ def load_kafka(storage_root: Path, data: GeneratedData, day: date) -> SystemLoad
     return SystemLoad("kafka", delivered, seconds=time.monotonic() - began)
 
 
-def load_day(storage_root: Path, data: GeneratedData, day: date) -> LoadReport:
+def load_day(storage_root: StorageRoot, data: GeneratedData, day: date) -> LoadReport:
     """Make every source system look as it would at the end of business day ``day``."""
-    root = Path(storage_root)
     report = LoadReport(
         day=day,
-        snowflake=load_snowflake(root, data, day),
-        postgres=load_postgres(root, data, day),
-        crm=load_crm(root, data, day),
-        kafka=load_kafka(root, data, day),
+        snowflake=load_snowflake(storage_root, data, day),
+        postgres=load_postgres(storage_root, data, day),
+        crm=load_crm(storage_root, data, day),
+        kafka=load_kafka(storage_root, data, day),
     )
     for system in report.systems:
         log.info(
@@ -344,6 +344,8 @@ def load_day(storage_root: Path, data: GeneratedData, day: date) -> LoadReport:
     return report
 
 
-def load_days(storage_root: Path, data: GeneratedData, days: Iterable[date]) -> list[LoadReport]:
+def load_days(
+    storage_root: StorageRoot, data: GeneratedData, days: Iterable[date]
+) -> list[LoadReport]:
     """``load_day`` for each of ``days``, in the order given."""
     return [load_day(storage_root, data, day) for day in days]

@@ -29,6 +29,7 @@ import psutil
 from medallion.lakehouse.errors import BundleError, JobRunFailed, is_deterministic
 from medallion.lakehouse.files import write_json_atomic
 from medallion.lakehouse.runtime import TaskContext, read_task_values
+from medallion.lakehouse.storage import StorageRoot, storage_root_of
 from medallion.platform import compute
 from medallion.platform.jobs.channels import default_notifier
 from medallion.platform.jobs.conditions import evaluate_condition
@@ -554,7 +555,7 @@ def _health_breaches(job: JobSpec, duration: float) -> list[str]:
     return breaches
 
 
-def _compute_env(storage_root: str | None, options: RunOptions, lease: str
+def _compute_env(storage_root: StorageRoot | None, options: RunOptions, lease: str
                  ) -> tuple[dict[str, str], int | None]:
     """The kernels' environment, and the warm compute server's process id (else None)."""
     if options.compute == "cold":
@@ -563,7 +564,7 @@ def _compute_env(storage_root: str | None, options: RunOptions, lease: str
         return {"SPARK_REMOTE": options.compute}, None
     if options.compute != "warm":
         raise BundleError(f"compute {options.compute!r}: expected 'warm', 'cold' or an sc:// URL")
-    if not storage_root:
+    if storage_root is None:
         raise BundleError("warm compute needs the job parameter 'storage_root'")
     server = compute.acquire_server(storage_root, lease)
     return {"SPARK_REMOTE": server.url}, server.pid
@@ -652,8 +653,8 @@ def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = No
             notifier=notifier or default_notifier(runs_root), on_sent=lambda sent: None,
         )
         notices.send(NotificationEvent.ON_FAILURE, INTERNAL_ERROR, details=[why])
-        storage_root = record.get("parameters", {}).get("storage_root")
-        if storage_root:
+        storage_root = storage_root_of(record.get("parameters", {}))
+        if storage_root is not None:
             from medallion.lakehouse.lineage import (
                 abort_open_runs,  # imports Spark: only when needed
             )
@@ -697,7 +698,7 @@ def notebook_width(job: JobSpec) -> int:
 def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> JobRunResult:
     """Run ``job`` to completion and return its result (it never raises for a task failure)."""
     parameters = resolve_parameters(job, overrides)
-    storage_root = parameters.get("storage_root")
+    storage_root = storage_root_of(parameters)
     lock = job_lock_path(job, options.runs_root, storage_root)
     queued = time.monotonic()
     with job_run_lock(job, lock, lambda holder: options.observer.job_queued(job, holder)):
@@ -731,7 +732,7 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
                 pool.close()
             server_cpu = (None if server_pid is None
                           else cpu_delta(server_cpu_before, process_cpu_seconds(server_pid)))
-            if options.compute == "warm" and storage_root:
+            if options.compute == "warm" and storage_root is not None:
                 compute.release_server(storage_root, lease)
             if watchdog is not None:
                 watchdog.cancel()

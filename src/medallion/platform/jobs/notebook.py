@@ -17,6 +17,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from medallion.lakehouse.credentials import local_secret_values, redact, stored_local_secrets
 from medallion.lakehouse.runtime import TaskContext
+from medallion.lakehouse.storage import storage_root_of
 from medallion.platform.jobs.cpu import cpu_delta, process_cpu_seconds
 from medallion.platform.jobs.kernels import KernelPool
 from medallion.platform.jobs.notifications import is_secret_name
@@ -124,7 +125,7 @@ def run_notebook(
     # The provider's credentials and the values of secret-named parameters (papermill writes
     # the parameters into the notebook it keeps).
     secret_values = local_secret_values([
-        *stored_local_secrets(parameters.get("storage_root")),
+        *stored_local_secrets(storage_root_of(parameters)),
         *(value for name, value in parameters.items() if is_secret_name(name)),
     ])
     kernel = pool.acquire(notebook)

@@ -39,6 +39,7 @@ from medallion.lakehouse.credentials import (
     stored_local_secrets,
 )
 from medallion.lakehouse.errors import ExpectationFailed
+from medallion.lakehouse.storage import storage_root_of
 from medallion.platform.jobs.model import JobSpec, NotificationEvent, Notifications
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ def _scrub(text: str, parameters: Mapping[str, str]) -> str:
     for name, value in parameters.items():
         if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH:
             text = text.replace(value, REDACTED)
-    return redact(text, local_secret_values(stored_local_secrets(parameters.get("storage_root"))))
+    return redact(text, local_secret_values(stored_local_secrets(storage_root_of(parameters))))
 
 
 def alert_of(event: NotificationEvent, task_key: str | None) -> Alert | None:

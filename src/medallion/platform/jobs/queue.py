@@ -17,16 +17,17 @@ from pathlib import Path
 
 from medallion.lakehouse.errors import JobRunFailed
 from medallion.lakehouse.locks import file_lock
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.jobs.model import JobSpec
 
 
-def job_lock_path(job: JobSpec, runs_root: Path, storage_root: str | None) -> Path:
+def job_lock_path(job: JobSpec, runs_root: Path, storage_root: StorageRoot | None) -> Path:
     """Where runs of ``job`` queue: beside the data they write, whichever runs folder they use.
 
     A job without a storage root (it writes no lakehouse) queues in its runs folder.
     """
-    if storage_root:
-        return Path(storage_root) / "_system" / "locks" / "jobs" / f"{job.key}.lock"
+    if storage_root is not None:
+        return storage_root.locks / "jobs" / f"{job.key}.lock"
     return runs_root / job.key / ".run.lock"
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.jobs.engine import JobRunResult, RunObserver
 from medallion.platform.jobs.model import JobSpec
 from medallion.platform.runs.cost import UNPRICED, CostModel
@@ -36,7 +37,7 @@ class RunRecorder(RunObserver):
     target: str | None
     cost_model: CostModel = UNPRICED
     code_version: str = "unknown"
-    storage_root: Path | None = None
+    storage_root: StorageRoot | None = None
     mlflow: bool = True
     report: bool = True  # report.html beside the executed notebooks
     summaries: dict[str, Path] = field(default_factory=dict)  # by run id, for callers and tests
@@ -54,7 +55,7 @@ class RunRecorder(RunObserver):
             target=bundle.target,
             cost_model=UNPRICED if raw is None else CostModel.parse(raw),
             code_version=code_version(bundle.root),
-            storage_root=Path(str(storage_root)) if storage_root else None,
+            storage_root=StorageRoot(str(storage_root)) if storage_root else None,
             mlflow=mlflow,
         )
 
@@ -76,7 +77,7 @@ class RunRecorder(RunObserver):
             log.warning("run %s of job %r: no storage_root, so no run summary or MLflow record",
                         result.run_id, result.job_key)
             return
-        storage_root = Path(root_value)
+        storage_root = StorageRoot(root_value)
         try:
             summary = build_run_summary(result, job=job, target=self.target,
                                         code_version=self.code_version,
@@ -92,7 +93,7 @@ class RunRecorder(RunObserver):
         if self.report:
             self._write_report(summary, storage_root, result)
 
-    def _write_report(self, summary: dict[str, Any], storage_root: Path,
+    def _write_report(self, summary: dict[str, Any], storage_root: StorageRoot,
                       result: JobRunResult) -> None:
         from medallion.platform.runs.report import write_run_report
 
@@ -108,7 +109,7 @@ class RunRecorder(RunObserver):
             log.warning("run %s of job %r: report not written: %s: %s", result.run_id,
                         result.job_key, type(error).__name__, error)
 
-    def _record_in_mlflow(self, summary: dict[str, Any], storage_root: Path,
+    def _record_in_mlflow(self, summary: dict[str, Any], storage_root: StorageRoot,
                           result: JobRunResult, path: Path) -> None:
         from medallion.platform.runs.tracking import record_run
 

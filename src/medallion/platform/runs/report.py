@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from medallion.lakehouse.errors import MedallionError
+from medallion.lakehouse.storage import StorageRoot
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class RunNotFound(MedallionError):
 
 
 def write_run_report(summary: Mapping[str, Any], run_dir: Path, *,
-                     mlflow_run_id: str | None = None, storage_root: Path | None = None,
+                     mlflow_run_id: str | None = None, storage_root: StorageRoot | None = None,
                      task_outputs: Mapping[str, Sequence[str]] | None = None) -> Path:
     """Render the run's notebooks and write ``report.html`` in ``run_dir``; its path.
 
@@ -280,12 +281,12 @@ def _task_links(output: Path, run_dir: Path) -> Iterable[tuple[str, str]]:
         yield rendered.stem, os.path.relpath(rendered, run_dir)
 
 
-def _lineage_svg(storage_root: Path, run_id: str) -> str | None:
+def _lineage_svg(storage_root: StorageRoot, run_id: str) -> str | None:
     try:
         from medallion.lakehouse.lineage.graph import run_lineage
         from medallion.lakehouse.lineage.picture import render_svg
 
-        graph = run_lineage(Path(storage_root), run_id)
+        graph = run_lineage(storage_root, run_id)
         return render_svg(graph) if graph.nodes else None
     except Exception as error:  # the report stands without its picture
         log.warning("report: no lineage picture for run %s: %s: %s", run_id,

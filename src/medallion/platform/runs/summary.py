@@ -23,6 +23,7 @@ from typing import Any
 from medallion.lakehouse.credentials import local_secret_values, redact, stored_local_secrets
 from medallion.lakehouse.quality.run_mirror import read_dq_checks
 from medallion.lakehouse.runtime import read_task_values
+from medallion.lakehouse.storage import StorageRoot, storage_root_of
 from medallion.platform.jobs.engine import FAILURES, JobRunResult, TaskRun
 from medallion.platform.jobs.model import JobSpec
 from medallion.platform.jobs.notifications import (
@@ -64,9 +65,9 @@ def run_date_of(result: JobRunResult) -> str:
     return given if _DATE.match(given) else result.started_at[:10]
 
 
-def summary_dir(storage_root: Path, result: JobRunResult) -> Path:
+def summary_dir(storage_root: StorageRoot, result: JobRunResult) -> Path:
     """``<storage_root>/_runs/dt=<run_date>/<job>/<run_id>``: this run's records."""
-    return (Path(storage_root) / RUNS_DIR / f"dt={run_date_of(result)}" / result.job_key
+    return (storage_root / RUNS_DIR / f"dt={run_date_of(result)}" / result.job_key
             / result.run_id)
 
 
@@ -155,7 +156,7 @@ def secret_values(parameters: Mapping[str, str]) -> list[str]:
     """What must never be written: secret-named parameters' values and the provider's values."""
     named = [value for name, value in parameters.items()
              if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH]
-    return local_secret_values([*named, *stored_local_secrets(parameters.get("storage_root"))])
+    return local_secret_values([*named, *stored_local_secrets(storage_root_of(parameters))])
 
 
 def redact_record(record: Any, values: list[str]) -> Any:
@@ -239,7 +240,7 @@ def _write_json(path: Path, record: Mapping[str, Any]) -> Path:
     return path
 
 
-def write_run_summary(summary: Mapping[str, Any], storage_root: Path,
+def write_run_summary(summary: Mapping[str, Any], storage_root: StorageRoot,
                       result: JobRunResult) -> Path:
     """Write the summary and its DQ report under the storage root; the summary's path."""
     folder = summary_dir(storage_root, result)

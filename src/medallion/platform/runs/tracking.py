@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from medallion.lakehouse.storage import StorageRoot
+
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 MLFLOW_DIR = Path("_system") / "mlflow"
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -37,12 +39,12 @@ ROW_METRICS = ("rows_landed", "rows_in", "rows_written", "rows_quarantined", "ro
 _LOCK = threading.Lock()
 
 
-def default_tracking_uri(storage_root: Path) -> str:
+def default_tracking_uri(storage_root: StorageRoot) -> str:
     """``sqlite:///<storage_root>/_system/mlflow/mlflow.db``."""
-    return f"sqlite:///{(Path(storage_root) / MLFLOW_DIR / 'mlflow.db').resolve()}"
+    return f"sqlite:///{storage_root / MLFLOW_DIR / 'mlflow.db'}"
 
 
-def tracking_uri(storage_root: Path) -> str:
+def tracking_uri(storage_root: StorageRoot) -> str:
     """``MLFLOW_TRACKING_URI`` when set, else the storage root's SQLite database."""
     return os.environ.get(TRACKING_URI_ENV) or default_tracking_uri(storage_root)
 
@@ -129,7 +131,7 @@ def _notebooks(run_dir: Path, task_key: str) -> list[Path]:
     return [path for path in found if path.is_file()]
 
 
-def record_run(summary: Mapping[str, Any], *, storage_root: Path, run_dir: Path,
+def record_run(summary: Mapping[str, Any], *, storage_root: StorageRoot, run_dir: Path,
                artifacts: Sequence[Path]) -> str:
     """Record a finished job run (its summary) in MLflow; the parent run's MLflow id."""
     from mlflow.tracking import MlflowClient
@@ -138,8 +140,8 @@ def record_run(summary: Mapping[str, Any], *, storage_root: Path, run_dir: Path,
     uri = tracking_uri(storage_root)
     artifact_location = None
     if uri.startswith("sqlite:"):
-        (Path(storage_root) / MLFLOW_DIR).mkdir(parents=True, exist_ok=True)
-        artifact_location = (Path(storage_root) / MLFLOW_DIR / "artifacts"
+        (storage_root / MLFLOW_DIR).mkdir(parents=True, exist_ok=True)
+        artifact_location = (storage_root / MLFLOW_DIR / "artifacts"
                              / summary["job"]).resolve().as_uri()
     with _LOCK:
         client = MlflowClient(tracking_uri=uri)

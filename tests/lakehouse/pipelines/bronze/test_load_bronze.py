@@ -19,6 +19,7 @@ from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.pipelines.bronze import check_row_counts, load_bronze
 from medallion.lakehouse.raw.landing import land_records, read_manifest
 from medallion.lakehouse.settings import config_dir
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.lakehouse.pipelines.bronze.conftest import (
     LANDED_AT,
@@ -63,14 +64,14 @@ class KafkaDay:
     source_file: str
 
     def lakehouse(self, spark: SparkSession) -> Lakehouse:
-        return Lakehouse.open(spark, self.root)
+        return Lakehouse.open(spark, StorageRoot(self.root))
 
 
 @pytest.fixture(scope="module")
 def kafka_day(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> KafkaDay:
     """One Kafka load with a bad amount, unknown fields and a cut-off line, loaded once."""
     root = tmp_path_factory.mktemp("bronze-kafka")
-    lakehouse = Lakehouse.open(spark, root)
+    lakehouse = Lakehouse.open(spark, StorageRoot(root))
     lines = [
         json_line(kafka_event(10432)),
         json_line(kafka_event(10507, amount="18,76")),
@@ -193,7 +194,7 @@ def test_a_relanded_day_replaces_its_partitions_and_clears_stale_drift(
     spark: SparkSession, kafka_day: KafkaDay, tmp_path: Path
 ) -> None:
     shutil.copytree(kafka_day.root, tmp_path / "root")
-    lakehouse = Lakehouse.open(spark, tmp_path / "root")
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
     manifest = land_records(
         lakehouse.raw_root, "kafka", "orders", D2, [kafka_event(10432)], now=LANDED_AT
     )
@@ -217,7 +218,7 @@ def table_version(lakehouse: Lakehouse, table: str) -> int:
 
 
 def test_a_day_without_a_complete_load_is_refused(spark: SparkSession, tmp_path: Path) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
 
     with pytest.raises(
         RawLoadError, match=r"no complete load at .*/raw/crm/accounts/load_dt=2026-11-25"
@@ -228,7 +229,7 @@ def test_a_day_without_a_complete_load_is_refused(spark: SparkSession, tmp_path:
 def test_a_last_record_without_a_final_newline_is_counted_and_loaded(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     lines = [json_line(kafka_event(offset)) for offset in (1, 2, 3)]
     landed = land_lines(lakehouse.raw_root, "kafka", "orders", D2, lines, final_newline=False)
     assert not landed.data_paths[0].read_bytes().endswith(b"\n")
@@ -269,7 +270,7 @@ def order(order_id: str, amount: str) -> dict[str, Any]:
 def test_a_contract_break_fails_before_anything_is_written(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     records = [order("ord_1", "18,76"), order("ord_2", "22,67")]
     land_records(lakehouse.raw_root, "snowflake", "orders", D2, records)
 
@@ -286,7 +287,7 @@ def test_a_contract_break_fails_before_anything_is_written(
 def test_fewer_rows_than_min_rows_fail_before_anything_is_written(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     land_records(lakehouse.raw_root, "snowflake", "orders", D2, [order("ord_1", "18.76")])
 
     with pytest.raises(
@@ -324,7 +325,7 @@ def test_an_additive_contract_change_adds_columns_to_the_table(
         contracts / "customer_behavior_v1.schema.json", contracts / "customer_behavior.schema.json"
     )
     monkeypatch.setenv("MEDALLION_CONFIG_DIR", str(config))
-    lakehouse = Lakehouse.open(spark, tmp_path / "root")
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
     raw = lakehouse.raw_root
     day1 = land_records(raw, "redshift", "behavior", D1, [behavior("evt_1")], now=LANDED_AT)
     load_bronze(lakehouse, "customer_behavior", D1, run_id=RUN_ID)
@@ -355,7 +356,7 @@ def test_a_table_of_an_older_incompatible_shape_is_refused(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     # bronze.fx_rates as the FX slice wrote it before contracts: every raw field a string.
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     old = spark.createDataFrame(
         [("2026-11-24", "USD", "EUR", "0.92", None, "file:/raw/a.jsonl", LANDED_AT, D1)],
         "date STRING, base STRING, currency STRING, rate STRING, _corrupt_record STRING, "

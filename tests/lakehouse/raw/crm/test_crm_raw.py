@@ -10,6 +10,7 @@ import pytest
 from medallion.lakehouse.errors import ConfigError, SourceResponseError
 from medallion.lakehouse.raw.landing import LoadManifest, list_loads, raw_zone, read_manifest
 from medallion.lakehouse.sources.crm import extract_crm_accounts_to_raw
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.crm_api import CrmApiServer
 
 from .conftest import TOKEN, account, landed, landed_ids, upsert
@@ -50,7 +51,9 @@ def seed_after_day1(server: CrmApiServer) -> None:
 
 
 def run(root: Path, server: CrmApiServer, run_date: date, now: datetime) -> LoadManifest:
-    return extract_crm_accounts_to_raw(root, server.url, run_date, lookback=LOOKBACK, now=now)
+    return extract_crm_accounts_to_raw(
+        StorageRoot(root), server.url, run_date, lookback=LOOKBACK, now=now
+    )
 
 
 def test_day1_lands_every_account_modified_before_day2(
@@ -60,7 +63,8 @@ def test_day1_lands_every_account_modified_before_day2(
 
     manifest = run(tmp_path, crm_api, DAY1, T1)
 
-    assert manifest.load_dir == raw_zone(tmp_path) / "crm" / "accounts" / "load_dt=2024-03-10"
+    raw = raw_zone(StorageRoot(tmp_path))
+    assert manifest.load_dir == raw / "crm" / "accounts" / "load_dt=2024-03-10"
     assert (manifest.source, manifest.entity, manifest.load_dt) == ("crm", "accounts", DAY1)
     assert landed_ids(manifest) == {"C001", "C002", "C003"}
     assert manifest.row_count == 3
@@ -104,7 +108,7 @@ def test_day2_lands_new_changed_late_and_lookback_records_only(
         "until": "2024-03-12T00:00:00+00:00",
         "watermark": "2024-03-11T10:00:00+00:00",
     }
-    assert list_loads(raw_zone(tmp_path), "crm", "accounts") == [DAY1, DAY2]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "crm", "accounts") == [DAY1, DAY2]
 
 
 def test_late_update_older_than_the_lookback_is_missed(
@@ -179,7 +183,7 @@ def test_a_day_without_a_load_before_the_latest_load_raises_config_error(
 
     with pytest.raises(ConfigError, match=r"load_dt=2024-03-09.*later load.*2024-03-10"):
         run(tmp_path, crm_api, DAY0, T2)
-    assert list_loads(raw_zone(tmp_path), "crm", "accounts") == [DAY1]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "crm", "accounts") == [DAY1]
 
 
 def test_an_empty_first_load_keeps_no_watermark_and_the_next_day_starts_at_initial(
@@ -203,10 +207,10 @@ def test_a_failed_fetch_lands_nothing_and_the_retry_lands_the_day(
     url = crm_api_with_token.url
 
     with pytest.raises(SourceResponseError):
-        extract_crm_accounts_to_raw(tmp_path, url, DAY1, token="wrong", now=T1)
-    assert list_loads(raw_zone(tmp_path), "crm", "accounts") == []
+        extract_crm_accounts_to_raw(StorageRoot(tmp_path), url, DAY1, token="wrong", now=T1)
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), "crm", "accounts") == []
 
-    manifest = extract_crm_accounts_to_raw(tmp_path, url, DAY1, token=TOKEN, now=T1)
+    manifest = extract_crm_accounts_to_raw(StorageRoot(tmp_path), url, DAY1, token=TOKEN, now=T1)
     assert landed_ids(manifest) == {"C001", "C002", "C003"}
     assert TOKEN not in (manifest.load_dir / "_manifest.json").read_text(encoding="utf-8")
 
@@ -217,4 +221,5 @@ def test_naive_now_is_refused(tmp_path: Path, crm_api: CrmApiServer) -> None:
 
 
 def _manifest(root: Path, load_dt: date) -> LoadManifest:
-    return read_manifest(raw_zone(root) / "crm" / "accounts" / f"load_dt={load_dt.isoformat()}")
+    raw = raw_zone(StorageRoot(root))
+    return read_manifest(raw / "crm" / "accounts" / f"load_dt={load_dt.isoformat()}")

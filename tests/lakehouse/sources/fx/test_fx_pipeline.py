@@ -23,6 +23,7 @@ from medallion.lakehouse.pipelines.fx_rates import ingest_fx_rates
 from medallion.lakehouse.pipelines.gold import build_gold
 from medallion.lakehouse.pipelines.silver import update_silver
 from medallion.lakehouse.raw.landing import land_records, load_dir, read_manifest
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.platform.devstack.fx_api import FxApiServer
 
@@ -64,7 +65,7 @@ class TwoDays:
 def two_days(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
     """Run D1 and D2 once per module; tests work on copies (``copy_of``)."""
     root = tmp_path_factory.mktemp("fx-two-days")
-    lakehouse = Lakehouse.open(spark, root)
+    lakehouse = Lakehouse.open(spark, StorageRoot(root))
     with FxApiServer(seed=42) as api:
         run_day(lakehouse, api, D1)
         return TwoDays(root, run_day(lakehouse, api, D2))
@@ -73,13 +74,13 @@ def two_days(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> T
 def copy_of(spark: SparkSession, two_days: TwoDays, tmp_path: Path) -> Lakehouse:
     """A private copy of the two-day lakehouse (a Delta table's log holds relative paths)."""
     shutil.copytree(two_days.root, tmp_path / "root")
-    return Lakehouse.open(spark, tmp_path / "root")
+    return Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
 
 
 def test_two_days_flow_through_every_layer(
     spark: SparkSession, two_days: TwoDays, fx_api: FxApiServer
 ) -> None:
-    lakehouse = Lakehouse.open(spark, two_days.root)
+    lakehouse = Lakehouse.open(spark, StorageRoot(two_days.root))
 
     assert two_days.results == [
         StepResult(
@@ -122,7 +123,7 @@ def test_rerunning_a_day_leaves_every_table_identical(
     spark: SparkSession, two_days: TwoDays, fx_api: FxApiServer
 ) -> None:
     # On the module's own root, not a copy: the ingest step's result names its absolute load dir.
-    lakehouse = Lakehouse.open(spark, two_days.root)
+    lakehouse = Lakehouse.open(spark, StorageRoot(two_days.root))
     manifest = read_manifest(load_dir(lakehouse.raw_root, "fx_rates", None, D2))
     before = {table: lakehouse.read(table).collect() for table in TABLES}
 
@@ -161,14 +162,16 @@ def test_a_corrected_rate_relanded_replaces_the_silver_value(
     assertDataFrameEqual(gold_eur_d2.select("rate"), [Row(rate=Decimal("0.5"))])
     # Same table names, another storage root: the original lakehouse is untouched.
     assertDataFrameEqual(
-        silver_values(Lakehouse.open(spark, two_days.root)), before, checkRowOrder=False
+        silver_values(Lakehouse.open(spark, StorageRoot(two_days.root))),
+        before,
+        checkRowOrder=False,
     )
 
 
 def test_dirty_raw_rows_are_quarantined_or_dropped_by_reason(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     records: list[dict[str, Any]] = [
         {"date": "2026-11-02", "base": "USD", "currency": "EUR", "rate": 0.92},
         {"date": "2026-11-02", "base": "USD", "currency": "EUR", "rate": 0.92},
@@ -220,7 +223,7 @@ def test_dirty_raw_rows_are_quarantined_or_dropped_by_reason(
 
 
 def test_bronze_refuses_a_day_without_a_complete_load(spark: SparkSession, tmp_path: Path) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
 
     with pytest.raises(RawLoadError, match=r"no complete load at .*fx_rates/load_dt=2026-11-02"):
         load_bronze(lakehouse, "fx_rates", D1, run_id=RUN)

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 from medallion.lakehouse.raw.landing import list_loads, load_dir, raw_zone, read_manifest
 from medallion.lakehouse.sources.kafka_orders import ENTITY, SOURCE
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import kafka
 from tests.platform.devstack.kafka.conftest import order_events
 
@@ -36,7 +37,7 @@ def produce_raw(bootstrap: str, topic: str, values: list[bytes | None]) -> None:
 
 def landed_records(storage_root: Path) -> list[dict[str, Any]]:
     """Every record of every complete ``kafka/orders`` load (checksums verified), oldest first."""
-    raw_root = raw_zone(storage_root)
+    raw_root = raw_zone(StorageRoot(storage_root))
     records: list[dict[str, Any]] = []
     for load_dt in list_loads(raw_root, SOURCE, ENTITY):
         manifest = read_manifest(load_dir(raw_root, SOURCE, ENTITY, load_dt))
@@ -78,6 +79,6 @@ def kafka_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def bootstrap(kafka_root: Path) -> Iterator[str]:
     """A running broker for the module, stopped at teardown; its bootstrap servers."""
-    info = kafka.up(kafka_root)
+    info = kafka.up(StorageRoot(kafka_root))
     yield info.details["bootstrap_servers"]
-    kafka.down(kafka_root)
+    kafka.down(StorageRoot(kafka_root))

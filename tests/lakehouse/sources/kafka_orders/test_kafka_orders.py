@@ -24,6 +24,7 @@ from medallion.lakehouse.sources.kafka_orders import (
     extract_kafka_orders_to_raw,
 )
 from medallion.lakehouse.state import reset_state
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack.kafka import produce_json
 from tests.platform.devstack.kafka.conftest import order_events
 
@@ -61,11 +62,11 @@ def two_days(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> TwoDay
     topic = new_topic(bootstrap, "orders_two_days", FIRST)
     ends_1 = high_watermarks(bootstrap, topic)
     started = time.monotonic()
-    day_1 = extract_kafka_orders_to_raw(storage_root, bootstrap, DAY_1, topic=topic)
+    day_1 = extract_kafka_orders_to_raw(StorageRoot(storage_root), bootstrap, DAY_1, topic=topic)
     seconds_1 = time.monotonic() - started
     produce_json(bootstrap, topic, order_events(SECOND, start=FIRST), "order_id")
     ends_2 = high_watermarks(bootstrap, topic)
-    day_2 = extract_kafka_orders_to_raw(storage_root, bootstrap, DAY_2, topic=topic)
+    day_2 = extract_kafka_orders_to_raw(StorageRoot(storage_root), bootstrap, DAY_2, topic=topic)
     return TwoDays(storage_root, bootstrap, topic, day_1, day_2, ends_1, ends_2, seconds_1)
 
 
@@ -107,14 +108,14 @@ def test_day_2_holds_exactly_the_new_messages(two_days: TwoDays) -> None:
 
 def test_rerun_of_the_latest_day_is_a_no_op(two_days: TwoDays) -> None:
     again = extract_kafka_orders_to_raw(
-        two_days.storage_root, two_days.bootstrap, DAY_2, topic=two_days.topic
+        StorageRoot(two_days.storage_root), two_days.bootstrap, DAY_2, topic=two_days.topic
     )
     assert again == two_days.day_2  # landed_at included: nothing was rewritten
 
 
 def test_rerun_of_an_earlier_day_returns_its_load_untouched(two_days: TwoDays) -> None:
     again = extract_kafka_orders_to_raw(
-        two_days.storage_root, two_days.bootstrap, DAY_1, topic=two_days.topic
+        StorageRoot(two_days.storage_root), two_days.bootstrap, DAY_1, topic=two_days.topic
     )
     assert again == two_days.day_1
 
@@ -122,7 +123,7 @@ def test_rerun_of_an_earlier_day_returns_its_load_untouched(two_days: TwoDays) -
 def test_malformed_values_are_landed_and_counted(bootstrap: str, tmp_path: Path) -> None:
     topic = new_topic(bootstrap, "orders_malformed")
     produce_raw(bootstrap, topic, [b'{"order_id": "O1"}', b"not json{", b"[1, 2]", b"\xff\xfe"])
-    manifest = extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_1, topic=topic)
+    manifest = extract_kafka_orders_to_raw(StorageRoot(tmp_path), bootstrap, DAY_1, topic=topic)
     records = [{k: v for k, v in r.items() if k != "_kafka_timestamp"} for r in _records(manifest)]
     meta = [{"_kafka_partition": 0, "_kafka_offset": i, "_kafka_key": f"k{i}"} for i in range(4)]
     assert [{k: v for k, v in r.items() if k != "_parse_error"} for r in records] == [
@@ -176,16 +177,16 @@ def test_every_message_is_landed_exactly_once_after_a_kill(
     bootstrap: str, tmp_path: Path, kill_point: str
 ) -> None:
     topic = new_topic(bootstrap, f"orders_kill_{kill_point}", FIRST)
-    extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_1, topic=topic)
+    extract_kafka_orders_to_raw(StorageRoot(tmp_path), bootstrap, DAY_1, topic=topic)
     produce_json(bootstrap, topic, order_events(FIRST, start=FIRST), "order_id")
 
     code = _kill_run(_cli(tmp_path, bootstrap, DAY_2, topic), kill_point)
 
     expected_code = CRASH_EXIT_CODE if kill_point.startswith("before_manifest") else -9
     assert code == expected_code
-    assert list_loads(raw_zone(tmp_path), SOURCE, ENTITY) == [DAY_1]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), SOURCE, ENTITY) == [DAY_1]
     if kill_point.startswith("before_manifest"):  # the data files are there, unpublished
-        day_2_dir = load_dir(raw_zone(tmp_path), SOURCE, ENTITY, DAY_2)
+        day_2_dir = load_dir(raw_zone(StorageRoot(tmp_path)), SOURCE, ENTITY, DAY_2)
         assert [p.suffix for p in day_2_dir.iterdir()] == [".jsonl"]
     produce_json(bootstrap, topic, order_events(SECOND, start=2 * FIRST), "order_id")
     rerun_date = DAY_3 if kill_point.endswith("next_day") else DAY_2
@@ -197,13 +198,15 @@ def test_every_message_is_landed_exactly_once_after_a_kill(
     assert sorted(r["order_id"] for r in records) == [
         e["order_id"] for e in order_events(2 * FIRST + SECOND)
     ]
-    assert list_loads(raw_zone(tmp_path), SOURCE, ENTITY) == [DAY_1, rerun_date]
+    assert list_loads(raw_zone(StorageRoot(tmp_path)), SOURCE, ENTITY) == [DAY_1, rerun_date]
 
 
 def test_a_capped_run_is_continued_by_the_rerun_of_its_day(bootstrap: str, tmp_path: Path) -> None:
     topic = new_topic(bootstrap, "orders_capped", FIRST)
-    capped = extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_1, topic=topic, max_messages=100)
-    full = extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_1, topic=topic)
+    capped = extract_kafka_orders_to_raw(
+        StorageRoot(tmp_path), bootstrap, DAY_1, topic=topic, max_messages=100
+    )
+    full = extract_kafka_orders_to_raw(StorageRoot(tmp_path), bootstrap, DAY_1, topic=topic)
 
     assert capped.row_count == 100
     assert full.source_positions["start"] == capped.source_positions["start"]
@@ -217,14 +220,14 @@ def test_after_a_reset_each_replayed_day_lands_its_own_messages_again(
     bootstrap: str, tmp_path: Path
 ) -> None:
     topic = new_topic(bootstrap, "orders_replay", 300)
-    day_1 = extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_1, topic=topic)
+    day_1 = extract_kafka_orders_to_raw(StorageRoot(tmp_path), bootstrap, DAY_1, topic=topic)
     produce_json(bootstrap, topic, order_events(200, start=300), "order_id")
-    day_2 = extract_kafka_orders_to_raw(tmp_path, bootstrap, DAY_2, topic=topic)
-    reset_state(tmp_path, "kafka", now=datetime(2026, 11, 27, tzinfo=UTC))
+    day_2 = extract_kafka_orders_to_raw(StorageRoot(tmp_path), bootstrap, DAY_2, topic=topic)
+    reset_state(StorageRoot(tmp_path), "kafka", now=datetime(2026, 11, 27, tzinfo=UTC))
     produce_json(bootstrap, topic, order_events(100, start=500), "order_id")
 
     replayed = [
-        extract_kafka_orders_to_raw(tmp_path, bootstrap, day, topic=topic)
+        extract_kafka_orders_to_raw(StorageRoot(tmp_path), bootstrap, day, topic=topic)
         for day in (DAY_1, DAY_2, DAY_3)
     ]
 

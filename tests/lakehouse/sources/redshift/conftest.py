@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from medallion.lakehouse.sources.redshift import PostgresWarehouse, create_behavior_table
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import postgres
 from medallion.platform.devstack.service import ServiceInfo
 
@@ -62,15 +63,16 @@ def pg_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_service(pg_root: Path) -> Iterator[ServiceInfo]:
     """The PostgreSQL stand-in, up for the session; stopped and deleted at teardown."""
-    info = postgres.up(pg_root)
+    info = postgres.up(StorageRoot(pg_root))
     yield info
-    postgres.destroy(pg_root)  # its data may live outside pg_root, in /var/tmp/medallion-pg
+    # its data may live outside pg_root, in /var/tmp/medallion-pg
+    postgres.destroy(StorageRoot(pg_root))
 
 
 @pytest.fixture
 def warehouse(pg_root: Path, pg_service: ServiceInfo) -> Iterator[PostgresWarehouse]:
     """A connection to the stand-in with an empty ``analytics.behavior``."""
-    settings = postgres.client_settings(pg_root, info=pg_service)
+    settings = postgres.client_settings(StorageRoot(pg_root), info=pg_service)
     assert settings is not None
     conn = PostgresWarehouse.connect(settings)
     conn.execute("DROP TABLE IF EXISTS analytics.behavior")

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import postgres
 from medallion.platform.devstack.service import ServiceInfo, service_dir
 from tests.lakehouse.sources.redshift.conftest import postgres_processes
 
 
 def test_up_twice_returns_the_same_service(pg_root: Path, pg_service: ServiceInfo) -> None:
-    assert postgres.up(pg_root) == pg_service
-    assert postgres.status(pg_root) == pg_service
+    assert postgres.up(StorageRoot(pg_root)) == pg_service
+    assert postgres.status(StorageRoot(pg_root)) == pg_service
 
 
 def test_url_and_details_name_the_database_without_password(
@@ -27,14 +28,14 @@ def test_url_and_details_name_the_database_without_password(
         "database": "redshift_analytics",
         "user": "medallion",
     }
-    secret = postgres.password(pg_root)
+    secret = postgres.password(StorageRoot(pg_root))
     assert secret not in pg_service.to_json()
-    stored = service_dir(pg_root, "postgres") / "password"
+    stored = service_dir(StorageRoot(pg_root), "postgres") / "password"
     assert stored.stat().st_mode & 0o777 == 0o600
 
 
 def test_connect_answers_as_the_application_role(pg_root: Path, pg_service: ServiceInfo) -> None:
-    with postgres.connect(pg_root) as conn:
+    with postgres.connect(StorageRoot(pg_root)) as conn:
         row = conn.execute("SELECT current_user, current_database(), 1").fetchone()
     assert row == ("medallion", "redshift_analytics", 1)
 
@@ -43,16 +44,16 @@ def test_down_stops_every_process_of_the_cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     root = tmp_path_factory.mktemp("redshift-down")
-    info = postgres.up(root)
+    info = postgres.up(StorageRoot(root))
     data_dir = info.details["data_dir"]
     assert postgres_processes(data_dir) == [info.pid]
 
-    assert postgres.down(root) is True
+    assert postgres.down(StorageRoot(root)) is True
 
     assert postgres_processes(data_dir) == []
-    assert postgres.status(root) is None
-    assert postgres.down(root) is False
-    postgres.destroy(root)
+    assert postgres.status(StorageRoot(root)) is None
+    assert postgres.down(StorageRoot(root)) is False
+    postgres.destroy(StorageRoot(root))
     assert not Path(data_dir).exists()
 
 
@@ -100,20 +101,20 @@ def test_a_new_storage_root_at_an_old_ones_path_gets_a_fresh_cluster(
     """pytest reuses its numbered temp paths: a world made at a path an earlier world used must
     not read the earlier world's tables from a cluster left in the fallback directory."""
     root = tmp_path_factory.mktemp("redshift-reused")
-    postgres.up(root)
-    with postgres.connect(root) as conn:
+    postgres.up(StorageRoot(root))
+    with postgres.connect(StorageRoot(root)) as conn:
         conn.execute("CREATE TABLE left_by_the_earlier_root (id int)")
         conn.commit()
-    postgres.down(root)
+    postgres.down(StorageRoot(root))
     shutil.rmtree(root)  # the earlier world is deleted; its fallback cluster (if any) stays
     root.mkdir()
     try:
-        postgres.up(root)
-        with postgres.connect(root) as conn:
+        postgres.up(StorageRoot(root))
+        with postgres.connect(StorageRoot(root)) as conn:
             found = conn.execute(
                 "SELECT count(*) FROM pg_tables WHERE tablename = 'left_by_the_earlier_root'"
             ).fetchone()
         assert found == (0,)
-        assert postgres.up(root).pid == postgres.status(root).pid  # type: ignore[union-attr]
+        assert postgres.up(StorageRoot(root)).pid == postgres.status(StorageRoot(root)).pid  # type: ignore[union-attr]
     finally:
-        postgres.destroy(root)
+        postgres.destroy(StorageRoot(root))

@@ -23,6 +23,7 @@ from medallion.lakehouse.sources.redshift import (
     read_high_water_mark,
 )
 from medallion.lakehouse.state import redshift_mark_path, reset_state
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import postgres
 from medallion.platform.devstack.service import ServiceInfo
 from tests.lakehouse.sources.redshift.conftest import T0, closed_port, event
@@ -96,10 +97,10 @@ def test_two_runs_land_each_event_once_and_save_the_mark(
 ) -> None:
     state = tmp_path / "state" / "behavior_mark.json"
     load_behavior_events(warehouse, [event(n, n) for n in range(1, 4)])
-    first = extract_behavior_to_raw(tmp_path, warehouse, DAY_1, state)
+    first = extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_1, state)
     load_behavior_events(warehouse, [event(n, n) for n in range(4, 6)])
 
-    second = extract_behavior_to_raw(tmp_path, warehouse, DAY_2, state)
+    second = extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_2, state)
 
     assert (first.row_count, second.row_count) == (3, 2)
     assert raw_event_ids(tmp_path) == ["E0001", "E0002", "E0003", "E0004", "E0005"]
@@ -112,9 +113,9 @@ def test_run_with_nothing_new_lands_an_empty_load(
 ) -> None:
     state = tmp_path / "mark.json"
     load_behavior_events(warehouse, [event(1, 0)])
-    extract_behavior_to_raw(tmp_path, warehouse, DAY_1, state)
+    extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_1, state)
 
-    empty = extract_behavior_to_raw(tmp_path, warehouse, DAY_2, state)
+    empty = extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_2, state)
 
     assert empty.row_count == 0
     assert empty.source_positions["from"] == empty.source_positions["to"]
@@ -126,9 +127,9 @@ def test_rerun_of_the_same_day_keeps_its_events(
 ) -> None:
     state = tmp_path / "mark.json"
     load_behavior_events(warehouse, [event(1, 0), event(2, 1)])
-    first = extract_behavior_to_raw(tmp_path, warehouse, DAY_1, state)
+    first = extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_1, state)
 
-    again = extract_behavior_to_raw(tmp_path, warehouse, DAY_1, state)
+    again = extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_1, state)
 
     assert again.row_count == 2
     assert again.sha256 == first.sha256
@@ -148,11 +149,11 @@ def test_crash_before_the_mark_is_saved_lands_each_event_once(
     with monkeypatch.context() as patch:
         patch.setattr(redshift, "write_high_water_mark", crash)
         with pytest.raises(RuntimeError, match="before saving the mark"):
-            extract_behavior_to_raw(tmp_path, warehouse, DAY_1, state)
+            extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_1, state)
     assert read_high_water_mark(state) is None
     load_behavior_events(warehouse, [event(4, 4)])
 
-    extract_behavior_to_raw(tmp_path, warehouse, rerun_date, state)
+    extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, rerun_date, state)
 
     assert raw_event_ids(tmp_path) == ["E0001", "E0002", "E0003", "E0004"]
     assert read_high_water_mark(state) == HighWaterMark(T0.replace(minute=4), "E0004")
@@ -163,7 +164,9 @@ def test_rows_without_a_key_are_counted_not_extracted(
 ) -> None:
     load_behavior_events(warehouse, [event(1, 0), event(2, 1, event_id=None)])
 
-    manifest = extract_behavior_to_raw(tmp_path, warehouse, DAY_1, tmp_path / "mark.json")
+    manifest = extract_behavior_to_raw(
+        StorageRoot(tmp_path), warehouse, DAY_1, tmp_path / "mark.json"
+    )
 
     assert manifest.row_count == 1
     assert manifest.source_positions["null_key_rows"] == 1
@@ -190,7 +193,7 @@ def test_closed_port_raises_source_unavailable_without_the_password(
 def test_wrong_password_is_refused_without_echoing_it(
     pg_root: Path, pg_service: ServiceInfo
 ) -> None:
-    settings = postgres.client_settings(pg_root, info=pg_service)
+    settings = postgres.client_settings(StorageRoot(pg_root), info=pg_service)
     assert settings is not None
     secret = "wr0ng-passw0rd"
 
@@ -233,16 +236,17 @@ def test_extract_up_to_a_mark_stops_there_across_pages(warehouse: PostgresWareho
 def test_after_a_reset_each_replayed_day_lands_its_own_events_again(
     warehouse: PostgresWarehouse, tmp_path: Path
 ) -> None:
-    mark = redshift_mark_path(tmp_path)
+    mark = redshift_mark_path(StorageRoot(tmp_path))
     load_behavior_events(warehouse, [event(n, n) for n in range(1, 4)])
-    before_1 = extract_behavior_to_raw(tmp_path, warehouse, DAY_1, mark)
+    before_1 = extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_1, mark)
     load_behavior_events(warehouse, [event(n, n) for n in range(4, 6)])
-    before_2 = extract_behavior_to_raw(tmp_path, warehouse, DAY_2, mark)
-    reset_state(tmp_path, "redshift", now=datetime(2026, 11, 4, tzinfo=UTC))
+    before_2 = extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, DAY_2, mark)
+    reset_state(StorageRoot(tmp_path), "redshift", now=datetime(2026, 11, 4, tzinfo=UTC))
     load_behavior_events(warehouse, [event(6, 6)])
 
     replayed = [
-        extract_behavior_to_raw(tmp_path, warehouse, day, mark) for day in (DAY_1, DAY_2, DAY_3)
+        extract_behavior_to_raw(StorageRoot(tmp_path), warehouse, day, mark)
+        for day in (DAY_1, DAY_2, DAY_3)
     ]
 
     assert [load.row_count for load in replayed] == [3, 2, 1]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from medallion.lakehouse.sources.snowflake import SnowflakeConnection, create_orders_table
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import snowflake as snowflake_stack
 from medallion.platform.devstack.service import ServiceInfo
 
@@ -21,15 +22,15 @@ ORDERS_START = datetime(2026, 11, 1, tzinfo=UTC)
 def snowflake_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A storage root with the Snowflake stand-in up; stopped at teardown."""
     root = tmp_path_factory.mktemp("snowflake-root")
-    snowflake_stack.up(root)
+    snowflake_stack.up(StorageRoot(root))
     yield root
-    snowflake_stack.down(root)
+    snowflake_stack.down(StorageRoot(root))
 
 
 @pytest.fixture(scope="module")
 def snowflake_info(snowflake_root: Path) -> ServiceInfo:
     """The running stand-in's state."""
-    info = snowflake_stack.status(snowflake_root)
+    info = snowflake_stack.status(StorageRoot(snowflake_root))
     if info is None:
         raise RuntimeError(f"the Snowflake stand-in is not running for {snowflake_root}")
     return info
@@ -38,7 +39,7 @@ def snowflake_info(snowflake_root: Path) -> ServiceInfo:
 @pytest.fixture(scope="module")
 def snowflake_conn(snowflake_root: Path) -> Iterator[SnowflakeConnection]:
     """One connector session to the stand-in, with ORDERS created."""
-    conn = snowflake_stack.connect(snowflake_root)
+    conn = snowflake_stack.connect(StorageRoot(snowflake_root))
     create_orders_table(conn)
     yield conn
     conn.close()

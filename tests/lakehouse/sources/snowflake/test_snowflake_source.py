@@ -23,6 +23,7 @@ from medallion.lakehouse.sources.snowflake import (
     extract_orders_to_raw,
     replace_orders,
 )
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import snowflake as snowflake_stack
 from medallion.platform.devstack.service import ServiceInfo, pick_port, pid_alive, port_is_free
 from tests.lakehouse.sources.snowflake.conftest import as_extracted, make_orders
@@ -42,7 +43,7 @@ def read_landed(load_dir: Path) -> list[dict[str, object]]:
 
 def test_up_is_idempotent(snowflake_root: Path, snowflake_info: ServiceInfo) -> None:
     """A second ``up`` returns the running server instead of starting another."""
-    again = snowflake_stack.up(snowflake_root)
+    again = snowflake_stack.up(StorageRoot(snowflake_root))
     assert again == snowflake_info
     assert again.url == f"snowflake://127.0.0.1:{again.details['port']}"
     assert again.details["database"] == "SNOWFLAKE_DW"
@@ -62,7 +63,7 @@ def test_reextract_replaces_the_load_exactly(
     """Changing 3 rows and deleting 2, then re-landing the day, leaves exactly the new table."""
     orders = make_orders(500)
     replace_orders(snowflake_conn, orders)
-    first = extract_orders_to_raw(snowflake_root, snowflake_conn, RUN_DATE)
+    first = extract_orders_to_raw(StorageRoot(snowflake_root), snowflake_conn, RUN_DATE)
     assert first.row_count == 500
     changed = {"ord_00000010", "ord_00000200", "ord_00000499"}
     deleted = {"ord_00000003", "ord_00000300"}
@@ -75,7 +76,7 @@ def test_reextract_replaces_the_load_exactly(
     ]
     replace_orders(snowflake_conn, updated)
 
-    second = extract_orders_to_raw(snowflake_root, snowflake_conn, RUN_DATE)
+    second = extract_orders_to_raw(StorageRoot(snowflake_root), snowflake_conn, RUN_DATE)
 
     expected = [as_extracted(order) for order in updated]
     landed = read_landed(second.load_dir)
@@ -98,8 +99,8 @@ def test_identical_rerun_is_a_no_op(
     """Landing the same table again for the same day keeps the existing manifest."""
     replace_orders(snowflake_conn, make_orders(50))
     run_date = RUN_DATE + timedelta(days=1)
-    first = extract_orders_to_raw(snowflake_root, snowflake_conn, run_date)
-    second = extract_orders_to_raw(snowflake_root, snowflake_conn, run_date)
+    first = extract_orders_to_raw(StorageRoot(snowflake_root), snowflake_conn, run_date)
+    second = extract_orders_to_raw(StorageRoot(snowflake_root), snowflake_conn, run_date)
     assert second.landed_at == first.landed_at
     assert second.sha256 == first.sha256
     assert read_manifest(first.load_dir).landed_at == first.landed_at
@@ -111,11 +112,11 @@ def test_a_past_day_with_a_later_snapshot_is_kept_not_retaken(
     """A backfill cannot re-take yesterday's snapshot: the existing load stays as it was."""
     past, later = RUN_DATE + timedelta(days=20), RUN_DATE + timedelta(days=21)
     replace_orders(snowflake_conn, make_orders(30))
-    kept = extract_orders_to_raw(snowflake_root, snowflake_conn, past)
-    extract_orders_to_raw(snowflake_root, snowflake_conn, later)
+    kept = extract_orders_to_raw(StorageRoot(snowflake_root), snowflake_conn, past)
+    extract_orders_to_raw(StorageRoot(snowflake_root), snowflake_conn, later)
     replace_orders(snowflake_conn, make_orders(40))
 
-    again = extract_orders_to_raw(snowflake_root, snowflake_conn, past)
+    again = extract_orders_to_raw(StorageRoot(snowflake_root), snowflake_conn, past)
 
     assert (again.row_count, again.sha256, again.landed_at) == (30, kept.sha256, kept.landed_at)
     assert read_manifest(kept.load_dir).row_count == 30
@@ -144,25 +145,25 @@ def test_down_stops_the_server_and_data_survives_restart(
 ) -> None:
     """``down`` leaves no process or state file; the next ``up`` still has the data."""
     root = tmp_path_factory.mktemp("snowflake-restart")
-    info = snowflake_stack.up(root)
+    info = snowflake_stack.up(StorageRoot(root))
     try:
-        conn = snowflake_stack.connect(root)
+        conn = snowflake_stack.connect(StorageRoot(root))
         create_orders_table(conn)
         orders = make_orders(20)
         replace_orders(conn, orders)
         conn.close()
-        assert snowflake_stack.down(root) is True
+        assert snowflake_stack.down(StorageRoot(root)) is True
         assert not pid_alive(info.pid)
         assert port_is_free(int(info.details["port"]))
-        assert snowflake_stack.status(root) is None
-        assert snowflake_stack.down(root) is False
+        assert snowflake_stack.status(StorageRoot(root)) is None
+        assert snowflake_stack.down(StorageRoot(root)) is False
 
-        restarted = snowflake_stack.up(root)
-        conn = snowflake_stack.connect(root)
+        restarted = snowflake_stack.up(StorageRoot(root))
+        conn = snowflake_stack.connect(StorageRoot(root))
         assert extract_orders(conn) == [as_extracted(order) for order in orders]
         conn.close()
     finally:
-        snowflake_stack.down(root)
+        snowflake_stack.down(StorageRoot(root))
     assert not pid_alive(restarted.pid)
 
 
@@ -184,14 +185,14 @@ def test_a_start_that_loses_its_port_to_another_process_retries_on_a_free_port(
 
         monkeypatch.setattr(snowflake_stack, "pick_port", pick_then_lose)
         try:
-            info = snowflake_stack.up(tmp_path)
+            info = snowflake_stack.up(StorageRoot(tmp_path))
 
             assert picks[0] == taken
             assert info.details["port"] != str(taken)
-            assert snowflake_stack.status(tmp_path) == info
-            with snowflake_stack.connect(tmp_path) as conn:
+            assert snowflake_stack.status(StorageRoot(tmp_path)) == info
+            with snowflake_stack.connect(StorageRoot(tmp_path)) as conn:
                 cursor = conn.cursor()
                 cursor.execute("SELECT 41 + 1")
                 assert cursor.fetchone() == (42,)
         finally:
-            snowflake_stack.down(tmp_path)
+            snowflake_stack.down(StorageRoot(tmp_path))

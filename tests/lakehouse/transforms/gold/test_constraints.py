@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from medallion.lakehouse.pipelines.gold import add_check_constraints, check_constraints
 from medallion.lakehouse.quality.spec import spec_for
+from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
 
@@ -33,7 +34,7 @@ def test_the_fail_rules_are_the_constraints() -> None:
 def test_a_table_made_without_constraints_gets_each_once(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    lakehouse = Lakehouse.open(spark, tmp_path)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     spec = spec_for("gold.orders_daily")
     row = (date(2026, 11, 2), "EUR", 3, Decimal("30.00"), Decimal("32.50"))
     lakehouse.write(spark.createDataFrame([row], ORDERS_DAILY_SCHEMA), "gold.orders_daily")

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import kafka
 from medallion.platform.devstack.service import ServiceInfo, service_dir
 
 
 def broker_processes(storage_root: Path) -> list[int]:
     """Pids of every live process whose command line names this root's Kafka service dir."""
-    marker = str(service_dir(storage_root, kafka.NAME)).encode()
+    marker = str(service_dir(StorageRoot(storage_root), kafka.NAME)).encode()
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -52,6 +53,6 @@ def kafka_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def broker(kafka_root: Path) -> Iterator[ServiceInfo]:
     """A running broker for the module; stopped (and checked gone) at teardown."""
-    info = kafka.up(kafka_root)
+    info = kafka.up(StorageRoot(kafka_root))
     yield info
-    kafka.down(kafka_root)
+    kafka.down(StorageRoot(kafka_root))

@@ -7,17 +7,18 @@ from pathlib import Path
 import pytest
 
 from medallion.lakehouse.errors import KafkaDeliveryFailed, KafkaJarsMissing
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import kafka
 from medallion.platform.devstack.service import ServiceInfo
 from tests.platform.devstack.kafka.conftest import order_events
 
 
 def test_up_is_idempotent(kafka_root: Path, broker: ServiceInfo) -> None:
-    assert kafka.up(kafka_root) == broker
+    assert kafka.up(StorageRoot(kafka_root)) == broker
 
 
 def test_status_describes_the_running_broker(kafka_root: Path, broker: ServiceInfo) -> None:
-    assert kafka.status(kafka_root) == broker
+    assert kafka.status(StorageRoot(kafka_root)) == broker
     assert broker.url == f"kafka://{broker.details['bootstrap_servers']}"
 
 
@@ -66,4 +67,4 @@ def test_up_without_jars_names_make_setup(
 ) -> None:
     monkeypatch.setenv("MEDALLION_KAFKA_JARS_DIR", str(tmp_path / "no-jars"))
     with pytest.raises(KafkaJarsMissing, match="make setup"):
-        kafka.up(tmp_path / "root")
+        kafka.up(StorageRoot(tmp_path / "root"))

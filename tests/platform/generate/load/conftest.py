@@ -6,10 +6,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import kafka, postgres, snowflake
 from medallion.platform.devstack.stack import HTTP_STAND_INS
 from medallion.platform.generate import GeneratedData, GeneratorConfig, generate
@@ -24,7 +24,7 @@ DAY_2 = CONFIG.start_date + timedelta(days=1)
 class Loaded:
     """The storage root after loading days 1 and 2, the reports, and the re-load of day 2."""
 
-    root: Path
+    root: StorageRoot
     data: GeneratedData
     reports: list[LoadReport]
     reload: LoadReport
@@ -32,9 +32,9 @@ class Loaded:
 
 
 @pytest.fixture(scope="module")
-def stack_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def stack_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
     """A storage root with every stand-in running; all stopped at teardown."""
-    root = tmp_path_factory.mktemp("generate-load-root")
+    root = StorageRoot(tmp_path_factory.mktemp("generate-load-root"))
     started: list[str] = []
     try:
         for name in ("crm_api", "fx_api"):
@@ -59,7 +59,7 @@ def data() -> GeneratedData:
 
 
 @pytest.fixture(scope="module")
-def loaded(stack_root: Path, data: GeneratedData) -> Loaded:
+def loaded(stack_root: StorageRoot, data: GeneratedData) -> Loaded:
     """Days 1 and 2 loaded, then day 2 loaded once more."""
     began = time.monotonic()
     reports = load_days(stack_root, data, [DAY_1, DAY_2])

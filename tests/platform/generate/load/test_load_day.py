@@ -7,11 +7,11 @@ import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from medallion.lakehouse.sources import crm, fx_rates
 from medallion.lakehouse.sources.snowflake import ORDER_COLUMNS, TIMESTAMP_COLUMNS, extract_orders
+from medallion.lakehouse.storage import StorageRoot
 from medallion.platform.devstack import kafka, postgres, snowflake
 from medallion.platform.devstack.service import read_info
 from medallion.platform.generate import DirtKind, GeneratedData, orders_snapshot
@@ -43,7 +43,7 @@ def _amount(value: Any) -> str | None:
     return format(Decimal(str(value)), "f")
 
 
-def snowflake_orders(root: Path) -> Counter[tuple[Any, ...]]:
+def snowflake_orders(root: StorageRoot) -> Counter[tuple[Any, ...]]:
     """ORDERS as whole rows in ORDER_COLUMNS order, with multiplicity."""
     conn = snowflake.connect(root)
     try:
@@ -59,7 +59,7 @@ def snowflake_orders(root: Path) -> Counter[tuple[Any, ...]]:
     )
 
 
-def postgres_events(root: Path) -> Counter[tuple[Any, ...]]:
+def postgres_events(root: StorageRoot) -> Counter[tuple[Any, ...]]:
     """analytics.behavior as (event_id, event_ts, unknown column), with multiplicity."""
     with postgres.connect(root) as conn:
         rows = conn.execute(
@@ -68,7 +68,7 @@ def postgres_events(root: Path) -> Counter[tuple[Any, ...]]:
     return Counter((event_id, event_ts, flag) for event_id, event_ts, flag in rows)
 
 
-def crm_accounts(root: Path) -> dict[str, tuple[Any, ...]]:
+def crm_accounts(root: StorageRoot) -> dict[str, tuple[Any, ...]]:
     """Every account the CRM API serves: customer_id -> (last modified, stage, email)."""
     info = read_info(root, "crm_api")
     assert info is not None
@@ -86,7 +86,7 @@ def crm_accounts(root: Path) -> dict[str, tuple[Any, ...]]:
     }
 
 
-def kafka_events(root: Path) -> Counter[tuple[Any, ...]]:
+def kafka_events(root: StorageRoot) -> Counter[tuple[Any, ...]]:
     """Topic orders from the start as (order_id, event_ts, op, amount), with multiplicity."""
     info = kafka.status(root)
     assert info is not None
@@ -199,7 +199,7 @@ def test_report_counts_every_generated_record_of_the_day(loaded: Loaded) -> None
 
 def test_fx_stand_in_serves_the_generated_rates(loaded: Loaded) -> None:
     """Nothing to load: the FX stand-in computes the generator's rates from (seed, date)."""
-    info = read_info(loaded.root, "fx_api")
+    info = read_info(StorageRoot(loaded.root), "fx_api")
     assert info is not None
     served = [
         (record["date"], record["base"], record["currency"], record["rate"])

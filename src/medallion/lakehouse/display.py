@@ -36,7 +36,7 @@ class Shown(list[Any]):
         return None
 
 PREVIEW_ROWS = 10
-TOP_CUSTOMERS = 10
+TOP_ROWS = 10
 
 
 def show(result: StepResult | IngestResult | BreakerResult) -> Shown:
@@ -81,26 +81,34 @@ def show_quarantine(lakehouse: Lakehouse, table: str, run_date: date | None = No
 
 
 def show_gold(lakehouse: Lakehouse, dataset: str) -> Shown:
-    """A gold table's first rows and its chart: revenue per day and currency for
-    ``gold.orders_daily``; the lifetime-value distribution and the top customers (masked) for
-    ``gold.fact_customer_360``."""
+    """A gold table's first rows and the charts its spec's ``display`` section names: a line
+    chart (``gold.orders_daily``: revenue per day and currency), a histogram and the top rows
+    (``gold.fact_customer_360``: lifetime value, the top customers, masked)."""
+    from pyspark.sql import functions as sf
+
+    from medallion.lakehouse.quality.spec import spec_for
+
     frame = lakehouse.read(dataset)
     shown = Shown([_html(_table(f"{dataset}: first {PREVIEW_ROWS} rows", frame.columns,
                                 [tuple(r) for r in frame.limit(PREVIEW_ROWS).collect()]))])
-    if dataset == "gold.orders_daily":
-        rows = frame.groupBy("order_date", "currency").sum("revenue").orderBy("order_date")
+    display = spec_for(dataset).display
+    if display.line is not None:
+        line = display.line
+        rows = frame.groupBy(line.x, line.series).agg(sf.sum(line.y)).orderBy(line.x)
         series: dict[str, dict[Any, float]] = {}
         for row in rows.collect():
-            series.setdefault(row["currency"], {})[row["order_date"]] = float(row[2] or 0)
-        shown.append(_line_chart(series, "revenue per day and currency", "revenue"))
-    elif dataset == "gold.fact_customer_360":
-        values = [float(r[0]) for r in frame.select("lifetime_value_usd").collect()
+            series.setdefault(row[line.series], {})[row[line.x]] = float(row[2] or 0)
+        shown.append(_line_chart(series, line.title, line.y))
+    if display.histogram is not None:
+        histogram = display.histogram
+        values = [float(r[0]) for r in frame.select(histogram.column).collect()
                   if r[0] is not None]
-        shown.append(_histogram(values, "lifetime value (USD) per customer", "customers"))
-        top = frame.orderBy(frame["lifetime_value_usd"].desc()).limit(TOP_CUSTOMERS)
-        columns = ["customer_id", "name_masked", "country", "order_count", "lifetime_value_usd"]
-        shown.append(_html(_table(f"top {TOP_CUSTOMERS} customers by lifetime value", columns,
-                                  [tuple(r) for r in top.select(*columns).collect()])))
+        shown.append(_histogram(values, histogram.title, histogram.unit))
+    if display.top is not None:
+        top = display.top
+        leaders = frame.orderBy(frame[top.by].desc()).limit(TOP_ROWS).select(*top.columns)
+        shown.append(_html(_table(top.title, list(top.columns),
+                                  [tuple(r) for r in leaders.collect()])))
     return _display(shown)
 
 

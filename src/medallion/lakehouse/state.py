@@ -17,6 +17,7 @@ from typing import Any
 
 from medallion.lakehouse.errors import ConfigError, RawLoadError
 from medallion.lakehouse.locks import file_lock
+from medallion.lakehouse.quality.spec import load_specs
 from medallion.lakehouse.raw.landing import (
     LOAD_DIR_PREFIX,
     MANIFEST_NAME,
@@ -47,15 +48,14 @@ class RawSource:
     pattern: str
 
 
-# Spelled as the extractors' SOURCE/ENTITY constants (a test checks); importing them here would
-# load every source driver (the Snowflake connector alone takes seconds) for `state show`.
-SOURCES: tuple[RawSource, ...] = (
-    RawSource("snowflake", "orders", "full"),
-    RawSource("redshift", "behavior", "high-water mark"),
-    RawSource("crm", "accounts", "watermark + lookback"),
-    RawSource("kafka", "orders", "offsets"),
-    RawSource("fx_rates", None, "daily pull"),
-)
+def raw_sources() -> tuple[RawSource, ...]:
+    """The raw zone's sources, one per bronze table of the catalog (``config/dq/bronze``): the
+    raw source its ``sources`` names and its ``load_pattern``. Read from the specs, not the
+    extractors, whose modules would load every source driver for ``state show``."""
+    return tuple(
+        RawSource(*spec.raw_source, spec.load_pattern or "")
+        for spec in load_specs("bronze").values()
+    )
 
 
 @dataclass(frozen=True)
@@ -142,16 +142,17 @@ def redshift_mark_path(storage_root: StorageRoot) -> Path:
 
 def find_source(source: str) -> RawSource:
     """The raw source named ``source``; ``ConfigError`` naming the known ones otherwise."""
-    for known in SOURCES:
+    sources = raw_sources()
+    for known in sources:
         if known.source == source:
             return known
-    names = ", ".join(known.source for known in SOURCES)
+    names = ", ".join(known.source for known in sources)
     raise ConfigError(f"unknown source {source!r}: expected one of {names}")
 
 
 def show_state(storage_root: StorageRoot) -> list[SourceState]:
-    """The state of every raw source, in ``SOURCES`` order (reads manifests, never data)."""
-    return [_source_state(storage_root, known) for known in SOURCES]
+    """The state of every raw source, in the catalog's order (reads manifests, never data)."""
+    return [_source_state(storage_root, known) for known in raw_sources()]
 
 
 def reset_state(

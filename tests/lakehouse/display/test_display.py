@@ -109,3 +109,20 @@ def test_gold_orders_daily_shows_its_rows_and_revenue_per_day_and_currency(
 
     assert "<tr><td>2026-11-03</td><td>EUR</td><td>1</td><td>12.5</td></tr>" in preview.data
     assert chart.data.startswith(PNG)
+
+
+def test_gold_customer_360_shows_the_charts_its_spec_names(lakehouse: Lakehouse) -> None:
+    rows = lakehouse.spark.createDataFrame(
+        [("a" * 64, "A***", "DE", 2, 10.5), ("b" * 64, "B***", "US", 1, 99.0),
+         ("c" * 64, None, "FR", 0, None)],
+        "customer_id string, name_masked string, country string, order_count int, "
+        "lifetime_value_usd double",
+    )
+    lakehouse.write(rows, "gold.fact_customer_360")
+
+    preview, histogram, top = show_gold(lakehouse, "gold.fact_customer_360")
+
+    assert "first 10 rows" in preview.data
+    assert histogram.data.startswith(PNG)
+    assert "top 10 customers by lifetime value" in top.data
+    assert top.data.index("B***") < top.data.index("A***")  # highest lifetime value first

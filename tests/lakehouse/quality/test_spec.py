@@ -8,7 +8,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse.errors import SpecError
+from medallion.lakehouse.errors import ConfigError, SpecError
+from medallion.lakehouse.pipelines.publish import Published, published
 from medallion.lakehouse.quality import (
     Action,
     Build,
@@ -291,3 +292,11 @@ def test_tables_are_ordered_after_the_tables_of_their_layer_they_read(config: Pa
     ordered = [spec.dataset for spec in build_order(load_specs("silver").values())]
 
     assert ordered == ["silver.dim_customer", "silver.fact_orders", "silver.a_first"]
+
+
+def test_the_served_gold_tables_come_from_their_publish_section() -> None:
+    assert published("gold.fact_customer_360") == Published(
+        keys=("customer_id",), sum_columns=("lifetime_value_usd", "order_count", "event_count")
+    )
+    with pytest.raises(ConfigError, match=r"not published; expected one of \['gold.fact_cu"):
+        published("gold.orders_daily")

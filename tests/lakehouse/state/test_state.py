@@ -31,8 +31,8 @@ from medallion.lakehouse.sources.redshift import (
     write_high_water_mark,
 )
 from medallion.lakehouse.state import (
-    SOURCES,
     SourceState,
+    raw_sources,
     redshift_mark_path,
     reset_state,
     show_state,
@@ -177,13 +177,13 @@ def state_of(root: Path, source: str) -> SourceState:
     return next(state for state in show_state(StorageRoot(root)) if state.source == source)
 
 
-def test_sources_are_named_as_the_extractors_name_them() -> None:
-    assert [(s.source, s.entity) for s in SOURCES] == [
-        (snowflake.SOURCE, snowflake.ENTITY),
-        (redshift.SOURCE, redshift.ENTITY),
-        (crm.SOURCE, crm.ACCOUNTS_ENTITY),
-        (kafka_orders.SOURCE, kafka_orders.ENTITY),
-        (fx_rates.SOURCE, None),
+def test_sources_are_the_bronze_catalogs_named_as_the_extractors_name_them() -> None:
+    assert [(s.source, s.entity, s.pattern) for s in raw_sources()] == [
+        (crm.SOURCE, crm.ACCOUNTS_ENTITY, "watermark + lookback"),
+        (redshift.SOURCE, redshift.ENTITY, "high-water mark"),
+        (fx_rates.SOURCE, None, "daily pull"),
+        (kafka_orders.SOURCE, kafka_orders.ENTITY, "offsets"),
+        (snowflake.SOURCE, snowflake.ENTITY, "full"),
     ]
 
 
@@ -200,7 +200,8 @@ def test_show_reports_where_each_source_starts_next(tmp_path: Path) -> None:
 
     assert states == [
         SourceState(
-            "snowflake", "orders", "full", 2, DAY1, DAY2, 3, None, "no position (full)", ()
+            "crm", "accounts", "watermark + lookback", 3, DAY1, DAY3, 1,
+            "2024-03-12T09:30:00+00:00", "load_dt=2024-03-12 watermark, less the lookback", (),
         ),
         SourceState(
             "redshift", "behavior", "high-water mark", 3, DAY1, DAY3, 3,
@@ -208,15 +209,14 @@ def test_show_reports_where_each_source_starts_next(tmp_path: Path) -> None:
             "the mark file, equal to load_dt=2024-03-12 'to'", (),
         ),
         SourceState(
-            "crm", "accounts", "watermark + lookback", 3, DAY1, DAY3, 1,
-            "2024-03-12T09:30:00+00:00", "load_dt=2024-03-12 watermark, less the lookback", (),
+            "fx_rates", None, "daily pull", 2, DAY1, DAY2, 2, None, "no position (daily pull)", ()
         ),
         SourceState(
             "kafka", "orders", "offsets", 3, DAY1, DAY3, 5, {"0": 9, "1": 8},
             "load_dt=2024-03-12 end offsets of topic 'orders'", (),
         ),
         SourceState(
-            "fx_rates", None, "daily pull", 2, DAY1, DAY2, 2, None, "no position (daily pull)", ()
+            "snowflake", "orders", "full", 2, DAY1, DAY2, 3, None, "no position (full)", ()
         ),
     ]  # fmt: skip
 
@@ -228,11 +228,11 @@ def test_show_on_an_empty_storage_root_starts_everything_from_the_beginning(
 
     summary = [(s.source, s.loads, s.latest_load, s.next_start, s.next_start_from) for s in states]
     assert summary == [
-        ("snowflake", 0, None, None, "no position (full)"),
-        ("redshift", 0, None, None, "the beginning (no mark file, no load with a 'to' mark)"),
         ("crm", 0, None, None, "the beginning (no load)"),
-        ("kafka", 0, None, None, "the earliest offsets (no load)"),
+        ("redshift", 0, None, None, "the beginning (no mark file, no load with a 'to' mark)"),
         ("fx_rates", 0, None, None, "no position (daily pull)"),
+        ("kafka", 0, None, None, "the earliest offsets (no load)"),
+        ("snowflake", 0, None, None, "no position (full)"),
     ]
 
 
@@ -454,7 +454,7 @@ def test_reset_of_an_unknown_source_names_the_known_ones(tmp_path: Path) -> None
         reset_state(StorageRoot(tmp_path), "salesforce")
 
     assert str(raised.value) == (
-        "unknown source 'salesforce': expected one of snowflake, redshift, crm, kafka, fx_rates"
+        "unknown source 'salesforce': expected one of crm, redshift, fx_rates, kafka, snowflake"
     )
 
 
@@ -546,17 +546,17 @@ def test_cli_state_show_table_has_a_row_per_source(
         if line.startswith("│")
     ]
     assert rows == [
-        ["snowflake/orders", "0", "-", "-", "-", "no position (full)"],
-        [
-            "redshift/behavior", "0", "-", "-", "-",
-            "the beginning (no mark file, no load with a 'to' mark)",
-        ],
         [
             "crm/accounts", "3", "2024-03-10 .. 2024-03-12", "1", '"2024-03-12T09:30:00+00:00"',
             "load_dt=2024-03-12 watermark, less the lookback",
         ],
-        ["kafka/orders", "0", "-", "-", "-", "the earliest offsets (no load)"],
+        [
+            "redshift/behavior", "0", "-", "-", "-",
+            "the beginning (no mark file, no load with a 'to' mark)",
+        ],
         ["fx_rates", "0", "-", "-", "-", "no position (daily pull)"],
+        ["kafka/orders", "0", "-", "-", "-", "the earliest offsets (no load)"],
+        ["snowflake/orders", "0", "-", "-", "-", "no position (full)"],
     ]  # fmt: skip
 
 
@@ -613,8 +613,8 @@ def test_cli_state_reset_of_an_unknown_source_exits_2(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: unknown source 'salesforce': expected one of snowflake, redshift, crm, kafka, "
-        "fx_rates\n"
+        "error: unknown source 'salesforce': expected one of crm, redshift, fx_rates, kafka, "
+        "snowflake\n"
     )
 
 

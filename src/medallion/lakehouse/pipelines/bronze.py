@@ -39,7 +39,6 @@ from medallion.lakehouse.errors import (
     ContractViolation,
     ExpectationFailed,
     RawLoadError,
-    SpecError,
 )
 from medallion.lakehouse.lineage import lineage_job
 from medallion.lakehouse.lineage.steps import StepLineage, raw_load_ref, step_rows, table_ref
@@ -88,25 +87,12 @@ class BronzeTable:
         return f"{self.table}{QUARANTINE_SUFFIX}"
 
 
-RAW_PREFIX = "raw/"
-
-
 def bronze_tables() -> dict[str, BronzeTable]:
     """The bronze tables, by name: one per spec in ``config/dq/bronze``, each fed by the raw
     source its ``sources`` names (``raw/<source>[/<entity>]``) and checked by the schema
     contract of its own name."""
-    tables = {}
-    for spec in load_specs(LAYER).values():
-        raw = [source for source in spec.sources if source.startswith(RAW_PREFIX)]
-        parts = raw[0].removeprefix(RAW_PREFIX).split("/") if len(raw) == 1 else []
-        if len(parts) not in {1, 2} or len(spec.sources) != 1:
-            raise SpecError(
-                f"{spec.dataset}: sources: expected one raw source, raw/<source>[/<entity>], "
-                f"found {list(spec.sources)}"
-            )
-        tables[spec.name] = BronzeTable(spec.name, parts[0], parts[1] if len(parts) == 2 else None,
-                                        spec.name)
-    return tables
+    return {spec.name: BronzeTable(spec.name, *spec.raw_source, spec.name)
+            for spec in load_specs(LAYER).values()}
 
 
 def bronze_table(table: str) -> BronzeTable:

@@ -39,6 +39,7 @@ from medallion.lakehouse.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse.lineage import lineage_job
 from medallion.lakehouse.lineage.steps import DatasetRef, StepLineage, table_ref
 from medallion.lakehouse.pipelines.ingest import redshift_settings, snowflake_settings
+from medallion.lakehouse.quality.spec import load_specs
 from medallion.lakehouse.serving import (
     Figures,
     GoldColumn,
@@ -61,17 +62,11 @@ BATCH_ROWS = 10_000
 
 @dataclass(frozen=True)
 class Published:
-    """A gold table that is served: its key and the columns reconciliation sums."""
+    """A gold table that is served: its key and the columns reconciliation sums (its spec's
+    ``keys`` and ``publish.reconcile``)."""
 
     keys: tuple[str, ...]
     sum_columns: tuple[str, ...]
-
-
-PUBLISHED: dict[str, Published] = {
-    "gold.fact_customer_360": Published(
-        keys=("customer_id",), sum_columns=("lifetime_value_usd", "order_count", "event_count")
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -118,13 +113,14 @@ def _figures_json(figures: Figures) -> dict[str, Any]:
 
 
 def published(table: str) -> Published:
-    """How ``table`` is served; ``ConfigError`` naming the served tables otherwise."""
-    try:
-        return PUBLISHED[table]
-    except KeyError:
-        raise ConfigError(
-            f"gold table {table!r} is not published; expected one of {sorted(PUBLISHED)}"
-        ) from None
+    """How ``table`` is served, from its spec's ``publish`` section; ``ConfigError`` naming the
+    served tables otherwise."""
+    specs = load_specs("gold")
+    spec = specs.get(table)
+    if spec is None or spec.publish is None:
+        served = sorted(name for name, served in specs.items() if served.publish is not None)
+        raise ConfigError(f"gold table {table!r} is not published; expected one of {served}")
+    return Published(keys=spec.keys, sum_columns=spec.publish.reconcile)
 
 
 def current_version(lakehouse: Lakehouse, table: str) -> int:

@@ -54,6 +54,7 @@ class Expectation:
 
 
 SCHEMA_FILE = "dq_spec.schema.json"
+RAW_PREFIX = "raw/"  # a bronze table's source: raw/<source>[/<entity>]
 GROUP_ACTIONS: Mapping[str, Action] = {
     "expect": Action.WARN,
     "expect_all": Action.WARN,
@@ -178,6 +179,50 @@ class Build:
 
 
 @dataclass(frozen=True)
+class Publish:
+    """Gold served to the warehouses: the columns whose sums must equal gold's (``reconcile``)."""
+
+    reconcile: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LineChart:
+    """``sum(y)`` per ``x``, one line per value of ``series``."""
+
+    x: str
+    series: str
+    y: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """The distribution of ``column``; ``unit`` names what is counted."""
+
+    column: str
+    title: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class TopRows:
+    """The rows with the highest ``by``, shown as ``columns``."""
+
+    by: str
+    columns: tuple[str, ...]
+    title: str
+
+
+@dataclass(frozen=True)
+class Display:
+    """The charts a notebook shows under a gold table's first rows."""
+
+    line: LineChart | None = None
+    histogram: Histogram | None = None
+    top: TopRows | None = None
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One table's spec: sources, keys, sequence, transformations, lookups and expectations."""
 
@@ -192,11 +237,27 @@ class TableSpec:
     expectations: tuple[Expectation, ...] = ()
     checks: Checks = field(default_factory=Checks)
     watch: Watch = field(default_factory=Watch)
+    load_pattern: str | None = None
     build: Build = field(default_factory=Build)
+    publish: Publish | None = None
+    display: Display = field(default_factory=Display)
 
     def __post_init__(self) -> None:
         if not self.quarantine_table:
             object.__setattr__(self, "quarantine_table", f"{self.dataset}_quarantine")
+
+    @property
+    def raw_source(self) -> tuple[str, str | None]:
+        """Bronze: the raw source and entity that feed the table, from its one source
+        ``raw/<source>[/<entity>]``; ``SpecError`` for any other ``sources``."""
+        raw = [source for source in self.sources if source.startswith(RAW_PREFIX)]
+        parts = raw[0].removeprefix(RAW_PREFIX).split("/") if len(raw) == 1 else []
+        if len(parts) not in {1, 2} or len(self.sources) != 1:
+            raise SpecError(
+                f"{self.dataset}: sources: expected one raw source, raw/<source>[/<entity>], "
+                f"found {list(self.sources)}"
+            )
+        return parts[0], parts[1] if len(parts) == 2 else None
 
     @property
     def name(self) -> str:
@@ -480,7 +541,25 @@ def _build(document: Mapping[str, Any]) -> TableSpec:
         expectations=expectations,
         checks=Checks(min_rows=checks.get("min_rows"), max_rows=checks.get("max_rows")),
         watch=_watch(document.get("watch") or {}),
+        load_pattern=document.get("load_pattern"),
         build=_build_section(document.get("build") or {}),
+        publish=_publish_section(document.get("publish")),
+        display=_display_section(document.get("display") or {}),
+    )
+
+
+def _publish_section(document: Mapping[str, Any] | None) -> Publish | None:
+    """The typed ``publish`` section; None when the table is not served."""
+    return None if document is None else Publish(tuple(document["reconcile"]))
+
+
+def _display_section(document: Mapping[str, Any]) -> Display:
+    """The typed ``display`` section (every chart optional)."""
+    line, histogram, top = document.get("line"), document.get("histogram"), document.get("top")
+    return Display(
+        line=None if line is None else LineChart(**line),
+        histogram=None if histogram is None else Histogram(**histogram),
+        top=None if top is None else TopRows(top["by"], tuple(top["columns"]), top["title"]),
     )
 
 
@@ -570,6 +649,14 @@ def _build_issues(spec: TableSpec, tree: Node) -> list[BundleIssue]:
         issues.append(BundleIssue(tree.file, _line(tree, list(path)), ".".join(map(str, path)),
                                   message))
 
+    if spec.layer == "bronze":
+        try:
+            spec.raw_source  # noqa: B018  # validates sources
+        except SpecError as error:
+            issue(["sources"], str(error).split(": ", 2)[-1])
+        if spec.load_pattern is None:
+            issue(["load_pattern"], "expected how the raw source lands (e.g. 'full', 'offsets'), "
+                  "found none")
     if spec.layer == "silver":
         if not build.columns:
             issue(["build", "columns"], "expected the table's business columns, found none")

@@ -35,6 +35,7 @@ def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _spec(sources: str) -> str:
     return (f"dataset: bronze.web_clicks\nlayer: bronze\nsources: {sources}\nkeys: [click_id]\n"
+            "load_pattern: offsets\n"
             "expectations:\n  expect:\n    key_present: \"click_id IS NOT NULL\"\n")
 
 
@@ -47,5 +48,5 @@ def test_a_new_bronze_spec_is_a_new_bronze_table(catalog: Path) -> None:
 def test_a_bronze_spec_must_name_one_raw_source(catalog: Path) -> None:
     (catalog / "dq" / "bronze" / "web_clicks.yml").write_text(
         _spec("[raw/web/clicks, bronze.kafka_orders]"))
-    with pytest.raises(SpecError, match=r"bronze\.web_clicks: sources: expected one raw source"):
+    with pytest.raises(SpecError, match=r"web_clicks\.yml: line 3: sources: expected one raw "):
         bronze_tables()

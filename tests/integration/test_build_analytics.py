@@ -551,9 +551,9 @@ def test_the_watchdog_passes_on_the_built_lakehouse_and_logs_every_check(
         *((table_name, "volume", "volume", "passed") for table_name in VOLUME_WATCHED),
     ])
     suites = [event for event in logged if event[2] == "suite"]
-    assert {event[0] for event in suites} == set(SILVER_AND_GOLD) - {
+    assert {event[0] for event in suites} == {*SILVER_AND_GOLD, *FX_GOLD} - {
         "silver.dim_customer_quarantine", "silver.fact_orders_quarantine",
-        "silver.fact_events_quarantine"}
+        "silver.fact_events_quarantine", "silver.fx_rates_quarantine"}
     assert {event[3] for event in suites} <= {"passed", "warned"}
     values = read_task_values(source_world.runs / "dq_watchdog" / record["run_id"],
                               "watch_tables")

@@ -205,7 +205,7 @@ def check_integrity(
     return _grain_counts(spec, counts, silver)
 
 
-def _referenced_keys(reference: Reference, table: DataFrame, salt: str) -> Column:
+def _referenced_keys(reference: Reference, salt: str) -> Column:
     """The referenced table's key as the gold column holds it: hashed with the salt, or as is."""
     key = sf.col(reference.column)
     return hash_id(key, salt) if reference.hashed else key
@@ -231,7 +231,7 @@ def _integrity_counts(
     gold = rows.select(*spec.keys, *([grain.sums] if grain.sums else []),
                        sf.col(reference.column).alias("_gold_ref"), sf.lit(True).alias("_in_gold"))
     referenced = silver[reference.table].select(
-        _referenced_keys(reference, silver[reference.table], salt).alias("_ref_key"),
+        _referenced_keys(reference, salt).alias("_ref_key"),
         sf.lit(True).alias("_in_ref"),
     )
     joined = gold.join(referenced, gold["_gold_ref"] == referenced["_ref_key"], "full_outer")
@@ -272,7 +272,7 @@ def _require_references(
     reference = spec.build.reference
     if reference is None or not counts["missing"]:
         return
-    keys = table.select(_referenced_keys(reference, table, salt).alias(reference.column))
+    keys = table.select(_referenced_keys(reference, salt).alias(reference.column))
     missing = missing_references(gold, reference.column, keys, reference.column)
     examples = missing.select(reference.column).limit(EXAMPLES).collect()
     hashed = "to hash" if reference.hashed else "to be"

@@ -138,6 +138,27 @@ def register_tables(spark: SparkSession, storage_root: StorageRoot) -> list[str]
 
 
 @dataclass(frozen=True)
+class Commit:
+    """One entry of a Delta table's history: its version, operation and parameters."""
+
+    version: int
+    operation: str
+    parameters: Mapping[str, str]
+
+    @property
+    def rewrites_table(self) -> bool:
+        """True for a commit that replaced the table's rows wholesale (an overwrite, a replace,
+        a restore), after which a change feed describes no increment."""
+        if self.operation in ("WRITE", "CREATE OR REPLACE TABLE AS SELECT"):
+            return self.parameters.get("mode") == "Overwrite"
+        return self.operation in _REWRITES
+
+
+_REWRITES = ("REPLACE TABLE AS SELECT", "CREATE OR REPLACE TABLE", "REPLACE TABLE",
+             "RESTORE", "TRUNCATE")
+
+
+@dataclass(frozen=True)
 class Lakehouse:
     """Reads and writes the lakehouse's tables, locally by path, on Databricks by UC name.
 
@@ -233,14 +254,75 @@ class Lakehouse:
             return bool(self.spark.catalog.tableExists(self.name(table)))
         return has_commit(self.path(table) / "_delta_log")
 
-    def read(self, table: str) -> DataFrame:
-        """The table's current version; AccessDenied when the lakehouse's role may not read it."""
+    def read(self, table: str, *, version: int | None = None) -> DataFrame:
+        """The table's current version (or Delta ``version``); AccessDenied when the
+        lakehouse's role may not read it."""
+        name = self._readable(table)
+        if version is None:
+            return self.spark.table(name)
+        return self.spark.sql(f"SELECT * FROM {name} VERSION AS OF {int(version)}")
+
+    def history(self, table: str, *, limit: int) -> list[Commit]:
+        """The table's latest ``limit`` commits, newest first."""
+        rows = (
+            self.spark.sql(f"DESCRIBE HISTORY {self._readable(table)} LIMIT {int(limit)}")
+            .select("version", "operation", "operationParameters")
+            .collect()
+        )
+        return [
+            Commit(int(row["version"]), row["operation"], dict(row["operationParameters"] or {}))
+            for row in rows
+        ]
+
+    def changes(self, table: str, *, after: int, through: int) -> DataFrame:
+        """The table's change data feed of versions ``after`` + 1 to ``through``: its rows as
+        inserted, deleted, and before and after each update (``_change_type``).
+
+        Needs ``delta.enableChangeDataFeed`` over the whole range; Delta refuses the read when
+        a version in it was written without.
+        """
+        if through <= after:  # nothing committed since: no changes, in the feed's shape
+            from pyspark.sql import functions as sf
+
+            return self.read(table, version=through).limit(0).select(
+                "*",
+                sf.lit(None).cast("string").alias("_change_type"),
+                sf.lit(None).cast("long").alias("_commit_version"),
+                sf.lit(None).cast("timestamp").alias("_commit_timestamp"),
+            )
+        feed = (
+            self.spark.read.option("readChangeFeed", "true")
+            .option("startingVersion", int(after) + 1)
+            .option("endingVersion", int(through))
+            .table(self._readable(table))
+        )
+        feed.columns  # noqa: B018  # analysed now: a Spark Connect client refuses the range here
+        return feed
+
+    def set_properties(self, table: str, properties: Mapping[str, str]) -> bool:
+        """Set the table properties it does not have yet (one ``ALTER TABLE``); True if any."""
+        name = self.name(table)
+        current = {
+            row["key"]: row["value"]
+            for row in self.spark.sql(f"SHOW TBLPROPERTIES {name}").collect()
+        }
+        missing = {key: value for key, value in properties.items() if current.get(key) != value}
+        if not missing:
+            return False
+        assignments = ", ".join(f"'{key}' = '{value}'" for key, value in missing.items())
+        retry_on_conflict(
+            lambda: self.spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({assignments})"), table
+        )
+        return True
+
+    def _readable(self, table: str) -> str:
+        """The table's SQL name, after the role check (and registration by path, locally)."""
         name = self.name(table)
         if self.role is not None and self.roles is not None:
             self.roles.check_read(self.role, table)
         if not self.catalog:
             register_table(self.spark, self.storage_root, table)
-        return self.spark.table(name)
+        return name
 
     def write(
         self,

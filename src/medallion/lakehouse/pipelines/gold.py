@@ -6,13 +6,26 @@ table's rows before anything is written, so a violation leaves the previous gold
 and stops the job before publish. The same rules are Delta CHECK constraints on the table, so no
 other writer can break them either. A rebuild that yields the same rows writes nothing: the table
 keeps its Delta version, which is what publishing is keyed on.
+
+A table whose spec names ``build.incremental`` is rebuilt in part once it exists: silver keeps a
+change data feed, the step records which silver versions each build read
+(``<state>/gold/<table>.json``), and the next build reads only what changed since, asks the
+spec's function which gold rows those changes touch (a ``GoldSlice``), recomputes just those from
+their silver rows and keeps the others. The checks still run on the whole new table. A full
+rebuild happens on the first build, when a source was overwritten, restored or lost its feed
+since, when the table itself was written by anything else, and on ``full_rebuild=True``.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 
@@ -29,20 +42,28 @@ from medallion.lakehouse.quality.spec import (
     Reference,
     TableSpec,
     build_order,
+    incremental_of,
     load_specs,
     spec_for,
     transform_of,
 )
 from medallion.lakehouse.spark import computed_once
 from medallion.lakehouse.storage import StorageRoot
-from medallion.lakehouse.tables import Lakehouse, retry_on_conflict
-from medallion.lakehouse.transforms.gold import duplicate_keys, missing_references
+from medallion.lakehouse.tables import Commit, Lakehouse, retry_on_conflict
+from medallion.lakehouse.transforms.gold import (
+    GoldSlice,
+    duplicate_keys,
+    missing_references,
+    semi_join,
+)
 from medallion.lakehouse.transforms.gold.fx import usd_amounts
 from medallion.lakehouse.transforms.gold.masking import hash_id
 
 LAYER = "gold"
 SALT_KEY = "pii-hash-salt"
 EXAMPLES = 5
+HISTORY_LIMIT = 100  # commits of a source looked back over; more since the last build: rebuild
+log = logging.getLogger(__name__)
 
 
 def pii_hash_salt(storage_root: StorageRoot, secrets: SecretProvider | None = None) -> str:
@@ -76,16 +97,29 @@ def build_gold(
     salt: str,
     job: str = "build_analytics",
     task: str | None = None,
+    full_rebuild: bool = False,
 ) -> StepResult:
-    """Rebuild ``dataset`` (a spec of ``config/dq/gold``) from silver by its ``build.transform``."""
+    """Build ``dataset`` (a spec of ``config/dq/gold``) from silver by its ``build.transform``:
+    in part when its ``build.incremental`` can say which rows changed, else whole."""
     spec = gold_spec(dataset)
-    silver = {source: lakehouse.read(source) for source in spec.sources}
+    # Each source read at one version: the one the build is then recorded as having read.
+    histories = {source: lakehouse.history(source, limit=HISTORY_LIMIT) for source in spec.sources}
+    versions = {source: history[0].version for source, history in histories.items()}
+    silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
     task_name = task or spec.name
-    gold = gold_rows(spec, silver, salt)
-    observe_output_frame(dataset, gold)  # its plan is the table's column lineage
+    piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt)
+    if piece is None:
+        new_rows = gold = gold_rows(spec, silver, salt)
+    else:
+        new_rows = gold_rows(spec, piece.sources, salt)
+        current = lakehouse.read(dataset)
+        kept = current.join(piece.keys, _key_match(current, piece.keys, spec.keys), "left_anti")
+        gold = kept.unionByName(new_rows)
+    observe_output_frame(dataset, new_rows)  # its plan is the table's column lineage
     if spec.build.usd_rates is not None:
         usd = spec.build.usd_rates
-        _require_usd_rates(silver[usd.orders], silver[usd.rates], dataset)
+        orders = (piece.sources if piece is not None else silver)[usd.orders]
+        _require_usd_rates(orders, silver[usd.rates], dataset)
     # Checked three ways, then written: the new rows are computed once, not once per action.
     with computed_once(gold) as rows:
         check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
@@ -103,13 +137,139 @@ def build_gold(
                     for name, expression in check_constraints(spec).items()
                 },
             )
-        elif not same_rows(rows, lakehouse.read(dataset)):
+        elif not _unchanged(lakehouse, spec, rows, piece):
             # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
             lakehouse.write(rows, dataset, mode="overwrite")
     add_check_constraints(lakehouse, spec)  # a table made before a rule was added gets it now
+    record_build(lakehouse, spec, versions, incremental=piece is not None)
     return StepResult(
         step=f"build_{task_name}", target=dataset, rows_in=rows_in, rows_written=rows_written
     )
+
+
+def _unchanged(
+    lakehouse: Lakehouse, spec: TableSpec, rows: DataFrame, piece: GoldSlice | None
+) -> bool:
+    """True when the table already holds ``rows``: all of it compared after a full rebuild,
+    only the recomputed keys after a partial one (the other rows were kept as they are)."""
+    current = lakehouse.read(spec.dataset)
+    if piece is None:
+        return same_rows(rows, current)
+    return same_rows(semi_join(rows, piece.keys), semi_join(current, piece.keys))
+
+
+def _key_match(rows: DataFrame, keys: DataFrame, columns: Sequence[str]) -> Column:
+    """``rows``' key columns equal to ``keys``' (NULL-safe), as a join condition."""
+    condition = sf.lit(True)
+    for name in columns:
+        condition = condition & rows[name].eqNullSafe(keys[name])
+    return condition
+
+
+# --- incremental builds -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuiltFrom:
+    """What a gold table's last build read: each source's Delta version, and the table's own
+    version once written (a later version means another writer: the next build is whole)."""
+
+    table_version: int
+    sources: Mapping[str, int]
+    incremental: bool = False  # whether that build recomputed only the rows changes touched
+
+
+def built_from_path(storage_root: StorageRoot, dataset: str) -> Path:
+    """Where the last build of ``dataset`` is recorded: ``<state>/gold/<table>.json``."""
+    return storage_root.state / LAYER / f"{dataset.split('.', 1)[1]}.json"
+
+
+def read_built_from(storage_root: StorageRoot, dataset: str) -> BuiltFrom | None:
+    """The recorded last build of ``dataset``; None when there is none (or it is unreadable)."""
+    path = built_from_path(storage_root, dataset)
+    try:
+        document = json.loads(path.read_text())
+        return BuiltFrom(int(document["table_version"]),
+                         {name: int(version) for name, version in document["sources"].items()},
+                         bool(document.get("incremental", False)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_build(
+    lakehouse: Lakehouse, spec: TableSpec, versions: Mapping[str, int], *, incremental: bool
+) -> None:
+    """Record that the table now reflects ``versions`` of its sources (after it was written:
+    a build that fails leaves the previous record, and the next build redoes the changes)."""
+    path = built_from_path(lakehouse.storage_root, spec.dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table_version = lakehouse.history(spec.dataset, limit=1)[0].version
+    staged = path.with_suffix(".json.tmp")
+    staged.write_text(json.dumps(
+        {"table": spec.dataset, "table_version": table_version, "sources": dict(versions),
+         "incremental": incremental},
+        indent=2, sort_keys=True,
+    ) + "\n")
+    staged.replace(path)
+
+
+def incremental_slice(
+    lakehouse: Lakehouse,
+    spec: TableSpec,
+    histories: Mapping[str, Sequence[Commit]],
+    silver: Mapping[str, DataFrame],
+    salt: str,
+) -> GoldSlice | None:
+    """The rows of the table the sources' changes since its last build touch, and their inputs;
+    None when the table must be rebuilt whole (and why is logged)."""
+    slice_of = incremental_of(spec)
+    if slice_of is None or not lakehouse.exists(spec.dataset):
+        return None
+    built = read_built_from(lakehouse.storage_root, spec.dataset)
+    table_version = lakehouse.history(spec.dataset, limit=1)[0].version
+    reason = whole_rebuild_reason(spec.sources, built, table_version, histories)
+    if reason is not None or built is None:
+        log.info("%s: rebuilt whole (%s)", spec.dataset, reason)
+        return None
+    try:
+        changes = {
+            source: lakehouse.changes(source, after=built.sources[source],
+                                      through=history[0].version)
+            for source, history in histories.items()
+        }
+    except AnalysisException as error:  # a version without a change data feed, or vacuumed
+        log.info("%s: rebuilt whole (no change data feed: %s)", spec.dataset, error)
+        return None
+    if "salt" in inspect.signature(slice_of).parameters:
+        return slice_of(changes, silver, salt=salt)  # type: ignore[no-any-return]
+    return slice_of(changes, silver)  # type: ignore[no-any-return]
+
+
+def whole_rebuild_reason(
+    sources: Sequence[str],
+    built: BuiltFrom | None,
+    table_version: int,
+    histories: Mapping[str, Sequence[Commit]],
+) -> str | None:
+    """Why the last build (``built``) cannot be brought forward by the ``sources``' change
+    feeds, or None when it can. ``table_version``: the gold table's current version;
+    ``histories``: each source's latest commits, newest first."""
+    if built is None:
+        return "no record of its last build"
+    if set(built.sources) != set(sources):
+        return f"built from {sorted(built.sources)}, its sources are now {list(sources)}"
+    if table_version != built.table_version:
+        return "written since its last build by something else"
+    for source, history in histories.items():
+        since = [commit for commit in history if commit.version > built.sources[source]]
+        if history[0].version < built.sources[source]:
+            return f"{source} is older than the version last read (recreated)"
+        if len(since) == len(history) and history[-1].version > built.sources[source] + 1:
+            return f"{source} has more than {HISTORY_LIMIT} commits since"
+        rewrites = [commit.version for commit in since if commit.rewrites_table]
+        if rewrites:
+            return f"{source} was rewritten whole at version {rewrites[0]}"
+    return None
 
 
 def gold_tables() -> list[str]:

@@ -37,6 +37,13 @@ PROC_DATE = "_proc_date"
 # Where each kept row came from; not part of what counts as a change (see Lakehouse.merge).
 LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
 LAYER = "silver"
+# Silver records what each commit changed (the change data feed), so gold rebuilds only the
+# rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
+# deletion vector instead of rewriting every file that holds one.
+TABLE_PROPERTIES = {
+    "delta.enableChangeDataFeed": "true",
+    "delta.enableDeletionVectors": "true",
+}
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,7 @@ def update_silver(
                         rows.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns),
                         dataset,
                         mode="overwrite",
+                        properties=TABLE_PROPERTIES,
                     ),
                 )
                 drops = {rule: int(counts[rule]) for rule in DROP_RULES}
@@ -155,6 +163,7 @@ def update_silver(
                 # a Spark Connect client cannot observe it.
                 drops = _count_drop_rules(marked)
                 kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
+                lakehouse.set_properties(dataset, TABLE_PROPERTIES)  # a table from before them
                 lakehouse.merge(
                     kept,
                     dataset,

@@ -168,6 +168,7 @@ class Build:
     """How the generic silver or gold step builds a table (the spec's ``build``)."""
 
     transform: str | None = None
+    incremental: str | None = None
     columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     tie_break: tuple[str, ...] = ()
@@ -350,11 +351,22 @@ def transform_of(spec: TableSpec) -> Callable[..., DataFrame] | None:
 
     Imported on first use, so loading the specs needs neither Spark nor the transforms.
     """
-    path = spec.build.transform
+    return _function_at(spec, "transform", spec.build.transform)
+
+
+def incremental_of(spec: TableSpec) -> Callable[..., Any] | None:
+    """The function ``build.incremental`` names (gold: which rows a day's changes touch), None
+    when unset (every build is then a full rebuild)."""
+    return _function_at(spec, "incremental", spec.build.incremental)
+
+
+def _function_at(spec: TableSpec, key: str, path: str | None) -> Callable[..., Any] | None:
+    """The function ``build.<key>`` names (``package.module:function``), imported; None when
+    ``path`` is None."""
     if path is None:
         return None
     module_name, _, function_name = path.partition(":")
-    where = f"{spec.dataset}: build.transform"
+    where = f"{spec.dataset}: build.{key}"
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -366,7 +378,7 @@ def transform_of(spec: TableSpec) -> Callable[..., DataFrame] | None:
         raise ConfigError(
             f"{where}: expected a function {function_name!r} in {module_name}, found none"
         )
-    return cast("Callable[..., DataFrame]", function)
+    return cast("Callable[..., Any]", function)
 
 
 def spec_for(dataset: str) -> TableSpec:
@@ -569,6 +581,7 @@ def _build_section(document: Mapping[str, Any]) -> Build:
     reference, usd_rates = document.get("reference"), document.get("usd_rates")
     return Build(
         transform=document.get("transform"),
+        incremental=document.get("incremental"),
         columns=tuple(document.get("columns") or ()),
         extra_columns=tuple(document.get("extra_columns") or ()),
         tie_break=tuple(document.get("tie_break") or ()),
@@ -665,6 +678,9 @@ def _build_issues(spec: TableSpec, tree: Node) -> list[BundleIssue]:
         if build.transform is None and len(spec.sources) != 1:
             issue(["build", "transform"], "expected a transform combining the sources "
                   f"{list(spec.sources)}, found none (only one source needs none)")
+    if spec.layer != "gold" and build.incremental is not None:
+        issue(["build", "incremental"], "expected only on gold tables (silver MERGEs the day's "
+              f"rows already), found it on a {spec.layer} table")
     if spec.layer == "gold":
         if build.transform is None:
             issue(["build", "transform"], "expected the function building the table, found none")

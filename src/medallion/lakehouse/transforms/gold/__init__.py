@@ -7,7 +7,8 @@ offending rows, so an empty result means the check passed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
@@ -16,6 +17,36 @@ from pyspark.sql.types import StructType
 DUPLICATE_COUNT_COLUMN = "row_count"
 NOT_REVENUE_STATUSES: tuple[str, ...] = ("cancelled", "returned")
 """Orders in these states count as orders but add nothing to revenue or lifetime value."""
+
+
+@dataclass(frozen=True)
+class GoldSlice:
+    """The part of a gold table a day's silver changes touch, and what rebuilding it needs.
+
+    ``keys``: the gold keys to recompute (the table's key columns, as gold holds them; a key
+    with no row after the rebuild is deleted). ``sources``: the table's transform inputs, by
+    table name, narrowed to the rows those keys need; the transform on them yields exactly the
+    table's rows of ``keys``, as a full rebuild would.
+    """
+
+    keys: DataFrame
+    sources: Mapping[str, DataFrame]
+
+
+def semi_join(frame: DataFrame, keys: DataFrame) -> DataFrame:
+    """The rows of ``frame`` whose ``keys`` columns match a row of ``keys`` (NULL matches NULL)."""
+    # Renamed: ``keys`` is often derived from ``frame`` itself, whose columns would be ambiguous.
+    renamed = keys.select(*(sf.col(name).alias(f"_key_{name}") for name in keys.columns))
+    condition = [sf.col(name).eqNullSafe(sf.col(f"_key_{name}")) for name in keys.columns]
+    return frame.join(renamed, condition, "left_semi")
+
+
+def changed_rows(changes: DataFrame) -> DataFrame:
+    """A change feed's rows as they were and as they are: inserts, deletes and both images of
+    each update (a row that moved between keys touches both)."""
+    return changes.where(sf.col("_change_type").isin(
+        "insert", "delete", "update_preimage", "update_postimage"
+    ))
 
 
 def counts_as_revenue(status: Column) -> Column:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
 from pyspark.sql.types import (
@@ -13,8 +16,14 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from medallion.lakehouse.transforms.gold import conform, counts_as_revenue
-from medallion.lakehouse.transforms.gold.fx import usd_amounts
+from medallion.lakehouse.transforms.gold import (
+    GoldSlice,
+    changed_rows,
+    conform,
+    counts_as_revenue,
+    semi_join,
+)
+from medallion.lakehouse.transforms.gold.fx import repriced_orders, usd_amounts
 from medallion.lakehouse.transforms.gold.masking import hash_id, mask_email, mask_name, mask_phone
 
 KEYS: tuple[str, ...] = ("customer_id",)
@@ -104,3 +113,38 @@ def build_customer_360(
         ),
         CUSTOMER_360_SCHEMA,
     )
+
+
+CUSTOMERS, ORDERS, EVENTS, RATES = (
+    "silver.dim_customer", "silver.fact_orders", "silver.fact_events", "silver.fx_rates"
+)
+
+
+def affected_customers(
+    changes: Mapping[str, DataFrame], silver: Mapping[str, DataFrame], *, salt: str
+) -> GoldSlice:
+    """The customers whose ``fact_customer_360`` row the silver changes can alter.
+
+    A customer is touched by a change of its dim_customer row, of one of its orders (before or
+    after: an order that moved customer touches both), by a new or changed event, and by a
+    changed FX rate that can reprice one of its orders (``repriced_orders``). Their rows are
+    rebuilt from all of their customers, orders and events rows; rates are read whole (a few
+    hundred rows).
+    """
+    touched = [changed_rows(changes[name]).select("customer_id")
+               for name in (CUSTOMERS, ORDERS, EVENTS)]
+    touched.append(repriced_orders(silver[ORDERS], changed_rows(changes[RATES]))
+                   .select("customer_id"))
+    scope = (
+        functools.reduce(DataFrame.unionByName, touched)
+        .where(sf.col("customer_id").isNotNull())
+        .distinct()
+    )
+    return GoldSlice(
+        keys=scope.select(hash_id(sf.col("customer_id"), salt).alias("customer_id")),
+        sources={
+            **{name: semi_join(silver[name], scope) for name in (CUSTOMERS, ORDERS, EVENTS)},
+            RATES: silver[RATES],
+        },
+    )
+

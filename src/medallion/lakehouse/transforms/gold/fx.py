@@ -94,3 +94,23 @@ def usd_amounts(orders: DataFrame, fx_rates: DataFrame) -> DataFrame:
         .withColumn("amount_usd", usd_amount(sf.col("order_amount"), sf.col("usd_rate")))
         .select(*orders.columns, "usd_rate", "amount_usd")
     )
+
+
+def repriced_orders(orders: DataFrame, rate_changes: DataFrame) -> DataFrame:
+    """The orders a change of rates can reprice: of a changed rate's currency, dated on or after
+    its ``rate_date`` (the as-of rate of those days may be that rate now, or have been before).
+
+    Grain: as ``orders``. ``rate_changes`` has ``currency`` and ``rate_date`` (a day's few rows:
+    broadcast).
+    """
+    changed = sf.broadcast(rate_changes.select(
+        sf.col("currency").alias("_changed_currency"), sf.col("rate_date").alias("_changed_date")
+    ).distinct())
+    order_date = utc_date(sf.col("order_ts"))
+    return orders.join(
+        changed,
+        (orders["currency"] == changed["_changed_currency"])
+        & (order_date >= changed["_changed_date"]),
+        "left_semi",
+    )
+

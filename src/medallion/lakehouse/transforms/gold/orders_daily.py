@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
 from pyspark.sql.types import DateType, DecimalType, LongType, StringType, StructField, StructType
 
-from medallion.lakehouse.transforms.gold import conform, counts_as_revenue
-from medallion.lakehouse.transforms.gold.fx import usd_amounts, utc_date
+from medallion.lakehouse.transforms.gold import (
+    GoldSlice,
+    changed_rows,
+    conform,
+    counts_as_revenue,
+    semi_join,
+)
+from medallion.lakehouse.transforms.gold.fx import repriced_orders, usd_amounts, utc_date
 
 KEYS: tuple[str, ...] = ("order_date", "currency")
 ORDERS_DAILY_SCHEMA = StructType(
@@ -44,3 +53,35 @@ def build_orders_daily(orders: DataFrame, fx_rates: DataFrame) -> DataFrame:
         )
     )
     return conform(daily, ORDERS_DAILY_SCHEMA)
+
+
+ORDERS, RATES = "silver.fact_orders", "silver.fx_rates"
+
+
+def _order_day(orders: DataFrame) -> DataFrame:
+    """The (order_date, currency) row each order counts on."""
+    return orders.select(utc_date(sf.col("order_ts")).alias("order_date"), "currency")
+
+
+def affected_days(changes: Mapping[str, DataFrame], silver: Mapping[str, DataFrame]) -> GoldSlice:
+    """The (order_date, currency) rows of ``orders_daily`` the silver changes can alter.
+
+    Touched: the row of each changed order, before and after the change (an order whose date or
+    currency changed leaves one row and joins another), and the rows of orders a changed FX rate
+    can reprice. They are rebuilt from all of their orders; rates are read whole.
+    """
+    orders = silver[ORDERS]
+    scope = functools.reduce(DataFrame.unionByName, [
+        _order_day(changed_rows(changes[ORDERS])),
+        _order_day(repriced_orders(orders, changed_rows(changes[RATES]))),
+    ]).distinct()
+    dated = orders.withColumn("_order_date", utc_date(sf.col("order_ts")))
+    keys = scope.withColumnRenamed("order_date", "_order_date")
+    return GoldSlice(
+        keys=scope,
+        sources={
+            ORDERS: semi_join(dated, keys).drop("_order_date"),
+            RATES: silver[RATES],
+        },
+    )
+

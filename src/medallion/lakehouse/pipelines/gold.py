@@ -22,6 +22,7 @@ import inspect
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,20 +109,25 @@ def build_gold(
     silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
     task_name = task or spec.name
     piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt)
-    if piece is None:
-        new_rows = gold = gold_rows(spec, silver, salt)
-    else:
-        new_rows = gold_rows(spec, piece.sources, salt)
-        current = lakehouse.read(dataset)
-        kept = current.join(piece.keys, _key_match(current, piece.keys, spec.keys), "left_anti")
-        gold = kept.unionByName(new_rows)
-    observe_output_frame(dataset, new_rows)  # its plan is the table's column lineage
-    if spec.build.usd_rates is not None:
-        usd = spec.build.usd_rates
-        orders = (piece.sources if piece is not None else silver)[usd.orders]
-        _require_usd_rates(orders, silver[usd.rates], dataset)
-    # Checked three ways, then written: the new rows are computed once, not once per action.
-    with computed_once(gold) as rows:
+    with ExitStack() as kept_frames:  # persisted frames, released when the build is done
+        keys: DataFrame | None = None
+        inputs: Mapping[str, DataFrame] = silver
+        if piece is None:
+            new_rows = gold = gold_rows(spec, silver, salt)
+        else:
+            # What the changes touch is computed once, for the inputs, the keys and the compare.
+            scope = kept_frames.enter_context(computed_once(piece.scope))
+            keys, inputs = piece.keys(scope), piece.sources(scope)
+            new_rows = gold_rows(spec, inputs, salt)
+            current = lakehouse.read(dataset)
+            kept = current.join(keys, _key_match(current, keys, spec.keys), "left_anti")
+            gold = kept.unionByName(new_rows)
+        observe_output_frame(dataset, new_rows)  # its plan is the table's column lineage
+        if spec.build.usd_rates is not None:
+            usd = spec.build.usd_rates
+            _require_usd_rates(inputs[usd.orders], silver[usd.rates], dataset)
+        # Checked three ways, then written: the new rows are computed once, not once per action.
+        rows = kept_frames.enter_context(computed_once(gold))
         check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
         # The table will hold exactly these rows: counted here, not read back after the write.
         rows_in, rows_written = check_integrity(rows, spec, silver, salt)
@@ -137,7 +143,7 @@ def build_gold(
                     for name, expression in check_constraints(spec).items()
                 },
             )
-        elif not _unchanged(lakehouse, spec, rows, piece):
+        elif not _unchanged(lakehouse, spec, rows, keys):
             # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
             lakehouse.write(rows, dataset, mode="overwrite")
     add_check_constraints(lakehouse, spec)  # a table made before a rule was added gets it now
@@ -148,14 +154,14 @@ def build_gold(
 
 
 def _unchanged(
-    lakehouse: Lakehouse, spec: TableSpec, rows: DataFrame, piece: GoldSlice | None
+    lakehouse: Lakehouse, spec: TableSpec, rows: DataFrame, keys: DataFrame | None
 ) -> bool:
     """True when the table already holds ``rows``: all of it compared after a full rebuild,
-    only the recomputed keys after a partial one (the other rows were kept as they are)."""
+    only the recomputed ``keys`` after a partial one (the other rows were kept as they are)."""
     current = lakehouse.read(spec.dataset)
-    if piece is None:
+    if keys is None:
         return same_rows(rows, current)
-    return same_rows(semi_join(rows, piece.keys), semi_join(current, piece.keys))
+    return same_rows(semi_join(rows, keys), semi_join(current, keys))
 
 
 def _key_match(rows: DataFrame, keys: DataFrame, columns: Sequence[str]) -> Column:

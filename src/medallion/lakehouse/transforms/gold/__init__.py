@@ -7,7 +7,7 @@ offending rows, so an empty result means the check passed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -21,16 +21,18 @@ NOT_REVENUE_STATUSES: tuple[str, ...] = ("cancelled", "returned")
 
 @dataclass(frozen=True)
 class GoldSlice:
-    """The part of a gold table a day's silver changes touch, and what rebuilding it needs.
+    """The part of a gold table a day's silver changes touch, and how to rebuild just that part.
 
-    ``keys``: the gold keys to recompute (the table's key columns, as gold holds them; a key
-    with no row after the rebuild is deleted). ``sources``: the table's transform inputs, by
-    table name, narrowed to the rows those keys need; the transform on them yields exactly the
-    table's rows of ``keys``, as a full rebuild would.
+    ``scope``: what the changes touch, in the sources' terms (e.g. ``customer_id``); the step
+    computes it once. ``keys(scope)``: the gold keys to recompute (the table's key columns as gold
+    holds them; a key with no row after the rebuild is deleted). ``sources(scope)``: the
+    transform's inputs by table name, narrowed to the rows those keys need, so the transform on
+    them yields exactly the table's rows of ``keys``, as a full rebuild would.
     """
 
-    keys: DataFrame
-    sources: Mapping[str, DataFrame]
+    scope: DataFrame
+    keys: Callable[[DataFrame], DataFrame]
+    sources: Callable[[DataFrame], Mapping[str, DataFrame]]
 
 
 def semi_join(frame: DataFrame, keys: DataFrame) -> DataFrame:

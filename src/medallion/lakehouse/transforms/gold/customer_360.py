@@ -135,14 +135,12 @@ def affected_customers(
                for name in (CUSTOMERS, ORDERS, EVENTS)]
     touched.append(repriced_orders(silver[ORDERS], changed_rows(changes[RATES]))
                    .select("customer_id"))
-    scope = (
-        functools.reduce(DataFrame.unionByName, touched)
-        .where(sf.col("customer_id").isNotNull())
-        .distinct()
-    )
     return GoldSlice(
-        keys=scope.select(hash_id(sf.col("customer_id"), salt).alias("customer_id")),
-        sources={
+        scope=functools.reduce(DataFrame.unionByName, touched)
+        .where(sf.col("customer_id").isNotNull())
+        .distinct(),
+        keys=lambda scope: scope.select(hash_id(sf.col("customer_id"), salt).alias("customer_id")),
+        sources=lambda scope: {
             **{name: semi_join(silver[name], scope) for name in (CUSTOMERS, ORDERS, EVENTS)},
             RATES: silver[RATES],
         },

@@ -71,16 +71,16 @@ def affected_days(changes: Mapping[str, DataFrame], silver: Mapping[str, DataFra
     can reprice. They are rebuilt from all of their orders; rates are read whole.
     """
     orders = silver[ORDERS]
-    scope = functools.reduce(DataFrame.unionByName, [
-        _order_day(changed_rows(changes[ORDERS])),
-        _order_day(repriced_orders(orders, changed_rows(changes[RATES]))),
-    ]).distinct()
     dated = orders.withColumn("_order_date", utc_date(sf.col("order_ts")))
-    keys = scope.withColumnRenamed("order_date", "_order_date")
     return GoldSlice(
-        keys=scope,
-        sources={
-            ORDERS: semi_join(dated, keys).drop("_order_date"),
+        scope=functools.reduce(DataFrame.unionByName, [
+            _order_day(changed_rows(changes[ORDERS])),
+            _order_day(repriced_orders(orders, changed_rows(changes[RATES]))),
+        ]).distinct(),
+        keys=lambda scope: scope,
+        sources=lambda scope: {
+            ORDERS: semi_join(dated, scope.withColumnRenamed("order_date", "_order_date"))
+            .drop("_order_date"),
             RATES: silver[RATES],
         },
     )

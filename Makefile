@@ -74,12 +74,13 @@ lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(VENV)/bin/mypy src tests
 
-bench: setup  ## a small day's build per task vs bare PySpark (BENCH_DAY_SCALE=1.0 BENCH_DAYS=2); runner overhead per task; lineage+MLflow overhead; DQ engine vs GE and DQ share per step (BENCH_SCALE=1.0)
+bench: setup  ## a small day's build per task vs bare PySpark (BENCH_DAY_SCALE=1.0 BENCH_DAYS=2); runner overhead per task; lineage+MLflow overhead; DQ engine vs GE and DQ share per step; the whole build vs bare PySpark, an incremental day vs a rebuild, JVM peak memory (BENCH_SCALE=1.0)
 	$(PY) -m benchmarks.small_day --scale $(or $(BENCH_DAY_SCALE),1.0) --days $(or $(BENCH_DAYS),2)
 	$(PY) -m benchmarks.runner_overhead
 	$(PY) -m benchmarks.observability_overhead
 	# Millions of rows: Spark's compiled projections (FALLBACK), not the local default's interpreted ones.
 	MEDALLION_SPARK_CODEGEN=FALLBACK $(PY) -m benchmarks.dq_engine --scale $(or $(BENCH_SCALE),1.0)
+	MEDALLION_SPARK_CODEGEN=FALLBACK $(PY) -m benchmarks.at_scale --scale $(or $(BENCH_SCALE),1.0)
 
 clean:  ## remove local state (keeps .venv and the jar cache)
 	rm -rf .lakehouse runs

@@ -13,10 +13,13 @@ from pyspark.testing import assertDataFrameEqual
 from medallion.lakehouse.contracts import load_contract
 from medallion.lakehouse.contracts.conform import (
     check_contract,
+    conform_lines,
     conform_to_contract,
+    pack_lines,
     parse_json_lines,
     profile_load,
     read_profile,
+    unpack_lines,
 )
 from medallion.lakehouse.errors import ContractViolation
 
@@ -323,3 +326,48 @@ def test_scattered_bad_values_nulls_and_empty_loads_keep_the_contract(
             contract,
         )
         check_contract(contract, profile, LOAD)
+
+
+def test_each_line_conforms_once_with_what_the_load_step_needs_and_survives_packing(
+    spark: SparkSession,
+) -> None:
+    contract = load_contract("bronze", "snowflake_orders")
+    lines = lines_of(
+        spark,
+        order(order_amount="18,76", status=None, _debug_flag=None, _trace="a1"),
+        "not json",
+    )
+
+    conformed = conform_lines(parse_json_lines(lines), contract)
+    unpacked = unpack_lines(pack_lines(conformed, contract))
+
+    ts = datetime(2026, 11, 24, 4, 46, 22, tzinfo=UTC)
+    updated = datetime(2026, 11, 25, 21, 42, 8, tzinfo=UTC)
+    expected = spark.createDataFrame(
+        [
+            (
+                "ord_00000001",
+                "cust_0004021",
+                ts,
+                None,
+                "EUR",
+                None,
+                updated,
+                FILE,
+                *[True] * 7,  # every field present, status too (as null)
+                {"order_amount": "18,76"},
+                {"_trace": "a1"},  # _debug_flag is null: no data, no drift
+                None,  # a record's text is not kept
+                True,
+            ),
+            (*[None] * 7, FILE, *[None] * 7, None, None, "not json", False),  # no record
+        ],
+        "order_id STRING, customer_id STRING, order_ts TIMESTAMP, status STRING, "
+        "currency STRING, order_amount DECIMAL(18,2), updated_at TIMESTAMP, _source_file STRING, "
+        + "".join(f"_present_{name} BOOLEAN, " for name in contract.column_names)
+        + "_rescued_data MAP<STRING,STRING>, _unknown_columns MAP<STRING,STRING>, "
+        "_raw_record STRING, _is_record BOOLEAN",
+    )
+    assertDataFrameEqual(conformed, expected, checkRowOrder=False)
+    assert unpacked.schema == conformed.schema
+    assertDataFrameEqual(unpacked, expected, checkRowOrder=False)

@@ -5,12 +5,16 @@ map of field -> raw text (strings as they are; nested objects and arrays as JSON
 Jackson writes them back, which is the same text for every decimal of up to 15 significant
 digits, e.g. ``61.56``, but normalises ``1.50`` to ``1.5`` and ``1e3`` to ``1000.0``); anything
 else (an array, a bare value, broken JSON, an empty line) becomes NULL. Every function here is a
-pure ``DataFrame``/``Column`` function; the load's contract check is one aggregation
-(``profile_load``) whose result ``check_contract`` judges in Python.
+pure ``DataFrame``/``Column`` function. ``conform_lines`` holds, per line, everything a load's
+later steps need (typed columns, rescued and unknown fields, the bad lines' text, the facts the
+contract check counts), so a load step can persist it and read the load once; the contract check
+is one aggregation over it (``profile_conformed``) whose result ``check_contract`` judges in
+Python.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +30,9 @@ RECORD = "_record"
 SOURCE_FILE = "_source_file"
 RESCUED_DATA = "_rescued_data"
 UNKNOWN_COLUMNS = "_unknown_columns"
+IS_RECORD = "_is_record"
+PACKED = "_packed"
+PRESENT_PREFIX = "_present_"
 RECORD_DDL = "MAP<STRING,STRING>"
 RECORD_TYPE = MapType(StringType(), StringType(), True)
 JSON_OBJECT_RULE = "record_is_json_object"
@@ -84,6 +91,8 @@ def rescued_data(contract: Contract) -> Column:
     castable = [c for c in contract.columns if not isinstance(c.spark_type, StringType)]
     if not castable:
         return sf.lit(None).cast(RECORD_TYPE)
+    # Most records cast cleanly: a plain test spares them building and filtering the map.
+    any_failed = functools.reduce(Column.__or__, (failed_cast(column) for column in castable))
     entries = sf.map_filter(
         sf.create_map(
             *(
@@ -97,7 +106,7 @@ def rescued_data(contract: Contract) -> Column:
         ),
         lambda _key, value: value.isNotNull(),
     )
-    return sf.when(sf.size(entries) > 0, entries).cast(RECORD_TYPE)
+    return sf.when(any_failed, entries).cast(RECORD_TYPE)
 
 
 def unknown_fields(contract: Contract) -> Column:
@@ -111,6 +120,69 @@ def unknown_fields(contract: Contract) -> Column:
         sf.col(RECORD),
         lambda key, value: value.isNotNull() & ~sf.array_contains(known, key),
     )
+
+
+def has_field(column: ContractColumn) -> Column:
+    """True when the record has the column's field, JSON null included (NULL for a bad line)."""
+    # Nearly every field carries a value: the key search runs only where the value is NULL.
+    return raw_value(column).isNotNull() | sf.map_contains_key(
+        sf.col(RECORD), sf.lit(column.source_name)
+    )
+
+
+def present_flag(column: ContractColumn) -> str:
+    """The ``conform_lines`` column holding the column's ``has_field``."""
+    return f"{PRESENT_PREFIX}{column.name}"
+
+
+def conform_lines(parsed: DataFrame, contract: Contract) -> DataFrame:
+    """Every line with all a load's later steps need from it: written, profiled, drift-counted.
+
+    Grain: one row per raw line. Columns: the contract's columns in order, typed;
+    ``_source_file``; per contract column its ``present_flag``; ``_rescued_data``;
+    ``_unknown_columns`` (NULL when the record has none); ``_raw_record`` only where the line is
+    not a JSON object (NULL on a record, so a persisted copy stays small); ``_is_record``. A line
+    that is not a JSON object has NULL in every record column.
+    """
+    record = sf.col(RECORD)
+    unknown = unknown_fields(contract)
+    # A record with as many fields as it has of the contract's has no other field: only a
+    # record with more pays for filtering its map (a lambda, interpreted entry by entry).
+    known_fields = functools.reduce(
+        Column.__add__, (has_field(column).cast("int") for column in contract.columns)
+    )
+    has_unknown = (sf.size(record) > known_fields) & (sf.size(unknown) > 0)
+    return parsed.select(
+        *(typed_value(column).alias(column.name) for column in contract.columns),
+        sf.col(SOURCE_FILE),
+        *(has_field(column).alias(present_flag(column)) for column in contract.columns),
+        rescued_data(contract).alias(RESCUED_DATA),
+        sf.when(has_unknown, unknown).alias(UNKNOWN_COLUMNS),
+        sf.when(record.isNull(), sf.col(RAW_RECORD)).alias(RAW_RECORD),
+        record.isNotNull().alias(IS_RECORD),
+    )
+
+
+def pack_lines(conformed: DataFrame, contract: Contract) -> DataFrame:
+    """``conform_lines`` with the columns every line fills in one struct, ``_packed``, to persist.
+
+    Packed: the contract's columns, ``_source_file`` and the present flags. Spark's cache
+    encodes each top-level column batch by batch, gathering dictionary, run-length and min/max
+    statistics first; for a load's high-cardinality strings (ids) that costs more CPU than
+    parsing the JSON. A struct it stores as its bytes. The columns NULL on nearly every line
+    cost next to nothing to encode and stay as they are, as does ``_is_record``.
+    """
+    filled = [
+        *contract.column_names,
+        SOURCE_FILE,
+        *(present_flag(column) for column in contract.columns),
+    ]
+    return conformed.withColumn(PACKED, sf.struct(*filled)).drop(*filled)
+
+
+def unpack_lines(packed: DataFrame) -> DataFrame:
+    """``pack_lines`` undone: the columns of ``conform_lines``, in its order."""
+    return packed.select(f"{PACKED}.*", "*").drop(PACKED)
 
 
 def conform_to_contract(parsed: DataFrame, contract: Contract) -> DataFrame:
@@ -167,25 +239,36 @@ def profile_load(parsed: DataFrame, contract: Contract) -> DataFrame:
 
     Grain: a single row; read it with ``LoadProfile`` via ``read_profile``.
     """
-    is_record = sf.col(RECORD).isNotNull()
+    return profile_conformed(conform_lines(parsed, contract), contract)
+
+
+def profile_conformed(conformed: DataFrame, contract: Contract) -> DataFrame:
+    """``profile_load`` from the rows of ``conform_lines``: one aggregation, nothing re-parsed.
+
+    A raw value is non-null when it typed or failed to (its text is then in ``_rescued_data``).
+    """
     measures: list[Column] = [
         sf.count(sf.lit(1)).alias("lines"),
-        sf.count_if(is_record).alias("records"),
-        sf.count_if(sf.size(unknown_fields(contract)) > 0).alias("records_with_unknown"),
+        sf.count_if(sf.col(IS_RECORD)).alias("records"),
+        sf.count(UNKNOWN_COLUMNS).alias("records_with_unknown"),
     ]
     for index, column in enumerate(contract.columns):
-        failed_text = sf.when(failed_cast(column), raw_value(column))
+        typed = sf.col(column.name)
+        if isinstance(column.spark_type, StringType):
+            failed_text = sf.lit(None).cast(StringType())
+            non_null = typed.isNotNull()
+        else:
+            failed_text = sf.col(RESCUED_DATA).getItem(column.name)
+            non_null = typed.isNotNull() | failed_text.isNotNull()
         measures += [
-            sf.count_if(sf.map_contains_key(sf.col(RECORD), sf.lit(column.source_name))).alias(
-                f"c{index}_present"
-            ),
-            sf.count(raw_value(column)).alias(f"c{index}_non_null"),
+            sf.count_if(sf.col(present_flag(column))).alias(f"c{index}_present"),
+            sf.count_if(non_null).alias(f"c{index}_non_null"),
             sf.count(failed_text).alias(f"c{index}_failed"),
             # two distinct examples, cheaper than collecting a set over millions of rows
             sf.min(failed_text).alias(f"c{index}_sample_low"),
             sf.max(failed_text).alias(f"c{index}_sample_high"),
         ]
-    return parsed.agg(*measures)
+    return conformed.agg(*measures)
 
 
 def read_profile(row: Row, contract: Contract) -> LoadProfile:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import Row, SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.errors import ContractViolation, ExpectationFailed, RawLoadError
 from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.pipelines import bronze as bronze_step
 from medallion.lakehouse.pipelines.bronze import check_row_counts, load_bronze
 from medallion.lakehouse.raw.landing import land_records, read_manifest
 from medallion.lakehouse.settings import config_dir
+from medallion.lakehouse.spark import computed_once
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.lakehouse.pipelines.bronze.conftest import (
@@ -282,6 +287,32 @@ def test_a_contract_break_fails_before_anything_is_written(
     ):
         load_bronze(lakehouse, "snowflake_orders", D2, run_id=RUN_ID)
     assert not lakehouse.exists("bronze.snowflake_orders")
+
+
+def test_the_kept_load_is_released_whether_it_is_written_or_refused(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept: list[tuple[DataFrame, StorageLevel]] = []
+
+    @contextmanager
+    def recorded(frame: DataFrame, *, keep: bool = True) -> Iterator[DataFrame]:
+        with computed_once(frame, keep=keep) as persisted:
+            kept.append((persisted, persisted.storageLevel))
+            yield persisted
+
+    monkeypatch.setattr(bronze_step, "computed_once", recorded)
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
+    land_records(lakehouse.raw_root, "snowflake", "orders", D1, [order("ord_1", "18.76")])
+    land_records(lakehouse.raw_root, "snowflake", "orders", D2, [order("ord_2", "18,76")])
+
+    load_bronze(lakehouse, "snowflake_orders", D1, run_id=RUN_ID)
+    with pytest.raises(ContractViolation):
+        load_bronze(lakehouse, "snowflake_orders", D2, run_id=RUN_ID)
+
+    # each load kept its parsed lines for its actions, and let them go after
+    assert [level for _, level in kept] == [StorageLevel.MEMORY_AND_DISK] * 2
+    assert [frame.storageLevel for frame, _ in kept] == [StorageLevel.NONE] * 2
+    assert lakehouse.read("bronze.snowflake_orders").count() == 1
 
 
 def test_fewer_rows_than_min_rows_fail_before_anything_is_written(

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.contracts import load_contract
 from medallion.lakehouse.contracts.conform import (
+    RAW_RECORD,
+    RECORD,
+    SOURCE_FILE,
     check_contract,
     conform_lines,
     conform_to_contract,
+    json_objects,
     pack_lines,
     parse_json_lines,
     profile_load,
@@ -101,6 +108,23 @@ def test_from_json_keeps_each_value_as_raw_text_and_nulls_what_is_not_an_object(
         "_raw_record STRING, _record MAP<STRING,STRING>, _source_file STRING",
     )
     assertDataFrameEqual(parsed, expected, checkRowOrder=False)
+
+
+def test_json_objects_keeps_the_records_and_parses_each_line_once(spark: SparkSession) -> None:
+    lines = lines_of(spark, '{"a":"1"}', "[1,2]", "not json", "{}")
+
+    records = json_objects(parse_json_lines(lines)).select(
+        RAW_RECORD, sf.col(RECORD).getItem("a").alias("a"), SOURCE_FILE
+    )
+
+    expected = spark.createDataFrame(
+        [('{"a":"1"}', "1", FILE), ("{}", None, FILE)],
+        "_raw_record STRING, a STRING, _source_file STRING",
+    )
+    assertDataFrameEqual(records, expected, checkRowOrder=False)
+    with contextlib.redirect_stdout(io.StringIO()) as physical_plan:
+        records.explain()
+    assert physical_plan.getvalue().count("from_json(") == 1, physical_plan.getvalue()
 
 
 def test_values_that_do_not_cast_are_null_with_their_text_rescued(spark: SparkSession) -> None:

@@ -33,6 +33,7 @@ from medallion.lakehouse.contracts.conform import (
     SOURCE_FILE,
     UNKNOWN_COLUMNS,
     conform_lines,
+    json_objects,
     not_json_objects,
 )
 from medallion.lakehouse.contracts.contract import Contract
@@ -87,9 +88,9 @@ def unknown_columns_schema(contract: Contract) -> StructType:
 def to_bronze(
     parsed: DataFrame, contract: Contract, *, ingest_ts: datetime, proc_date: date, run_id: str
 ) -> DataFrame:
-    """``bronze_from_conformed`` of the parsed lines."""
+    """``bronze_from_conformed`` of the parsed lines (their JSON objects, each parsed once)."""
     return bronze_from_conformed(
-        conform_lines(parsed, contract),
+        conform_lines(json_objects(parsed), contract),
         contract,
         ingest_ts=ingest_ts,
         proc_date=proc_date,
@@ -121,7 +122,7 @@ def to_unknown_columns(
 ) -> DataFrame:
     """``unknown_columns_from_conformed`` of the parsed lines."""
     return unknown_columns_from_conformed(
-        conform_lines(parsed, contract), contract, proc_date=proc_date, run_id=run_id
+        conform_lines(json_objects(parsed), contract), contract, proc_date=proc_date, run_id=run_id
     )
 
 

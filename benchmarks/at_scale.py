@@ -184,8 +184,12 @@ def print_report(
     for layer, times in rebuild.items():
         steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in times.seconds.items())
         print(f"  rebuild {layer:<11}{times.total:>8.1f} s  ({steps})")
-    print(f"  incremental day / rebuild: {day:.1f} / {whole:.1f} s = {day / whole:.2f}x "
-          f"(target <= {INCREMENTAL_TARGET}x); gold after both: equal")
+    # Day 2's bronze loads are the same work either way: compared with and without them.
+    loads = incremental["bronze"].total
+    print(f"  silver + gold, incremental / rebuild: {day - loads:.1f} / {whole:.1f} s = "
+          f"{(day - loads) / whole:.2f}x (target <= {INCREMENTAL_TARGET}x)")
+    print(f"  with the day's bronze loads in both: {day:.1f} / {whole + loads:.1f} s = "
+          f"{day / (whole + loads):.2f}x; gold after both: equal")
     peak = "not found" if peak_mib is None else f"{peak_mib:,.0f} MiB"
     print(f"\nSpark JVM peak resident memory: {peak} (spark.driver.memory "
           f"{os.environ.get('MEDALLION_DRIVER_MEMORY', '2g')})")

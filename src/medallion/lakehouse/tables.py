@@ -466,6 +466,27 @@ class Lakehouse:
         retry_on_conflict(lambda: self.spark.sql(statement), table)  # a MERGE is idempotent
         self.spark.catalog.dropTempView(view)
 
+    def delete_matching(
+        self, table: str, rows: DataFrame, *, on: Sequence[str], where: str = "TRUE"
+    ) -> None:
+        """Delete the table's rows that equal one of ``rows`` on every ``on`` column (NULL
+        matching NULL) and satisfy ``where`` (SQL over the table's columns, alias ``t``).
+
+        One MERGE whose only clause deletes; a table row several ``rows`` match is deleted once.
+        """
+        target = self.name(table)
+        if not self.catalog:
+            register_table(self.spark, self.storage_root, table)
+        view = f"_delete_matching_{split_table_name(table)[1]}"
+        rows.select(*on).distinct().createOrReplaceTempView(view)
+        matched = " AND ".join(f"t.`{column}` <=> s.`{column}`" for column in on)
+        statement = (
+            f"MERGE INTO {target} t USING {view} s ON {matched} AND ({where}) "
+            "WHEN MATCHED THEN DELETE"
+        )
+        retry_on_conflict(lambda: self.spark.sql(statement), table)  # deleting twice is a no-op
+        self.spark.catalog.dropTempView(view)
+
 
 # Delta's refusals of a commit because another writer committed first (nothing was committed).
 _CONFLICTS = (

@@ -3,8 +3,11 @@
 For a run date the step reads the bronze partitions of that ``_proc_date`` (every partition on a
 full refresh), applies the spec's transformations and lookups, runs its expectations in one pass,
 marks exact copies and older versions, MERGEs the latest row per key (an older version never
-wins) and replaces the quarantine table's partition of that date. Re-running a day changes
-nothing; counts conserve: bronze rows in = merged + quarantined + dropped by named rules.
+wins) and replaces the quarantine table's partition of that date. Rows an earlier day
+quarantined only because a lookup found no parent are checked again with the day's rows once
+that parent exists, and leave the quarantine when merged, so a daily run ends where a full
+refresh would. Re-running a day changes nothing; counts conserve: rows in (the day's bronze rows
+and those re-checked) = merged + quarantined + dropped by named rules.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.lineage import lineage_job
 from medallion.lakehouse.lineage.steps import StepLineage, tables_lineage
 from medallion.lakehouse.pipelines import StepResult
-from medallion.lakehouse.quality.engine import add_lookups
+from medallion.lakehouse.quality.engine import ERRORS_COLUMN, RUN_ID_COLUMN, add_lookups
 from medallion.lakehouse.quality.event_log import check_and_log
 from medallion.lakehouse.quality.spec import (
+    Action,
     TableSpec,
     build_order,
     load_specs,
@@ -132,6 +136,11 @@ def update_silver(
     # Checked and quarantined in one pass (the counts are taken while the quarantine is written),
     # then marked, counted and merged: the input and the marked rows are each computed once.
     looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
+    readmitted = None
+    if not full_refresh and lakehouse.exists(dataset):
+        readmitted = _parents_found_since(lakehouse, spec, lookup_tables, run_date)
+    if readmitted is not None:
+        looked_up_rows = looked_up_rows.unionByName(readmitted)
     with computed_once(looked_up_rows, keep=spec.build.persist) as looked_up:
         checked = check_and_log(
             lakehouse,
@@ -172,6 +181,13 @@ def update_silver(
                     keep_current_when_null=spec.build.keep_current_when_null,
                     compare_columns=spec.build.columns,
                 )
+    if readmitted is not None:  # merged: they leave the quarantine
+        lakehouse.delete_matching(
+            spec.quarantine_table,
+            readmitted,
+            on=_quarantined_row_identity(spec),
+            where=_waiting_for_parents(spec, run_date, alias="t"),
+        )
     metrics = checked.metrics
     written = metrics.rows_valid - sum(drops.values())
     return StepResult(
@@ -182,6 +198,52 @@ def update_silver(
         rows_quarantined=metrics.rows_quarantined,
         rows_dropped={**metrics.dropped_by_rule, **drops},
     )
+
+
+def _lookup_rules(spec: TableSpec) -> list[str]:
+    """The names of the quarantine rules that only ask whether a lookup found the row's parent."""
+    lookups = {lookup.name for lookup in spec.lookups}
+    return [rule.name for rule in spec.expectations_for(Action.QUARANTINE)
+            if rule.expression.strip() in lookups]
+
+
+def _waiting_for_parents(spec: TableSpec, run_date: date, *, alias: str = "") -> str:
+    """SQL: a quarantined row of an earlier partition that failed lookup rules only."""
+    prefix = f"{alias}." if alias else ""
+    rules = ", ".join(f"'{name}'" for name in _lookup_rules(spec))
+    return (
+        f"{prefix}`{PROC_DATE}` <> DATE'{run_date.isoformat()}' "
+        f"AND size({prefix}`{ERRORS_COLUMN}`) > 0 "
+        f"AND forall({prefix}`{ERRORS_COLUMN}`, error -> error.name IN ({rules}))"
+    )
+
+
+def _quarantined_row_identity(spec: TableSpec) -> list[str]:
+    """The columns that tell one quarantined row from another: keys, file, partition."""
+    return [*spec.keys, "_source_file", PROC_DATE]
+
+
+def _parents_found_since(
+    lakehouse: Lakehouse, spec: TableSpec, lookup_tables: Mapping[str, DataFrame], run_date: date
+) -> DataFrame | None:
+    """Rows quarantined on earlier days only because a lookup found no parent, whose every
+    parent exists now (a customer the CRM sent after its orders), ready to be checked again.
+
+    Full refresh reads them again from bronze and keeps them; a daily run takes them from the
+    quarantine, so both end with the same silver. Grain: as the quarantine. Columns: the checked
+    frame's (the quarantine's without ``_errors`` and ``_run_id``, the lookups recomputed).
+    None when the table has no lookup rule or no quarantine yet.
+    """
+    if not _lookup_rules(spec) or not lakehouse.exists(spec.quarantine_table):
+        return None
+    flags = [lookup.name for lookup in spec.lookups]
+    waiting = (
+        lakehouse.read(spec.quarantine_table)
+        .where(_waiting_for_parents(spec, run_date))
+        .drop(ERRORS_COLUMN, RUN_ID_COLUMN, *flags)
+    )
+    found = add_lookups(waiting, spec.lookups, lookup_tables)
+    return found.where(" AND ".join(f"`{flag}`" for flag in flags))
 
 
 def _bronze_rows(lakehouse: Lakehouse, table: str, run_date: date | None) -> DataFrame:

@@ -186,17 +186,19 @@ def unpack_lines(packed: DataFrame) -> DataFrame:
 
 
 def conform_to_contract(parsed: DataFrame, contract: Contract) -> DataFrame:
-    """The JSON-object lines typed to the contract.
+    """The JSON-object lines typed to the contract: ``conform_lines`` of the records alone.
 
     Grain: one row per record (line that is a JSON object); no key is enforced. Columns: the
     contract's columns in order, typed; ``_rescued_data``; ``_unknown_columns`` (empty map when
     none); ``_source_file``.
     """
-    return json_objects(parsed).select(
-        *(typed_value(column).alias(column.name) for column in contract.columns),
-        rescued_data(contract).alias(RESCUED_DATA),
-        unknown_fields(contract).alias(UNKNOWN_COLUMNS),
-        sf.col(SOURCE_FILE),
+    return conform_lines(json_objects(parsed), contract).select(
+        *contract.column_names,
+        RESCUED_DATA,
+        sf.coalesce(sf.col(UNKNOWN_COLUMNS), sf.create_map().cast(RECORD_TYPE)).alias(
+            UNKNOWN_COLUMNS
+        ),
+        SOURCE_FILE,
     )
 
 

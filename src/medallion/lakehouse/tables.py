@@ -466,6 +466,49 @@ class Lakehouse:
         retry_on_conflict(lambda: self.spark.sql(statement), table)  # a MERGE is idempotent
         self.spark.catalog.dropTempView(view)
 
+    def replace_keys(
+        self, rows: DataFrame, table: str, *, keys: Sequence[str], replaced: DataFrame
+    ) -> None:
+        """Make the table's rows of the ``replaced`` keys exactly ``rows``, leaving the others.
+
+        One MERGE on ``keys`` (NULL matching NULL): a row that differs from the table's is
+        updated, a new key inserted, and a replaced key ``rows`` lacks deleted. ``rows`` holds
+        at most one row per key, each among ``replaced``'s keys (``replaced``: at least the
+        ``keys`` columns).
+        """
+        from pyspark.sql import functions as sf
+
+        target = self.name(table)
+        if not self.catalog:
+            register_table(self.spark, self.storage_root, table)
+        present = "_replace_present"
+        gone = replaced.select(*keys).distinct().join(
+            rows.select(*(sf.col(key).alias(f"_row_{key}") for key in keys)),
+            [sf.col(key).eqNullSafe(sf.col(f"_row_{key}")) for key in keys],
+            "left_anti",
+        )
+        source = rows.withColumn(present, sf.lit(True)).unionByName(
+            gone.withColumn(present, sf.lit(False)), allowMissingColumns=True
+        )
+        view = f"_replace_keys_{split_table_name(table)[1]}"
+        source.createOrReplaceTempView(view)
+        columns = rows.columns
+        on = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
+        changed = " OR ".join(
+            f"NOT (t.`{col}` <=> s.`{col}`)" for col in columns if col not in keys
+        ) or "FALSE"
+        statement = (
+            f"MERGE INTO {target} t USING {view} s ON {on} "
+            f"WHEN MATCHED AND NOT s.{present} THEN DELETE "
+            f"WHEN MATCHED AND ({changed}) THEN UPDATE SET "
+            + ", ".join(f"t.`{col}` = s.`{col}`" for col in columns)
+            + f" WHEN NOT MATCHED AND s.{present} THEN INSERT ("
+            + ", ".join(f"`{col}`" for col in columns) + ") VALUES ("
+            + ", ".join(f"s.`{col}`" for col in columns) + ")"
+        )
+        retry_on_conflict(lambda: self.spark.sql(statement), table)  # a MERGE is idempotent
+        self.spark.catalog.dropTempView(view)
+
     def delete_matching(
         self, table: str, rows: DataFrame, *, on: Sequence[str], where: str = "TRUE"
     ) -> None:

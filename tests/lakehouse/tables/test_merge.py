@@ -107,3 +107,30 @@ def test_a_record_landed_again_does_not_rewrite_the_table(lakehouse: Lakehouse) 
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "placed", T1, 0, INGEST_A)], SCHEMA
     )
     assertDataFrameEqual(lakehouse.read("silver.merge_same"), expected)
+
+
+def test_replacing_keys_updates_inserts_and_deletes_only_those_keys(
+    lakehouse: Lakehouse,
+) -> None:
+    """Keys (day, currency) with a NULL currency: d1/EUR changes, d1/NULL is unchanged, d2/USD
+    is new, d1/GBP is replaced by nothing (deleted); d3/EUR is not a replaced key and stays."""
+    spark, table = lakehouse.spark, "gold.replace_keys"
+    schema = "day string, currency string, n int"
+    lakehouse.write(spark.createDataFrame(
+        [("d1", "EUR", 1), ("d1", None, 2), ("d1", "GBP", 3), ("d3", "EUR", 4)], schema), table)
+    before = lakehouse.history(table, limit=1)[0].version
+    replaced = spark.createDataFrame(
+        [("d1", "EUR"), ("d1", None), ("d1", "GBP"), ("d2", "USD")], "day string, currency string")
+    rows = spark.createDataFrame([("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5)], schema)
+
+    lakehouse.replace_keys(rows, table, keys=["day", "currency"], replaced=replaced)
+
+    assertDataFrameEqual(lakehouse.read(table), spark.createDataFrame(
+        [("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5), ("d3", "EUR", 4)], schema))
+    last = lakehouse.spark.sql(f"DESCRIBE HISTORY delta.`{lakehouse.path(table)}` LIMIT 1").first()
+    assert last is not None
+    metrics = last["operationMetrics"]
+    assert lakehouse.history(table, limit=1)[0].version == before + 1
+    assert {name: int(metrics[name]) for name in (
+        "numTargetRowsUpdated", "numTargetRowsInserted", "numTargetRowsDeleted")} == {
+        "numTargetRowsUpdated": 1, "numTargetRowsInserted": 1, "numTargetRowsDeleted": 1}

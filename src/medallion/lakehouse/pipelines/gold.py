@@ -10,10 +10,13 @@ keeps its Delta version, which is what publishing is keyed on.
 A table whose spec names ``build.incremental`` is rebuilt in part once it exists: silver keeps a
 change data feed, the step records which silver versions each build read
 (``<state>/gold/<table>.json``), and the next build reads only what changed since, asks the
-spec's function which gold rows those changes touch (a ``GoldSlice``), recomputes just those from
-their silver rows and keeps the others. The checks still run on the whole new table. A full
-rebuild happens on the first build, when a source was overwritten, restored or lost its feed
-since, when the table itself was written by anything else, and on ``full_rebuild=True``.
+spec's function which gold rows those changes touch (a ``GoldSlice``), recomputes just those
+(from their silver rows, or by adding the changes to a table of sums) and MERGEs them in on the
+table's keys, leaving the others as they are. The expectations run on the recomputed rows (the
+others passed them when written, and the table's CHECK constraints hold them); keys, foreign
+keys and grain are checked on what the table will hold, before the MERGE. A full rebuild
+happens on the first build, when a source was overwritten, restored or lost its feed since, when
+the table itself was written by anything else, and on ``full_rebuild=True``.
 """
 
 from __future__ import annotations
@@ -110,42 +113,37 @@ def build_gold(
     task_name = task or spec.name
     piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt)
     with ExitStack() as kept_frames:  # persisted frames, released when the build is done
-        keys: DataFrame | None = None
-        inputs: Mapping[str, DataFrame] = silver
         if piece is None:
-            new_rows = gold = gold_rows(spec, silver, salt)
-        else:
-            # What the changes touch is computed once, for the inputs, the keys and the compare.
-            scope = kept_frames.enter_context(computed_once(piece.scope))
-            keys, inputs = piece.keys(scope), piece.sources(scope)
-            new_rows = gold_rows(spec, inputs, salt)
-            current = lakehouse.read(dataset)
-            kept = current.join(keys, _key_match(current, keys, spec.keys), "left_anti")
-            gold = kept.unionByName(new_rows)
-        observe_output_frame(dataset, new_rows)  # its plan is the table's column lineage
-        if spec.build.usd_rates is not None:
-            usd = spec.build.usd_rates
-            _require_usd_rates(inputs[usd.orders], silver[usd.rates], dataset)
-        # Checked three ways, then written: the new rows are computed once, not once per action.
-        rows = kept_frames.enter_context(computed_once(gold))
-        check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task_name)
-        # The table will hold exactly these rows: counted here, not read back after the write.
-        rows_in, rows_written = check_integrity(rows, spec, silver, salt)
-        if not lakehouse.exists(dataset):
-            # Created with its CHECK constraints in the same commit, which enforces them on
-            # these rows too: one commit instead of one ALTER TABLE (and a table scan) per rule.
-            lakehouse.write(
-                rows,
-                dataset,
-                mode="overwrite",
-                properties={
+            rows = kept_frames.enter_context(computed_once(gold_rows(spec, silver, salt)))
+            rows_in, rows_written = _check(lakehouse, spec, rows, rows, silver, silver, salt,
+                                           run_id=run_id, job=job, task=task_name)
+            if not lakehouse.exists(dataset):
+                # Created with its CHECK constraints in the same commit, which enforces them on
+                # these rows too: one commit instead of one ALTER TABLE (and a table scan) per
+                # rule.
+                lakehouse.write(rows, dataset, mode="overwrite", properties={
                     f"{CONSTRAINT_PROPERTY}{name}": expression
                     for name, expression in check_constraints(spec).items()
-                },
-            )
-        elif not _unchanged(lakehouse, spec, rows, keys):
-            # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
-            lakehouse.write(rows, dataset, mode="overwrite")
+                })
+            elif not same_rows(rows, lakehouse.read(dataset)):
+                # Unchanged gold keeps its Delta version, so publishing it again is a no-op.
+                lakehouse.write(rows, dataset, mode="overwrite")
+        else:
+            # What the changes touch is computed once, for the inputs, the keys and the compare;
+            # the recomputed rows once, for the checks, the compare and the MERGE.
+            scope = kept_frames.enter_context(computed_once(piece.scope))
+            keys, inputs = piece.keys(scope), piece.sources(scope)
+            current = lakehouse.read(dataset)
+            replaced = semi_join(current, keys)
+            built = (gold_rows(spec, inputs, salt) if piece.rows is None
+                     else piece.rows(scope, replaced))
+            rows = kept_frames.enter_context(computed_once(built))
+            table = current.join(keys, _key_match(current, keys, spec.keys), "left_anti")
+            rows_in, rows_written = _check(lakehouse, spec, rows, table.unionByName(rows),
+                                           inputs, silver, salt,
+                                           run_id=run_id, job=job, task=task_name)
+            if not same_rows(rows, replaced):
+                lakehouse.replace_keys(rows, dataset, keys=spec.keys, replaced=keys)
     add_check_constraints(lakehouse, spec)  # a table made before a rule was added gets it now
     record_build(lakehouse, spec, versions, incremental=piece is not None)
     return StepResult(
@@ -153,15 +151,32 @@ def build_gold(
     )
 
 
-def _unchanged(
-    lakehouse: Lakehouse, spec: TableSpec, rows: DataFrame, keys: DataFrame | None
-) -> bool:
-    """True when the table already holds ``rows``: all of it compared after a full rebuild,
-    only the recomputed ``keys`` after a partial one (the other rows were kept as they are)."""
-    current = lakehouse.read(spec.dataset)
-    if keys is None:
-        return same_rows(rows, current)
-    return same_rows(semi_join(rows, keys), semi_join(current, keys))
+def _check(
+    lakehouse: Lakehouse,
+    spec: TableSpec,
+    rows: DataFrame,
+    table: DataFrame,
+    inputs: Mapping[str, DataFrame],
+    silver: Mapping[str, DataFrame],
+    salt: str,
+    *,
+    run_id: str,
+    job: str,
+    task: str,
+) -> tuple[int, int]:
+    """Check the built ``rows`` before anything is written; the grain's conservation counts.
+
+    The expectations run on ``rows`` (all of the table on a full build, the recomputed rows on a
+    partial one: the rows kept passed them when written, and the table's CHECK constraints hold
+    them). Key, reference and grain are checked on ``table``, what the table will hold. Every
+    order of ``inputs`` must have a USD rate when the spec says so.
+    """
+    observe_output_frame(spec.dataset, rows)  # its plan is the table's column lineage
+    if spec.build.usd_rates is not None:
+        usd = spec.build.usd_rates
+        _require_usd_rates(inputs[usd.orders], silver[usd.rates], spec.dataset)
+    check_and_log(lakehouse, rows, spec, run_id=run_id, job=job, task=task)
+    return check_integrity(table, spec, silver, salt)
 
 
 def _key_match(rows: DataFrame, keys: DataFrame, columns: Sequence[str]) -> Column:

@@ -27,12 +27,17 @@ class GoldSlice:
     computes it once. ``keys(scope)``: the gold keys to recompute (the table's key columns as gold
     holds them; a key with no row after the rebuild is deleted). ``sources(scope)``: the
     transform's inputs by table name, narrowed to the rows those keys need, so the transform on
-    them yields exactly the table's rows of ``keys``, as a full rebuild would.
+    them yields exactly the table's rows of ``keys``, as a full rebuild would; the step checks
+    their orders' USD rates.
     """
 
     scope: DataFrame
     keys: Callable[[DataFrame], DataFrame]
     sources: Callable[[DataFrame], Mapping[str, DataFrame]]
+    rows: Callable[[DataFrame, DataFrame], DataFrame] | None = None
+    """When given, how the keys' rows are built instead of the transform over ``sources``: from
+    the scope and the table's current rows of those keys (a table of sums adds the changes'
+    signed amounts to its rows). ``sources`` then names the source rows those rows rest on."""
 
 
 def semi_join(frame: DataFrame, keys: DataFrame) -> DataFrame:

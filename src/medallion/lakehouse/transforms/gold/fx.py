@@ -96,9 +96,12 @@ def usd_amounts(orders: DataFrame, fx_rates: DataFrame) -> DataFrame:
     )
 
 
-def repriced_orders(orders: DataFrame, rate_changes: DataFrame) -> DataFrame:
+def repriced_orders(
+    orders: DataFrame, rate_changes: DataFrame, *, how: str = "left_semi"
+) -> DataFrame:
     """The orders a change of rates can reprice: of a changed rate's currency, dated on or after
     its ``rate_date`` (the as-of rate of those days may be that rate now, or have been before).
+    With ``how="left_anti"``, the others: orders whose rate is the same before and after.
 
     Grain: as ``orders``. ``rate_changes`` has ``currency`` and ``rate_date`` (a day's few rows:
     broadcast).
@@ -111,6 +114,6 @@ def repriced_orders(orders: DataFrame, rate_changes: DataFrame) -> DataFrame:
         changed,
         (orders["currency"] == changed["_changed_currency"])
         & (order_date >= changed["_changed_date"]),
-        "left_semi",
+        how,
     )
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
 from pyspark.sql.types import DateType, DecimalType, LongType, StringType, StructField, StructType
 
@@ -14,7 +13,6 @@ from medallion.lakehouse.transforms.gold import (
     changed_rows,
     conform,
     counts_as_revenue,
-    semi_join,
 )
 from medallion.lakehouse.transforms.gold.fx import repriced_orders, usd_amounts, utc_date
 
@@ -58,30 +56,82 @@ def build_orders_daily(orders: DataFrame, fx_rates: DataFrame) -> DataFrame:
 ORDERS, RATES = "silver.fact_orders", "silver.fx_rates"
 
 
+SIGN = "_sign"  # +1: a row as it is now, -1: as it was, NULL: a current row to rebuild from
+
+
 def _order_day(orders: DataFrame) -> DataFrame:
     """The (order_date, currency) row each order counts on."""
     return orders.select(utc_date(sf.col("order_ts")).alias("order_date"), "currency")
 
 
-def affected_days(changes: Mapping[str, DataFrame], silver: Mapping[str, DataFrame]) -> GoldSlice:
-    """The (order_date, currency) rows of ``orders_daily`` the silver changes can alter.
+def signed_changes(changes: DataFrame) -> DataFrame:
+    """A change feed's rows with ``_sign``: 1 for a row as it is (insert, update postimage), -1
+    for a row as it was (delete, update preimage). Their signed sums per key, over any run of
+    versions, are what the versions changed."""
+    now = sf.col("_change_type").isin("insert", "update_postimage")
+    return changed_rows(changes).withColumn(SIGN, sf.when(now, 1).otherwise(-1))
 
-    Touched: the row of each changed order, before and after the change (an order whose date or
-    currency changed leaves one row and joins another), and the rows of orders a changed FX rate
-    can reprice. They are rebuilt from all of their orders; rates are read whole.
+
+def affected_days(changes: Mapping[str, DataFrame], silver: Mapping[str, DataFrame]) -> GoldSlice:
+    """The (order_date, currency) rows of ``orders_daily`` the silver changes alter, and how.
+
+    A row whose FX rate a changed rate can reprice is rebuilt from all of its orders
+    (``repriced_orders``: the condition is on the row's day and currency). Every other row a
+    changed order touches (before and after the change: an order whose day or currency changed
+    leaves one row and joins another) is brought forward: the changed orders' signed count and
+    amounts are added to it, in USD at the rate the row was built with, which did not change. A
+    row left with no orders is deleted. The scope: the repriced rows' orders and the signed
+    change rows, one scan of the orders in all; rates are read whole.
     """
-    orders = silver[ORDERS]
-    dated = orders.withColumn("_order_date", utc_date(sf.col("order_ts")))
+    orders, rates = silver[ORDERS], silver[RATES]
+    rate_changes = changed_rows(changes[RATES])
+    repriced = repriced_orders(orders, rate_changes).withColumn(SIGN, sf.lit(None).cast("int"))
+    carried = repriced_orders(signed_changes(changes[ORDERS]), rate_changes, how="left_anti")
     return GoldSlice(
-        scope=functools.reduce(DataFrame.unionByName, [
-            _order_day(changed_rows(changes[ORDERS])),
-            _order_day(repriced_orders(orders, changed_rows(changes[RATES]))),
-        ]).distinct(),
-        keys=lambda scope: scope,
+        scope=repriced.unionByName(carried.select(*orders.columns, SIGN)),
+        keys=lambda scope: _order_day(scope).distinct(),
         sources=lambda scope: {
-            ORDERS: semi_join(dated, scope.withColumnRenamed("order_date", "_order_date"))
-            .drop("_order_date"),
-            RATES: silver[RATES],
+            ORDERS: scope.where(sf.coalesce(sf.col(SIGN), sf.lit(1)) > 0).drop(SIGN),
+            RATES: rates,
         },
+        rows=lambda scope, current: _brought_forward(scope, current, rates),
     )
 
+
+def _brought_forward(scope: DataFrame, current: DataFrame, rates: DataFrame) -> DataFrame:
+    """The rows of the days in ``scope`` (``affected_days``): rebuilt from the orders of a
+    repriced day, or ``current``'s row plus the signed changes of the others."""
+    rebuilt = build_orders_daily(scope.where(sf.col(SIGN).isNull()).drop(SIGN), rates)
+    counted, sign = counts_as_revenue(sf.col("status")), sf.col(SIGN)
+
+    def signed(amount: str) -> Column:
+        return sf.when(counted, sf.when(sign > 0, sf.col(amount)).otherwise(-sf.col(amount)))
+
+    changed = (
+        usd_amounts(scope.where(sign.isNotNull()), rates)
+        .withColumn("order_date", utc_date(sf.col("order_ts")))
+        .groupBy("order_date", "currency")
+        .agg(
+            sf.sum(sign).alias("orders"),
+            sf.sum(signed("order_amount")).alias("revenue"),
+            sf.sum(signed("amount_usd")).alias("revenue_usd"),
+            sf.lit(False).alias("_rebuilt"),
+        )
+    )
+    marks = rebuilt.select("order_date", "currency", sf.lit(True).alias("_rebuilt"))
+    # One group per day: its current row, its changes, and whether it is rebuilt instead.
+    zero = sf.lit(0).cast(DecimalType(18, 2))
+    summed = (
+        current.withColumn("_rebuilt", sf.lit(False))
+        .unionByName(changed)
+        .unionByName(marks, allowMissingColumns=True)
+        .groupBy("order_date", "currency")
+        .agg(
+            sf.sum("orders").alias("orders"),
+            sf.coalesce(sf.sum("revenue"), zero).alias("revenue"),
+            sf.coalesce(sf.sum("revenue_usd"), zero).alias("revenue_usd"),
+            sf.max("_rebuilt").alias("_rebuilt"),
+        )
+        .where(~sf.col("_rebuilt") & (sf.col("orders") > 0))
+    )
+    return rebuilt.unionByName(conform(summed, ORDERS_DAILY_SCHEMA))

@@ -115,6 +115,7 @@ def build_gold(
     with ExitStack() as kept_frames:  # persisted frames, released when the build is done
         if piece is None:
             rows = kept_frames.enter_context(computed_once(gold_rows(spec, silver, salt)))
+            observe_output_frame(dataset, rows)  # its plan is the table's column lineage
             rows_in, rows_written = _check(lakehouse, spec, rows, rows, silver, silver, salt,
                                            run_id=run_id, job=job, task=task_name)
             if not lakehouse.exists(dataset):
@@ -138,6 +139,9 @@ def build_gold(
             built = (gold_rows(spec, inputs, salt) if piece.rows is None
                      else piece.rows(scope, replaced))
             rows = kept_frames.enter_context(computed_once(built))
+            # The table's column lineage is the transform's over all of silver (a plan, never
+            # run), not the partial one's, which reads the table itself.
+            observe_output_frame(dataset, gold_rows(spec, silver, salt))
             table = current.join(keys, _key_match(current, keys, spec.keys), "left_anti")
             rows_in, rows_written = _check(lakehouse, spec, rows, table.unionByName(rows),
                                            inputs, silver, salt,
@@ -171,7 +175,6 @@ def _check(
     them). Key, reference and grain are checked on ``table``, what the table will hold. Every
     order of ``inputs`` must have a USD rate when the spec says so.
     """
-    observe_output_frame(spec.dataset, rows)  # its plan is the table's column lineage
     if spec.build.usd_rates is not None:
         usd = spec.build.usd_rates
         _require_usd_rates(inputs[usd.orders], silver[usd.rates], spec.dataset)

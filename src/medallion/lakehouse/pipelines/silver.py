@@ -48,6 +48,10 @@ TABLE_PROPERTIES = {
     "delta.enableChangeDataFeed": "true",
     "delta.enableDeletionVectors": "true",
 }
+# A quarantine's rows leave it when their late parent arrives (a MERGE that deletes them):
+# marked in a deletion vector, not by rewriting the files that hold them. Set when the table is
+# created (or refreshed whole).
+QUARANTINE_PROPERTIES = {"delta.enableDeletionVectors": "true"}
 
 
 @dataclass(frozen=True)
@@ -276,9 +280,8 @@ def _write_quarantine(
 ) -> None:
     """Replace the quarantine table's partition of ``run_date`` (all of it on a full refresh)."""
     if full_refresh or not lakehouse.exists(spec.quarantine_table):
-        lakehouse.write(
-            quarantined, spec.quarantine_table, mode="overwrite", partition_by=[PROC_DATE]
-        )
+        lakehouse.write(quarantined, spec.quarantine_table, mode="overwrite",
+                        partition_by=[PROC_DATE], properties=QUARANTINE_PROPERTIES)
         return
     lakehouse.write(
         quarantined,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import psutil
 
 from benchmarks.bare_day import LAYERS, Specs, run_bare_day
 from benchmarks.data import PROC_DATE, Sizes, land_incremental_day, land_raw_loads
+from benchmarks.scratch import scratch
 from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.pipelines.bronze import bronze_tables, load_bronze
 from medallion.lakehouse.pipelines.gold import build_gold, gold_tables, read_built_from
@@ -220,9 +220,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary storage root")
     args = parser.parse_args()
     sizes = Sizes.at(args.scale)
-    work = Path(tempfile.mkdtemp(prefix="medallion-at-scale-"))
     next_day = PROC_DATE + timedelta(days=1)
-    try:
+    with scratch("medallion-at-scale-", keep=args.keep) as work:
         landing = StorageRoot(work / "landing")
         ours = StorageRoot(work / "framework")
         lakehouse = Lakehouse.open(build_local_session(ours), ours)
@@ -248,11 +247,6 @@ def main() -> None:
         require_same_tables(lakehouse, at_day_2)
         print_report(sizes, landed_seconds, framework, bare, incremental, rebuild,
                      spark_jvm_peak_mib())
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from pyspark.sql import functions as sf
 from sqlglot import exp
 
 from benchmarks.data import PROC_DATE, Sizes, land_behavior_load, write_bronze_tables
+from benchmarks.scratch import scratch
 from medallion.lakehouse.contracts import load_contract
 from medallion.lakehouse.contracts.conform import (
     LoadProfile,
@@ -560,8 +560,7 @@ def main() -> None:
     if args.shuffle_partitions:
         os.environ["MEDALLION_SHUFFLE_PARTITIONS"] = str(args.shuffle_partitions)
     sizes = Sizes.at(args.scale)
-    work = Path(tempfile.mkdtemp(prefix="medallion-dq-bench-"))
-    try:
+    with scratch("medallion-dq-bench-", keep=args.keep) as work:
         root = work / "lakehouse"
         lakehouse = Lakehouse.open(build_local_session(StorageRoot(root)), StorageRoot(root))
         started = time.perf_counter()
@@ -583,11 +582,6 @@ def main() -> None:
         # Last: its roots re-point the bronze table names of the session's catalog.
         shares.insert(0, measure_bronze(raw_root / "raw", work, args.repeat))
         print_report(sizes, generate_seconds, comparisons, shares, args.repeat)
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

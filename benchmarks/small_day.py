@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bare_day import LABEL_PREFIX, LAYERS, Specs, run_bare_day
+from benchmarks.scratch import scratch
 from benchmarks.spark_accounting import (
     Commit,
     SparkJob,
@@ -264,28 +264,28 @@ def main() -> None:
     if args.days < 1:
         parser.error("--days: expected at least 1")
     days = [START + timedelta(days=offset) for offset in range(args.days)]
-    work = Path(tempfile.mkdtemp(prefix="medallion-bench-day-"))
-    root, runs_root, events = work / "lakehouse", work / "runs", work / "spark-events"
-    print(f"small-day benchmark: scale {args.scale}, {args.days} day(s) from {days[0]}, under "
-          f"{work}; load average {os.getloadavg()[0]:.1f}", flush=True)
-    started = time.monotonic()
-    stack.up(StorageRoot(root))
-    try:
-        # Only the warm server reads it: the event log is the benchmark's, not production's.
-        os.environ[EVENT_LOG_DIR_ENV] = str(events)
+    with scratch("medallion-bench-day-", keep=args.keep) as work:
+        root, runs_root, events = work / "lakehouse", work / "runs", work / "spark-events"
+        print(f"small-day benchmark: scale {args.scale}, {args.days} day(s) from {days[0]}, under "
+              f"{work}; load average {os.getloadavg()[0]:.1f}", flush=True)
+        started = time.monotonic()
+        stack.up(StorageRoot(root))
         try:
-            server = compute.pin_server(StorageRoot(root))
+            # Only the warm server reads it: the event log is the benchmark's, not production's.
+            os.environ[EVENT_LOG_DIR_ENV] = str(events)
+            try:
+                server = compute.pin_server(StorageRoot(root))
+            finally:
+                os.environ.pop(EVENT_LOG_DIR_ENV, None)
+            print(f"  stand-ins and warm server up in {time.monotonic() - started:.1f} s",
+                  flush=True)
+            builds = run_days(root, runs_root, days, args.scale, server.url)
+            bare_started = time.monotonic()
+            bare = run_bare(server.url, root / "raw", work / "bare", days)
+            print(f"  bare baseline done in {time.monotonic() - bare_started:.1f} s", flush=True)
         finally:
-            os.environ.pop(EVENT_LOG_DIR_ENV, None)
-        print(f"  stand-ins and warm server up in {time.monotonic() - started:.1f} s", flush=True)
-        builds = run_days(root, runs_root, days, args.scale, server.url)
-        bare_started = time.monotonic()
-        bare = run_bare(server.url, root / "raw", work / "bare", days)
-        print(f"  bare baseline done in {time.monotonic() - bare_started:.1f} s", flush=True)
-    finally:
-        compute.unpin_server(StorageRoot(root))  # the server stops: its event log is complete
-        stack.down(StorageRoot(root))
-    try:
+            compute.unpin_server(StorageRoot(root))  # the server stops: its event log is complete
+            stack.down(StorageRoot(root))
         jobs = read_event_log_jobs(events)
         commits = read_commits(root)
         for index, build in enumerate(builds):
@@ -295,11 +295,6 @@ def main() -> None:
         print(f"\nbuild_analytics: first day {builds[0].seconds:.1f} s (target <= "
               f"{FIRST_DAY_TARGET} s), warm day(s) {warm} (target <= {WARM_DAY_TARGET} s); "
               f"load average at the end {os.getloadavg()[0]:.1f}")
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

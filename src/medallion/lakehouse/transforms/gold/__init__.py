@@ -41,9 +41,15 @@ class GoldSlice:
 
 
 def semi_join(frame: DataFrame, keys: DataFrame) -> DataFrame:
-    """The rows of ``frame`` whose ``keys`` columns match a row of ``keys`` (NULL matches NULL)."""
+    """The rows of ``frame`` whose ``keys`` columns match a row of ``keys`` (NULL matches NULL).
+
+    ``keys`` is broadcast: it is what a day's changes touch, a small part of ``frame``, which is
+    then scanned once and never shuffled.
+    """
     # Renamed: ``keys`` is often derived from ``frame`` itself, whose columns would be ambiguous.
-    renamed = keys.select(*(sf.col(name).alias(f"_key_{name}") for name in keys.columns))
+    renamed = sf.broadcast(
+        keys.select(*(sf.col(name).alias(f"_key_{name}") for name in keys.columns))
+    )
     condition = [sf.col(name).eqNullSafe(sf.col(f"_key_{name}")) for name in keys.columns]
     return frame.join(renamed, condition, "left_semi")
 

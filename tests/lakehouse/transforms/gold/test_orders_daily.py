@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -52,36 +53,37 @@ def _order(key: str, at: datetime, status: str, currency: str, amount: str) -> t
     return (key, "c1", at, status, currency, Decimal(amount), at)
 
 
-def _changed(rows: list[tuple[object, ...]], kind: str) -> list[tuple[object, ...]]:
+def _changed(rows: Sequence[tuple[object, ...]], kind: str) -> list[tuple[object, ...]]:
     return [(*row, kind) for row in rows]
 
 
 def test_a_day_brought_forward_by_its_changes_equals_its_rebuild(spark: SparkSession) -> None:
     """Every kind of change: a status change (o1), an order moving to another day and currency
-    (o3, which empties its old row), a delete (o5, its row's only order), an insert (o6), and a
-    new EUR rate on D3, which reprices D3's EUR row (o4, o7) so that row is rebuilt."""
+    (o3, which empties its old row), a delete (o5, its row's only order), an insert (o6), a
+    new EUR rate on D3, which reprices D3's EUR row (o4, o7) so that row is rebuilt, and a new
+    GBP rate on D3 whose day lost its only order (o8): nothing is left to rebuild it from."""
     d1, d2, d3 = (datetime(2026, 11, day, 9) for day in (2, 3, 4))
     o1, o2 = _order("o1", d1, "placed", "EUR", "9.00"), _order("o2", d1, "delivered", "EUR", "0.45")
     o3, o4 = _order("o3", d2, "placed", "GBP", "20.00"), _order("o4", d3, "placed", "EUR", "5.00")
-    o5 = _order("o5", d2, "shipped", "USD", "7.00")
+    o5, o8 = _order("o5", d2, "shipped", "USD", "7.00"), _order("o8", d3, "placed", "GBP", "4.00")
     o1_cancelled = _order("o1", d1, "cancelled", "EUR", "9.00")
     o3_moved = _order("o3", d1, "placed", "GBP", "20.00")
     o6, o7 = _order("o6", d2, "placed", "EUR", "3.00"), _order("o7", d3, "placed", "EUR", "1.00")
     rates_before = [(D1, "USD", "EUR", Decimal("0.9")), (D1, "USD", "GBP", Decimal("0.8"))]
-    new_rate = (D3, "USD", "EUR", Decimal("0.5"))
+    new_rates = [(D3, "USD", "EUR", Decimal("0.5")), (D3, "USD", "GBP", Decimal("0.4"))]
     changes = {
         "silver.fact_orders": spark.createDataFrame(
             _changed([o1, o3], "update_preimage")
             + _changed([o1_cancelled, o3_moved], "update_postimage")
-            + _changed([o5], "delete") + _changed([o6, o7], "insert"),
+            + _changed([o5, o8], "delete") + _changed([o6, o7], "insert"),
             f"{SILVER_ORDERS}, _change_type STRING"),
-        "silver.fx_rates": spark.createDataFrame(_changed([new_rate], "insert"),
+        "silver.fx_rates": spark.createDataFrame(_changed(new_rates, "insert"),
                                                  f"{SILVER_FX}, _change_type STRING"),
     }
-    before = build_orders_daily(spark.createDataFrame([o1, o2, o3, o4, o5], SILVER_ORDERS),
+    before = build_orders_daily(spark.createDataFrame([o1, o2, o3, o4, o5, o8], SILVER_ORDERS),
                                 spark.createDataFrame(rates_before, SILVER_FX))
     orders = spark.createDataFrame([o1_cancelled, o2, o3_moved, o4, o6, o7], SILVER_ORDERS)
-    rates = spark.createDataFrame([*rates_before, new_rate], SILVER_FX)
+    rates = spark.createDataFrame([*rates_before, *new_rates], SILVER_FX)
 
     piece = affected_days(changes, {"silver.fact_orders": orders, "silver.fx_rates": rates})
     keys = piece.keys(piece.scope)
@@ -92,4 +94,5 @@ def test_a_day_brought_forward_by_its_changes_equals_its_rebuild(spark: SparkSes
     assertDataFrameEqual(kept.unionByName(rows), build_orders_daily(orders, rates),
                          checkRowOrder=False)
     assert sorted(tuple(row) for row in keys.collect()) == [
-        (D1, "EUR"), (D1, "GBP"), (D2, "EUR"), (D2, "GBP"), (D2, "USD"), (D3, "EUR")]
+        (D1, "EUR"), (D1, "GBP"), (D2, "EUR"), (D2, "GBP"), (D2, "USD"), (D3, "EUR"),
+        (D3, "GBP")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame
@@ -57,6 +58,7 @@ ORDERS, RATES = "silver.fact_orders", "silver.fx_rates"
 
 
 SIGN = "_sign"  # +1: a row as it is now, -1: as it was, NULL: a current row to rebuild from
+REPRICED = "_repriced"  # the row's day is rebuilt from its orders, not brought forward
 
 
 def _order_day(orders: DataFrame) -> DataFrame:
@@ -81,17 +83,24 @@ def affected_days(changes: Mapping[str, DataFrame], silver: Mapping[str, DataFra
     leaves one row and joins another) is brought forward: the changed orders' signed count and
     amounts are added to it, in USD at the rate the row was built with, which did not change. A
     row left with no orders is deleted. The scope: the repriced rows' orders and the signed
-    change rows, one scan of the orders in all; rates are read whole.
+    change rows, flagged ``_repriced`` when their day is rebuilt; one scan of the orders in all;
+    rates are read whole.
     """
     orders, rates = silver[ORDERS], silver[RATES]
     rate_changes = changed_rows(changes[RATES])
-    repriced = repriced_orders(orders, rate_changes).withColumn(SIGN, sf.lit(None).cast("int"))
-    carried = repriced_orders(signed_changes(changes[ORDERS]), rate_changes, how="left_anti")
+    signed = signed_changes(changes[ORDERS]).select(*orders.columns, SIGN)
+    parts = [  # (rows, their SIGN, whether their day is repriced)
+        repriced_orders(orders, rate_changes).withColumn(SIGN, sf.lit(None).cast("int")),
+        repriced_orders(signed, rate_changes),  # their day is rebuilt, but it is touched
+        repriced_orders(signed, rate_changes, how="left_anti"),
+    ]
+    flagged = [part.withColumn(REPRICED, sf.lit(repriced))
+               for part, repriced in zip(parts, (True, True, False), strict=True)]
     return GoldSlice(
-        scope=repriced.unionByName(carried.select(*orders.columns, SIGN)),
+        scope=functools.reduce(DataFrame.unionByName, flagged),
         keys=lambda scope: _order_day(scope).distinct(),
         sources=lambda scope: {
-            ORDERS: scope.where(sf.coalesce(sf.col(SIGN), sf.lit(1)) > 0).drop(SIGN),
+            ORDERS: scope.where(sf.coalesce(sf.col(SIGN), sf.lit(1)) > 0).drop(SIGN, REPRICED),
             RATES: rates,
         },
         rows=lambda scope, current: _brought_forward(scope, current, rates),
@@ -101,14 +110,14 @@ def affected_days(changes: Mapping[str, DataFrame], silver: Mapping[str, DataFra
 def _brought_forward(scope: DataFrame, current: DataFrame, rates: DataFrame) -> DataFrame:
     """The rows of the days in ``scope`` (``affected_days``): rebuilt from the orders of a
     repriced day, or ``current``'s row plus the signed changes of the others."""
-    rebuilt = build_orders_daily(scope.where(sf.col(SIGN).isNull()).drop(SIGN), rates)
+    rebuilt = build_orders_daily(scope.where(sf.col(SIGN).isNull()), rates)
     counted, sign = counts_as_revenue(sf.col("status")), sf.col(SIGN)
 
     def signed(amount: str) -> Column:
         return sf.when(counted, sf.when(sign > 0, sf.col(amount)).otherwise(-sf.col(amount)))
 
     changed = (
-        usd_amounts(scope.where(sign.isNotNull()), rates)
+        usd_amounts(scope.where(~sf.col(REPRICED)), rates)
         .withColumn("order_date", utc_date(sf.col("order_ts")))
         .groupBy("order_date", "currency")
         .agg(
@@ -118,7 +127,8 @@ def _brought_forward(scope: DataFrame, current: DataFrame, rates: DataFrame) -> 
             sf.lit(False).alias("_rebuilt"),
         )
     )
-    marks = rebuilt.select("order_date", "currency", sf.lit(True).alias("_rebuilt"))
+    # A repriced day is rebuilt, also one whose orders all left it (no row to rebuild: deleted).
+    marks = _order_day(scope.where(sf.col(REPRICED))).withColumn("_rebuilt", sf.lit(True))
     # One group per day: its current row, its changes, and whether it is rebuilt instead.
     zero = sf.lit(0).cast(DecimalType(18, 2))
     summed = (

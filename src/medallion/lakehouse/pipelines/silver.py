@@ -1,18 +1,21 @@
 """bronze → silver, one generic step driven by each table's spec (``config/dq/silver``).
 
 For a run date the step reads the bronze partitions of that ``_proc_date`` (every partition on a
-full refresh), applies the spec's transformations and lookups, runs its expectations in one pass,
-marks exact copies and older versions, MERGEs the latest row per key (an older version never
-wins) and replaces the quarantine table's partition of that date. Rows an earlier day
-quarantined only because a lookup found no parent are checked again with the day's rows once
-that parent exists, and leave the quarantine when merged, so a daily run ends where a full
-refresh would. Re-running a day changes nothing; counts conserve: rows in (the day's bronze rows
-and those re-checked) = merged + quarantined + dropped by named rules.
+full refresh) and applies the spec's transformations. When the source sends every row daily
+(``build.skip_unchanged``), the rows the table already holds are counted and set aside. The rest
+get the lookups and the expectations in one pass; exact copies and older versions are marked;
+the latest row per key is MERGEd (an older version never wins) and the quarantine table's
+partition of that date replaced. Rows an earlier day quarantined only because a lookup found no
+parent are checked again with the day's rows once that parent exists, and leave the quarantine
+when merged, so a daily run ends where a full refresh would. Re-running a day changes nothing;
+counts conserve: rows in (the day's bronze rows and those re-checked) = merged + quarantined +
+dropped by named rules (``unchanged`` among them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -35,7 +38,13 @@ from medallion.lakehouse.quality.spec import (
 )
 from medallion.lakehouse.spark import computed_once, counted_while
 from medallion.lakehouse.tables import Lakehouse
-from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN, DROP_RULES, mark_versions
+from medallion.lakehouse.transforms.silver.dedupe import (
+    DROP_RULE_COLUMN,
+    DROP_RULES,
+    UNCHANGED,
+    mark_unchanged,
+    mark_versions,
+)
 
 PROC_DATE = "_proc_date"
 # Where each kept row came from; not part of what counts as a change (see Lakehouse.merge).
@@ -137,15 +146,22 @@ def update_silver(
     prepared = spec.apply_transformations(table.prepare(bronze))
     lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
     task_name = task or dataset.split(".")[1]
-    # Checked and quarantined in one pass (the counts are taken while the quarantine is written),
-    # then marked, counted and merged: the input and the marked rows are each computed once.
-    looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
-    readmitted = None
-    if not full_refresh and lakehouse.exists(dataset):
-        readmitted = _parents_found_since(lakehouse, spec, lookup_tables, run_date)
-    if readmitted is not None:
-        looked_up_rows = looked_up_rows.unionByName(readmitted)
-    with computed_once(looked_up_rows, keep=spec.build.persist) as looked_up:
+    incremental = not full_refresh and lakehouse.exists(dataset)
+    with ExitStack() as step:
+        unchanged: dict[str, int] = {}
+        if spec.build.skip_unchanged:
+            prepared, unchanged = step.enter_context(
+                _set_aside_unchanged(lakehouse, table, prepared, incremental=incremental))
+        # Checked and quarantined in one pass (the counts are taken while the quarantine is
+        # written), then marked, counted and merged: the input and the marked rows are each
+        # computed once.
+        looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
+        readmitted = None
+        if incremental:
+            readmitted = _parents_found_since(lakehouse, spec, lookup_tables, run_date)
+        if readmitted is not None:
+            looked_up_rows = looked_up_rows.unionByName(readmitted)
+        looked_up = step.enter_context(computed_once(looked_up_rows, keep=spec.build.persist))
         checked = check_and_log(
             lakehouse,
             looked_up,
@@ -157,34 +173,35 @@ def update_silver(
                 lakehouse, spec, rows, run_date, full_refresh
             ),
         )
-        with computed_once(table.mark_versions(checked.valid), keep=spec.build.persist) as marked:
-            if full_refresh or not lakehouse.exists(dataset):
-                # The dedupe counts come from the write's own pass.
-                counts = counted_while(
-                    marked,
-                    _drop_rule_counts(),
-                    lambda rows: lakehouse.write(
-                        rows.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns),
-                        dataset,
-                        mode="overwrite",
-                        properties=TABLE_PROPERTIES,
-                    ),
-                )
-                drops = {rule: int(counts[rule]) for rule in DROP_RULES}
-            else:
-                # A separate count: MERGE runs its source as SQL over a temporary view, where
-                # a Spark Connect client cannot observe it.
-                drops = _count_drop_rules(marked)
-                kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
-                lakehouse.set_properties(dataset, TABLE_PROPERTIES)  # a table from before them
-                lakehouse.merge(
-                    kept,
+        marked = step.enter_context(
+            computed_once(table.mark_versions(checked.valid), keep=spec.build.persist))
+        if not incremental:
+            # The dedupe counts come from the write's own pass.
+            counts = counted_while(
+                marked,
+                _drop_rule_counts(),
+                lambda rows: lakehouse.write(
+                    rows.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns),
                     dataset,
-                    keys=spec.keys,
-                    sequence_by=table.sequence_by,
-                    keep_current_when_null=spec.build.keep_current_when_null,
-                    compare_columns=spec.build.columns,
-                )
+                    mode="overwrite",
+                    properties=TABLE_PROPERTIES,
+                ),
+            )
+            drops = {rule: int(counts[rule]) for rule in DROP_RULES}
+        else:
+            # A separate count: MERGE runs its source as SQL over a temporary view, where a
+            # Spark Connect client cannot observe it.
+            drops = _count_drop_rules(marked)
+            kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
+            lakehouse.set_properties(dataset, TABLE_PROPERTIES)  # a table from before them
+            lakehouse.merge(
+                kept,
+                dataset,
+                keys=spec.keys,
+                sequence_by=table.sequence_by,
+                keep_current_when_null=spec.build.keep_current_when_null,
+                compare_columns=spec.build.columns,
+            )
     if readmitted is not None:  # merged: they leave the quarantine
         lakehouse.delete_matching(
             spec.quarantine_table,
@@ -197,11 +214,42 @@ def update_silver(
     return StepResult(
         step=f"update_{task_name}",
         target=dataset,
-        rows_in=metrics.rows_in,
+        rows_in=metrics.rows_in + sum(unchanged.values()),
         rows_written=written,
         rows_quarantined=metrics.rows_quarantined,
-        rows_dropped={**metrics.dropped_by_rule, **drops},
+        rows_dropped={**metrics.dropped_by_rule, **drops, **unchanged},
     )
+
+
+@contextmanager
+def _set_aside_unchanged(
+    lakehouse: Lakehouse, table: SilverTable, rows: DataFrame, *, incremental: bool
+) -> Iterator[tuple[DataFrame, dict[str, int]]]:
+    """``rows`` without those the table already holds, and how many those were, by rule name.
+
+    For a table whose source sends every row each day (Snowflake's full load): a row equal to
+    the version of its key the table holds (``mark_unchanged``: the MERGE's own comparison) is
+    counted as ``unchanged`` and goes no further, so the checks, the dedupe and the MERGE see the
+    day's changes only. Checked when it was merged, such a row is not checked again; a row that
+    failed a check is not in the table and is checked, and quarantined, again. On a first load or
+    a full refresh: ``rows``, none unchanged. The marked rows are kept for the block (counted,
+    then filtered).
+    """
+    if not incremental:
+        yield rows, {UNCHANGED: 0}
+        return
+    spec = table.spec
+    marked_rows = mark_unchanged(
+        rows,
+        lakehouse.read(spec.dataset),
+        spec.keys,
+        [*table.sequence_by, *spec.build.columns],
+        spec.build.keep_current_when_null,
+    )
+    with computed_once(marked_rows, keep=spec.build.persist) as marked:
+        unchanged = marked.where(sf.col(DROP_RULE_COLUMN).isNotNull()).count()
+        yield marked.where(sf.col(DROP_RULE_COLUMN).isNull()).drop(DROP_RULE_COLUMN), {
+            UNCHANGED: unchanged}
 
 
 def _lookup_rules(spec: TableSpec) -> list[str]:

@@ -173,6 +173,7 @@ class Build:
     extra_columns: tuple[str, ...] = ()
     tie_break: tuple[str, ...] = ()
     keep_current_when_null: tuple[str, ...] = ()
+    skip_unchanged: bool = False
     persist: bool = True
     grain: Grain = field(default_factory=Grain)
     reference: Reference | None = None
@@ -586,6 +587,7 @@ def _build_section(document: Mapping[str, Any]) -> Build:
         extra_columns=tuple(document.get("extra_columns") or ()),
         tie_break=tuple(document.get("tie_break") or ()),
         keep_current_when_null=tuple(document.get("keep_current_when_null") or ()),
+        skip_unchanged=document.get("skip_unchanged", False),
         persist=document.get("persist", True),
         grain=Grain(**(document.get("grain") or {})),
         reference=None if reference is None else Reference(**reference),
@@ -678,6 +680,9 @@ def _build_issues(spec: TableSpec, tree: Node) -> list[BundleIssue]:
         if build.transform is None and len(spec.sources) != 1:
             issue(["build", "transform"], "expected a transform combining the sources "
                   f"{list(spec.sources)}, found none (only one source needs none)")
+    if spec.layer != "silver" and build.skip_unchanged:
+        issue(["build", "skip_unchanged"], "expected only on silver tables (rows a MERGE would "
+              f"not change), found it on a {spec.layer} table")
     if spec.layer != "gold" and build.incremental is not None:
         issue(["build", "incremental"], "expected only on gold tables (silver MERGEs the day's "
               f"rows already), found it on a {spec.layer} table")

@@ -1,4 +1,5 @@
-"""mark_duplicates: the kept row, exact copies and older versions."""
+"""mark_duplicates: the kept row, exact copies and older versions; mark_unchanged: rows the table
+already holds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse.transforms.silver.dedupe import kept_rows, mark_duplicates
+from medallion.lakehouse.transforms.silver.dedupe import kept_rows, mark_duplicates, mark_unchanged
 
 SCHEMA = "id STRING, version TIMESTAMP, value STRING, _source_file STRING"
 MARKED = f"{SCHEMA}, _drop_rule STRING"
@@ -76,3 +77,31 @@ def test_kept_rows_drop_the_marker_column(spark: SparkSession) -> None:
     kept = kept_rows(_mark(spark.createDataFrame(rows, SCHEMA)))
 
     assertDataFrameEqual(kept, spark.createDataFrame([("a", V2, "y", "f1")], SCHEMA))
+
+
+def test_a_row_equal_to_the_tables_version_of_its_key_is_unchanged(spark: SparkSession) -> None:
+    held = "id STRING, version TIMESTAMP, value STRING, status STRING"
+    current = spark.createDataFrame(
+        [("a", V1, "x", "placed"), ("b", V1, None, "placed"), ("c", V1, "x", "placed"),
+         ("d", V1, "x", "placed"), ("e", V1, "x", "placed")],
+        held,
+    )
+    batch = [
+        ("a", V1, "x", "placed", "day-2"),  # the same version, landed again
+        ("b", V1, None, "placed", "day-2"),  # NULL equals NULL
+        ("c", V1, "x", None, "day-2"),  # a NULL status keeps the current one: no change
+        ("d", V1, "y", "placed", "day-2"),  # another value
+        ("e", V2, "x", "placed", "day-2"),  # a newer version
+        ("f", V1, "x", "placed", "day-2"),  # a key the table lacks
+        (None, V1, "x", "placed", "day-2"),  # no key: never held
+    ]
+
+    marked = mark_unchanged(spark.createDataFrame(batch, f"{held}, _source_file STRING"),
+                            current, ["id"], ["version", "value", "status"], ["status"])
+
+    expected = [(*row, "unchanged" if row[0] in ("a", "b", "c") else None) for row in batch]
+    assertDataFrameEqual(
+        marked,
+        spark.createDataFrame(expected, f"{held}, _source_file STRING, _drop_rule STRING"),
+        checkRowOrder=False,
+    )

@@ -1,4 +1,5 @@
-"""Mark the rows of a batch that silver drops by a named rule: exact copies and older versions.
+"""Mark the rows of a batch that silver drops by a named rule: exact copies, older versions and
+rows the table already holds.
 
 A batch reaches dedupe after the expectations, so every row has a non-NULL key. The kept row per
 key is the first by the caller's ordering (latest first); every other row gets a rule name in
@@ -19,6 +20,8 @@ DROP_RULE_COLUMN = "_drop_rule"
 DUPLICATE_RECORD = "duplicate_record"
 SUPERSEDED = "superseded_by_newer_version"
 DROP_RULES: tuple[str, ...] = (DUPLICATE_RECORD, SUPERSEDED)
+UNCHANGED = "unchanged"
+"""A row equal to the version of its key the table already holds (``mark_unchanged``)."""
 METADATA_PREFIX = "_"
 
 
@@ -113,3 +116,39 @@ def mark_versions(
         latest_known = sf.first(sf.col(name), ignorenulls=True).over(whole_key)
         marked = marked.withColumn(name, sf.when(kept, latest_known).otherwise(sf.col(name)))
     return marked.select(*valid.columns, DROP_RULE_COLUMN)
+
+
+def mark_unchanged(
+    batch: DataFrame,
+    current: DataFrame,
+    keys: Sequence[str],
+    compared: Sequence[str],
+    keep_current_when_null: Sequence[str] = (),
+) -> DataFrame:
+    """``batch`` with ``_drop_rule``: ``unchanged`` on a row the table already holds, else NULL.
+
+    A row is unchanged when ``current`` (the table: one row per key) has a row of its key
+    whose every ``compared`` column equals the row's (NULL equal to NULL), or, for a column in
+    ``keep_current_when_null``, the row's is NULL (a MERGE keeps the current value then). A MERGE
+    of such a row changes nothing; a source that sends every row each day (a full load) sends
+    mostly these, and they need not be checked, deduplicated or merged again. A row with a NULL
+    key is never unchanged. Grain: one row per batch row; columns: the batch's and
+    ``_drop_rule``.
+    """
+    found = "_current_found"
+    compared = [name for name in dict.fromkeys(compared) if name not in keys]
+    held = current.select(
+        *(sf.col(name).alias(f"_current_{name}") for name in (*keys, *compared)),
+        sf.lit(True).alias(found),
+    )
+    same = [batch[key] == held[f"_current_{key}"] for key in keys]
+    for name in compared:
+        equal = batch[name].eqNullSafe(held[f"_current_{name}"])
+        same.append(batch[name].isNull() | equal if name in keep_current_when_null else equal)
+    condition = same[0]
+    for part in same[1:]:
+        condition = condition & part
+    return batch.join(held, condition, "left").select(
+        *(batch[name] for name in batch.columns),
+        sf.when(held[found], sf.lit(UNCHANGED)).cast(StringType()).alias(DROP_RULE_COLUMN),
+    )

@@ -1,0 +1,93 @@
+"""A full load's later day: silver sets aside the rows it holds and ends as a full refresh would."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as sf
+from pyspark.testing import assertDataFrameEqual
+
+from medallion.lakehouse.pipelines.silver import LINEAGE_COLUMNS, update_silver
+from medallion.lakehouse.storage import StorageRoot
+from medallion.lakehouse.tables import Lakehouse
+from tests.support.shapes import CRM_BRONZE, KAFKA_BRONZE, SNOWFLAKE_BRONZE
+
+DAY_1, DAY_2 = date(2026, 11, 2), date(2026, 11, 3)
+
+
+def at(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour)
+
+
+def meta(source: str, day: date) -> tuple[object, ...]:
+    return (None, f"raw/{source}/load_dt={day}/part-0.jsonl", at(day, 23), "bronze-run", day)
+
+
+def order(order_id: str, status: str, currency: str, updated: datetime,
+          day: date) -> tuple[object, ...]:
+    return (order_id, "cust_1", at(DAY_1, 8), status, currency, Decimal("10.00"), updated,
+            *meta("snowflake", day))
+
+
+def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_refresh(
+    spark: SparkSession, tmp_path: object
+) -> None:
+    house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
+    crm = [("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead",
+            at(DAY_1, 1), *meta("crm", DAY_1))]
+    snapshots = {
+        DAY_1: [
+            order("ord_1", "placed", "USD", at(DAY_1, 8), DAY_1),
+            order("ord_2", "placed", "XXX", at(DAY_1, 9), DAY_1),  # quarantined
+            order("ord_3", "placed", "EUR", at(DAY_1, 10), DAY_1),
+        ],
+        DAY_2: [
+            order("ord_1", "placed", "USD", at(DAY_1, 8), DAY_2),  # unchanged, but see Kafka
+            order("ord_2", "placed", "XXX", at(DAY_1, 9), DAY_2),  # still bad: checked again
+            order("ord_3", "placed", "EUR", at(DAY_1, 10), DAY_2),  # unchanged
+            order("ord_3", "placed", "EUR", at(DAY_1, 10), DAY_2),  # ... and its copy
+            order("ord_4", "placed", "USD", at(DAY_2, 8), DAY_2),  # new
+        ],
+    }
+    # A CDC update of ord_1 on day 2 carries neither status nor order_ts.
+    kafka = [("ord_1", "cust_1", Decimal("12.00"), "USD", at(DAY_2, 9), "u", 0, 1,
+              at(DAY_2, 9), "ord_1", *meta("kafka", DAY_2))]
+    house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
+                partition_by=["_proc_date"])
+    house.write(spark.createDataFrame(kafka, KAFKA_BRONZE), "bronze.kafka_orders",
+                partition_by=["_proc_date"])
+    for day, rows in snapshots.items():
+        house.write(spark.createDataFrame(rows, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
+                    mode="append", partition_by=["_proc_date"])
+
+    update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
+    update_silver(house, "silver.fact_orders", DAY_1, run_id="day-1")
+    result = update_silver(house, "silver.fact_orders", DAY_2, run_id="day-2")
+
+    assert result.as_dict() == {
+        "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 6,
+        "rows_written": 2, "rows_quarantined": 1, "rows_dropped": {
+            "duplicate_record": 0, "superseded_by_newer_version": 0, "unchanged": 3},
+    }
+    daily = {table: house.read(table).drop("_run_id", *LINEAGE_COLUMNS).localCheckpoint()
+             for table in ("silver.fact_orders", "silver.fact_orders_quarantine")}
+    expected = spark.createDataFrame(
+        [("ord_1", at(DAY_1, 8), "placed", Decimal("12.00"), at(DAY_2, 9), "kafka"),
+         ("ord_3", at(DAY_1, 8), "placed", Decimal("10.00"), at(DAY_1, 10), "snowflake"),
+         ("ord_4", at(DAY_1, 8), "placed", Decimal("10.00"), at(DAY_2, 8), "snowflake")],
+        "order_id STRING, order_ts TIMESTAMP, status STRING, order_amount DECIMAL(18,2), "
+        "updated_at TIMESTAMP, _source_system STRING",
+    )
+    assertDataFrameEqual(daily["silver.fact_orders"].select(*expected.columns), expected,
+                         checkRowOrder=False)
+    assert sorted((row.order_id, row._errors[0].name) for row in
+                  daily["silver.fact_orders_quarantine"].collect()) == [
+        ("ord_2", "currency_in_set"), ("ord_2", "currency_in_set")]
+
+    update_silver(house, "silver.fact_orders", DAY_2, run_id="refresh", full_refresh=True)
+    for table, rows in daily.items():
+        assertDataFrameEqual(house.read(table).drop("_run_id", *LINEAGE_COLUMNS), rows,
+                             checkRowOrder=False)
+    assert house.read("silver.fact_orders").where(sf.col("order_id") == "ord_4").count() == 1

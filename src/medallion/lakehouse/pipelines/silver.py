@@ -227,13 +227,13 @@ def _set_aside_unchanged(
 ) -> Iterator[tuple[DataFrame, dict[str, int]]]:
     """``rows`` without those the table already holds, and how many those were, by rule name.
 
-    For a table whose source sends every row each day (Snowflake's full load): a row equal to
-    the version of its key the table holds (``mark_unchanged``: the MERGE's own comparison) is
-    counted as ``unchanged`` and goes no further, so the checks, the dedupe and the MERGE see the
-    day's changes only. Checked when it was merged, such a row is not checked again; a row that
-    failed a check is not in the table and is checked, and quarantined, again. On a first load or
-    a full refresh: ``rows``, none unchanged. The marked rows are kept for the block (counted,
-    then filtered).
+    For a table whose source sends every row each day (Snowflake's full load): the rows of a key
+    that are all equal to the version the table holds (``mark_unchanged``: the MERGE's own
+    comparison) are counted as ``unchanged`` and go no further, so the checks, the dedupe and the
+    MERGE see the day's changes only. Checked when it was merged, such a row is not checked
+    again; a row that failed a check is not in the table and is checked, and quarantined, again.
+    On a first load or a full refresh: ``rows``, none unchanged. The marked rows are kept for
+    the block (counted, then filtered).
     """
     if not incremental:
         yield rows, {UNCHANGED: 0}
@@ -244,7 +244,6 @@ def _set_aside_unchanged(
         lakehouse.read(spec.dataset),
         spec.keys,
         [*table.sequence_by, *spec.build.columns],
-        spec.build.keep_current_when_null,
     )
     with computed_once(marked_rows, keep=spec.build.persist) as marked:
         unchanged = marked.where(sf.col(DROP_RULE_COLUMN).isNotNull()).count()

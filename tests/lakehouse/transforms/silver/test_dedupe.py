@@ -79,27 +79,29 @@ def test_kept_rows_drop_the_marker_column(spark: SparkSession) -> None:
     assertDataFrameEqual(kept, spark.createDataFrame([("a", V2, "y", "f1")], SCHEMA))
 
 
-def test_a_row_equal_to_the_tables_version_of_its_key_is_unchanged(spark: SparkSession) -> None:
-    held = "id STRING, version TIMESTAMP, value STRING, status STRING"
+def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
+    spark: SparkSession,
+) -> None:
+    held = "id STRING, version TIMESTAMP, value STRING"
     current = spark.createDataFrame(
-        [("a", V1, "x", "placed"), ("b", V1, None, "placed"), ("c", V1, "x", "placed"),
-         ("d", V1, "x", "placed"), ("e", V1, "x", "placed")],
-        held,
+        [(key, V1, None if key == "b" else "x") for key in ("a", "b", "c", "d", "e", "g")], held
     )
     batch = [
-        ("a", V1, "x", "placed", "day-2"),  # the same version, landed again
-        ("b", V1, None, "placed", "day-2"),  # NULL equals NULL
-        ("c", V1, "x", None, "day-2"),  # a NULL status keeps the current one: no change
-        ("d", V1, "y", "placed", "day-2"),  # another value
-        ("e", V2, "x", "placed", "day-2"),  # a newer version
-        ("f", V1, "x", "placed", "day-2"),  # a key the table lacks
-        (None, V1, "x", "placed", "day-2"),  # no key: never held
+        ("a", V1, "x", "day-2"),  # the same version, landed again
+        ("a", V1, "x", "day-2b"),  # ... twice
+        ("b", V1, None, "day-2"),  # NULL equals NULL
+        ("c", V1, "y", "day-2"),  # another value
+        ("d", V2, "x", "day-2"),  # a newer version
+        ("e", V1, "x", "day-2"),  # the same version, but its key has another row:
+        ("e", V2, None, "day-2"),  # the dedupe must see both
+        ("f", V1, "x", "day-2"),  # a key the table lacks
+        (None, V1, "x", "day-2"),  # no key: never held
     ]
 
     marked = mark_unchanged(spark.createDataFrame(batch, f"{held}, _source_file STRING"),
-                            current, ["id"], ["version", "value", "status"], ["status"])
+                            current, ["id"], ["version", "value"])
 
-    expected = [(*row, "unchanged" if row[0] in ("a", "b", "c") else None) for row in batch]
+    expected = [(*row, "unchanged" if row[0] in ("a", "b") else None) for row in batch]
     assertDataFrameEqual(
         marked,
         spark.createDataFrame(expected, f"{held}, _source_file STRING, _drop_rule STRING"),

@@ -10,6 +10,7 @@ key is the first by the caller's ordering (latest first); every other row gets a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, Window
@@ -119,21 +120,18 @@ def mark_versions(
 
 
 def mark_unchanged(
-    batch: DataFrame,
-    current: DataFrame,
-    keys: Sequence[str],
-    compared: Sequence[str],
-    keep_current_when_null: Sequence[str] = (),
+    batch: DataFrame, current: DataFrame, keys: Sequence[str], compared: Sequence[str]
 ) -> DataFrame:
-    """``batch`` with ``_drop_rule``: ``unchanged`` on a row the table already holds, else NULL.
+    """``batch`` with ``_drop_rule``: ``unchanged`` on the rows of a key that brings nothing new,
+    else NULL.
 
-    A row is unchanged when ``current`` (the table: one row per key) has a row of its key
-    whose every ``compared`` column equals the row's (NULL equal to NULL), or, for a column in
-    ``keep_current_when_null``, the row's is NULL (a MERGE keeps the current value then). A MERGE
-    of such a row changes nothing; a source that sends every row each day (a full load) sends
-    mostly these, and they need not be checked, deduplicated or merged again. A row with a NULL
-    key is never unchanged. Grain: one row per batch row; columns: the batch's and
-    ``_drop_rule``.
+    A key brings nothing new when ``current`` (the table: one row per key) has a row of it and
+    each of the batch's rows of that key equals it in every ``compared`` column (NULL equal to
+    NULL). A MERGE of such rows changes nothing; a source that sends every row each day (a full
+    load) sends mostly these, and they need not be checked, deduplicated or merged again. A key
+    with any other row keeps all of its rows: the dedupe then sees every version, and a CDC row
+    carrying no status takes the latest one's. A row with a NULL key is never unchanged. Grain:
+    one row per batch row; columns: the batch's and ``_drop_rule``.
     """
     found = "_current_found"
     compared = [name for name in dict.fromkeys(compared) if name not in keys]
@@ -141,14 +139,15 @@ def mark_unchanged(
         *(sf.col(name).alias(f"_current_{name}") for name in (*keys, *compared)),
         sf.lit(True).alias(found),
     )
-    same = [batch[key] == held[f"_current_{key}"] for key in keys]
-    for name in compared:
-        equal = batch[name].eqNullSafe(held[f"_current_{name}"])
-        same.append(batch[name].isNull() | equal if name in keep_current_when_null else equal)
-    condition = same[0]
-    for part in same[1:]:
-        condition = condition & part
+    condition = functools.reduce(
+        Column.__and__,
+        [batch[key] == held[f"_current_{key}"] for key in keys]
+        + [batch[name].eqNullSafe(held[f"_current_{name}"]) for name in compared],
+    )
+    same = sf.coalesce(held[found], sf.lit(False))
+    # The join already partitions the rows by key: the window adds no shuffle.
+    whole_key_same = sf.min(same).over(Window.partitionBy(*(batch[key] for key in keys)))
     return batch.join(held, condition, "left").select(
         *(batch[name] for name in batch.columns),
-        sf.when(held[found], sf.lit(UNCHANGED)).cast(StringType()).alias(DROP_RULE_COLUMN),
+        sf.when(whole_key_same, sf.lit(UNCHANGED)).cast(StringType()).alias(DROP_RULE_COLUMN),
     )

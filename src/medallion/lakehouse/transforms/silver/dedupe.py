@@ -22,7 +22,7 @@ DUPLICATE_RECORD = "duplicate_record"
 SUPERSEDED = "superseded_by_newer_version"
 DROP_RULES: tuple[str, ...] = (DUPLICATE_RECORD, SUPERSEDED)
 UNCHANGED = "unchanged"
-"""A row equal to the version of its key the table already holds (``mark_unchanged``)."""
+"""A row of a key all of whose rows equal the version the table holds (``mark_unchanged``)."""
 METADATA_PREFIX = "_"
 
 
@@ -145,7 +145,7 @@ def mark_unchanged(
         + [batch[name].eqNullSafe(held[f"_current_{name}"]) for name in compared],
     )
     same = sf.coalesce(held[found], sf.lit(False))
-    # The join already partitions the rows by key: the window adds no shuffle.
+    # Partitioned by the key, as the join's rows already are (a sort-merge join on the key).
     whole_key_same = sf.min(same).over(Window.partitionBy(*(batch[key] for key in keys)))
     return batch.join(held, condition, "left").select(
         *(batch[name] for name in batch.columns),

@@ -240,7 +240,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="1.0 = 5M events, 1M + 300k orders, 100k customers")
     parser.add_argument("--fraction", type=float, default=0.01, help="day 2's share of new data")
-    parser.add_argument("--warm-up-scale", type=float, default=0.01,
+    parser.add_argument("--warm-up-scale", type=float, default=0.1,
                         help="the untimed warm-up day's scale (0: no warm-up)")
     parser.add_argument("--skip-bare", action="store_true", help="no bare PySpark baseline")
     parser.add_argument("--keep", action="store_true", help="keep the temporary storage root")

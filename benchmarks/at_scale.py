@@ -9,8 +9,8 @@ orders, 100k customers, 1-2 % dirt per rule; ``benchmarks/data.py``), in one loc
 2. A warm-up: the framework and the bare baseline each build a small day (``--warm-up-scale``)
    in roots of their own, untimed, so that neither pays the session's first-run costs (class
    loading, JIT compilation, Delta's first log reads) inside its measured day. Without it the
-   framework, which runs first, paid them: at scale 1 its day 1 measured 2.17x bare, 1.95x with
-   this warm-up (1.91x with a warm-up at scale 0.1, within one run's noise, at twice the cost).
+   framework, which runs first, paid them: at scale 1 its day 1 measured 2.17x bare, 1.83-1.95x
+   with this warm-up (1.91x with a warm-up at scale 0.1, within the noise, at twice the cost).
 3. The framework builds day 1: ``load_bronze`` of the five loads, ``update_silver`` of the five
    silver tables and ``build_gold`` of the three gold tables, in build order, as the job's
    notebooks call them (contracts, quarantine, expectations, lookups, DQ event log, conservation
@@ -19,8 +19,9 @@ orders, 100k customers, 1-2 % dirt per rule; ``benchmarks/data.py``), in one loc
 4. The bare PySpark baseline builds the same day from the same raw files in a root of its own
    (``benchmarks/bare_day.py``: the same transforms and Delta writes, nothing else). Printed per
    layer: seconds, framework / bare, and bronze.customer_behavior's rows per second: in day 1,
-   and again on the same load into a root of its own, as the warm driver's next day would (the
-   first load of this size in a session ran 6-13 s slower than the next ones, warm-up or not).
+   and again on the same load into a root of its own, as the warm driver's next day would. At
+   scale 1: 40.2 s, then 38.5 s. (Loaded three times in a session that does nothing else, it
+   took 45.6-47.3 s, then 33-34 s; why a whole day in between costs 5 s is not known yet.)
 5. Day 2 on the framework's root: the five loads, the silver MERGEs and the gold builds, which
    recompute only the rows the day's changes touch. Then a full rebuild of the same data (silver
    refreshed from all of bronze, gold rebuilt whole), and the ratio incremental / rebuild. The

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 REMOTE_ENV = "SPARK_REMOTE"
 EVENT_LOG_DIR_ENV = "MEDALLION_SPARK_EVENT_LOG_DIR"
 CODEGEN_ENV = "MEDALLION_SPARK_CODEGEN"  # spark.sql.codegen.factoryMode of local sessions
+# The bytes of sources below which a gold table is rebuilt whole (``pipelines.gold``).
+GOLD_INCREMENTAL_MIN_BYTES_CONF = "spark.medallion.gold.incrementalMinBytes"
+GOLD_INCREMENTAL_MIN_BYTES_ENV = "MEDALLION_GOLD_INCREMENTAL_MIN_BYTES"  # sets it locally
 # Delta writes this session setting into each commit's commitInfo as ``userMetadata``.
 COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
@@ -97,6 +100,8 @@ def local_spark_conf(
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
+    if os.environ.get(GOLD_INCREMENTAL_MIN_BYTES_ENV):
+        conf[GOLD_INCREMENTAL_MIN_BYTES_CONF] = os.environ[GOLD_INCREMENTAL_MIN_BYTES_ENV]
     if os.environ.get("MEDALLION_SPARK_LOG_LEVEL"):  # else errors only (spark-log4j2.properties)
         conf["spark.log.level"] = os.environ["MEDALLION_SPARK_LOG_LEVEL"]
     event_log_dir = os.environ.get(EVENT_LOG_DIR_ENV)

@@ -274,6 +274,12 @@ class Lakehouse:
             for row in rows
         ]
 
+    def size_in_bytes(self, table: str) -> int:
+        """The bytes of the table's current data files (``DESCRIBE DETAIL``: the Delta log's
+        file sizes, no data read)."""
+        detail = self.spark.sql(f"DESCRIBE DETAIL {self._readable(table)}").first()
+        return int(detail["sizeInBytes"]) if detail is not None else 0
+
     def changes(self, table: str, *, after: int, through: int) -> DataFrame:
         """The table's change data feed of versions ``after`` + 1 to ``through``: its rows as
         inserted, deleted, and before and after each update (``_change_type``).

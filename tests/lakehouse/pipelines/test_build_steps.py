@@ -7,6 +7,7 @@ gold steps then run with the repository's specs, and the DQ breaker checks each 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -15,12 +16,19 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse.errors import ExpectationFailed
+from medallion.lakehouse.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse.pipelines import StepResult
-from medallion.lakehouse.pipelines.gold import build_gold
+from medallion.lakehouse.pipelines.gold import (
+    INCREMENTAL_MIN_BYTES,
+    build_gold,
+    incremental_min_bytes,
+    read_built_from,
+)
+from medallion.lakehouse.pipelines.gold import log as gold_log
 from medallion.lakehouse.pipelines.silver import silver_tables, update_silver
 from medallion.lakehouse.quality.breaker import run_breaker
 from medallion.lakehouse.quality.event_log import read_dq_events
+from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.support.shapes import (
@@ -262,6 +270,38 @@ def test_gold_is_built_with_check_constraints(
     ).select("operation")
     assert [row["operation"] for row in operations.collect()] == ["WRITE"]
     assert run_breaker(lakehouse, "gold").passed
+
+
+def test_gold_is_built_whole_while_its_sources_are_small(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult], caplog: pytest.LogCaptureFixture
+) -> None:
+    daily = "gold.orders_daily"
+    build_gold(lakehouse, daily, run_id=RUN, salt=SALT)  # the first build is whole anyway
+    with caplog.at_level(logging.INFO, logger=gold_log.name):
+        build_gold(lakehouse, daily, run_id=RUN, salt=SALT)
+    size = sum(lakehouse.size_in_bytes(source) for source in ("silver.fact_orders",
+                                                              "silver.fx_rates"))
+    assert 0 < size < INCREMENTAL_MIN_BYTES
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{daily}: rebuilt whole (its sources hold {size:,} bytes, under "
+        f"{GOLD_INCREMENTAL_MIN_BYTES_CONF} = {INCREMENTAL_MIN_BYTES:,}: a whole build costs less)"
+    ]
+    record = read_built_from(lakehouse.storage_root, daily)
+    assert record is not None
+    assert not record.incremental  # with the threshold at 0: the integration world's builds
+
+
+def test_a_size_threshold_that_is_no_number_is_a_config_error(spark: SparkSession) -> None:
+    spark.conf.set(GOLD_INCREMENTAL_MIN_BYTES_CONF, "256MB")
+    try:
+        with pytest.raises(ConfigError) as raised:
+            incremental_min_bytes(spark)
+    finally:
+        spark.conf.unset(GOLD_INCREMENTAL_MIN_BYTES_CONF)
+    assert str(raised.value) == (
+        f"{GOLD_INCREMENTAL_MIN_BYTES_CONF}: expected a whole number of bytes, found '256MB'"
+    )
+    assert incremental_min_bytes(spark) == INCREMENTAL_MIN_BYTES
 
 
 def test_a_gold_violation_fails_before_anything_is_written(

@@ -13,6 +13,8 @@ from medallion.lakehouse.runtime import CONTEXT_ENV, TaskContext
 from medallion.lakehouse.spark import (
     COMMIT_METADATA_CONF,
     EVENT_LOG_DIR_ENV,
+    GOLD_INCREMENTAL_MIN_BYTES_CONF,
+    GOLD_INCREMENTAL_MIN_BYTES_ENV,
     label_for_task,
     local_spark_conf,
     with_job_tags,
@@ -72,6 +74,16 @@ def test_the_event_log_is_written_only_when_asked_for(
     assert (conf["spark.eventLog.compress"], conf["spark.eventLog.rolling.enabled"]) == (
         "false", "false"
     )
+
+
+def test_the_gold_size_threshold_is_set_only_when_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(GOLD_INCREMENTAL_MIN_BYTES_ENV, raising=False)
+    assert GOLD_INCREMENTAL_MIN_BYTES_CONF not in local_spark_conf(StorageRoot(tmp_path))
+
+    monkeypatch.setenv(GOLD_INCREMENTAL_MIN_BYTES_ENV, "0")
+    assert local_spark_conf(StorageRoot(tmp_path))[GOLD_INCREMENTAL_MIN_BYTES_CONF] == "0"
 
 
 def test_a_worker_thread_carries_the_task_label_only_while_it_runs_the_function(

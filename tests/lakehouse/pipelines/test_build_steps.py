@@ -288,7 +288,7 @@ def test_gold_is_built_whole_while_its_sources_are_small(
     ]
     record = read_built_from(lakehouse.storage_root, daily)
     assert record is not None
-    assert not record.incremental  # with the threshold at 0: the integration world's builds
+    assert not record.incremental  # the integration world sets 0 and proves the partial path
 
 
 def test_a_size_threshold_that_is_no_number_is_a_config_error(spark: SparkSession) -> None:

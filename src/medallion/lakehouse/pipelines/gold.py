@@ -311,9 +311,10 @@ def whole_rebuild_reason(
 def incremental_min_bytes(spark: SparkSession) -> int:
     """The sources' size below which a table is rebuilt whole: the session's
     ``spark.medallion.gold.incrementalMinBytes``, else ``INCREMENTAL_MIN_BYTES``."""
-    value = spark.conf.get(GOLD_INCREMENTAL_MIN_BYTES_CONF, str(INCREMENTAL_MIN_BYTES))
+    default = str(INCREMENTAL_MIN_BYTES)
+    value = spark.conf.get(GOLD_INCREMENTAL_MIN_BYTES_CONF, default) or default
     try:
-        return int(value or "")
+        return int(value)
     except ValueError:
         raise ConfigError(
             f"{GOLD_INCREMENTAL_MIN_BYTES_CONF}: expected a whole number of bytes, found {value!r}"

@@ -1,6 +1,6 @@
 """``build_analytics`` end to end on generated data: the real jobs, the CLI, the five stand-ins.
 
-Three business days are ingested (each ingest run builds its day), in the integration package's
+Two business days are ingested (each ingest run builds its day), in the integration package's
 shared world. Every expectation comes from the generator: its dirt manifest says what must be
 quarantined and under which rule, and an independent DuckDB oracle (tests/oracle, no pipeline
 code) says what gold must hold. The tests run in file order; the last ones break things on
@@ -37,9 +37,17 @@ from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from medallion.platform import compute
 from medallion.platform.devstack import postgres as local_postgres
 from medallion.platform.devstack import snowflake as local_snowflake
+from medallion.platform.generate import generate
 from medallion.platform.generate.config import DirtKind
 from medallion.platform.generate.model import late_crm_updates
-from tests.integration.conftest import BUILT_DAYS, KNOWN_SALT, BuiltWorld, SourceWorld, read_table
+from tests.integration.conftest import (
+    BUILT_DAYS,
+    KNOWN_SALT,
+    WORLD,
+    BuiltWorld,
+    SourceWorld,
+    read_table,
+)
 from tests.oracle.oracle import expected_gold, oracle_connection
 from tests.support.alert_receivers import (
     SMTP_PASSWORD,
@@ -151,6 +159,30 @@ def built(built_world: BuiltWorld) -> dict[date, dict[str, Any]]:
 def dirt_of_built_days(world: SourceWorld, built: dict[date, Any]) -> list[Any]:
     """The generator's dirt manifest, for the days built (the world has a day more)."""
     return [entry for entry in world.data.manifest if entry.day <= max(built)]
+
+
+def test_the_world_holds_every_case_the_tests_trace_on_its_built_days() -> None:
+    """The generated data, checked before anything is built: a kind of dirt, a late CRM update
+    or a Kafka CDC event on an earlier day's order missing from the built days would let the
+    tests that trace it pass on nothing."""
+    data = generate(WORLD)
+    days = [WORLD.start_date + timedelta(days=index) for index in range(BUILT_DAYS)]
+    present = {(dirt.source, dirt.kind) for dirt in data.manifest if dirt.day in days}
+    traced = {*QUARANTINED, *((source, DirtKind.NULL_KEY) for source in NULL_KEY_RULES),
+              *((source, DirtKind.UNKNOWN_COLUMN)
+                for source in ("behavior_events", "kafka_order_events"))}
+    assert traced - present == set()
+    known_before = {version["customer_id"] for version in data.crm_accounts
+                    if version["available_on"] < days[-1]}
+    late = [version for version in late_crm_updates(data)
+            if version["available_on"] == days[-1] and version["customer_id"] in known_before]
+    assert len(late) >= 2
+    earlier_orders = {event["order_id"] for event in data.kafka_order_events
+                      if event["event_ts"].date() < days[-1]}
+    cdc = [event for event in data.kafka_order_events
+           if event["event_ts"].date() == days[-1] and event["op"] in ("u", "d")
+           and event["order_id"] in earlier_orders]
+    assert cdc
 
 
 def test_every_build_task_succeeds_each_day(

@@ -618,9 +618,12 @@ def test_the_watchdog_passes_on_the_built_lakehouse_and_logs_every_check(
     assert result.returncode == 0, result.stdout + result.stderr
 
     logged = watchdog_events(spark, source_world, record["run_id"])
+    # A volume check wants two earlier days with rows (min_history_days); the world's last day
+    # has one, so each is skipped, and logged as such. tests/lakehouse/quality/test_watchdog.py
+    # passes and fails it on inline days.
     assert [event for event in logged if event[2] != "suite"] == sorted([
         *((table_name, "freshness", "freshness", "passed") for table_name in WATCHED),
-        *((table_name, "volume", "volume", "passed") for table_name in VOLUME_WATCHED),
+        *((table_name, "volume", "volume", "skipped") for table_name in VOLUME_WATCHED),
     ])
     suites = [event for event in logged if event[2] == "suite"]
     assert {event[0] for event in suites} == {*SILVER_AND_GOLD, *FX_GOLD} - {

@@ -2,7 +2,7 @@
 
 Every expectation comes from the generator (what it put into each system that day), never from
 the extractors' code. The tests run in file order on the integration package's shared world,
-after the other modules: its first two daily runs, a rerun, a fourth day with the CRM down, then
+after the other modules: its first two daily runs, a rerun, a third day with the CRM down, then
 a full reload of the whole range.
 """
 

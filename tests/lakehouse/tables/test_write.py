@@ -99,3 +99,22 @@ def test_any_other_error_and_the_last_conflict_are_raised() -> None:
     with pytest.raises(MetadataChanged):
         retry_on_conflict(conflicting, "gold.t", sleep=lambda seconds: None)
     assert len(calls) == 1 + CONFLICT_ATTEMPTS
+
+
+def test_a_local_table_has_no_hadoop_checksum_files(lakehouse: Lakehouse) -> None:
+    """Local sessions write through Hadoop's raw local file system (``local_spark_conf``): no
+    hidden ``.<file>.crc`` companion beside a data or log file. Delta's own version checksums
+    (``_delta_log/<version>.crc``) are Delta's files and stay."""
+    rows = lakehouse.spark.createDataFrame([("a", 1), ("b", 0)], "id string, amount int")
+    lakehouse.write(rows, "gold.t")
+    lakehouse.write(rows, "gold.t", mode="append")
+    table = lakehouse.path("gold.t")
+    files = sorted(path.relative_to(table).as_posix() for path in table.rglob("*")
+                   if path.is_file())
+    assert [name for name in files if name.split("/")[-1].startswith(".")] == []
+    assert [name for name in files if name.startswith("_delta_log/")] == [
+        "_delta_log/00000000000000000000.crc",
+        "_delta_log/00000000000000000000.json",
+        "_delta_log/00000000000000000001.crc",
+        "_delta_log/00000000000000000001.json",
+    ]

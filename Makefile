@@ -39,10 +39,12 @@ $(SETUP_STAMP): pyproject.toml requirements.lock
 	$(PY) -m compileall -q -j 0 src >/dev/null
 	@touch $@
 
-$(JARS_STAMP): jvm/pom.xml
-	@mkdir -p $(JARS)
+$(JARS_STAMP): jvm/pom.xml jvm/localfs/pom.xml $(shell find jvm/localfs/src -name '*.java')
+	@rm -rf $(JARS) && mkdir -p $(JARS)
 	mvn -q -B -f jvm/pom.xml dependency:copy-dependencies \
 	    -DoutputDirectory=$(CURDIR)/$(JARS) -DincludeGroupIds=io.delta
+	mvn -q -B -f jvm/localfs/pom.xml package
+	cp .cache/localfs-build/medallion-localfs-*.jar $(JARS)/
 	@touch $@
 
 $(KAFKA_JARS_STAMP): jvm/kafka/pom.xml

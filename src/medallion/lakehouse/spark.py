@@ -46,6 +46,8 @@ GOLD_INCREMENTAL_MIN_BYTES_CONF = "spark.medallion.gold.incrementalMinBytes"
 GOLD_INCREMENTAL_MIN_BYTES_ENV = "MEDALLION_GOLD_INCREMENTAL_MIN_BYTES"  # sets it locally
 # Delta writes this session setting into each commit's commitInfo as ``userMetadata``.
 COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+LOCAL_FS_PACKAGE = "io.github.medallion.hadoop"  # jvm/localfs, built into jars_dir() by `make jars`
+LOCAL_FS_JAR = "medallion-localfs"
 
 # Errors only from the JVM's start on (its warnings would be a notebook's cell output).
 LOG4J_CONFIG = Path(__file__).resolve().parent / "spark-log4j2.properties"
@@ -65,15 +67,20 @@ def local_spark_conf(
     created), one uncompressed JSON-lines file per application.
     """
     jars = sorted(jars_dir().glob("*.jar"))
-    if not jars:
+    local_fs = [jar for jar in jars if jar.name.startswith(LOCAL_FS_JAR)]
+    if not jars or len(local_fs) != 1:
         raise ConfigError(
             f"no JVM jars in {jars_dir()}: expected the Delta jars that `make jars` copies there "
-            "from Maven Central (run `make setup`)"
+            f"from Maven Central and one {LOCAL_FS_JAR}-*.jar it builds from jvm/localfs "
+            f"(found {[jar.name for jar in jars]}; run `make setup`)"
         )
     conf = {
         "spark.master": os.environ.get("MEDALLION_SPARK_MASTER", "local[2]"),
         "spark.app.name": "medallion",
-        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.jars": ",".join(str(jar) for jar in jars if jar not in local_fs),
+        # On the JVMs' own class path: Spark opens local files before it loads `spark.jars`.
+        "spark.driver.extraClassPath": str(local_fs[0]),
+        "spark.executor.extraClassPath": str(local_fs[0]),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.catalogImplementation": "in-memory",
@@ -90,14 +97,14 @@ def local_spark_conf(
         # tasks. `make bench`, small day: the warm build 23 % faster, the same rows. Spark's
         # default, FALLBACK (compile, interpret on failure), suits large local data.
         "spark.sql.codegen.factoryMode": os.environ.get(CODEGEN_ENV, "NO_CODEGEN"),
-        # Local files through Hadoop's raw local file system, without its checksummed wrapper:
-        # no hidden `.<file>.crc` beside every data and log file. Without Hadoop's native
-        # library each file created is a `chmod` process and each rename a `readlink` one
-        # (~15 ms each), and the wrapper doubles both. `make bench`, small day: ~400 processes
-        # a warm build before, half after; a Delta append 0.28 s against 0.34 s. Parquet pages
-        # and Delta's own version checksums (`_delta_log/<n>.crc`) are unaffected.
-        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
-        "spark.hadoop.fs.AbstractFileSystem.file.impl": "org.apache.hadoop.fs.local.RawLocalFs",
+        # Local files through Hadoop's raw local file system, without its checksummed wrapper
+        # (no hidden `.<file>.crc` beside every data and log file), with permissions set and
+        # links read through java.nio (`jvm/localfs`). Without Hadoop's native library, as in
+        # pyspark, Hadoop starts a `chmod` process for each file it creates and a `readlink`
+        # one for each rename (~15 ms each), and the checksummed wrapper doubles both.
+        # Delta's own version checksums (`_delta_log/<n>.crc`) are Delta's files and stay.
+        "spark.hadoop.fs.file.impl": f"{LOCAL_FS_PACKAGE}.NioLocalFileSystem",
+        "spark.hadoop.fs.AbstractFileSystem.file.impl": f"{LOCAL_FS_PACKAGE}.NioLocalFs",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",

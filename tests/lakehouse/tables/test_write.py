@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from py4j.protocol import Py4JJavaError
@@ -101,13 +104,46 @@ def test_any_other_error_and_the_last_conflict_are_raised() -> None:
     assert len(calls) == 1 + CONFLICT_ATTEMPTS
 
 
-def test_a_local_table_has_no_hadoop_checksum_files(lakehouse: Lakehouse) -> None:
-    """Local sessions write through Hadoop's raw local file system (``local_spark_conf``): no
-    hidden ``.<file>.crc`` companion beside a data or log file. Delta's own version checksums
-    (``_delta_log/<version>.crc``) are Delta's files and stay."""
+def hadoop_processes(
+    spark: SparkSession, tmp_path: Path, action: Callable[[], object]
+) -> list[str]:
+    """The commands of the processes Hadoop's file-system shell (``chmod``, ``readlink``,
+    ``stat``, ``ls``) started in the session's JVM while ``action`` ran, from a Java Flight
+    Recorder recording of ``jdk.ProcessStart`` events."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    recording = jvm.jdk.jfr.Recording()
+    recording.enable("jdk.ProcessStart")
+    recording.start()
+    try:
+        action()
+    finally:
+        recording.stop()
+    dump = jvm.java.io.File(str(tmp_path / "processes.jfr")).toPath()
+    recording.dump(dump)
+    recording.close()
+    commands = [event.getString("command")
+                for event in jvm.jdk.jfr.consumer.RecordingFile.readAllEvents(dump)]
+    return [command for command in commands
+            if command.split(" ")[0] in {"chmod", "readlink", "stat", "ls"}]
+
+
+def test_a_local_table_is_written_without_hadoop_processes_or_checksum_files(
+    lakehouse: Lakehouse, tmp_path: Path
+) -> None:
+    """Local sessions write through ``jvm/localfs``'s file system (``local_spark_conf``): the
+    raw local file system, without a hidden ``.<file>.crc`` beside each data and log file, and
+    without a ``chmod`` or ``readlink`` process per file created or renamed. Delta's own
+    version checksums (``_delta_log/<version>.crc``) are Delta's files and stay; files and
+    folders get the modes Hadoop gives them (umask 022)."""
     rows = lakehouse.spark.createDataFrame([("a", 1), ("b", 0)], "id string, amount int")
-    lakehouse.write(rows, "gold.t")
-    lakehouse.write(rows, "gold.t", mode="append")
+
+    def write_twice_and_read() -> None:
+        lakehouse.write(rows, "gold.t")
+        lakehouse.write(rows, "gold.t", mode="append")
+        lakehouse.read("gold.t").collect()
+
+    assert hadoop_processes(lakehouse.spark, tmp_path, write_twice_and_read) == []
     table = lakehouse.path("gold.t")
     files = sorted(path.relative_to(table).as_posix() for path in table.rglob("*")
                    if path.is_file())
@@ -118,3 +154,38 @@ def test_a_local_table_has_no_hadoop_checksum_files(lakehouse: Lakehouse) -> Non
         "_delta_log/00000000000000000001.crc",
         "_delta_log/00000000000000000001.json",
     ]
+    modes = {oct(stat.S_IMODE(path.stat().st_mode)) for path in table.rglob("*")
+             if path.is_file()}
+    assert modes == {"0o644"}
+    assert oct(stat.S_IMODE((table / "_delta_log").stat().st_mode)) == "0o755"
+
+
+def test_link_status_is_hadoops_own(spark: SparkSession, tmp_path: Path) -> None:
+    """The local file system answers a link-status call as Hadoop's ``RawLocalFileSystem``
+    does, for a link and a plain file, named by URI or by path, and for a missing file."""
+    target = tmp_path / "target.txt"
+    target.write_text("rows")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_fs = jvm.org.apache.hadoop.fs
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    ours = hadoop_fs.FileSystem.get(jvm.java.net.URI("file:///"), conf)
+    assert ours.getClass().getName() == "io.github.medallion.hadoop.NioLocalFileSystem"
+    hadoops = hadoop_fs.RawLocalFileSystem()
+    hadoops.initialize(jvm.java.net.URI("file:///"), conf)
+
+    def link_status(fs: Any, name: str) -> tuple[object, ...]:
+        try:
+            status = fs.getFileLinkStatus(hadoop_fs.Path(name))
+        except Py4JJavaError as error:
+            return (error.java_exception.getClass().getName(),)
+        return (status.isSymlink(), status.isFile(), status.getLen(),
+                status.getSymlink().toString() if status.isSymlink() else None)
+
+    names = [link.as_uri(), str(link), target.as_uri(), str(target), str(tmp_path / "none")]
+    answers = {name: link_status(ours, name) for name in names}
+    assert answers == {name: link_status(hadoops, name) for name in names}
+    assert answers[str(link)] == (True, False, 4, f"file:{target}")  # it is a link
+    assert answers[str(tmp_path / "none")] == ("java.io.FileNotFoundException",)

@@ -7,8 +7,9 @@ always stops every process it started (each runs in its own process group, with 
 its worker launched).
 
 A driver on the same machine reaches it as ``MEDALLION_SPARK_MASTER=spark://…`` (``client_env``):
-the executors fetch the driver's ``spark.jars`` (Delta) from it, and read and write the
-lakehouse's local paths directly, since they share the filesystem.
+the executors fetch the driver's ``spark.jars`` (Delta) from it, put the local file system's
+jar on their class path from the same path, and read and write the lakehouse's local paths
+directly, since they share the filesystem.
 """
 
 from __future__ import annotations

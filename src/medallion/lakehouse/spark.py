@@ -70,9 +70,9 @@ def local_spark_conf(
     local_fs = [jar for jar in jars if jar.name.startswith(LOCAL_FS_JAR)]
     if not jars or len(local_fs) != 1:
         raise ConfigError(
-            f"no JVM jars in {jars_dir()}: expected the Delta jars that `make jars` copies there "
-            f"from Maven Central and one {LOCAL_FS_JAR}-*.jar it builds from jvm/localfs "
-            f"(found {[jar.name for jar in jars]}; run `make setup`)"
+            f"JVM jars missing in {jars_dir()}: expected the Delta jars that `make jars` copies "
+            f"there from Maven Central and one {LOCAL_FS_JAR}-*.jar it builds from jvm/localfs, "
+            f"found {[jar.name for jar in jars]} (run `make setup`)"
         )
     conf = {
         "spark.master": os.environ.get("MEDALLION_SPARK_MASTER", "local[2]"),

@@ -13,6 +13,8 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.errors import ConfigError
+from medallion.lakehouse.spark import local_spark_conf
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import CONFLICT_ATTEMPTS, Lakehouse, retry_on_conflict
 
@@ -189,3 +191,25 @@ def test_link_status_is_hadoops_own(spark: SparkSession, tmp_path: Path) -> None
     assert answers == {name: link_status(hadoops, name) for name in names}
     assert answers[str(link)] == (True, False, 4, f"file:{target}")  # it is a link
     assert answers[str(tmp_path / "none")] == ("java.io.FileNotFoundException",)
+
+
+@pytest.mark.parametrize("names", [
+    ["delta-spark_4.1_2.13-4.4.0.jar"],
+    ["delta-spark_4.1_2.13-4.4.0.jar", "medallion-localfs-0.1.0.jar",
+     "medallion-localfs-0.2.0.jar"],
+])
+def test_a_jars_folder_without_exactly_one_local_file_system_jar_is_a_named_error(
+    names: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    for name in names:
+        (jars / name).touch()
+    monkeypatch.setenv("MEDALLION_JARS_DIR", str(jars))
+    with pytest.raises(ConfigError) as raised:
+        local_spark_conf(StorageRoot(tmp_path))
+    assert str(raised.value) == (
+        f"JVM jars missing in {jars}: expected the Delta jars that `make jars` copies there from "
+        "Maven Central and one medallion-localfs-*.jar it builds from jvm/localfs, "
+        f"found {names} (run `make setup`)"
+    )

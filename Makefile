@@ -53,7 +53,7 @@ $(KAFKA_JARS_STAMP): jvm/kafka/pom.xml
 	    -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS) -DincludeScope=runtime
 	@touch $@
 
-jars: $(JARS_STAMP) $(KAFKA_JARS_STAMP)  ## resolve the JVM jars (Delta, the Kafka broker) from Maven Central into .cache/
+jars: $(JARS_STAMP) $(KAFKA_JARS_STAMP)  ## resolve the JVM jars (Delta, the Kafka broker) from Maven Central and build jvm/localfs, into .cache/
 
 wheel: setup  ## build dist/medallion_lakehouse-*.whl: what a cluster installs (no Spark/Delta pins; config inside)
 	$(UV) build --wheel -o dist

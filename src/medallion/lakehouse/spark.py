@@ -68,7 +68,7 @@ def local_spark_conf(
     """
     jars = sorted(jars_dir().glob("*.jar"))
     local_fs = [jar for jar in jars if jar.name.startswith(LOCAL_FS_JAR)]
-    if not jars or len(local_fs) != 1:
+    if len(local_fs) != 1 or len(jars) == len(local_fs):  # one local FS jar, and Delta's
         raise ConfigError(
             f"JVM jars missing in {jars_dir()}: expected the Delta jars that `make jars` copies "
             f"there from Maven Central and one {LOCAL_FS_JAR}-*.jar it builds from jvm/localfs, "

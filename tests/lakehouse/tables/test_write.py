@@ -194,11 +194,13 @@ def test_link_status_is_hadoops_own(spark: SparkSession, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("names", [
+    [],
     ["delta-spark_4.1_2.13-4.4.0.jar"],
+    ["medallion-localfs-0.1.0.jar"],
     ["delta-spark_4.1_2.13-4.4.0.jar", "medallion-localfs-0.1.0.jar",
      "medallion-localfs-0.2.0.jar"],
 ])
-def test_a_jars_folder_without_exactly_one_local_file_system_jar_is_a_named_error(
+def test_a_jars_folder_without_delta_and_exactly_one_local_file_system_jar_is_named(
     names: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     jars = tmp_path / "jars"

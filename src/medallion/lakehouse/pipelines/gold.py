@@ -124,8 +124,9 @@ def build_gold(
     piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt)
     with ExitStack() as kept_frames:  # persisted frames, released when the build is done
         if piece is None:
-            rows = kept_frames.enter_context(computed_once(gold_rows(spec, silver, salt)))
-            observe_output_frame(dataset, rows)  # its plan is the table's column lineage
+            built = gold_rows(spec, silver, salt)
+            observe_output_frame(dataset, built)  # its plan is the table's column lineage
+            rows = kept_frames.enter_context(computed_once(built))
             rows_in, rows_written = _check(lakehouse, spec, rows, rows, silver, silver, salt,
                                            run_id=run_id, job=job, task=task_name)
             if not lakehouse.exists(dataset):

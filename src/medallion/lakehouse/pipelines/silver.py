@@ -160,6 +160,12 @@ def update_silver(
         if incremental:
             readmitted = _parents_found_since(lakehouse, spec, lookup_tables, run_date)
         if readmitted is not None:
+            # Kept as found before the quarantine is written; most days none are found, and
+            # then the quarantine is left alone (no MERGE that deletes nothing).
+            readmitted = step.enter_context(computed_once(readmitted, keep=spec.build.persist))
+            if readmitted.isEmpty():
+                readmitted = None
+        if readmitted is not None:
             looked_up_rows = looked_up_rows.unionByName(readmitted)
         looked_up = step.enter_context(computed_once(looked_up_rows, keep=spec.build.persist))
         checked = check_and_log(

@@ -17,6 +17,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse import spark as spark_module
 from medallion.lakehouse.errors import ContractViolation, ExpectationFailed, RawLoadError
 from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.pipelines import bronze as bronze_step
@@ -289,7 +290,7 @@ def test_a_contract_break_fails_before_anything_is_written(
     assert not lakehouse.exists("bronze.snowflake_orders")
 
 
-def test_the_kept_load_is_released_whether_it_is_written_or_refused(
+def test_on_a_cluster_the_kept_load_is_released_whether_it_is_written_or_refused(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kept: list[tuple[DataFrame, StorageLevel]] = []
@@ -301,6 +302,7 @@ def test_the_kept_load_is_released_whether_it_is_written_or_refused(
             yield persisted
 
     monkeypatch.setattr(bronze_step, "computed_once", recorded)
+    monkeypatch.setattr(spark_module, "is_local_master", lambda _spark: False)  # persisted
     lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     land_records(lakehouse.raw_root, "snowflake", "orders", D1, [order("ord_1", "18.76")])
     land_records(lakehouse.raw_root, "snowflake", "orders", D2, [order("ord_2", "18,76")])

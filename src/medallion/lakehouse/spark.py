@@ -281,19 +281,7 @@ def computed_once(frame: DataFrame, *, keep: bool = True) -> Iterator[DataFrame]
 
 def is_local_master(spark: SparkSession) -> bool:
     """Whether the session's driver runs its own tasks (``local[...]``), as locally and in CI."""
-    key = session_key(spark)
-    if key not in _LOCAL_MASTER:
-        master = spark.conf.get("spark.master", None) or ""
-        _LOCAL_MASTER[key] = master.startswith("local")
-    return _LOCAL_MASTER[key]
-
-
-_LOCAL_MASTER: dict[str, bool] = {}  # per session (Connect session id, or the session)
-
-
-def session_key(spark: SparkSession) -> str:
-    """What identifies a session's server-side state: its Connect session id, or the session."""
-    return str(getattr(spark, "session_id", None) or id(spark))
+    return str(spark.conf.get("spark.master", None) or "").startswith("local")
 
 
 def counted_while(

@@ -32,7 +32,6 @@ from medallion.lakehouse.environment import (
 )
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.governance import Roles, declared_roles, role_from_environment
-from medallion.lakehouse.spark import session_key
 from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
@@ -90,7 +89,7 @@ def register_table(spark: SparkSession, storage_root: StorageRoot, table: str) -
     """
     schema, _ = split_table_name(table)
     location = table_path(storage_root, table)
-    key = (session_key(spark), table)
+    key = (_session_key(spark), table)
     if _REGISTERED.get(key) == location:
         return
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -112,6 +111,11 @@ def register_table(spark: SparkSession, storage_root: StorageRoot, table: str) -
 
 # (session, table) -> the location this process registered the name at, in that session.
 _REGISTERED: dict[tuple[str, str], Path] = {}
+
+
+def _session_key(spark: SparkSession) -> str:
+    """What identifies the catalog a session sees: its Connect session id, or the session."""
+    return str(getattr(spark, "session_id", None) or id(spark))
 
 
 def registered_location(spark: SparkSession, table: str) -> Path | None:

@@ -84,22 +84,25 @@ def has_commit(log_dir: Path) -> bool:
 def register_table(spark: SparkSession, storage_root: StorageRoot, table: str) -> None:
     """Make ``table`` resolve, in this session's catalog, to its location under this root.
 
-    Three catalog round trips the first time; afterwards this process remembers, per session,
-    where it pointed the name (every registration goes through here), and asks no more.
+    One catalog round trip when the name already points there (each task's new session asks
+    once per table; most tables were registered by an earlier task), four when it must be
+    created; afterwards this process remembers, per session, where it pointed the name (every
+    registration goes through here), and asks no more.
     """
     schema, _ = split_table_name(table)
     location = table_path(storage_root, table)
     key = (_session_key(spark), table)
     if _REGISTERED.get(key) == location:
         return
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    if spark.catalog.tableExists(table):
-        if registered_location(spark, table) == location:
-            _REGISTERED[key] = location
-            return
+    known, current = _catalog_location(spark, table)
+    if current == location:
+        _REGISTERED[key] = location
+        return
+    if known:
         # The name points at another storage root's table (a second Lakehouse in this session).
         # Registered tables are external (created with LOCATION): DROP forgets the name only.
         spark.sql(f"DROP TABLE IF EXISTS {table}")
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     try:
         spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
     except Exception as error:  # pyspark raises its classic or Connect AnalysisException
@@ -119,12 +122,26 @@ def _session_key(spark: SparkSession) -> str:
 
 
 def registered_location(spark: SparkSession, table: str) -> Path | None:
-    """Where the session's catalog says a (local, file-based) table lives."""
-    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Location'").collect()
+    """Where the session's catalog says a (local, file-based) table lives (None: nowhere)."""
+    return _catalog_location(spark, table)[1]
+
+
+def _catalog_location(spark: SparkSession, table: str) -> tuple[bool, Path | None]:
+    """Whether the session's catalog knows ``table``, and where it says the table lives (a
+    local path; None for none or another scheme): one ``DESCRIBE``."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        rows = (spark.sql(f"DESCRIBE TABLE EXTENDED {table}")
+                .where("col_name = 'Location'").collect())
+    except AnalysisException as error:
+        if error.getCondition() in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+            return False, None
+        raise
     if not rows:
-        return None
+        return True, None
     location = urlsplit(str(rows[0]["data_type"]))
-    return Path(location.path) if location.scheme in ("", "file") else None
+    return True, Path(location.path) if location.scheme in ("", "file") else None
 
 
 def register_tables(spark: SparkSession, storage_root: StorageRoot) -> list[str]:

@@ -160,8 +160,8 @@ def update_silver(
         if incremental:
             readmitted = _parents_found_since(lakehouse, spec, lookup_tables, run_date)
         if readmitted is not None:
-            # Kept as found before the quarantine is written; most days none are found, and
-            # then the quarantine is left alone (no MERGE that deletes nothing).
+            # Kept as found before the quarantine is written; a day that finds none leaves the
+            # quarantine alone (no MERGE that deletes nothing).
             readmitted = step.enter_context(computed_once(readmitted, keep=spec.build.persist))
             if readmitted.isEmpty():
                 readmitted = None

@@ -1,0 +1,61 @@
+"""register_table: a lakehouse table's name in the session catalog points at its Delta folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from medallion.lakehouse.storage import StorageRoot
+from medallion.lakehouse.tables import Lakehouse, register_table, registered_location
+
+
+def write_ids(lakehouse: Lakehouse, table: str, ids: list[int]) -> None:
+    frame = lakehouse.spark.createDataFrame([(i,) for i in ids], "id int")
+    frame.write.format("delta").save(str(lakehouse.path(table)))
+
+
+def test_the_name_points_at_the_table_of_the_root_last_registered(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    first = Lakehouse.open(spark, StorageRoot(tmp_path / "first"))
+    second = Lakehouse.open(spark, StorageRoot(tmp_path / "second"))
+    write_ids(first, "ops.register_probe", [1, 2])
+    write_ids(second, "ops.register_probe", [7])
+
+    register_table(spark, first.storage_root, "ops.register_probe")
+    assert registered_location(spark, "ops.register_probe") == first.path("ops.register_probe")
+    assert sorted(row.id for row in spark.table("ops.register_probe").collect()) == [1, 2]
+
+    register_table(spark, second.storage_root, "ops.register_probe")
+    assert registered_location(spark, "ops.register_probe") == second.path("ops.register_probe")
+    assert [row.id for row in spark.table("ops.register_probe").collect()] == [7]
+
+
+def test_a_name_registered_by_another_session_is_only_looked_up(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
+    write_ids(lakehouse, "ops.register_shared", [3])
+    register_table(spark, lakehouse.storage_root, "ops.register_shared")
+    other = spark.newSession()  # a later task's session: the same catalog, nothing remembered
+    statements: list[str] = []
+    sql = other.sql
+
+    def recorded(statement: str, *args: Any, **kwargs: Any) -> DataFrame:
+        statements.append(statement)
+        return sql(statement, *args, **kwargs)
+
+    monkeypatch.setattr(other, "sql", recorded)
+
+    register_table(other, lakehouse.storage_root, "ops.register_shared")
+
+    assert statements == ["DESCRIBE TABLE EXTENDED ops.register_shared"]
+    assert [row.id for row in other.table("ops.register_shared").collect()] == [3]
+
+
+def test_an_unknown_name_or_schema_is_registered_nowhere(spark: SparkSession) -> None:
+    assert registered_location(spark, "ops.no_such_table") is None
+    assert registered_location(spark, "no_such_schema.anything") is None

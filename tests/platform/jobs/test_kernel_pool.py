@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from medallion.platform.bundle import load_bundle
 from medallion.platform.jobs import RunOptions, run_job
 from medallion.platform.jobs.kernels import KernelPool
@@ -48,3 +50,34 @@ def test_runs_given_one_pool_run_their_notebooks_in_its_kernels(
 
     recorded = markers(marker_dir)
     assert recorded["day_1"]["pid"] == recorded["day_2"]["pid"]
+
+
+def test_setup_code_runs_in_the_kernel_and_its_error_is_named(tmp_path: Path) -> None:
+    pool = KernelPool({}, tmp_path, size=1)
+    try:
+        kernel = pool.acquire(Path("a.ipynb"))
+        marker = tmp_path / "marker.txt"
+        for word in ("first", "second"):  # the same connection serves every setup
+            kernel.execute_silently(f"open({str(marker)!r}, 'a').write({word!r})")
+        assert marker.read_text() == "firstsecond"
+
+        with pytest.raises(RuntimeError, match=r"^kernel setup failed: ValueError: no such"):
+            kernel.execute_silently("raise ValueError('no such thing')")
+        pool.release(kernel, reusable=True)
+    finally:
+        pool.close()
+
+
+def test_a_killed_kernel_refuses_setup_and_is_not_handed_out_again(tmp_path: Path) -> None:
+    pool = KernelPool({}, tmp_path, size=1)
+    try:
+        kernel = pool.acquire(Path("a.ipynb"))
+        kernel.kill()
+        with pytest.raises(RuntimeError, match=r"^kernel setup failed: the kernel is not running$"):
+            kernel.execute_silently("1")
+
+        pool.release(kernel, reusable=True)  # its reset fails: retired, a new one started
+
+        assert pool.acquire(Path("a.ipynb")) is not kernel
+    finally:
+        pool.close()

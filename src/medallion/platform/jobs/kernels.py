@@ -18,11 +18,14 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
+import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
@@ -52,27 +55,62 @@ class Kernel:
     # client; a blocking one waits on its output channel forever.
     manager: AsyncKernelManager
     notebooks: set[Path] = field(default_factory=set)  # the notebooks it has run
+    # Its setup client: shell channel only, connected once. A client that starts its channels
+    # waits for the kernel first, and jupyter_client's wait ends with 0.2 s of listening for
+    # output that does not come: a new client per bind and per reset cost a task 0.4 s.
+    _setup: BlockingKernelClient | None = field(default=None, repr=False)
 
     def execute_silently(self, code: str, timeout: float = 120) -> None:
         """Run setup code that leaves no trace in any notebook."""
-        client = BlockingKernelClient()
+        self._require_running()
+        client = self._setup_client(timeout)
+        msg_id = client.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"kernel setup failed: no reply within {timeout:g} s")
+            try:  # a reply, or every second a look whether the kernel still runs
+                reply = client.get_shell_msg(timeout=min(remaining, 1.0))
+            except Empty:
+                self._require_running()
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        if reply["content"]["status"] != "ok":
+            content = reply["content"]
+            raise RuntimeError(
+                f"kernel setup failed: {content.get('ename')}: {content.get('evalue')}"
+            )
+
+    def _require_running(self) -> None:
+        if self.pid is None or not run_sync(self.manager.is_alive)():
+            raise RuntimeError("kernel setup failed: the kernel is not running")
+
+    def _setup_client(self, timeout: float) -> BlockingKernelClient:
+        """The kernel's setup client, connected on first use, once the kernel is ready."""
+        if self._setup is None:
+            waiting = self._client()
+            # No heartbeat channel: until its first beat it reports a busy, slow-starting
+            # kernel as dead ("Kernel died before replying to kernel_info"). The reply
+            # timeout still applies.
+            waiting.start_channels(hb=False)
+            try:
+                waiting.wait_for_ready(timeout=timeout)
+            finally:
+                waiting.stop_channels()
+            setup = self._client()
+            setup.start_channels(iopub=False, stdin=False, hb=False, control=False)
+            self._setup = setup
+        return self._setup
+
+    def _client(self) -> BlockingKernelClient:
+        # The process's one ZeroMQ context: a context of its own per client would block the
+        # garbage collector (its ``term`` waits) on a kernel dropped without ``shutdown``.
+        client = BlockingKernelClient(context=zmq.Context.instance())
         client.load_connection_info(self.manager.get_connection_info())
         client.session.key = self.manager.session.key
-        # No heartbeat channel: until its first beat it reports a busy, slow-starting kernel as
-        # dead ("Kernel died before replying to kernel_info"). The reply timeout still applies.
-        client.start_channels(hb=False)
-        try:
-            client.wait_for_ready(timeout=timeout)
-            reply = client.execute_interactive(
-                code, silent=True, store_history=False, timeout=timeout
-            )
-            if reply["content"]["status"] != "ok":
-                content = reply["content"]
-                raise RuntimeError(
-                    f"kernel setup failed: {content.get('ename')}: {content.get('evalue')}"
-                )
-        finally:
-            client.stop_channels()
+        return client
 
     def bind(self, context: TaskContext, cwd: Path) -> None:
         """Point the kernel at a task: its context and working directory."""
@@ -98,6 +136,9 @@ class Kernel:
 
     def shutdown(self) -> None:
         """Stop the kernel process (idempotent)."""
+        if self._setup is not None:
+            self._setup.stop_channels()
+            self._setup = None
         try:
             if self.manager.has_kernel:
                 run_sync(self.manager.shutdown_kernel)(now=True)

@@ -261,10 +261,10 @@ def incremental_slice(
     if slice_of is None or not lakehouse.exists(spec.dataset):
         return None
     built = read_built_from(lakehouse.storage_root, spec.dataset)
-    table_version = lakehouse.history(spec.dataset, limit=1)[0].version
-    reason = whole_rebuild_reason(spec.sources, built, table_version, histories)
+    reason = too_small_reason(lakehouse, spec.sources)  # first: it needs no history
     if reason is None:
-        reason = too_small_reason(lakehouse, spec.sources)
+        table_version = lakehouse.history(spec.dataset, limit=1)[0].version
+        reason = whole_rebuild_reason(spec.sources, built, table_version, histories)
     if reason is not None or built is None:
         log.info("%s: rebuilt whole (%s)", spec.dataset, reason)
         return None

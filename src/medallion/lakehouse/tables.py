@@ -85,9 +85,10 @@ def register_table(spark: SparkSession, storage_root: StorageRoot, table: str) -
     """Make ``table`` resolve, in this session's catalog, to its location under this root.
 
     One catalog round trip when the name already points there (each task's new session asks
-    once per table; most tables were registered by an earlier task), four when it must be
-    created; afterwards this process remembers, per session, where it pointed the name (every
-    registration goes through here), and asks no more.
+    once per table; most tables were registered by an earlier task), three when it must be
+    created, four when it pointed at another root's table; afterwards this process remembers,
+    per session, where it pointed the name (every registration goes through here), and asks no
+    more.
     """
     schema, _ = split_table_name(table)
     location = table_path(storage_root, table)

@@ -198,9 +198,11 @@ def test_run_job_task_runs_another_job_with_its_parameters_once_and_per_item(
     assert [recorded[f"day_2026-11-0{n}"]["run_date"] for n in (1, 2)] == [
         "2026-11-01", "2026-11-02"
     ]
-    child_runs = sorted((tmp_path / "runs" / "params_job").glob("*/run.json"))
+    child_runs = [json.loads(path.read_text())
+                  for path in (tmp_path / "runs" / "params_job").glob("*/run.json")]
     assert len(child_runs) == 3
-    child = json.loads(child_runs[0].read_text())
+    # run ids started in the same second differ only in their random suffix: found by label
+    (child,) = [run for run in child_runs if run["parameters"]["label"] == "from_parent"]
     assert result.tasks["run_params_job"].notebook_output == child["run_dir"]
     assert recorded["from_parent"]["extra"] == f"run {child['run_id']}"
 

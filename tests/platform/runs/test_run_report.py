@@ -101,10 +101,12 @@ def test_values_are_escaped() -> None:
     assert "&lt;script&gt;x&lt;/script&gt;" in page
 
 
-def _run(runs_root: Path, job: str, run_id: str, *, report: bool = True) -> Path:
+def _run(runs_root: Path, job: str, run_id: str, *, report: bool = True,
+         started_at: str | None = None) -> Path:
     folder = runs_root / job / run_id
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"run_id": run_id}))
+    record = {"run_id": run_id, **({"started_at": started_at} if started_at else {})}
+    (folder / "run.json").write_text(json.dumps(record))
     if report:
         (folder / REPORT_FILE).write_text("<html></html>")
     return folder
@@ -115,6 +117,15 @@ def test_find_report_by_run_id_and_latest_across_jobs(tmp_path: Path) -> None:
     latest = _run(tmp_path, "a_job", "20261202T000000Z-bbbbbb")
     assert find_report(tmp_path, "20261201T000000Z-aaaaaa") == first / REPORT_FILE
     assert find_report(tmp_path, "latest") == latest / REPORT_FILE
+
+
+def test_latest_of_runs_started_in_one_second_is_the_one_started_last(tmp_path: Path) -> None:
+    _run(tmp_path, "job", "20261201T000000Z-ffffff", started_at="2026-12-01T00:00:00.100000+00:00")
+    last = _run(tmp_path, "job", "20261201T000000Z-000000",
+                started_at="2026-12-01T00:00:00.900000+00:00")
+    _run(tmp_path, "job", "20261130T235959Z-ffffff", started_at="2026-11-30T23:59:59.999999+00:00")
+
+    assert find_report(tmp_path, "latest") == last / REPORT_FILE
 
 
 def test_find_report_names_what_is_missing(tmp_path: Path) -> None:

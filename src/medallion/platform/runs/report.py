@@ -22,6 +22,7 @@ already free of secrets.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import threading
@@ -116,10 +117,22 @@ def _html_exporter() -> Any:
         return _exporter
 
 
+def _started(record: Path) -> tuple[str, str, str]:
+    """When a run (its ``run.json``) started, for sorting: its id's second (``20261201T000000Z``),
+    then the record's ``started_at`` (two runs of one second differ only in their ids' random
+    suffix), then the id."""
+    run_id = record.parent.name
+    try:
+        started = str(json.loads(record.read_text(encoding="utf-8")).get("started_at") or "")
+    except (OSError, ValueError, AttributeError):  # being written, or not a record
+        started = ""
+    return run_id.split("-", 1)[0], started, run_id
+
+
 def find_report(runs_root: Path, run_id: str) -> Path:
     """The report of run ``run_id`` (of any job) under ``runs_root``; ``latest``: the run that
     started last."""
-    records = sorted(runs_root.glob("*/*/run.json"), key=lambda path: path.parent.name)
+    records = sorted(runs_root.glob("*/*/run.json"), key=_started)
     if run_id == LATEST:
         found = records[-1:]
     else:

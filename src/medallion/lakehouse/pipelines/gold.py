@@ -122,7 +122,7 @@ def build_gold(
     silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
     task_name = task or spec.name
     piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt)
-    with ExitStack() as kept_frames:  # persisted frames, released when the build is done
+    with ExitStack() as kept_frames:  # rows computed once (computed_once), for the whole build
         if piece is None:
             built = gold_rows(spec, silver, salt)
             observe_output_frame(dataset, built)  # its plan is the table's column lineage

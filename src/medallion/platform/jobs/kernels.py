@@ -20,12 +20,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
 import zmq
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
@@ -45,6 +47,57 @@ CONNECT_WARMUP_CODE = (
     "del _get_spark"
 )
 RESET_CODE = "from medallion.lakehouse.runtime import reset_kernel as _reset\n_reset()"
+
+
+class PromptClient(AsyncKernelClient):
+    """The client papermill (nbclient) runs a task's cells with: ready as soon as the kernel is.
+
+    jupyter_client's ``wait_for_ready`` ends by listening 0.2 s for output nobody asked for (it
+    drains what a starting kernel printed); nbclient paid that on every task. This one is ready
+    when the kernel has answered a ``kernel_info`` request on the shell channel and reported
+    that request's ``idle`` status on the output channel, which proves that channel connected.
+    Nothing needs draining: nbclient reads only the output of its own requests.
+    """
+
+    async def _wait_until_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            request = self.kernel_info()
+            reply = await self._reply_to(request, within=1.0)
+            if reply is not None and await self._idle_after(request, within=0.2):
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    wait_for_ready = _wait_until_ready
+
+    async def _reply_to(self, request: str, *, within: float) -> dict[str, Any] | None:
+        """The shell reply to ``request``; None when none came ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                message: dict[str, Any] = await self.get_shell_msg(timeout=remaining)
+            except Empty:
+                return None
+            if message["parent_header"].get("msg_id") == request:
+                return message
+        return None
+
+    async def _idle_after(self, request: str, *, within: float) -> bool:
+        """True once the kernel's ``idle`` status for ``request`` arrives on the output channel;
+        False when the channel is silent ``within`` seconds (not connected yet)."""
+        while True:
+            try:
+                message: dict[str, Any] = await self.get_iopub_msg(timeout=within)
+            except Empty:
+                return False
+            if (message["msg_type"] == "status"
+                    and message["content"].get("execution_state") == "idle"
+                    and message["parent_header"].get("msg_id") == request):
+                return True
 
 
 @dataclass
@@ -164,7 +217,8 @@ def _start_kernel(env: Mapping[str, str], cwd: Path, *, warm: bool) -> Kernel:
     socket_dir = Path(tempfile.gettempdir()) / "medallion-kernels"
     socket_dir.mkdir(exist_ok=True)
     manager = AsyncKernelManager(
-        kernel_name="python3", transport="ipc", ip=str(socket_dir / uuid.uuid4().hex)
+        kernel_name="python3", transport="ipc", ip=str(socket_dir / uuid.uuid4().hex),
+        client_class=f"{PromptClient.__module__}.{PromptClient.__qualname__}",
     )
     run_sync(manager.start_kernel)(env={**os.environ, **env}, cwd=str(cwd))
     kernel = Kernel(manager)
@@ -198,6 +252,7 @@ class KernelPool:
         self._changed = threading.Condition()
         self._alive = 0  # started or starting, not yet shut down
         self._starting = 0
+        self._resetting: list[Kernel] = []  # released, being reset for the next task
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
         for _ in range(size):
@@ -218,8 +273,13 @@ class KernelPool:
         with self._changed:
             self._alive += 1
             self._starting += 1
-        thread = threading.Thread(target=self._start_one, daemon=True, name="kernel-pool")
-        self._threads.append(thread)
+        self._in_background(self._start_one, "kernel-pool")
+
+    def _in_background(self, work: Callable[[], None], name: str) -> None:
+        """Run ``work`` on a thread of its own, which ``close`` waits for."""
+        thread = threading.Thread(target=work, daemon=True, name=name)
+        with self._changed:
+            self._threads = [*(t for t in self._threads if t.is_alive()), thread]
         thread.start()
 
     def _start_one(self) -> None:
@@ -252,17 +312,22 @@ class KernelPool:
                 if self._errors:
                     raise self._errors.pop(0)
                 # Nothing ready and nothing on its way for this task: start one if allowed.
-                start = self._starting == 0 and self._alive < self._limit
+                start = (self._starting == 0 and not self._resetting
+                         and self._alive < self._limit)
                 if not start:
                     self._changed.wait(timeout=0.5)
             if start:
                 self._start_in_background()
 
     def _take(self, notebook: Path | None) -> Kernel | None:
-        """The ready kernel that suits ``notebook`` best, taken out of the pool (lock held)."""
-        if not self._ready:
-            return None
+        """The ready kernel that suits ``notebook`` best, taken out of the pool (lock held).
+
+        None while there is none, or while the kernel that ran ``notebook`` is still being
+        reset: it is worth the wait (a reset takes ~0.1 s, a cold import seconds)."""
         same = [kernel for kernel in self._ready if notebook in kernel.notebooks]
+        if not self._ready or (not same and any(notebook in kernel.notebooks
+                                                for kernel in self._resetting)):
+            return None
         kernel = same[0] if same else min(self._ready, key=lambda k: len(k.notebooks))
         self._ready.remove(kernel)
         if notebook is not None:
@@ -270,17 +335,31 @@ class KernelPool:
         return kernel
 
     def release(self, kernel: Kernel, *, reusable: bool) -> None:
-        """Hand a kernel back after its task: recycled if the task succeeded, else shut down."""
+        """Hand a kernel back after its task: recycled if the task succeeded, else shut down.
+
+        The reset before its next task runs in the background: the task that released it is
+        done, and its dependents need not wait for the reset."""
         if reusable and self._size > 0 and not self._closed.is_set():
-            try:
-                kernel.execute_silently(RESET_CODE, timeout=30)
-            except Exception:  # a kernel that cannot reset is not worth keeping
-                self._retire(kernel)
-                return
             with self._changed:
+                self._resetting.append(kernel)
+            self._in_background(lambda: self._recycle(kernel), "kernel-reset")
+            return
+        self._retire(kernel)
+
+    def _recycle(self, kernel: Kernel) -> None:
+        """Reset a released kernel and make it ready; a kernel that cannot reset is retired."""
+        try:
+            kernel.execute_silently(RESET_CODE, timeout=30)
+            reset = True
+        except Exception:  # a kernel that cannot reset is not worth keeping
+            reset = False
+        with self._changed:
+            self._resetting.remove(kernel)
+            if reset and not self._closed.is_set():
                 self._ready.append(kernel)
                 self._changed.notify_all()
-            return
+                return
+            self._changed.notify_all()
         self._retire(kernel)
 
     def _retire(self, kernel: Kernel) -> None:
@@ -293,7 +372,10 @@ class KernelPool:
     def close(self) -> None:
         """Shut down every kernel the pool still holds."""
         self._closed.set()
-        for thread in self._threads:
+        with self._changed:  # a reset started as the pool closed retires its kernel first
+            self._changed.wait_for(lambda: not self._resetting, timeout=60)
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout=60)
         with self._changed:
             ready, self._ready = self._ready, []

@@ -48,6 +48,7 @@ from tests.integration.conftest import (
     SourceWorld,
     read_table,
 )
+from tests.lakehouse.lineage.helpers import CUSTOMER_360_LINEAGE, read_events
 from tests.oracle.oracle import expected_gold, oracle_connection
 from tests.support.alert_receivers import (
     SMTP_PASSWORD,
@@ -329,6 +330,27 @@ def comparable(row: Iterable[Any]) -> tuple[Any, ...]:
         if isinstance(value, datetime) and value.tzinfo else value
         for value in row
     )
+
+
+def test_each_gold_build_records_the_column_lineage_of_its_spark_plan(
+    source_world: SourceWorld, built: dict[date, dict[str, Any]]
+) -> None:
+    """The job's gold tasks run on Spark Connect, where the plan is explained on a thread of
+    its own beside the build: each day's COMPLETE event still carries the plan's whole column
+    lineage (the classic session's is checked in the lineage tests)."""
+    completed = [event for event in read_events(source_world.root)
+                 if event["job"]["name"] == "build_gold.fact_customer_360"
+                 and event["eventType"] == "COMPLETE"]
+
+    assert len(completed) == len(built)
+    for event in completed:
+        (output,) = event["outputs"]
+        fields = output["facets"]["columnLineage"]["fields"]
+        assert {
+            column: [(source["name"], source["field"], source["transformations"][0]["subtype"])
+                     for source in lineage["inputFields"]]
+            for column, lineage in fields.items()
+        } == CUSTOMER_360_LINEAGE
 
 
 def test_gold_is_published_to_both_warehouses_and_reconciled(

@@ -81,3 +81,22 @@ def run_event(
 def bare(namespace: str, name: str) -> dict[str, Any]:
     """An output dataset without facets."""
     return {"facets": {}, "name": name, "namespace": namespace, "outputFacets": {}}
+
+
+# gold.fact_customer_360's column lineage, as its transform's Spark plan gives it.
+CUSTOMER_360_LINEAGE = {
+    "customer_id": [("silver.dim_customer", "customer_id", "TRANSFORMATION")],
+    "lifetime_value_usd": [
+        ("silver.fact_orders", "order_amount", "AGGREGATION"),
+        ("silver.fx_rates", "rate", "AGGREGATION"),
+    ],
+    "name_masked": [("silver.dim_customer", "name", "TRANSFORMATION")],
+    "email_masked": [("silver.dim_customer", "email", "TRANSFORMATION")],
+    "phone_masked": [("silver.dim_customer", "phone", "TRANSFORMATION")],
+    "country": [("silver.dim_customer", "country", "IDENTITY")],
+    "lifecycle_stage": [("silver.dim_customer", "lifecycle_stage", "IDENTITY")],
+    "first_order_ts": [("silver.fact_orders", "order_ts", "AGGREGATION")],
+    "last_order_ts": [("silver.fact_orders", "order_ts", "AGGREGATION")],
+    "session_count": [("silver.fact_events", "session_id", "AGGREGATION")],
+    "last_seen_ts": [("silver.fact_events", "event_ts", "AGGREGATION")],
+}

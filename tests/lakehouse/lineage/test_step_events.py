@@ -18,7 +18,14 @@ from medallion.lakehouse.raw.landing import land_records
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.gold.customer_360 import build_customer_360
-from tests.lakehouse.lineage.helpers import PRODUCER, bare, read_events, run_event, stable
+from tests.lakehouse.lineage.helpers import (
+    CUSTOMER_360_LINEAGE,
+    PRODUCER,
+    bare,
+    read_events,
+    run_event,
+    stable,
+)
 
 DAY = date(2026, 11, 2)
 RUN = "20261102T060000Z-3fa2c1"
@@ -45,22 +52,6 @@ SILVER = {
     ),
 }
 # Direct column lineage of gold.fact_customer_360, as the design states it and beyond.
-CUSTOMER_360_LINEAGE = {
-    "customer_id": [("silver.dim_customer", "customer_id", "TRANSFORMATION")],
-    "lifetime_value_usd": [
-        ("silver.fact_orders", "order_amount", "AGGREGATION"),
-        ("silver.fx_rates", "rate", "AGGREGATION"),
-    ],
-    "name_masked": [("silver.dim_customer", "name", "TRANSFORMATION")],
-    "email_masked": [("silver.dim_customer", "email", "TRANSFORMATION")],
-    "phone_masked": [("silver.dim_customer", "phone", "TRANSFORMATION")],
-    "country": [("silver.dim_customer", "country", "IDENTITY")],
-    "lifecycle_stage": [("silver.dim_customer", "lifecycle_stage", "IDENTITY")],
-    "first_order_ts": [("silver.fact_orders", "order_ts", "AGGREGATION")],
-    "last_order_ts": [("silver.fact_orders", "order_ts", "AGGREGATION")],
-    "session_count": [("silver.fact_events", "session_id", "AGGREGATION")],
-    "last_seen_ts": [("silver.fact_events", "event_ts", "AGGREGATION")],
-}
 CUSTOMER_360_COLUMNS = [
     ("customer_id", "string"), ("name_masked", "string"), ("email_masked", "string"),
     ("phone_masked", "string"), ("country", "string"), ("lifecycle_stage", "string"),

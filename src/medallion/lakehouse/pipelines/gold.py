@@ -52,7 +52,11 @@ from medallion.lakehouse.quality.spec import (
     spec_for,
     transform_of,
 )
-from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF, computed_once
+from medallion.lakehouse.spark import (
+    GOLD_INCREMENTAL_MIN_BYTES_CONF,
+    computed_once,
+    each_at_once,
+)
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Commit, Lakehouse, retry_on_conflict
 from medallion.lakehouse.transforms.gold import (
@@ -117,7 +121,9 @@ def build_gold(
     in part when its ``build.incremental`` can say which rows changed, else whole."""
     spec = gold_spec(dataset)
     # Each source read at one version: the one the build is then recorded as having read.
-    histories = {source: lakehouse.history(source, limit=HISTORY_LIMIT) for source in spec.sources}
+    histories = dict(zip(spec.sources, each_at_once(
+        lambda source: lakehouse.history(source, limit=HISTORY_LIMIT), spec.sources
+    ), strict=True))
     versions = {source: history[0].version for source, history in histories.items()}
     silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
     task_name = task or spec.name
@@ -328,7 +334,7 @@ def too_small_reason(lakehouse: Lakehouse, sources: Sequence[str]) -> str | None
     minimum = incremental_min_bytes(lakehouse.spark)
     if minimum <= 0:
         return None
-    size = sum(lakehouse.size_in_bytes(source) for source in sources)
+    size = sum(each_at_once(lakehouse.size_in_bytes, sources))
     if size >= minimum:
         return None
     return (f"its sources hold {size:,} bytes, under {GOLD_INCREMENTAL_MIN_BYTES_CONF} = "

@@ -196,8 +196,11 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
         options = RunOptions(runs_root=runs_root, max_parallel=MAX_PARALLEL,
                              observer=ObserverGroup(ConsoleProgress(console), recorder),
                              jobs=jobs, kernels=kernels)
-        everything = PeakMemory(lambda: [*stack_pids(storage_root), server.pid, os.getpid()])
-        with PeakMemory(lambda: stack_pids(storage_root)) as memory, everything:
+        memory = PeakMemory({
+            "stack": lambda: stack_pids(storage_root),
+            "everything": lambda: [*stack_pids(storage_root), server.pid, os.getpid()],
+        })
+        with memory:
             for run_date in run_dates:
                 report = load_day(storage_root, data, run_date)
                 console.print(f"[bold]{run_date}[/bold]: sources advanced ("
@@ -223,8 +226,8 @@ def run_demo(bundle_root: Path, run_dates: list[date], console: Console, *,
         "wall_seconds": time.monotonic() - started,
         "generate_seconds": generated - started,
         "stack_seconds": stack_ready - generated,
-        "stack_peak_mib": memory.peak_bytes / MIB,
-        "total_peak_mib": everything.peak_bytes / MIB,
+        "stack_peak_mib": memory.peaks["stack"] / MIB,
+        "total_peak_mib": memory.peaks["everything"] / MIB,
     }
     _summary(console, [*results, *child_runs(bundle_root / "runs", results)], sources, summary,
              facts)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from medallion.platform.devstack import kafka
-from medallion.platform.devstack.memory import tree_rss_bytes
+from medallion.platform.devstack.memory import PeakMemory, tree_rss_bytes, trees_rss_bytes
 
 MIB = 2**20
 HOLD_64_MIB = "held = b'x' * (64 * 2**20)"
@@ -59,6 +60,31 @@ def test_a_process_named_twice_is_counted_once(
     twice = tree_rss_bytes([os.getpid(), child_holding_64_mib.pid, os.getpid()])
 
     assert twice == pytest.approx(once, rel=0.05)
+
+
+def test_trees_read_in_one_pass_hold_what_each_holds_alone(
+    child_holding_64_mib: subprocess.Popen[str],
+) -> None:
+    trees = {"child": [child_holding_64_mib.pid], "everything": [os.getpid()]}
+
+    together = trees_rss_bytes(trees)
+
+    assert together["child"] == pytest.approx(tree_rss_bytes(trees["child"]), rel=0.05)
+    assert together["everything"] == pytest.approx(tree_rss_bytes(trees["everything"]),
+                                                   rel=0.05)
+    assert together["everything"] > together["child"] >= 64 * MIB
+
+
+def test_peak_memory_keeps_each_trees_highest_sample() -> None:
+    child = started(HOLD_64_MIB)
+    with PeakMemory({"child": lambda: [child.pid]}, interval_seconds=0.05) as memory:
+        deadline = time.monotonic() + 10
+        while memory.peaks["child"] < 64 * MIB and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ended(child)
+        time.sleep(0.2)  # sampled after the child ended too: it holds nothing now
+
+    assert memory.peaks["child"] >= 64 * MIB
 
 
 def test_a_process_that_is_gone_holds_nothing() -> None:

@@ -335,9 +335,9 @@ def comparable(row: Iterable[Any]) -> tuple[Any, ...]:
 def test_each_gold_build_records_the_column_lineage_of_its_spark_plan(
     source_world: SourceWorld, built: dict[date, dict[str, Any]]
 ) -> None:
-    """The job's gold tasks run on Spark Connect, where the plan is explained on a thread of
-    its own beside the build: each day's COMPLETE event still carries the plan's whole column
-    lineage (the classic session's is checked in the lineage tests)."""
+    """The job's gold tasks run on Spark Connect, whose client gets the plan only as text:
+    each day's COMPLETE event carries the plan's whole column lineage, as a classic session's
+    does (checked in the lineage tests)."""
     completed = [event for event in read_events(source_world.root)
                  if event["job"]["name"] == "build_gold.fact_customer_360"
                  and event["eventType"] == "COMPLETE"]

@@ -22,7 +22,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -56,7 +55,6 @@ LOG4J_CONFIG = Path(__file__).resolve().parent / "spark-log4j2.properties"
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 def local_spark_conf(
@@ -279,20 +277,6 @@ def computed_once(frame: DataFrame, *, keep: bool = True) -> Iterator[DataFrame]
         yield kept
     finally:
         kept.unpersist()
-
-
-def each_at_once(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``function`` of each of ``items``, in their order, called on threads of their own.
-
-    For a few metadata requests of one step (each table's history, its size): each is a round
-    trip of 50-200 ms spent mostly waiting for the server to read a Delta log, so asked at once
-    they take about as long as one. A Spark session, classic or Connect, serves concurrent
-    requests; each item should be a different table. The first error is raised.
-    """
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="each-at-once") as pool:
-        return list(pool.map(function, items))
 
 
 def is_local_master(spark: SparkSession) -> bool:

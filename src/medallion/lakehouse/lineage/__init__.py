@@ -24,7 +24,7 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import OutputDataset, RunEvent, RunState
 from openlineage.client.generated.error_message_run import ErrorMessageRunFacet
 
-from medallion.lakehouse.lineage.columns import column_lineage_of_plan
+from medallion.lakehouse.lineage.columns import column_lineage
 from medallion.lakehouse.lineage.events import (
     PRODUCER,
     JobRun,
@@ -79,7 +79,7 @@ def lineage_job(
             if current_observations() is not None:  # called by another wrapped step
                 return function(*args, **kwargs)
             started = _start(step, declare, signature, args, kwargs)
-            with observing(explain_frames=started is not None) as observed:
+            with observing() as observed:
                 try:
                     result = function(*args, **kwargs)
                 except BaseException as error:
@@ -177,7 +177,7 @@ def _described(
             if metrics.dataset == ref.name:
                 facets.update(dq_facets(metrics))
         if ref.name in observed.frames:
-            columns = column_lineage_of_plan(observed.analyzed_plan(ref.name))
+            columns = column_lineage(observed.frames[ref.name])
             facets["columnLineage"] = column_lineage_facet(lineage.storage_root, columns)
     except Exception as error:
         log.warning("lineage: %s: facets of %s incomplete: %s", lineage.job_name, ref.name, error)

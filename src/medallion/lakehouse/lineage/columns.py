@@ -80,27 +80,10 @@ class _Edge:
 
 def analyzed_plan_text(frame: DataFrame) -> str:
     """The analyzed logical plan section of ``explain(mode="extended")``, classic or Connect."""
-    return analyzed_section(explained(frame))
-
-
-def explains_without_printing(frame: DataFrame) -> bool:
-    """True for a Spark Connect frame: its client returns the explained text, so it may be
-    asked from any thread. A classic frame only prints it, to the process's one stdout."""
-    return hasattr(frame, "_explain_string")
-
-
-def explained(frame: DataFrame) -> str:
-    """``explain(mode="extended")``'s text: every plan of the frame, parsed to physical."""
-    if explains_without_printing(frame):
-        return str(getattr(frame, "_explain_string")(mode="extended"))  # noqa: B009
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         frame.explain(mode="extended")
-    return printed.getvalue()
-
-
-def analyzed_section(text: str) -> str:
-    """The "Analyzed Logical Plan" section of an extended explain's ``text``."""
+    text = printed.getvalue()
     if _ANALYZED not in text:
         raise PlanUnreadable(f"expected an '{_ANALYZED}' section in explain(), found: {text[:200]}")
     section = text.split(_ANALYZED, 1)[1]

@@ -8,9 +8,7 @@ quality and pipeline modules import it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -24,45 +22,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class Observations:
-    """Collected during one step run: DQ metrics per check, and written frames by dataset.
-
-    With ``explain_frames``, a written frame's plans are asked of Spark as soon as the frame is
-    observed, on a thread of their own (Spark Connect only, whose client returns the text):
-    planning a whole gold transform takes ~0.5 s, which the step's own work then hides.
-    """
+    """Collected during one step run: DQ metrics per check, and written frames by dataset."""
 
     dq_metrics: list[DQMetrics] = field(default_factory=list)
     frames: dict[str, DataFrame] = field(default_factory=dict)
-    explain_frames: bool = False
-    _explained: dict[str, Future[str]] = field(default_factory=dict)
-
-    def observe_frame(self, dataset: str, frame: DataFrame) -> None:
-        """Record the frame written to ``dataset``; start explaining it where that can run
-        beside the step."""
-        from medallion.lakehouse.lineage.columns import explained, explains_without_printing
-
-        self.frames[dataset] = frame
-        if not (self.explain_frames and explains_without_printing(frame)):
-            return
-        future: Future[str] = Future()
-
-        def explain() -> None:
-            try:
-                future.set_result(explained(frame))
-            except BaseException as error:  # handed to whoever asks for the plan
-                future.set_exception(error)
-
-        self._explained[dataset] = future
-        threading.Thread(target=explain, daemon=True, name="lineage-explain").start()
-
-    def analyzed_plan(self, dataset: str) -> str:
-        """The analyzed logical plan of the frame written to ``dataset``."""
-        from medallion.lakehouse.lineage.columns import analyzed_plan_text, analyzed_section
-
-        future = self._explained.get(dataset)
-        if future is not None:
-            return analyzed_section(future.result())
-        return analyzed_plan_text(self.frames[dataset])
 
 
 _CURRENT: ContextVar[Observations | None] = ContextVar("medallion_lineage_run", default=None)
@@ -74,9 +37,9 @@ def current_observations() -> Observations | None:
 
 
 @contextmanager
-def observing(*, explain_frames: bool = False) -> Iterator[Observations]:
-    """Collect what the step running in this block reports (``Observations``)."""
-    observations = Observations(explain_frames=explain_frames)
+def observing() -> Iterator[Observations]:
+    """Collect what the step running in this block reports."""
+    observations = Observations()
     token = _CURRENT.set(observations)
     try:
         yield observations
@@ -95,4 +58,4 @@ def observe_output_frame(dataset: str, frame: DataFrame) -> None:
     """Record the frame the running step writes to ``dataset`` (its plan gives column lineage)."""
     observations = _CURRENT.get()
     if observations is not None:
-        observations.observe_frame(dataset, frame)
+        observations.frames[dataset] = frame

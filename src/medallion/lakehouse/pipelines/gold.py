@@ -52,11 +52,7 @@ from medallion.lakehouse.quality.spec import (
     spec_for,
     transform_of,
 )
-from medallion.lakehouse.spark import (
-    GOLD_INCREMENTAL_MIN_BYTES_CONF,
-    computed_once,
-    each_at_once,
-)
+from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF, computed_once
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Commit, Lakehouse, retry_on_conflict
 from medallion.lakehouse.transforms.gold import (
@@ -121,9 +117,7 @@ def build_gold(
     in part when its ``build.incremental`` can say which rows changed, else whole."""
     spec = gold_spec(dataset)
     # Each source read at one version: the one the build is then recorded as having read.
-    histories = dict(zip(spec.sources, each_at_once(
-        lambda source: lakehouse.history(source, limit=HISTORY_LIMIT), spec.sources
-    ), strict=True))
+    histories = {source: lakehouse.history(source, limit=HISTORY_LIMIT) for source in spec.sources}
     versions = {source: history[0].version for source, history in histories.items()}
     silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
     task_name = task or spec.name
@@ -334,7 +328,7 @@ def too_small_reason(lakehouse: Lakehouse, sources: Sequence[str]) -> str | None
     minimum = incremental_min_bytes(lakehouse.spark)
     if minimum <= 0:
         return None
-    size = sum(each_at_once(lakehouse.size_in_bytes, sources))
+    size = sum(lakehouse.size_in_bytes(source) for source in sources)
     if size >= minimum:
         return None
     return (f"its sources hold {size:,} bytes, under {GOLD_INCREMENTAL_MIN_BYTES_CONF} = "

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from jupyter_core.utils import run_sync
 
 from medallion.platform.bundle import load_bundle
 from medallion.platform.jobs import RunOptions, run_job
-from medallion.platform.jobs.kernels import KernelPool
+from medallion.platform.jobs.kernels import KernelPool, PromptClient
 from medallion.platform.jobs.model import parse_job
 from tests.platform.jobs.conftest import FIXTURE_BUNDLE, markers
 
@@ -79,5 +80,36 @@ def test_a_killed_kernel_refuses_setup_and_is_not_handed_out_again(tmp_path: Pat
         pool.release(kernel, reusable=True)  # its reset fails: retired, a new one started
 
         assert pool.acquire(Path("a.ipynb")) is not kernel
+    finally:
+        pool.close()
+
+
+def test_papermills_client_is_ready_with_its_output_channel_connected(tmp_path: Path) -> None:
+    """The client nbclient gets from a pooled kernel's manager stops waiting as soon as the
+    kernel answers, and not before its output channel is connected: the first cell's output
+    arrives on it."""
+    pool = KernelPool({}, tmp_path, size=1)
+    try:
+        kernel = pool.acquire(Path("a.ipynb"))
+        client = kernel.manager.client()
+        assert isinstance(client, PromptClient)
+        client.start_channels()
+        try:
+            run_sync(client.wait_for_ready)(timeout=60)
+            request = client.execute("print('hello from the cell')")
+            streamed = []
+            while True:
+                message = run_sync(client.get_iopub_msg)(timeout=30)
+                if message["parent_header"].get("msg_id") != request:
+                    continue
+                if message["msg_type"] == "stream":
+                    streamed.append(message["content"]["text"])
+                if (message["msg_type"] == "status"
+                        and message["content"]["execution_state"] == "idle"):
+                    break
+        finally:
+            client.stop_channels()
+        assert streamed == ["hello from the cell\n"]
+        pool.release(kernel, reusable=True)
     finally:
         pool.close()

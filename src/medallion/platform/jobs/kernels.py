@@ -320,15 +320,18 @@ class KernelPool:
                 self._start_in_background()
 
     def _take(self, notebook: Path | None) -> Kernel | None:
-        """The ready kernel that suits ``notebook`` best, taken out of the pool (lock held).
+        """The kernel that suits ``notebook`` best, taken out of the pool (lock held).
 
-        None while there is none, or while the kernel that ran ``notebook`` is still being
-        reset: it is worth the wait (a reset takes ~0.1 s, a cold import seconds)."""
-        same = [kernel for kernel in self._ready if notebook in kernel.notebooks]
-        if not self._ready or (not same and any(notebook in kernel.notebooks
-                                                for kernel in self._resetting)):
+        None while there is none ready, or while the best one is still being reset: it is
+        worth the wait (a reset takes ~0.1 s, a cold import seconds). A ready kernel wins a tie.
+        """
+        candidates = [*self._ready, *self._resetting]
+        if not candidates:
             return None
-        kernel = same[0] if same else min(self._ready, key=lambda k: len(k.notebooks))
+        same = [kernel for kernel in candidates if notebook in kernel.notebooks]
+        kernel = same[0] if same else min(candidates, key=lambda k: len(k.notebooks))
+        if kernel not in self._ready:
+            return None
         self._ready.remove(kernel)
         if notebook is not None:
             kernel.notebooks.add(notebook)

@@ -78,10 +78,12 @@ def test_trees_read_in_one_pass_hold_what_each_holds_alone(
 def test_peak_memory_keeps_each_trees_highest_sample() -> None:
     child = started(HOLD_64_MIB)
     with PeakMemory({"child": lambda: [child.pid]}, interval_seconds=0.05) as memory:
-        deadline = time.monotonic() + 10
-        while memory.peaks["child"] < 64 * MIB and time.monotonic() < deadline:
-            time.sleep(0.05)
-        ended(child)
+        try:
+            deadline = time.monotonic() + 10
+            while memory.peaks["child"] < 64 * MIB and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            ended(child)
         time.sleep(0.2)  # sampled after the child ended too: it holds nothing now
 
     assert memory.peaks["child"] >= 64 * MIB

@@ -234,7 +234,7 @@ def jobs_status(
     tasks, and exits 1 when that run ended without passing (0 while it still runs).
     """
     from medallion.platform.bundle import load_bundle
-    from medallion.platform.jobs.engine import reap_dead_runs
+    from medallion.platform.jobs.engine import reap_dead_runs, run_records
     from medallion.platform.jobs.model import parse_job
     from medallion.platform.runs.recorder import RunRecorder
 
@@ -259,7 +259,7 @@ def jobs_status(
     except MedallionError as error:
         raise _fail(error) from error
     for key in bundle.jobs:
-        for path in sorted((runs / key).glob("*/run.json"))[-last:]:
+        for path in run_records(runs / key)[-last:]:
             record = json.loads(path.read_text())
             took = float(record.get("duration_seconds") or 0)
             console.print(f"{key} {record['run_id']} {record['state']} started "

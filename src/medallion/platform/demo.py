@@ -32,7 +32,7 @@ from medallion.platform.devstack.service import read_info
 from medallion.platform.generate import GeneratorConfig, generate, write_generated
 from medallion.platform.generate.load import load_day
 from medallion.platform.jobs import JobRunResult, RunOptions, run_job
-from medallion.platform.jobs.engine import ObserverGroup
+from medallion.platform.jobs.engine import ObserverGroup, run_records
 from medallion.platform.jobs.kernels import KernelPool
 from medallion.platform.jobs.model import parse_job
 from medallion.platform.jobs.progress import ConsoleProgress
@@ -292,7 +292,7 @@ def child_runs(runs_root: Path, parents: list[JobRunResult]) -> list[JobRunResul
     found = []
     for parent in parents:
         loop = parent.tasks.get(BUILD_JOB)
-        for record in sorted((runs_root / BUILD_JOB).glob("*/run.json")):
+        for record in run_records(runs_root / BUILD_JOB):
             content = json.loads(record.read_text())
             if loop and loop.state == "SUCCESS" and parent.started_at <= content["started_at"] \
                     <= parent.ended_at:

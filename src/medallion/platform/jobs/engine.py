@@ -11,6 +11,7 @@ the run is still going), and one run at a time per job
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -203,8 +204,28 @@ class RunOptions:
 
 
 def new_run_id(now: datetime) -> str:
-    """Sortable and unique: ``20261126T134500Z-3fa2c1``."""
+    """Unique, and sortable to the second: ``20261126T134500Z-3fa2c1`` (``run_records``
+    orders the runs of one second)."""
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def run_records(folder: Path, pattern: str = "*/run.json") -> list[Path]:
+    """The run records (``run.json``) ``pattern`` finds under ``folder``, in the order the runs
+    started: by their ids, and the runs of one second (whose ids differ only in a random suffix)
+    by their records' ``started_at``."""
+    by_id = sorted(folder.glob(pattern), key=lambda path: path.parent.name)
+    ordered: list[Path] = []
+    for _, same_second in itertools.groupby(by_id, key=lambda path: path.parent.name[:16]):
+        runs = list(same_second)
+        ordered += runs if len(runs) == 1 else sorted(runs, key=_started_at)
+    return ordered
+
+
+def _started_at(record: Path) -> str:
+    try:
+        return str(json.loads(record.read_text(encoding="utf-8")).get("started_at") or "")
+    except (OSError, ValueError, AttributeError):  # being written, or not a record
+        return ""
 
 
 def resolve_parameters(job: JobSpec, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -624,8 +645,8 @@ def reap_dead_runs(job: JobSpec, runs_root: Path, notifier: Notifier | None = No
     marked, as results (for the observers that summarise a finished run).
     """
     marked: list[JobRunResult] = []
-    # The latest runs only (run ids sort by start): a record is rewritten once it is found.
-    for path in sorted((runs_root / job.key).glob("*/run.json"))[-REAPED_RUNS:]:
+    # The latest runs only: a record is rewritten once it is found.
+    for path in run_records(runs_root / job.key)[-REAPED_RUNS:]:
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -22,7 +22,6 @@ already free of secrets.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 import threading
@@ -32,6 +31,7 @@ from typing import Any
 
 from medallion.lakehouse.errors import MedallionError
 from medallion.lakehouse.storage import StorageRoot
+from medallion.platform.jobs.engine import run_records
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +117,10 @@ def _html_exporter() -> Any:
         return _exporter
 
 
-def _started(record: Path) -> tuple[str, str, str]:
-    """When a run (its ``run.json``) started, for sorting: its id's second (``20261201T000000Z``),
-    then the record's ``started_at`` (two runs of one second differ only in their ids' random
-    suffix), then the id."""
-    run_id = record.parent.name
-    try:
-        started = str(json.loads(record.read_text(encoding="utf-8")).get("started_at") or "")
-    except (OSError, ValueError, AttributeError):  # being written, or not a record
-        started = ""
-    return run_id.split("-", 1)[0], started, run_id
-
-
 def find_report(runs_root: Path, run_id: str) -> Path:
     """The report of run ``run_id`` (of any job) under ``runs_root``; ``latest``: the run that
     started last."""
-    records = sorted(runs_root.glob("*/*/run.json"), key=_started)
+    records = run_records(runs_root, "*/*/run.json")
     if run_id == LATEST:
         found = records[-1:]
     else:

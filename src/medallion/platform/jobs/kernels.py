@@ -108,9 +108,8 @@ class Kernel:
     # client; a blocking one waits on its output channel forever.
     manager: AsyncKernelManager
     notebooks: set[Path] = field(default_factory=set)  # the notebooks it has run
-    # Its setup client: shell channel only, connected once. A client that starts its channels
-    # waits for the kernel first, and jupyter_client's wait ends with 0.2 s of listening for
-    # output that does not come: a new client per bind and per reset cost a task 0.4 s.
+    # Its setup client: shell channel only, connected once, after one wait for the kernel
+    # (a client per bind and per reset cost a task 0.4 s of waiting with jupyter_client's).
     _setup: BlockingKernelClient | None = field(default=None, repr=False)
 
     def execute_silently(self, code: str, timeout: float = 120) -> None:
@@ -143,13 +142,13 @@ class Kernel:
     def _setup_client(self, timeout: float) -> BlockingKernelClient:
         """The kernel's setup client, connected on first use, once the kernel is ready."""
         if self._setup is None:
-            waiting = self._client()
+            waiting = self.manager.client()  # a PromptClient: ready as soon as the kernel is
             # No heartbeat channel: until its first beat it reports a busy, slow-starting
             # kernel as dead ("Kernel died before replying to kernel_info"). The reply
             # timeout still applies.
             waiting.start_channels(hb=False)
             try:
-                waiting.wait_for_ready(timeout=timeout)
+                run_sync(waiting.wait_for_ready)(timeout=timeout)
             finally:
                 waiting.stop_channels()
             setup = self._client()

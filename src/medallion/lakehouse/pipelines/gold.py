@@ -61,7 +61,7 @@ from medallion.lakehouse.transforms.gold import (
     missing_references,
     semi_join,
 )
-from medallion.lakehouse.transforms.gold.fx import usd_amounts
+from medallion.lakehouse.transforms.gold.fx import unconverted_orders
 from medallion.lakehouse.transforms.gold.masking import hash_id
 
 LAYER = "gold"
@@ -402,7 +402,7 @@ def add_check_constraints(lakehouse: Lakehouse, spec: TableSpec) -> list[str]:
 
 def _require_usd_rates(orders: DataFrame, fx_rates: DataFrame, dataset: str) -> None:
     """Every order must convert to USD: a missing rate would silently lose revenue."""
-    unconverted = usd_amounts(orders, fx_rates).where(sf.col("usd_rate").isNull())
+    unconverted = unconverted_orders(orders, fx_rates)
     examples = unconverted.select("order_id", "currency", "order_ts").limit(EXAMPLES).collect()
     if examples:
         shown = ", ".join(f"{r['order_id']} ({r['currency']}, {r['order_ts']})" for r in examples)

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
-from medallion.lakehouse.transforms.gold.fx import usd_amount, usd_amounts
+from medallion.lakehouse.transforms.gold.fx import unconverted_orders, usd_amount, usd_amounts
 from tests.support.shapes import SILVER_FX, SILVER_ORDERS
 
 FRIDAY, SATURDAY, MONDAY = date(2026, 11, 6), date(2026, 11, 7), date(2026, 11, 9)
@@ -82,3 +82,69 @@ def test_usd_amount_is_exact_half_up_rounding(spark: SparkSession) -> None:
     )
 
     assertDataFrameEqual(mismatches, spark.createDataFrame([], frame.schema))
+
+
+def test_unconverted_orders_are_the_ones_usd_amounts_finds_no_rate_for(
+    spark: SparkSession,
+) -> None:
+    fx_rates = spark.createDataFrame(
+        [
+            (FRIDAY, "USD", "EUR", Decimal("0.90000000")),
+            (SATURDAY, "USD", "GBP", None),  # no usable rate on Saturday...
+            (MONDAY, "USD", "GBP", Decimal("0.75000000")),  # ...only from Monday
+            (None, "USD", "JPY", Decimal("150.00000000")),  # undated: in force on any day
+        ],
+        SILVER_FX,
+    )
+    sunday = datetime(2026, 11, 8, 12, 0)
+    orders = spark.createDataFrame(
+        [
+            _order("eur_friday", "EUR", datetime(2026, 11, 6, 0, 0), "1.00"),  # the rate's day
+            _order("eur_thursday", "EUR", datetime(2026, 11, 5, 23, 59), "1.00"),  # before it
+            _order("gbp_sunday", "GBP", sunday, "1.00"),  # a NULL rate does not count
+            _order("gbp_monday", "GBP", datetime(2026, 11, 9, 0, 0), "1.00"),
+            _order("jpy_sunday", "JPY", sunday, "1.00"),
+            _order("chf_sunday", "CHF", sunday, "1.00"),  # no rate for the currency at all
+            _order("usd_sunday", "USD", sunday, "1.00"),  # USD: no row needed
+            ("usd_no_time", "cust_1", None, "placed", "USD", Decimal("1.00"), sunday),
+            ("eur_no_time", "cust_1", None, "placed", "EUR", Decimal("1.00"), sunday),
+            ("no_currency", "cust_1", sunday, "placed", None, Decimal("1.00"), sunday),
+        ],
+        SILVER_ORDERS,
+    )
+
+    unconverted = unconverted_orders(orders, fx_rates)
+    without_rate = usd_amounts(orders, fx_rates).where(sf.col("usd_rate").isNull())
+
+    expected = orders.where(sf.col("order_id").isin(
+        "eur_thursday", "gbp_sunday", "chf_sunday", "usd_no_time", "eur_no_time", "no_currency"))
+    assertDataFrameEqual(unconverted, expected, checkRowOrder=False)
+    assertDataFrameEqual(unconverted, without_rate.select(*orders.columns), checkRowOrder=False)
+
+
+def test_unconverted_orders_agree_with_usd_amounts_on_random_rows(spark: SparkSession) -> None:
+    rng = random.Random(19)
+    days = [date(2026, 11, day) for day in range(1, 15)]
+    currencies = ["USD", "EUR", "GBP", "JPY", "CHF", None]
+    fx_rates = spark.createDataFrame(
+        [
+            (rng.choice([*days, None]), "USD", rng.choice(currencies[1:4]),
+             rng.choice([Decimal("1.25000000"), None]))
+            for _ in range(12)
+        ],
+        SILVER_FX,
+    )
+    orders = spark.createDataFrame(
+        [
+            (f"o{number}", "cust_1",
+             rng.choice([datetime(2026, 11, rng.randrange(1, 16), rng.randrange(24)), None]),
+             "placed", rng.choice(currencies), Decimal("1.00"), None)
+            for number in range(300)
+        ],
+        SILVER_ORDERS,
+    )
+
+    without_rate = usd_amounts(orders, fx_rates).where(sf.col("usd_rate").isNull())
+
+    assertDataFrameEqual(unconverted_orders(orders, fx_rates),
+                         without_rate.select(*orders.columns), checkRowOrder=False)

@@ -96,6 +96,35 @@ def usd_amounts(orders: DataFrame, fx_rates: DataFrame) -> DataFrame:
     )
 
 
+def unconverted_orders(orders: DataFrame, fx_rates: DataFrame) -> DataFrame:
+    """The orders ``usd_amounts`` finds no rate for (its ``usd_rate`` NULL), and their columns.
+
+    The same orders, found without the as-of window: a currency has a rate on or before a day
+    exactly when its earliest dated rate (or an undated one, which the window sorts first) is
+    not after that day. So each currency's earliest rate date is joined to the orders (a few
+    rows, broadcast) and compared: one scan of the orders, no shuffle. An order with no
+    currency or no ``order_ts`` never converts (``usd_amounts`` joins on both); USD needs no
+    rate. Grain: as ``orders``.
+    """
+    known = (
+        fx_rates.where(sf.col("rate").cast(RATE_TYPE).isNotNull())
+        .groupBy("currency")
+        .agg(sf.min("rate_date").alias("_first_rate_date"),
+             sf.bool_or(sf.col("rate_date").isNull()).alias("_undated_rate"))
+    )
+    day = utc_date(sf.col("order_ts"))
+    has_rate = (
+        (sf.col("currency") == sf.lit(BASE_CURRENCY))
+        | sf.col("_undated_rate")
+        | (sf.col("_first_rate_date") <= day)
+    )
+    return (
+        orders.join(sf.broadcast(known), "currency", "left")
+        .where(sf.col("currency").isNull() | day.isNull() | ~sf.coalesce(has_rate, sf.lit(False)))
+        .select(*orders.columns)
+    )
+
+
 def repriced_orders(
     orders: DataFrame, rate_changes: DataFrame, *, how: str = "left_semi"
 ) -> DataFrame:

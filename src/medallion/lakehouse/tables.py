@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -105,7 +107,8 @@ def register_table(spark: SparkSession, storage_root: StorageRoot, table: str) -
         spark.sql(f"DROP TABLE IF EXISTS {table}")
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     try:
-        spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
+        with expecting_errors("TABLE_OR_VIEW_ALREADY_EXISTS"):
+            spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{location}'")
     except Exception as error:  # pyspark raises its classic or Connect AnalysisException
         # Parallel tasks register the same tables; the one that lost the race finds it done.
         if "ALREADY_EXISTS" not in str(error) or registered_location(spark, table) != location:
@@ -127,16 +130,60 @@ def registered_location(spark: SparkSession, table: str) -> Path | None:
     return _catalog_location(spark, table)[1]
 
 
+# pyspark logs each SQL error it raises (ERROR, with the JVM's stack trace) on these loggers of
+# its own, which write to stderr: into a notebook's output, where a person reads it.
+QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+_expected_errors = threading.local()
+
+
+class _ExpectedErrorFilter(logging.Filter):
+    """Drops pyspark's log record of an error the running thread said it expects."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = getattr(record, "context", None) or {}
+        condition = context.get("errorClass") if isinstance(context, dict) else None
+        return condition not in getattr(_expected_errors, "conditions", frozenset())
+
+
+_EXPECTED_ERROR_FILTER = _ExpectedErrorFilter()
+
+
+@contextmanager
+def expecting_errors(*conditions: str) -> Iterator[None]:
+    """Within the block, in this thread, pyspark does not log a raised error of ``conditions``
+    (error classes such as ``TABLE_OR_VIEW_NOT_FOUND``): the block expects and handles it.
+
+    The error is raised as ever; only its log record, a stack trace that reads like a failure,
+    is dropped. Other threads, and other errors, are logged as pyspark logs them.
+    """
+    from pyspark.logger import PySparkLogger
+
+    for name in QUERY_CONTEXT_LOGGERS:  # pyspark's own logger class: it passes errorClass
+        logger = PySparkLogger.getLogger(name)
+        if _EXPECTED_ERROR_FILTER not in logger.filters:
+            logger.addFilter(_EXPECTED_ERROR_FILTER)
+    outer: frozenset[str] = getattr(_expected_errors, "conditions", frozenset())
+    _expected_errors.conditions = outer | frozenset(conditions)
+    try:
+        yield
+    finally:
+        _expected_errors.conditions = outer
+
+
+_NOT_FOUND = ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND")
+
+
 def _catalog_location(spark: SparkSession, table: str) -> tuple[bool, Path | None]:
     """Whether the session's catalog knows ``table``, and where it says the table lives (a
     local path; None for none or another scheme): one ``DESCRIBE``."""
     from pyspark.errors import AnalysisException
 
     try:
-        rows = (spark.sql(f"DESCRIBE TABLE EXTENDED {table}")
-                .where("col_name = 'Location'").collect())
+        with expecting_errors(*_NOT_FOUND):  # a name not registered yet is no failure
+            rows = (spark.sql(f"DESCRIBE TABLE EXTENDED {table}")
+                    .where("col_name = 'Location'").collect())
     except AnalysisException as error:
-        if error.getCondition() in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+        if error.getCondition() in _NOT_FOUND:
             return False, None
         raise
     if not rows:

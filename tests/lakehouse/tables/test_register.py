@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.errors import AnalysisException
+from pyspark.logger import PySparkLogger
 from pyspark.sql import DataFrame, SparkSession
 
 from medallion.lakehouse.storage import StorageRoot
@@ -59,3 +62,36 @@ def test_a_name_registered_by_another_session_is_only_looked_up(
 def test_an_unknown_name_or_schema_is_registered_nowhere(spark: SparkSession) -> None:
     assert registered_location(spark, "ops.no_such_table") is None
     assert registered_location(spark, "no_such_schema.anything") is None
+
+
+
+class Collected(logging.Handler):
+    """Keeps the records a logger hands it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_looking_up_an_unknown_name_logs_no_error_but_other_errors_still_are(
+    spark: SparkSession,
+) -> None:
+    # pyspark logs each SQL error it raises, on a logger of its own that writes to stderr: a
+    # notebook shows the record as a failure's stack trace.
+    logger = PySparkLogger.getLogger("SQLQueryContextLogger")
+    collector = Collected()
+    logger.addHandler(collector)
+    try:
+        assert registered_location(spark, "ops.never_registered") is None
+        expected = list(collector.records)
+        with pytest.raises(AnalysisException):
+            spark.sql("DESCRIBE TABLE EXTENDED ops.never_registered").collect()
+    finally:
+        logger.removeHandler(collector)
+
+    assert expected == []
+    assert [record.context["errorClass"]  # type: ignore[attr-defined]
+            for record in collector.records] == ["TABLE_OR_VIEW_NOT_FOUND"]

@@ -14,7 +14,11 @@ jobs it started and the seconds at least one of them ran (the event log, by the 
 and the Delta commits it made (each table's ``_delta_log``, by the commit's ``userMetadata``),
 then totals. Every session inside a job run is labelled ``<job>/<run_id>/<task_key>``
 (``medallion.lakehouse.spark.label_for_task``); jobs during the run that carry no label are
-counted apart.
+counted apart. Last, where the machine's CPU went while the build ran, in core-seconds
+(``benchmarks/machine_cpu.py``): the warm Spark server, with its JIT compiler and GC threads
+apart, the notebook kernels, the runner, the rest, and what stayed idle. On 2 cores a warm day is
+bound by CPU: the cores are busy all day, so any task's queries, on the critical path or not,
+delay it.
 
 Then the bare PySpark baseline (``benchmarks/bare_day.py``): a fresh storage root with a copy of
 the raw zone the ingest runs landed, one session on the same warm server, the same transforms and
@@ -39,7 +43,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from benchmarks.bare_day import LABEL_PREFIX, LAYERS, Specs, run_bare_day
+from benchmarks.machine_cpu import GC, IDLE, JIT, CpuReading, CpuSampler, cpu_between
 from benchmarks.scratch import scratch
 from benchmarks.spark_accounting import (
     Commit,
@@ -182,11 +189,43 @@ def run_bare(server_url: str, raw_zone: Path, bare_root: Path,
         spark.stop()
 
 
+SPARK, KERNELS, RUNNER = "Spark server", "notebook kernels", "runner"
+REST = "stand-ins and the rest"
+
+
+def machine_sampler(server_pid: int) -> CpuSampler:
+    """A CPU sampler that groups the machine's processes: the warm Spark server (and its JVM),
+    the notebook kernels, this process (the job runner), and everything else."""
+    server_tree: set[int] = set()
+    jvm: list[int] = []
+
+    def refresh() -> None:
+        if not server_tree:
+            server = psutil.Process(server_pid)
+            tree = [server, *server.children(recursive=True)]
+            server_tree.update(process.pid for process in tree)
+            jvm.extend(process.pid for process in tree if process.name() == "java")
+
+    def group_of(process: psutil.Process) -> str:
+        refresh()
+        if process.pid in server_tree:
+            return SPARK
+        if process.pid == os.getpid():
+            return RUNNER
+        return KERNELS if "ipykernel" in " ".join(process.cmdline()) else REST
+
+    def jvm_pid() -> int | None:
+        refresh()
+        return jvm[0] if jvm else None
+
+    return CpuSampler(group_of, jvm_pid)
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
 def print_build(build: BuildRun, index: int, jobs: Sequence[SparkJob],
-                commits: Sequence[Commit]) -> None:
+                commits: Sequence[Commit], cpu: Sequence[CpuReading]) -> None:
     """One build run: a line per task, then totals."""
     prefix = build.label_prefix
     jobs_of = by_label(jobs, prefix)
@@ -221,6 +260,16 @@ def print_build(build: BuildRun, index: int, jobs: Sequence[SparkJob],
           f"{busy_seconds([*tagged, *stray]):.1f} s; {len(stray)} job(s) during the run carried "
           f"no task label (kernel warm-ups, Delta's own file-filtering jobs), and "
           f"{len(unlabelled)} commit(s); commits by operation: {describe_operations(made)}")
+    used = cpu_between(cpu, build.started.timestamp(), build.ended.timestamp())
+    if used:
+        cores = psutil.cpu_count() or 1
+        others = (KERNELS, RUNNER, REST)
+        print(f"  CPU in core-seconds, of the {cores} cores' {cores * build.seconds:.1f}: "
+              f"{SPARK} {used.get(SPARK, 0.0) + used.get(JIT, 0.0) + used.get(GC, 0.0):.1f} "
+              f"(its JIT compiler threads {used.get(JIT, 0.0):.1f}, GC threads "
+              f"{used.get(GC, 0.0):.1f}), "
+              + ", ".join(f"{group} {used.get(group, 0.0):.1f}" for group in others)
+              + f"; idle {used.get(IDLE, 0.0):.1f}")
 
 
 def describe_operations(commits: Sequence[Commit]) -> str:
@@ -279,7 +328,8 @@ def main() -> None:
                 os.environ.pop(EVENT_LOG_DIR_ENV, None)
             print(f"  stand-ins and warm server up in {time.monotonic() - started:.1f} s",
                   flush=True)
-            builds = run_days(root, runs_root, days, args.scale, server.url)
+            with machine_sampler(server.pid) as sampler:
+                builds = run_days(root, runs_root, days, args.scale, server.url)
             bare_started = time.monotonic()
             bare = run_bare(server.url, root / "raw", work / "bare", days)
             print(f"  bare baseline done in {time.monotonic() - bare_started:.1f} s", flush=True)
@@ -289,7 +339,7 @@ def main() -> None:
         jobs = read_event_log_jobs(events)
         commits = read_commits(root)
         for index, build in enumerate(builds):
-            print_build(build, index, jobs, commits)
+            print_build(build, index, jobs, commits, sampler.readings)
         print_bare(builds, bare, jobs, read_commits(work / "bare"))
         warm = ", ".join(f"{build.seconds:.1f} s" for build in builds[1:]) or "-"
         print(f"\nbuild_analytics: first day {builds[0].seconds:.1f} s (target <= "

@@ -79,6 +79,9 @@ class CpuSampler:
         self.readings: list[CpuReading] = []
         self._group_of, self._jvm, self._interval = group_of, jvm, interval_seconds
         self._groups: dict[int, str] = {}  # a process's group, decided once
+        # Every JIT and GC thread seen, at its latest reading: an exited thread's CPU stays in
+        # the JVM's total, so it stays subtracted from it.
+        self._jvm_threads: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
@@ -100,13 +103,14 @@ class CpuSampler:
         """One reading of every process, the JVM's threads and the idle time."""
         jvm = self._jvm()
         threads = jvm_thread_seconds(jvm) if jvm is not None else {}
+        self._jvm_threads.update(threads)
         processes: dict[int, tuple[str, float]] = {}
         for process in psutil.process_iter():
             try:
                 times = process.cpu_times()
                 seconds = times.user + times.system
                 if process.pid == jvm:
-                    seconds -= sum(value for _, value in threads.values())
+                    seconds -= sum(value for _, value in self._jvm_threads.values())
                 group = self._groups.get(process.pid)
                 if group is None:
                     group = self._groups[process.pid] = self._group_of(process)

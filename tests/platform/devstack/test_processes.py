@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from medallion.platform.devstack import kafka
+from medallion.platform.devstack import kafka, memory
 from medallion.platform.devstack.memory import PeakMemory, tree_rss_bytes, trees_rss_bytes
 
 MIB = 2**20
@@ -87,6 +87,23 @@ def test_peak_memory_keeps_each_trees_highest_sample() -> None:
         time.sleep(0.2)  # sampled after the child ended too: it holds nothing now
 
     assert memory.peaks["child"] >= 64 * MIB
+
+
+class Jvm:
+    """A process named like a JVM whose memory map must not be read."""
+
+    def name(self) -> str:
+        return "java"
+
+    def memory_info(self) -> object:
+        return type("Memory", (), {"rss": 3 * MIB})()
+
+    def memory_full_info(self) -> object:
+        raise AssertionError("a JVM's memory map was walked")
+
+
+def test_a_jvm_is_read_from_its_counters_not_its_memory_map() -> None:
+    assert memory._resident_bytes(Jvm()) == 3 * MIB
 
 
 def test_a_process_that_is_gone_holds_nothing() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -17,10 +18,12 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.errors import ConfigError, ExpectationFailed
-from medallion.lakehouse.pipelines import StepResult
+from medallion.lakehouse.lineage.columns import analyzed_plan_text
+from medallion.lakehouse.pipelines import StepResult, gold
 from medallion.lakehouse.pipelines.gold import (
     INCREMENTAL_MIN_BYTES,
     build_gold,
+    gold_rows,
     incremental_min_bytes,
     read_built_from,
 )
@@ -28,6 +31,7 @@ from medallion.lakehouse.pipelines.gold import log as gold_log
 from medallion.lakehouse.pipelines.silver import silver_tables, update_silver
 from medallion.lakehouse.quality.breaker import run_breaker
 from medallion.lakehouse.quality.event_log import read_dq_events
+from medallion.lakehouse.quality.spec import TableSpec
 from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
@@ -290,6 +294,33 @@ def test_gold_is_built_whole_while_its_sources_are_small(
     record = read_built_from(lakehouse.storage_root, daily)
     assert record is not None
     assert not record.incremental  # the integration world sets 0 and proves the partial path
+
+
+def test_a_whole_build_reads_small_sources_once_into_memory(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fx = "gold.fx_daily_change"
+    read_by_transform: list[str] = []  # where each source frame the transform got reads from
+
+    def transform(spec: TableSpec, silver: Mapping[str, DataFrame], salt: str) -> DataFrame:
+        for frame in silver.values():
+            plan = analyzed_plan_text(frame)
+            table = "Relation spark_catalog.silver.fx_rates" in plan
+            read_by_transform.append("memory" if "LogicalRDD" in plan
+                                     else "table" if table else plan)
+        return gold_rows(spec, silver, salt)
+
+    monkeypatch.setattr(gold, "gold_rows", transform)
+    build_gold(lakehouse, fx, run_id=RUN, salt=SALT)
+    # The plan over the table (the column lineage, never run), then the build over memory.
+    assert read_by_transform == ["table", "memory"]
+    version = lakehouse.history(fx, limit=1)[0].version
+
+    read_by_transform.clear()
+    monkeypatch.setattr(gold, "KEEP_SOURCES_MAX_BYTES", lakehouse.size_in_bytes("silver.fx_rates"))
+    build_gold(lakehouse, fx, run_id=RUN, salt=SALT)
+    assert read_by_transform == ["table", "table"]  # at the limit: each query reads the table
+    assert lakehouse.history(fx, limit=1)[0].version == version  # the same rows: no write
 
 
 def test_a_size_threshold_that_is_no_number_is_a_config_error(spark: SparkSession) -> None:

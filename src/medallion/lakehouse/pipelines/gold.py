@@ -77,6 +77,14 @@ HISTORY_LIMIT = 100  # commits of a source looked back over; more since the last
 # sets its own with the Spark conf ``spark.medallion.gold.incrementalMinBytes``; 0 builds in
 # part whatever the size.
 INCREMENTAL_MIN_BYTES = 256 * 1024 * 1024
+# Sources that hold less than this (their data files, from the Delta log) are read once per whole
+# build and kept in memory for its queries: the transform, the USD check, the keys and the
+# references would otherwise each plan their own scan of each source, and Delta lists a table's
+# files with a Spark job per scan (fact_customer_360 listed silver.fact_orders 20 times per
+# build). Measured at demo scale (0.9 MB of sources), one build at a time on a warm server:
+# fact_customer_360 4.2 -> 3.0 s, orders_daily 3.3 -> 2.4 s, fx_daily_change 1.7 -> 1.4 s.
+# Larger sources are read by each query, where column pruning and data skipping pay.
+KEEP_SOURCES_MAX_BYTES = 32 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -120,14 +128,20 @@ def build_gold(
     histories = {source: lakehouse.history(source, limit=HISTORY_LIMIT) for source in spec.sources}
     versions = {source: history[0].version for source, history in histories.items()}
     silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
+    source_bytes = sum(lakehouse.size_in_bytes(source) for source in spec.sources)
     task_name = task or spec.name
-    piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt)
+    piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt,
+                                                        source_bytes=source_bytes)
     with ExitStack() as kept_frames:  # rows computed once (computed_once), for the whole build
         if piece is None:
-            built = gold_rows(spec, silver, salt)
-            observe_output_frame(dataset, built)  # its plan is the table's column lineage
-            rows = kept_frames.enter_context(computed_once(built))
-            rows_in, rows_written = _check(lakehouse, spec, rows, rows, silver, silver, salt,
+            # The table's column lineage is the transform's plan over the source tables (a
+            # plan, never run), whether or not the build reads them from memory.
+            observe_output_frame(dataset, gold_rows(spec, silver, salt))
+            keep = source_bytes < KEEP_SOURCES_MAX_BYTES
+            sources = {source: kept_frames.enter_context(computed_once(frame, keep=keep))
+                       for source, frame in silver.items()}
+            rows = kept_frames.enter_context(computed_once(gold_rows(spec, sources, salt)))
+            rows_in, rows_written = _check(lakehouse, spec, rows, rows, sources, sources, salt,
                                            run_id=run_id, job=job, task=task_name)
             if not lakehouse.exists(dataset):
                 # Created with its CHECK constraints in the same commit, which enforces them on
@@ -254,14 +268,17 @@ def incremental_slice(
     histories: Mapping[str, Sequence[Commit]],
     silver: Mapping[str, DataFrame],
     salt: str,
+    *,
+    source_bytes: int,
 ) -> GoldSlice | None:
     """The rows of the table the sources' changes since its last build touch, and their inputs;
-    None when the table must be rebuilt whole (and why is logged)."""
+    None when the table must be rebuilt whole (and why is logged). ``source_bytes``: the size of
+    the sources' data files."""
     slice_of = incremental_of(spec)
     if slice_of is None or not lakehouse.exists(spec.dataset):
         return None
     built = read_built_from(lakehouse.storage_root, spec.dataset)
-    reason = too_small_reason(lakehouse, spec.sources)  # first: it needs no history
+    reason = too_small_reason(lakehouse.spark, source_bytes)  # first: it needs no history
     if reason is None:
         table_version = lakehouse.history(spec.dataset, limit=1)[0].version
         reason = whole_rebuild_reason(spec.sources, built, table_version, histories)
@@ -322,13 +339,12 @@ def incremental_min_bytes(spark: SparkSession) -> int:
         ) from None
 
 
-def too_small_reason(lakehouse: Lakehouse, sources: Sequence[str]) -> str | None:
-    """Why the ``sources`` are too small for a partial build to pay, or None when they are not
-    (``incremental_min_bytes``; 0 skips the sizes' reads)."""
-    minimum = incremental_min_bytes(lakehouse.spark)
+def too_small_reason(spark: SparkSession, size: int) -> str | None:
+    """Why sources of ``size`` bytes are too small for a partial build to pay, or None when they
+    are not (``incremental_min_bytes``)."""
+    minimum = incremental_min_bytes(spark)
     if minimum <= 0:
         return None
-    size = sum(lakehouse.size_in_bytes(source) for source in sources)
     if size >= minimum:
         return None
     return (f"its sources hold {size:,} bytes, under {GOLD_INCREMENTAL_MIN_BYTES_CONF} = "

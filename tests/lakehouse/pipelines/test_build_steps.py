@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse import tables
 from medallion.lakehouse.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse.lineage.columns import analyzed_plan_text
 from medallion.lakehouse.pipelines import StepResult, gold
@@ -317,7 +318,7 @@ def test_a_whole_build_reads_small_sources_once_into_memory(
     version = lakehouse.history(fx, limit=1)[0].version
 
     read_by_transform.clear()
-    monkeypatch.setattr(gold, "KEEP_SOURCES_MAX_BYTES", lakehouse.size_in_bytes("silver.fx_rates"))
+    monkeypatch.setattr(tables, "SMALL_TABLE_BYTES", lakehouse.size_in_bytes("silver.fx_rates"))
     build_gold(lakehouse, fx, run_id=RUN, salt=SALT)
     assert read_by_transform == ["table", "table"]  # at the limit: each query reads the table
     assert lakehouse.history(fx, limit=1)[0].version == version  # the same rows: no write

@@ -13,6 +13,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse import tables
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.spark import local_spark_conf
 from medallion.lakehouse.storage import StorageRoot
@@ -215,3 +216,17 @@ def test_a_jars_folder_without_delta_and_exactly_one_local_file_system_jar_is_na
         "Maven Central and one medallion-localfs-*.jar it builds from jvm/localfs, "
         f"found {names} (run `make setup`)"
     )
+
+
+def test_tables_are_small_while_their_files_hold_less_than_the_limit_together(
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = lakehouse.spark.createDataFrame([("a", 1), ("b", 0)], "id string, amount int")
+    lakehouse.write(rows, "silver.a")
+    lakehouse.write(rows.limit(1), "silver.b")
+    both = lakehouse.size_in_bytes("silver.a") + lakehouse.size_in_bytes("silver.b")
+    assert lakehouse.size_in_bytes("silver.b") > 0
+    monkeypatch.setattr(tables, "SMALL_TABLE_BYTES", both)
+    assert lakehouse.is_small("silver.a")
+    assert lakehouse.is_small("silver.b")
+    assert not lakehouse.is_small("silver.a", "silver.b")  # at the limit together

@@ -54,7 +54,7 @@ from medallion.lakehouse.quality.spec import (
 )
 from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF, computed_once
 from medallion.lakehouse.storage import StorageRoot
-from medallion.lakehouse.tables import Commit, Lakehouse, retry_on_conflict
+from medallion.lakehouse.tables import Commit, Lakehouse, is_small_size, retry_on_conflict
 from medallion.lakehouse.transforms.gold import (
     GoldSlice,
     duplicate_keys,
@@ -77,14 +77,6 @@ HISTORY_LIMIT = 100  # commits of a source looked back over; more since the last
 # sets its own with the Spark conf ``spark.medallion.gold.incrementalMinBytes``; 0 builds in
 # part whatever the size.
 INCREMENTAL_MIN_BYTES = 256 * 1024 * 1024
-# Sources that hold less than this (their data files, from the Delta log) are read once per whole
-# build and kept in memory for its queries: the transform, the USD check, the keys and the
-# references would otherwise each plan their own scan of each source, and Delta lists a table's
-# files with a Spark job per scan (fact_customer_360 listed silver.fact_orders 20 times per
-# build). Measured at demo scale (0.9 MB of sources), one build at a time on a warm server:
-# fact_customer_360 4.2 -> 3.0 s, orders_daily 3.3 -> 2.4 s, fx_daily_change 1.7 -> 1.4 s.
-# Larger sources are read by each query, where column pruning and data skipping pay.
-KEEP_SOURCES_MAX_BYTES = 32 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -137,7 +129,8 @@ def build_gold(
             # The table's column lineage is the transform's plan over the source tables (a
             # plan, never run), whether or not the build reads them from memory.
             observe_output_frame(dataset, gold_rows(spec, silver, salt))
-            keep = source_bytes < KEEP_SOURCES_MAX_BYTES
+            # Small sources are read once, for the transform, the USD check, keys and references.
+            keep = is_small_size(source_bytes)
             sources = {source: kept_frames.enter_context(computed_once(frame, keep=keep))
                        for source, frame in silver.items()}
             rows = kept_frames.enter_context(computed_once(gold_rows(spec, sources, salt)))

@@ -144,10 +144,15 @@ def update_silver(
         for source in spec.sources
     }
     prepared = spec.apply_transformations(table.prepare(bronze))
-    lookup_tables = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
     task_name = task or dataset.split(".")[1]
     incremental = not full_refresh and lakehouse.exists(dataset)
     with ExitStack() as step:
+        # Each read once, for every query of the step that looks rows up in it.
+        lookup_tables = {
+            lookup.table: step.enter_context(computed_once(
+                lakehouse.read(lookup.table), keep=lakehouse.is_small(lookup.table)))
+            for lookup in spec.lookups
+        }
         unchanged: dict[str, int] = {}
         if spec.build.skip_unchanged:
             prepared, unchanged = step.enter_context(

@@ -27,6 +27,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -275,20 +276,42 @@ def validate_layer(
     specs = load_specs(layer)
     chosen = [specs[name] for name in (tables or sorted(specs))]
     present = [spec for spec in chosen if lakehouse.exists(spec.dataset)]
-    inputs = {  # read first, in this thread: a read registers its table in the catalog
-        spec.dataset: (
-            breaker_frame(lakehouse, spec, run_date),
-            {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups},
-        )
-        for spec in present
-    }
+    with ExitStack() as kept:
+        # Read first, in this thread (a read registers its table in the catalog); a lookup
+        # table once for every suite that looks rows up in it.
+        lookups = {
+            table: kept.enter_context(computed_once(lakehouse.read(table),
+                                                    keep=lakehouse.is_small(table)))
+            for table in sorted({lookup.table for spec in present for lookup in spec.lookups})
+        }
+        inputs = {
+            spec.dataset: (
+                breaker_frame(lakehouse, spec, run_date),
+                {lookup.table: lookups[lookup.table] for lookup in spec.lookups},
+            )
+            for spec in present
+        }
+        checks, rows, not_rechecked = _validate_tables(lakehouse, chosen, inputs)
+    result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows,
+                           not_rechecked=tuple(not_rechecked))
+    LOG.info("DQ breaker %s: %s", layer, result.summary())
+    return result
+
+
+def _validate_tables(
+    lakehouse: Lakehouse,
+    chosen: Sequence[TableSpec],
+    inputs: Mapping[str, tuple[DataFrame, Mapping[str, DataFrame]]],
+) -> tuple[list[BreakerCheck], dict[str, int], list[tuple[str, str]]]:
+    """Each present table's suite on its frame and lookups (``inputs``); an absent one fails
+    ``table_exists``. The checks, each table's rows, and the rules no suite could check."""
     # The tables' validations overlap: each is a few small Spark jobs and GE's own Python, so
     # one table's Python runs while another's jobs do (no temp views are shared between them).
     validate = with_job_tags(lakehouse.spark, validate_table)  # the task's label on their jobs
     with ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="breaker") as pool:
         validated = {
             spec.dataset: pool.submit(validate, spec, *inputs[spec.dataset])
-            for spec in present
+            for spec in chosen if spec.dataset in inputs
         }
         checks: list[BreakerCheck] = []
         rows: dict[str, int] = {}
@@ -301,10 +324,7 @@ def validate_layer(
             checks.extend(table_checks)
             columns = inputs[spec.dataset][0].columns
             not_rechecked += [(spec.dataset, name) for name in rules_not_on(spec, columns)]
-    result = BreakerResult(layer=layer, checks=tuple(checks), rows=rows,
-                           not_rechecked=tuple(not_rechecked))
-    LOG.info("DQ breaker %s: %s", layer, result.summary())
-    return result
+    return checks, rows, not_rechecked
 
 
 def validate_table(

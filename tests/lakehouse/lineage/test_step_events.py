@@ -13,6 +13,7 @@ from medallion.lakehouse.errors import ContractViolation
 from medallion.lakehouse.lineage.columns import column_lineage, lineage_fields
 from medallion.lakehouse.pipelines.bronze import load_bronze
 from medallion.lakehouse.pipelines.gold import build_gold
+from medallion.lakehouse.quality.breaker import BreakerResult, run_breaker_lineage
 from medallion.lakehouse.quality.spec import spec_for
 from medallion.lakehouse.raw.landing import land_records
 from medallion.lakehouse.storage import StorageRoot
@@ -199,3 +200,10 @@ def test_a_contract_violation_fails_with_the_schema_mismatch_status(
     ]
     assert "rate" in str(caught.value)
 
+
+
+def test_a_breaker_writes_no_table_and_reports_no_output_rows(lakehouse: Lakehouse) -> None:
+    lineage = run_breaker_lineage(lakehouse, "silver", None)
+    assert lineage.outputs == ()
+    result = BreakerResult(layer="silver", checks=(), rows={"silver.fact_orders": 1})
+    assert lineage.rows_written(result) == {}  # not the AttributeError a StepResult's reader hit

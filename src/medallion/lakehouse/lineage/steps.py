@@ -75,6 +75,11 @@ def system_ref(system: str, url: str, name: str) -> DatasetRef:
     return DatasetRef(f"{system}://{host}{f':{parts.port}' if parts.port else ''}", name)
 
 
+def no_rows(result: Any) -> Mapping[str, int]:
+    """A step that writes no table: no rows to report, whatever it returns."""
+    return {}
+
+
 def step_rows(result: Any) -> Mapping[str, int]:
     """A ``StepResult``: its target's rows written (and its quarantine table's, named so)."""
     rows = {result.target: result.rows_written}
@@ -86,13 +91,15 @@ def step_rows(result: Any) -> Mapping[str, int]:
 def tables_lineage(
     job_name: str, lakehouse: Lakehouse, inputs: Iterable[str], outputs: Iterable[str] = ()
 ) -> StepLineage:
-    """A step between lakehouse tables, its rows written from its ``StepResult``."""
+    """A step between lakehouse tables, its rows written from its ``StepResult`` (a step that
+    writes no table, a DQ breaker say, returns something else and has no rows to report)."""
     root = lakehouse.storage_root
+    written = tuple(table_ref(root, table) for table in dict.fromkeys(outputs))
     return StepLineage(
         job_name=job_name,
         storage_root=root,
         inputs=tuple(table_ref(root, table) for table in dict.fromkeys(inputs)),
-        outputs=tuple(table_ref(root, table) for table in dict.fromkeys(outputs)),
+        outputs=written,
         lakehouse=lakehouse,
-        rows_written=step_rows,
+        rows_written=step_rows if written else no_rows,
     )

@@ -14,7 +14,7 @@ local stand-in), never with credentials.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +35,11 @@ class DatasetRef:
     table: str | None = None
 
 
+def no_rows(result: Any) -> Mapping[str, int]:
+    """A step that writes no table: no rows to report, whatever it returns."""
+    return {}
+
+
 @dataclass(frozen=True)
 class StepLineage:
     """What one call of a step reads and writes, and how to find its outputs' row counts."""
@@ -45,7 +50,7 @@ class StepLineage:
     outputs: tuple[DatasetRef, ...]
     lakehouse: Lakehouse | None = None
     # Output dataset name -> rows the step wrote there, from the step's return value.
-    rows_written: Callable[[Any], Mapping[str, int]] = field(default=lambda result: {})
+    rows_written: Callable[[Any], Mapping[str, int]] = no_rows
 
 
 def lakehouse_namespace(storage_root: StorageRoot) -> str:
@@ -73,11 +78,6 @@ def system_ref(system: str, url: str, name: str) -> DatasetRef:
     parts = urlsplit(url if "://" in url else f"//{url.split(',')[0]}")
     host = parts.hostname or "unknown"
     return DatasetRef(f"{system}://{host}{f':{parts.port}' if parts.port else ''}", name)
-
-
-def no_rows(result: Any) -> Mapping[str, int]:
-    """A step that writes no table: no rows to report, whatever it returns."""
-    return {}
 
 
 def step_rows(result: Any) -> Mapping[str, int]:

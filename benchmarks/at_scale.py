@@ -197,7 +197,7 @@ def print_report(
     sizes: Sizes,
     landed_seconds: float,
     framework: Mapping[str, LayerTimes],
-    bare: Mapping[str, float] | None,
+    bare: Mapping[str, Mapping[str, float]] | None,
     again: LayerTimes,
     incremental: Mapping[str, LayerTimes],
     rebuild: Mapping[str, LayerTimes],
@@ -215,10 +215,13 @@ def print_report(
           f"   target <= {RATIO_TARGET}x")
     for layer in LAYERS:
         ours = framework[layer].total
-        theirs = bare[layer] if bare else float("nan")
+        theirs = sum(bare[layer].values()) if bare else float("nan")
         print(f"  {layer:<10}{ours:>13.1f}{theirs:>9.1f}{ours / theirs:>7.2f}x")
+        for table, seconds in framework[layer].seconds.items():
+            alone = bare[layer][table] if bare else float("nan")
+            print(f"    {table:<28}{seconds:>7.1f}{alone:>9.1f}{seconds / alone:>7.2f}x")
     ours = sum(times.total for times in framework.values())
-    theirs = sum(bare.values()) if bare else float("nan")
+    theirs = sum(sum(tables.values()) for tables in bare.values()) if bare else float("nan")
     print(f"  {'build':<10}{ours:>13.1f}{theirs:>9.1f}{ours / theirs:>7.2f}x")
     behavior = f"bronze.{BEHAVIOR}"
     rows = framework["bronze"].rows_in[behavior]

@@ -19,9 +19,10 @@ layer's session carries a label (``bare/<day>/<layer>``) as a job tag and as the
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -195,39 +196,50 @@ def overwrite(root: Path, frame: DataFrame, table: str) -> None:
     )
 
 
-def build_gold(spark: SparkSession, root: Path, specs: Sequence[TableSpec]) -> None:
-    """The gold tables, rebuilt from silver by their specs' transforms and overwritten."""
-    for spec in specs:
-        silver = {name: read_table(spark, root, name) for name in spec.sources}
-        overwrite(root, gold_rows(spec, silver, SALT), spec.dataset)
+def build_gold(spark: SparkSession, root: Path, spec: TableSpec) -> None:
+    """A gold table, rebuilt from silver by its spec's transform and overwritten."""
+    silver = {name: read_table(spark, root, name) for name in spec.sources}
+    overwrite(root, gold_rows(spec, silver, SALT), spec.dataset)
 
 
 # --- one day ----------------------------------------------------------------------------------
 
 
+def layer_steps(
+    spark: SparkSession, specs: Specs, layer: str, root: Path, day: date
+) -> dict[str, Callable[[], None]]:
+    """The layer's tables, in build order, each with the step that builds it."""
+    if layer == "bronze":
+        return {entry.table: partial(load_bronze, spark, root, entry, specs.contracts[name], day)
+                for name, entry in bronze_tables().items()}
+    if layer == "silver":
+        return {table.dataset: partial(update_silver, spark, root, table, day)
+                for table in specs.silver}
+    return {spec.dataset: partial(build_gold, spark, root, spec) for spec in specs.gold}
+
+
 def run_layer(
     spark: SparkSession, specs: Specs, layer: str, root: Path, day: date
-) -> float:
-    """Run one layer of the day, labelled ``bare/<day>/<layer>``; its wall seconds."""
+) -> dict[str, float]:
+    """Run one layer of the day, labelled ``bare/<day>/<layer>``: wall seconds per table."""
     label = f"{LABEL_PREFIX}{day}/{layer}"
     spark.addTag(label)
     spark.conf.set(COMMIT_METADATA_CONF, label)
-    started = time.perf_counter()
+    seconds = {}
     try:
-        if layer == "bronze":
-            for name, entry in bronze_tables().items():
-                load_bronze(spark, root, entry, specs.contracts[name], day)
-        elif layer == "silver":
-            for table in specs.silver:
-                update_silver(spark, root, table, day)
-        else:
-            build_gold(spark, root, specs.gold)
-        return time.perf_counter() - started
+        for table, step in layer_steps(spark, specs, layer, root, day).items():
+            started = time.perf_counter()
+            step()
+            seconds[table] = time.perf_counter() - started
+        return seconds
     finally:
         spark.removeTag(label)
         spark.conf.unset(COMMIT_METADATA_CONF)
 
 
-def run_bare_day(spark: SparkSession, root: Path, day: date, specs: Specs) -> dict[str, float]:
-    """raw → bronze → silver → gold for ``day`` under ``root``: wall seconds per layer."""
+def run_bare_day(
+    spark: SparkSession, root: Path, day: date, specs: Specs
+) -> dict[str, dict[str, float]]:
+    """raw → bronze → silver → gold for ``day`` under ``root``: wall seconds per layer, per
+    table."""
     return {layer: run_layer(spark, specs, layer, root, day) for layer in LAYERS}

@@ -184,7 +184,9 @@ def run_bare(server_url: str, raw_zone: Path, bare_root: Path,
     spark = SparkSession.builder.remote(server_url).getOrCreate()
     try:
         specs = Specs.load()
-        return [run_bare_day(spark, bare_root, day, specs) for day in days]
+        return [{layer: sum(tables.values())
+                 for layer, tables in run_bare_day(spark, bare_root, day, specs).items()}
+                for day in days]
     finally:
         spark.stop()
 

@@ -1,14 +1,20 @@
-"""A full load's later day: silver sets aside the rows it holds and ends as a full refresh would."""
+"""A full load's later day: silver sets aside the rows it holds and ends as a full refresh would;
+a full build of large sources computes its rows per action and writes the same silver."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
 
-from pyspark.sql import SparkSession
+import pytest
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse import tables
+from medallion.lakehouse.pipelines import silver
 from medallion.lakehouse.pipelines.silver import LINEAGE_COLUMNS, update_silver
+from medallion.lakehouse.spark import computed_once
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.support.shapes import CRM_BRONZE, KAFKA_BRONZE, SNOWFLAKE_BRONZE
@@ -89,3 +95,46 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
     for table, frame in daily.items():
         assertDataFrameEqual(house.read(table).drop("_run_id", *LINEAGE_COLUMNS), frame,
                              checkRowOrder=False)
+
+
+def test_large_sources_are_not_kept_on_a_full_build_and_silver_is_the_same(
+    spark: SparkSession, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
+    crm = [("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead",
+            at(DAY_1, 1), *meta("crm", DAY_1))]
+    orders = [order("ord_1", "placed", "USD", at(DAY_1, 8), DAY_1),
+              order("ord_1", "shipped", "USD", at(DAY_1, 9), DAY_1),
+              order("ord_2", "placed", "XXX", at(DAY_1, 9), DAY_1)]
+    house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
+                partition_by=["_proc_date"])
+    house.write(spark.createDataFrame(orders, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
+                partition_by=["_proc_date"])
+    house.write(spark.createDataFrame([], KAFKA_BRONZE), "bronze.kafka_orders",
+                partition_by=["_proc_date"])
+    update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
+    kept: list[bool] = []  # computed_once's keep, call by call: lookups, checked, marked rows
+
+    def recording(frame: DataFrame, *, keep: bool = True) -> AbstractContextManager[DataFrame]:
+        kept.append(keep)
+        return computed_once(frame, keep=keep)
+
+    monkeypatch.setattr(silver, "computed_once", recording)
+    small = update_silver(house, "silver.fact_orders", DAY_1, run_id="small")
+    assert kept == [True, True, True]
+    built = {table: house.read(table).drop("_run_id").localCheckpoint()
+             for table in ("silver.fact_orders", "silver.fact_orders_quarantine")}
+
+    kept.clear()
+    monkeypatch.setattr(tables, "SMALL_TABLE_BYTES", 0)  # every table is over the limit
+    large = update_silver(house, "silver.fact_orders", DAY_1, run_id="large", full_refresh=True)
+    assert kept == [False, False, False]  # computed again for each action instead
+    assert large.as_dict() == small.as_dict()
+    for table, frame in built.items():
+        assertDataFrameEqual(house.read(table).drop("_run_id"), frame, checkRowOrder=False)
+
+    kept.clear()
+    update_silver(house, "silver.fact_orders", DAY_1, run_id="daily")
+    # A daily increment over the limit: the lookups are read per query; the rows set aside, the
+    # rows re-checked for late parents, the checked and the marked rows stay kept.
+    assert kept == [False, True, True, True, True]

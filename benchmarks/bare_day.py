@@ -225,7 +225,7 @@ def run_layer(
     label = f"{LABEL_PREFIX}{day}/{layer}"
     spark.addTag(label)
     spark.conf.set(COMMIT_METADATA_CONF, label)
-    seconds = {}
+    seconds: dict[str, float] = {}
     try:
         for table, step in layer_steps(spark, specs, layer, root, day).items():
             started = time.perf_counter()

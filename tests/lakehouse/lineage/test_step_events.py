@@ -201,7 +201,6 @@ def test_a_contract_violation_fails_with_the_schema_mismatch_status(
     assert "rate" in str(caught.value)
 
 
-
 def test_a_breaker_writes_no_table_and_reports_no_output_rows(lakehouse: Lakehouse) -> None:
     lineage = run_breaker_lineage(lakehouse, "silver", None)
     assert lineage.outputs == ()

@@ -1,5 +1,6 @@
-"""A full load's later day: silver sets aside the rows it holds and ends as a full refresh would;
-a full build of large sources computes its rows per action and writes the same silver."""
+"""A full load's later day: silver sets aside the rows it holds, drops those older than its
+version, and ends as a full refresh would; a full build of large sources computes its rows per
+action and writes the same silver."""
 
 from __future__ import annotations
 
@@ -95,6 +96,47 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
     for table, frame in daily.items():
         assertDataFrameEqual(house.read(table).drop("_run_id", *LINEAGE_COLUMNS), frame,
                              checkRowOrder=False)
+
+
+def test_a_resent_order_older_than_silvers_version_lends_a_later_update_nothing(
+    spark: SparkSession, tmp_path: object
+) -> None:
+    house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
+    crm = [("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead",
+            at(DAY_1, 1), *meta("crm", DAY_1))]
+    # Snowflake resends ord_1 as placed; Kafka cancelled it on day 1 and updates its amount on
+    # day 2 (no status): the update keeps the cancellation, as a full refresh has it.
+    snapshots = [order("ord_1", "placed", "USD", at(DAY_1, 8), day) for day in (DAY_1, DAY_2)]
+    kafka = [("ord_1", "cust_1", Decimal("10.00"), "USD", at(DAY_1, 10), "d", 0, 1,
+              at(DAY_1, 10), "ord_1", *meta("kafka", DAY_1)),
+             ("ord_1", "cust_1", Decimal("12.00"), "USD", at(DAY_2, 9), "u", 0, 2,
+              at(DAY_2, 9), "ord_1", *meta("kafka", DAY_2))]
+    house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
+                partition_by=["_proc_date"])
+    house.write(spark.createDataFrame(kafka, KAFKA_BRONZE), "bronze.kafka_orders",
+                partition_by=["_proc_date"])
+    house.write(spark.createDataFrame(snapshots, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
+                partition_by=["_proc_date"])
+
+    update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
+    update_silver(house, "silver.fact_orders", DAY_1, run_id="day-1")
+    result = update_silver(house, "silver.fact_orders", DAY_2, run_id="day-2")
+
+    assert result.as_dict() == {
+        "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 2,
+        "rows_written": 1, "rows_quarantined": 0, "rows_dropped": {
+            "duplicate_record": 0, "superseded_by_newer_version": 1, "unchanged": 0},
+    }
+    daily = house.read("silver.fact_orders").drop("_run_id", *LINEAGE_COLUMNS).localCheckpoint()
+    expected = spark.createDataFrame(
+        [("ord_1", at(DAY_1, 8), "cancelled", Decimal("12.00"), at(DAY_2, 9), "kafka")],
+        "order_id STRING, order_ts TIMESTAMP, status STRING, order_amount DECIMAL(18,2), "
+        "updated_at TIMESTAMP, _source_system STRING",
+    )
+    assertDataFrameEqual(daily.select(*expected.columns), expected)
+    update_silver(house, "silver.fact_orders", DAY_2, run_id="refresh", full_refresh=True)
+    assertDataFrameEqual(house.read("silver.fact_orders").drop("_run_id", *LINEAGE_COLUMNS),
+                         daily)
 
 
 def test_large_sources_are_not_kept_on_a_full_build_and_silver_is_the_same(

@@ -3,13 +3,14 @@
 For a run date the step reads the bronze partitions of that ``_proc_date`` (every partition on a
 full refresh) and applies the spec's transformations. When the source sends every row daily
 (``build.skip_unchanged``), the rows the table already holds are counted and set aside. The rest
-get the lookups and the expectations in one pass; exact copies and older versions are marked;
-the latest row per key is MERGEd (an older version never wins) and the quarantine table's
-partition of that date replaced. Rows an earlier day quarantined only because a lookup found no
-parent are checked again with the day's rows once that parent exists, and leave the quarantine
-when merged, so a daily run ends where a full refresh would. Re-running a day changes nothing;
-counts conserve: rows in (the day's bronze rows and those re-checked) = merged + quarantined +
-dropped by named rules (``unchanged`` among them).
+get the lookups and the expectations in one pass; a valid row older than the table's version is
+dropped, exact copies and older versions among the others are marked; the latest row per key is
+MERGEd (an older version never wins) and the quarantine table's partition of that date replaced.
+Rows an earlier day quarantined only because a lookup found no parent are checked again with the
+day's rows once that parent exists, and leave the quarantine when merged, so a daily run ends
+where a full refresh would. Re-running a day changes nothing; counts conserve: rows in (the day's
+bronze rows and those re-checked) = merged + quarantined + dropped by named rules (``unchanged``
+among them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import date
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
+from pyspark.sql.types import StringType
 
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.lineage import lineage_job
@@ -160,10 +162,12 @@ def update_silver(
                 lakehouse.read(lookup.table), keep=lakehouse.is_small(lookup.table)))
             for lookup in spec.lookups
         }
-        unchanged: dict[str, int] = {}
-        if spec.build.skip_unchanged:
+        unchanged: dict[str, int] = {UNCHANGED: 0} if spec.build.skip_unchanged else {}
+        # Rows older than the table's version ride through the checks marked (``_drop_rule``).
+        set_aside = spec.build.skip_unchanged and incremental
+        if set_aside:
             prepared, unchanged = step.enter_context(
-                _set_aside_unchanged(lakehouse, table, prepared, incremental=incremental))
+                _set_aside_unchanged(lakehouse, table, prepared))
         # Checked and quarantined in one pass (the counts are taken while the quarantine is
         # written), then marked, counted and merged: the input and the marked rows are each
         # computed once.
@@ -178,6 +182,9 @@ def update_silver(
             if readmitted.isEmpty():
                 readmitted = None
         if readmitted is not None:
+            if set_aside:
+                readmitted = readmitted.withColumn(
+                    DROP_RULE_COLUMN, sf.lit(None).cast(StringType()))
             looked_up_rows = looked_up_rows.unionByName(readmitted)
         looked_up = step.enter_context(computed_once(looked_up_rows, keep=keep))
         checked = check_and_log(
@@ -188,11 +195,17 @@ def update_silver(
             job=job,
             task=task_name,
             write_quarantine=lambda rows: _write_quarantine(
-                lakehouse, spec, rows, run_date, full_refresh
+                lakehouse, spec, rows.drop(DROP_RULE_COLUMN), run_date, full_refresh
             ),
         )
-        marked = step.enter_context(
-            computed_once(table.mark_versions(checked.valid), keep=keep))
+        if set_aside:  # a valid row older than the table's version is dropped, not deduplicated
+            fresh = sf.col(DROP_RULE_COLUMN).isNull()
+            marked_rows = table.mark_versions(
+                checked.valid.where(fresh).drop(DROP_RULE_COLUMN)
+            ).unionByName(checked.valid.where(~fresh))
+        else:
+            marked_rows = table.mark_versions(checked.valid)
+        marked = step.enter_context(computed_once(marked_rows, keep=keep))
         if not incremental:
             # The dedupe counts come from the write's own pass.
             counts = counted_while(
@@ -241,7 +254,7 @@ def update_silver(
 
 @contextmanager
 def _set_aside_unchanged(
-    lakehouse: Lakehouse, table: SilverTable, rows: DataFrame, *, incremental: bool
+    lakehouse: Lakehouse, table: SilverTable, rows: DataFrame
 ) -> Iterator[tuple[DataFrame, dict[str, int]]]:
     """``rows`` without those the table already holds, and how many those were, by rule name.
 
@@ -250,22 +263,21 @@ def _set_aside_unchanged(
     comparison) are counted as ``unchanged`` and go no further, so the checks, the dedupe and the
     MERGE see the day's changes only. Checked when it was merged, such a row is not checked
     again; a row that failed a check is not in the table and is checked, and quarantined, again.
-    On a first load or a full refresh: ``rows``, none unchanged. The marked rows are kept for
-    the block (counted, then filtered).
+    The rows returned carry ``_drop_rule``: ``superseded_by_newer_version`` on a row older than
+    the table's version (the MERGE would never apply it: after the checks it is dropped), else
+    NULL. The marked rows are kept for the block (counted, then filtered).
     """
-    if not incremental:
-        yield rows, {UNCHANGED: 0}
-        return
     spec = table.spec
     marked_rows = mark_unchanged(
         rows,
         lakehouse.read(spec.dataset),
         spec.keys,
         [*table.sequence_by, *spec.build.columns],
+        table.sequence_by,
     )
     with computed_once(marked_rows, keep=spec.build.persist) as marked:
-        unchanged = marked.where(sf.col(DROP_RULE_COLUMN).isNotNull()).count()
-        yield marked.where(sf.col(DROP_RULE_COLUMN).isNull()).drop(DROP_RULE_COLUMN), {
+        unchanged = marked.where(sf.col(DROP_RULE_COLUMN) == sf.lit(UNCHANGED)).count()
+        yield marked.where(~sf.col(DROP_RULE_COLUMN).eqNullSafe(sf.lit(UNCHANGED))), {
             UNCHANGED: unchanged}
 
 

@@ -1,5 +1,5 @@
 """mark_duplicates: the kept row, exact copies and older versions; mark_unchanged: rows the table
-already holds."""
+already holds, and rows older than its version."""
 
 from __future__ import annotations
 
@@ -102,6 +102,36 @@ def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
                             current, ["id"], ["version", "value"])
 
     expected = [(*row, "unchanged" if row[0] in ("a", "b") else None) for row in batch]
+    assertDataFrameEqual(
+        marked,
+        spark.createDataFrame(expected, f"{held}, _source_file STRING, _drop_rule STRING"),
+        checkRowOrder=False,
+    )
+
+
+def test_a_row_older_than_the_tables_version_is_superseded_unless_its_key_is_unchanged(
+    spark: SparkSession,
+) -> None:
+    held = "id STRING, version TIMESTAMP, value STRING"
+    current = spark.createDataFrame(
+        [("a", V2, "x"), ("b", V2, "x"), ("c", V2, "x"), ("d", None, "x"), ("e", V1, "x")], held
+    )
+    batch = [
+        ("a", V2, "x", "day-2"),  # the table's version: the whole key is unchanged
+        ("b", V2, "x", "day-2"),  # the table's version, but its key has an older row:
+        ("b", V1, "y", "day-2"),  # that one can never replace it
+        ("c", V2, "y", "day-2"),  # as old, another value: a MERGE applies it
+        ("c", None, "y", "day-2"),  # no version against a known one: older
+        ("d", V1, "y", "day-2"),  # a version against none: newer
+        ("e", V2, "y", "day-2"),  # newer
+        ("f", V1, "y", "day-2"),  # a key the table lacks
+    ]
+
+    marked = mark_unchanged(spark.createDataFrame(batch, f"{held}, _source_file STRING"),
+                            current, ["id"], ["version", "value"], ["version"])
+
+    rules = {0: "unchanged", 2: "superseded_by_newer_version", 4: "superseded_by_newer_version"}
+    expected = [(*row, rules.get(index)) for index, row in enumerate(batch)]
     assertDataFrameEqual(
         marked,
         spark.createDataFrame(expected, f"{held}, _source_file STRING, _drop_rule STRING"),

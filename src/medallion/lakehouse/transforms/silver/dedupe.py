@@ -120,34 +120,60 @@ def mark_versions(
 
 
 def mark_unchanged(
-    batch: DataFrame, current: DataFrame, keys: Sequence[str], compared: Sequence[str]
+    batch: DataFrame,
+    current: DataFrame,
+    keys: Sequence[str],
+    compared: Sequence[str],
+    sequence_by: Sequence[str] = (),
 ) -> DataFrame:
     """``batch`` with ``_drop_rule``: ``unchanged`` on the rows of a key that brings nothing new,
-    else NULL.
+    ``superseded_by_newer_version`` on a row older than the version the table holds, else NULL.
 
     A key brings nothing new when ``current`` (the table: one row per key) has a row of it and
     each of the batch's rows of that key equals it in every ``compared`` column (NULL equal to
     NULL). A MERGE of such rows changes nothing; a source that sends every row each day (a full
     load) sends mostly these, and they need not be checked, deduplicated or merged again. A key
-    with any other row keeps all of its rows: the dedupe then sees every version, and a CDC row
-    carrying no status takes the latest one's. A row with a NULL key is never unchanged. Grain:
-    one row per batch row; columns: the batch's and ``_drop_rule``.
+    with any other row keeps its rows, but one whose ``sequence_by`` is earlier than the held
+    version's (compared left to right, as the MERGE compares them) can never replace it: it is
+    marked superseded, to be checked (a bad row is still quarantined) and then dropped rather
+    than deduplicated, so it cannot lend a CDC row carrying no status its own older one. A row
+    with a NULL key is never marked. Grain: one row per batch row; columns: the batch's and
+    ``_drop_rule``.
     """
-    found = "_current_found"
+    held_prefix = "_current_"
     compared = [name for name in dict.fromkeys(compared) if name not in keys]
     held = current.select(
-        *(sf.col(name).alias(f"_current_{name}") for name in (*keys, *compared)),
-        sf.lit(True).alias(found),
+        *(sf.col(name).alias(f"{held_prefix}{name}")
+          for name in dict.fromkeys([*keys, *compared, *sequence_by])),
     )
-    condition = functools.reduce(
+    found = held[f"{held_prefix}{keys[0]}"].isNotNull()
+    same = found & functools.reduce(
         Column.__and__,
-        [batch[key] == held[f"_current_{key}"] for key in keys]
-        + [batch[name].eqNullSafe(held[f"_current_{name}"]) for name in compared],
+        [batch[name].eqNullSafe(held[f"{held_prefix}{name}"]) for name in compared],
+        sf.lit(True),
     )
-    same = sf.coalesce(held[found], sf.lit(False))
     # Partitioned by the key, as the join's rows already are (a sort-merge join on the key).
     whole_key_same = sf.min(same).over(Window.partitionBy(*(batch[key] for key in keys)))
-    return batch.join(held, condition, "left").select(
+    older = found & ~sf.coalesce(
+        _later_or_same([batch[name] for name in sequence_by],
+                       [held[f"{held_prefix}{name}"] for name in sequence_by]),
+        sf.lit(False),
+    ) if sequence_by else sf.lit(False)
+    on = functools.reduce(
+        Column.__and__, [batch[key] == held[f"{held_prefix}{key}"] for key in keys])
+    return batch.join(held, on, "left").select(
         *(batch[name] for name in batch.columns),
-        sf.when(whole_key_same, sf.lit(UNCHANGED)).cast(StringType()).alias(DROP_RULE_COLUMN),
+        sf.when(whole_key_same, sf.lit(UNCHANGED))
+        .when(older, sf.lit(SUPERSEDED))
+        .cast(StringType()).alias(DROP_RULE_COLUMN),
     )
+
+
+def _later_or_same(sequence: Sequence[Column], current: Sequence[Column]) -> Column:
+    """Whether ``sequence`` is later than ``current`` or equal to it, compared left to right (a
+    NULL current is earlier, NULL equals NULL): the rows a sequenced MERGE may apply."""
+    later_or_same = sf.lit(True)
+    for value, held in reversed(list(zip(sequence, current, strict=True))):
+        later = (value > held) | (held.isNull() & value.isNotNull())
+        later_or_same = later | (value.eqNullSafe(held) & later_or_same)
+    return later_or_same

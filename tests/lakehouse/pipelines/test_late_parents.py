@@ -74,3 +74,27 @@ def test_an_orphan_event_is_merged_once_its_customer_arrives_as_a_full_refresh_w
     identity = ["event_id", "_source_file", "_proc_date"]
     assertDataFrameEqual(house.read("silver.fact_events_quarantine").select(identity),
                          daily["silver.fact_events_quarantine"].select(identity))
+
+
+def test_a_row_readmitted_from_an_older_partition_leaves_it_and_later_partitions_stay(
+    spark: SparkSession, tmp_path: object
+) -> None:
+    house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
+    day_3 = date(2026, 11, 4)
+    crm = [customer("cust_1", "lead", DAY_1), customer("cust_2", "customer", day_3)]
+    events = [
+        event("evt_1", SESSION, "cust_2"),  # an orphan on day 1, back on day 3
+        (*event("evt_2", "sess-bad", "cust_1")[:9], *meta("redshift", DAY_2)),  # stays out
+    ]
+    house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
+                partition_by=["_proc_date"])
+    house.write(spark.createDataFrame(events, BEHAVIOR_BRONZE), "bronze.customer_behavior",
+                partition_by=["_proc_date"])
+
+    for day in (DAY_1, DAY_2, day_3):
+        update_silver(house, "silver.dim_customer", day, run_id=f"run-{day}")
+        update_silver(house, "silver.fact_events", day, run_id=f"run-{day}")
+
+    assert [row.event_id for row in house.read("silver.fact_events").collect()] == ["evt_1"]
+    assert [(row.event_id, row._proc_date) for row in
+            house.read("silver.fact_events_quarantine").collect()] == [("evt_2", DAY_2)]

@@ -15,7 +15,7 @@ among them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -234,11 +234,15 @@ def update_silver(
                 compare_columns=spec.build.columns,
             )
     if readmitted is not None:  # merged: they leave the quarantine
+        # Only the partitions they were quarantined in are read (the quarantine of a full load
+        # grows by a partition a day).
+        dates = sorted(row[0] for row in readmitted.select(PROC_DATE).distinct().collect())
         lakehouse.delete_matching(
             spec.quarantine_table,
             readmitted,
             on=_quarantined_row_identity(spec),
-            where=_waiting_for_parents(spec, run_date, alias="t"),
+            where=f"{_waiting_for_parents(spec, run_date, alias='t')} "
+            f"AND {_in_partitions(dates, alias='t')}",
         )
     metrics = checked.metrics
     written = metrics.rows_valid - sum(drops.values())
@@ -297,6 +301,12 @@ def _waiting_for_parents(spec: TableSpec, run_date: date, *, alias: str = "") ->
         f"AND size({prefix}`{ERRORS_COLUMN}`) > 0 "
         f"AND forall({prefix}`{ERRORS_COLUMN}`, error -> error.name IN ({rules}))"
     )
+
+
+def _in_partitions(dates: Sequence[date], *, alias: str) -> str:
+    """SQL: a row of one of the ``dates`` partitions (``_proc_date``)."""
+    days = ", ".join(f"DATE'{day.isoformat()}'" for day in dates)
+    return f"{alias}.`{PROC_DATE}` IN ({days})"
 
 
 def _quarantined_row_identity(spec: TableSpec) -> list[str]:

@@ -173,13 +173,16 @@ def update_silver(
         # computed once.
         looked_up_rows = add_lookups(prepared, spec.lookups, lookup_tables)
         readmitted = None
+        readmitted_from: list[date] = []  # the quarantine partitions they wait in
         if incremental:
             readmitted = _parents_found_since(lakehouse, spec, lookup_tables, run_date)
         if readmitted is not None:
             # Kept as found before the quarantine is written; a day that finds none leaves the
             # quarantine alone (no MERGE that deletes nothing).
             readmitted = step.enter_context(computed_once(readmitted, keep=spec.build.persist))
-            if readmitted.isEmpty():
+            readmitted_from = sorted(
+                row[0] for row in readmitted.select(PROC_DATE).distinct().collect())
+            if not readmitted_from:
                 readmitted = None
         if readmitted is not None:
             if set_aside:
@@ -236,13 +239,12 @@ def update_silver(
     if readmitted is not None:  # merged: they leave the quarantine
         # Only the partitions they were quarantined in are read (the quarantine of a full load
         # grows by a partition a day).
-        dates = sorted(row[0] for row in readmitted.select(PROC_DATE).distinct().collect())
         lakehouse.delete_matching(
             spec.quarantine_table,
             readmitted,
             on=_quarantined_row_identity(spec),
             where=f"{_waiting_for_parents(spec, run_date, alias='t')} "
-            f"AND {_in_partitions(dates, alias='t')}",
+            f"AND {_in_partitions(readmitted_from, alias='t')}",
         )
     metrics = checked.metrics
     written = metrics.rows_valid - sum(drops.values())

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse import tables
-from medallion.lakehouse.pipelines import silver
+from medallion.lakehouse.pipelines import StepResult, silver
 from medallion.lakehouse.pipelines.silver import LINEAGE_COLUMNS, update_silver
 from medallion.lakehouse.spark import computed_once
 from medallion.lakehouse.storage import StorageRoot
@@ -37,12 +37,29 @@ def order(order_id: str, status: str, currency: str, updated: datetime,
             *meta("snowflake", day))
 
 
+def land(house: Lakehouse, spark: SparkSession, *, kafka: list[tuple[object, ...]],
+         snowflake: list[tuple[object, ...]]) -> None:
+    """The bronze tables silver.dim_customer and silver.fact_orders read, every day's rows; the
+    CRM knows one customer, cust_1."""
+    crm = [("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead",
+            at(DAY_1, 1), *meta("crm", DAY_1))]
+    for rows, schema, table in ((crm, CRM_BRONZE, "bronze.crm_accounts"),
+                                (kafka, KAFKA_BRONZE, "bronze.kafka_orders"),
+                                (snowflake, SNOWFLAKE_BRONZE, "bronze.snowflake_orders")):
+        house.write(spark.createDataFrame(rows, schema), table, partition_by=["_proc_date"])
+
+
+def two_days(house: Lakehouse) -> StepResult:
+    """silver.dim_customer of day 1, then silver.fact_orders of day 1 and day 2: day 2's result."""
+    update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
+    update_silver(house, "silver.fact_orders", DAY_1, run_id="day-1")
+    return update_silver(house, "silver.fact_orders", DAY_2, run_id="day-2")
+
+
 def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_refresh(
     spark: SparkSession, tmp_path: object
 ) -> None:
     house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
-    crm = [("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead",
-            at(DAY_1, 1), *meta("crm", DAY_1))]
     # Snowflake's full load carries an order's older versions too (ord_1 was placed, then
     # shipped): the day-2 snapshot holds nothing new but ord_4.
     snapshots = {
@@ -60,17 +77,10 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
     # version's (shipped, not the older placed), so ord_1's snapshot rows are not set aside.
     kafka = [("ord_1", "cust_1", Decimal("12.00"), "USD", at(DAY_2, 9), "u", 0, 1,
               at(DAY_2, 9), "ord_1", *meta("kafka", DAY_2))]
-    house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
-                partition_by=["_proc_date"])
-    house.write(spark.createDataFrame(kafka, KAFKA_BRONZE), "bronze.kafka_orders",
-                partition_by=["_proc_date"])
-    for snapshot in snapshots.values():
-        house.write(spark.createDataFrame(snapshot, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
-                    mode="append", partition_by=["_proc_date"])
+    land(house, spark, kafka=kafka,
+         snowflake=[row for snapshot in snapshots.values() for row in snapshot])
 
-    update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
-    update_silver(house, "silver.fact_orders", DAY_1, run_id="day-1")
-    result = update_silver(house, "silver.fact_orders", DAY_2, run_id="day-2")
+    result = two_days(house)
 
     assert result.as_dict() == {
         "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 7,
@@ -102,8 +112,6 @@ def test_a_resent_order_older_than_silvers_version_lends_a_later_update_nothing(
     spark: SparkSession, tmp_path: object
 ) -> None:
     house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
-    crm = [("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead",
-            at(DAY_1, 1), *meta("crm", DAY_1))]
     # Snowflake resends ord_1 as placed; Kafka cancelled it on day 1 and updates its amount on
     # day 2 (no status): the update keeps the cancellation, as a full refresh has it.
     snapshots = [order("ord_1", "placed", "USD", at(DAY_1, 8), day) for day in (DAY_1, DAY_2)]
@@ -111,16 +119,9 @@ def test_a_resent_order_older_than_silvers_version_lends_a_later_update_nothing(
               at(DAY_1, 10), "ord_1", *meta("kafka", DAY_1)),
              ("ord_1", "cust_1", Decimal("12.00"), "USD", at(DAY_2, 9), "u", 0, 2,
               at(DAY_2, 9), "ord_1", *meta("kafka", DAY_2))]
-    house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
-                partition_by=["_proc_date"])
-    house.write(spark.createDataFrame(kafka, KAFKA_BRONZE), "bronze.kafka_orders",
-                partition_by=["_proc_date"])
-    house.write(spark.createDataFrame(snapshots, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
-                partition_by=["_proc_date"])
+    land(house, spark, kafka=kafka, snowflake=snapshots)
 
-    update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
-    update_silver(house, "silver.fact_orders", DAY_1, run_id="day-1")
-    result = update_silver(house, "silver.fact_orders", DAY_2, run_id="day-2")
+    result = two_days(house)
 
     assert result.as_dict() == {
         "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 2,
@@ -143,17 +144,10 @@ def test_large_sources_are_not_kept_on_a_full_build_and_silver_is_the_same(
     spark: SparkSession, tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
-    crm = [("cust_1", "Ada Novak", "ada@example.com", "+1 555 0101", "US", "lead",
-            at(DAY_1, 1), *meta("crm", DAY_1))]
     orders = [order("ord_1", "placed", "USD", at(DAY_1, 8), DAY_1),
               order("ord_1", "shipped", "USD", at(DAY_1, 9), DAY_1),
               order("ord_2", "placed", "XXX", at(DAY_1, 9), DAY_1)]
-    house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
-                partition_by=["_proc_date"])
-    house.write(spark.createDataFrame(orders, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
-                partition_by=["_proc_date"])
-    house.write(spark.createDataFrame([], KAFKA_BRONZE), "bronze.kafka_orders",
-                partition_by=["_proc_date"])
+    land(house, spark, kafka=[], snowflake=orders)
     update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
     kept: list[bool] = []  # computed_once's keep, call by call: lookups, checked, marked rows
 

@@ -146,7 +146,7 @@ def mark_unchanged(
         *(sf.col(name).alias(f"{held_prefix}{name}")
           for name in dict.fromkeys([*keys, *compared, *sequence_by])),
     )
-    found = held[f"{held_prefix}{keys[0]}"].isNotNull()
+    found = held[f"{held_prefix}{keys[0]}"].isNotNull()  # the table's keys are never NULL
     same = found & functools.reduce(
         Column.__and__,
         [batch[name].eqNullSafe(held[f"{held_prefix}{name}"]) for name in compared],
@@ -154,11 +154,11 @@ def mark_unchanged(
     )
     # Partitioned by the key, as the join's rows already are (a sort-merge join on the key).
     whole_key_same = sf.min(same).over(Window.partitionBy(*(batch[key] for key in keys)))
-    older = found & ~sf.coalesce(
-        _later_or_same([batch[name] for name in sequence_by],
-                       [held[f"{held_prefix}{name}"] for name in sequence_by]),
-        sf.lit(False),
-    ) if sequence_by else sf.lit(False)
+    older = sf.lit(False)
+    if sequence_by:
+        later_or_same = _later_or_same([batch[name] for name in sequence_by],
+                                       [held[f"{held_prefix}{name}"] for name in sequence_by])
+        older = found & ~sf.coalesce(later_or_same, sf.lit(False))
     on = functools.reduce(
         Column.__and__, [batch[key] == held[f"{held_prefix}{key}"] for key in keys])
     return batch.join(held, on, "left").select(

@@ -26,9 +26,9 @@ def customer(customer_id: str, stage: str, day: date) -> tuple[object, ...]:
             datetime(day.year, day.month, day.day, 1), *meta("crm", day))
 
 
-def event(event_id: str, session: str, customer_id: str) -> tuple[object, ...]:
+def event(event_id: str, session: str, customer_id: str, day: date = DAY_1) -> tuple[object, ...]:
     return (event_id, session, customer_id, "page_view", datetime(2026, 11, 2, 7), "/", "mobile",
-            None, None, *meta("redshift", DAY_1))
+            None, None, *meta("redshift", day))
 
 
 def test_an_orphan_event_is_merged_once_its_customer_arrives_as_a_full_refresh_would(
@@ -84,7 +84,7 @@ def test_a_row_readmitted_from_an_older_partition_leaves_it_and_later_partitions
     crm = [customer("cust_1", "lead", DAY_1), customer("cust_2", "customer", day_3)]
     events = [
         event("evt_1", SESSION, "cust_2"),  # an orphan on day 1, back on day 3
-        (*event("evt_2", "sess-bad", "cust_1")[:9], *meta("redshift", DAY_2)),  # stays out
+        event("evt_2", "sess-bad", "cust_1", DAY_2),  # quarantined on day 2: stays there
     ]
     house.write(spark.createDataFrame(crm, CRM_BRONZE), "bronze.crm_accounts",
                 partition_by=["_proc_date"])

@@ -83,6 +83,22 @@ def test_customer_360_column_lineage_comes_from_the_spark_plan(lakehouse: Lakeho
     assert lineage_fields(column_lineage(gold)) == CUSTOMER_360_LINEAGE
 
 
+def test_column_lineage_runs_no_spark_job(lakehouse: Lakehouse) -> None:
+    gold = build_customer_360(
+        *(lakehouse.read(table) for table in SILVER), salt=SALT
+    )
+    context = lakehouse.spark.sparkContext
+    group = "column-lineage-runs-no-job"
+    context.setJobGroup(group, "column lineage of gold.fact_customer_360")
+    try:
+        column_lineage(gold)
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+
+    # Planning a scan of a Delta table lists its files with a Spark job; a lineage plans none.
+    assert list(context.statusTracker().getJobIdsForGroup(group)) == []
+
+
 def events_of(lakehouse: Lakehouse, job: str) -> list[dict[str, Any]]:
     return [e for e in read_events(lakehouse.storage_root.path) if e["job"]["name"] == job]
 

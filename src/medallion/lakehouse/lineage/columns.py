@@ -91,8 +91,15 @@ def analyzed_plan_text(frame: DataFrame) -> str:
 
 
 def column_lineage(frame: DataFrame) -> dict[str, tuple[SourceColumn, ...]]:
-    """Each output column of ``frame`` -> the table columns that flow into it directly."""
-    return column_lineage_of_plan(analyzed_plan_text(frame))
+    """Each output column of ``frame`` -> the table columns that flow into it directly.
+
+    The plan is explained over no rows (``limit(0)``): its analyzed section is ``frame``'s under
+    a ``GlobalLimit 0``, which passes its child's columns through, and the optimizer replaces a
+    plan that yields nothing with an empty relation, so Spark plans no scan to print it. Explaining
+    ``frame`` itself made Delta list every source's files (a Spark job per table) and plan the
+    joins: a gold table's lineage took 0.4-0.9 s of its step, over no rows 0.03-0.17 s.
+    """
+    return column_lineage_of_plan(analyzed_plan_text(frame.limit(0)))
 
 
 def column_lineage_of_plan(plan: str) -> dict[str, tuple[SourceColumn, ...]]:

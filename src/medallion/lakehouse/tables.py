@@ -84,6 +84,9 @@ def discover_tables(storage_root: StorageRoot) -> list[str]:
     return sorted(found)
 
 
+_COMMIT_FILE = re.compile(r"\d{20}\.json")  # a Delta commit: <version>.json, 20 digits
+
+
 def has_commit(log_dir: Path) -> bool:
     """True when a Delta log holds a commit or checkpoint (a failed first write leaves none)."""
     return log_dir.is_dir() and any(
@@ -352,6 +355,22 @@ class Lakehouse:
             Commit(int(row["version"]), row["operation"], dict(row["operationParameters"] or {}))
             for row in rows
         ]
+
+    def version(self, table: str) -> int:
+        """The table's latest Delta version.
+
+        Locally, the newest commit file's number in its ``_delta_log`` (Delta names each commit
+        ``<version>.json``, zero-padded to 20 digits, and never removes the latest): no query,
+        where ``DESCRIBE HISTORY`` costs a gold step ~0.1 s a table. In a catalog, its history.
+        """
+        if not self.catalog:
+            self._readable(table)  # the role check
+            log_dir = self.path(table) / "_delta_log"
+            commits = [int(entry.name[:-5]) for entry in log_dir.iterdir()
+                       if _COMMIT_FILE.fullmatch(entry.name)] if log_dir.is_dir() else []
+            if commits:
+                return max(commits)
+        return self.history(table, limit=1)[0].version
 
     def size_in_bytes(self, table: str) -> int:
         """The bytes of the table's current data files (``DESCRIBE DETAIL``: the Delta log's

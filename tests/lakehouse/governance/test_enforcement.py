@@ -67,6 +67,17 @@ def test_sql_with_a_role_follows_the_matrix(
         assert str(denied.value) == _denied(role, f"{schema}.roles_probe")
 
 
+def test_a_tables_version_is_denied_where_its_rows_are(
+    spark: SparkSession, storage_root: Path, roles: Roles
+) -> None:
+    lakehouse = Lakehouse(spark, StorageRoot(storage_root), role="ml", roles=roles)
+
+    with pytest.raises(AccessDenied) as denied:
+        lakehouse.version("silver.roles_probe")
+
+    assert str(denied.value) == _denied("ml", "silver.roles_probe")
+
+
 def test_without_a_role_every_layer_is_read(spark: SparkSession, storage_root: Path) -> None:
     lakehouse = Lakehouse(spark, StorageRoot(storage_root))
 

@@ -44,12 +44,14 @@ def test_merges_since_the_last_build_can_be_brought_forward() -> None:
          "silver.fact_orders is older than the version last read (recreated)"),
         (BUILT, 7, commits((9, "MERGE", MERGE), (8, "MERGE", MERGE)),
          "silver.fact_orders has more than 100 commits since"),
+        (BUILT, 7, [], "silver.fact_orders has more than 100 commits since"),
         (BuiltFrom(7, {"silver.fact_orders": 4}), 7, commits((4, "MERGE", MERGE)),
          "built from ['silver.fact_orders'], its sources are now "
          "['silver.fact_orders', 'silver.fx_rates']"),
     ],
     ids=["first-build", "table-written-by-another", "source-overwritten", "source-restored",
-         "source-recreated", "history-beyond-limit", "sources-changed"],
+         "source-recreated", "history-beyond-limit", "history-all-after-the-read",
+         "sources-changed"],
 )
 def test_a_whole_rebuild_is_needed_and_says_why(
     built: BuiltFrom | None, table_version: int, orders: list[Commit], reason: str

@@ -230,3 +230,18 @@ def test_tables_are_small_while_their_files_hold_less_than_the_limit_together(
     assert lakehouse.is_small("silver.a")
     assert lakehouse.is_small("silver.b")
     assert not lakehouse.is_small("silver.a", "silver.b")  # at the limit together
+
+
+def test_a_tables_version_is_its_newest_commit_also_past_a_log_checkpoint(
+    lakehouse: Lakehouse,
+) -> None:
+    rows = lakehouse.spark.createDataFrame([("a", 1)], "id string, amount int")
+    # A checkpoint every two commits: the log then holds checkpoint files beside the commits.
+    lakehouse.write(rows, "silver.a", properties={"delta.checkpointInterval": "2"})
+    for _ in range(2):
+        lakehouse.write(rows, "silver.a", mode="append")
+    log = sorted(entry.name for entry in (lakehouse.path("silver.a") / "_delta_log").iterdir())
+
+    assert any(name.endswith(".checkpoint.parquet") for name in log)
+    assert lakehouse.version("silver.a") == 2
+    assert lakehouse.version("silver.a") == lakehouse.history("silver.a", limit=1)[0].version

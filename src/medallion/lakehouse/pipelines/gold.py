@@ -117,12 +117,11 @@ def build_gold(
     in part when its ``build.incremental`` can say which rows changed, else whole."""
     spec = gold_spec(dataset)
     # Each source read at one version: the one the build is then recorded as having read.
-    histories = {source: lakehouse.history(source, limit=HISTORY_LIMIT) for source in spec.sources}
-    versions = {source: history[0].version for source, history in histories.items()}
+    versions = {source: lakehouse.version(source) for source in spec.sources}
     silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
     source_bytes = sum(lakehouse.size_in_bytes(source) for source in spec.sources)
     task_name = task or spec.name
-    piece = None if full_rebuild else incremental_slice(lakehouse, spec, histories, silver, salt,
+    piece = None if full_rebuild else incremental_slice(lakehouse, spec, versions, silver, salt,
                                                         source_bytes=source_bytes)
     with ExitStack() as kept_frames:  # rows computed once (computed_once), for the whole build
         if piece is None:
@@ -245,7 +244,7 @@ def record_build(
     a build that fails leaves the previous record, and the next build redoes the changes)."""
     path = built_from_path(lakehouse.storage_root, spec.dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table_version = lakehouse.history(spec.dataset, limit=1)[0].version
+    table_version = lakehouse.version(spec.dataset)
     staged = path.with_suffix(".json.tmp")
     staged.write_text(json.dumps(
         {"table": spec.dataset, "table_version": table_version, "sources": dict(versions),
@@ -258,31 +257,35 @@ def record_build(
 def incremental_slice(
     lakehouse: Lakehouse,
     spec: TableSpec,
-    histories: Mapping[str, Sequence[Commit]],
+    versions: Mapping[str, int],
     silver: Mapping[str, DataFrame],
     salt: str,
     *,
     source_bytes: int,
 ) -> GoldSlice | None:
     """The rows of the table the sources' changes since its last build touch, and their inputs;
-    None when the table must be rebuilt whole (and why is logged). ``source_bytes``: the size of
-    the sources' data files."""
+    None when the table must be rebuilt whole (and why is logged). ``versions``: the source
+    versions the build reads (``silver``); ``source_bytes``: the size of their data files."""
     slice_of = incremental_of(spec)
     if slice_of is None or not lakehouse.exists(spec.dataset):
         return None
     built = read_built_from(lakehouse.storage_root, spec.dataset)
     reason = too_small_reason(lakehouse.spark, source_bytes)  # first: it needs no history
     if reason is None:
-        table_version = lakehouse.history(spec.dataset, limit=1)[0].version
-        reason = whole_rebuild_reason(spec.sources, built, table_version, histories)
+        # Each source's commits up to the version read (a writer may have committed since).
+        histories = {source: [commit for commit in lakehouse.history(source, limit=HISTORY_LIMIT)
+                              if commit.version <= versions[source]]
+                     for source in spec.sources}
+        reason = whole_rebuild_reason(spec.sources, built, lakehouse.version(spec.dataset),
+                                      histories)
     if reason is not None or built is None:
         log.info("%s: rebuilt whole (%s)", spec.dataset, reason)
         return None
     try:
         changes = {
             source: lakehouse.changes(source, after=built.sources[source],
-                                      through=history[0].version)
-            for source, history in histories.items()
+                                      through=versions[source])
+            for source in spec.sources
         }
     except AnalysisException as error:  # a version without a change data feed, or vacuumed
         log.info("%s: rebuilt whole (no change data feed: %s)", spec.dataset, error)
@@ -308,6 +311,8 @@ def whole_rebuild_reason(
     if table_version != built.table_version:
         return "written since its last build by something else"
     for source, history in histories.items():
+        if not history:  # its latest commits are all newer than the version the build reads
+            return f"{source} has more than {HISTORY_LIMIT} commits since"
         since = [commit for commit in history if commit.version > built.sources[source]]
         if history[0].version < built.sources[source]:
             return f"{source} is older than the version last read (recreated)"

@@ -154,7 +154,7 @@ def full_rebuild(lakehouse: Lakehouse, day: date, run_id: str) -> dict[str, Laye
 def table_versions(lakehouse: Lakehouse) -> dict[str, int]:
     """Each silver and gold table's current Delta version, silver first."""
     names = [table.dataset for table in silver_tables()] + list(gold_tables())
-    return {name: lakehouse.history(name, limit=1)[0].version for name in names}
+    return {name: lakehouse.version(name) for name in names}
 
 
 def require_same_tables(lakehouse: Lakehouse, incremental: Mapping[str, int]) -> None:

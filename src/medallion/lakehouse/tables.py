@@ -364,7 +364,7 @@ class Lakehouse:
         where ``DESCRIBE HISTORY`` costs a gold step ~0.1 s a table. In a catalog, its history.
         """
         if not self.catalog:
-            self._readable(table)  # the role check
+            self._check_read(table)
             log_dir = self.path(table) / "_delta_log"
             commits = [int(entry.name[:-5]) for entry in log_dir.iterdir()
                        if _COMMIT_FILE.fullmatch(entry.name)] if log_dir.is_dir() else []
@@ -423,11 +423,15 @@ class Lakehouse:
         )
         return True
 
+    def _check_read(self, table: str) -> None:
+        """Raise AccessDenied when the lakehouse's role may not read ``table``."""
+        if self.role is not None and self.roles is not None:
+            self.roles.check_read(self.role, table)
+
     def _readable(self, table: str) -> str:
         """The table's SQL name, after the role check (and registration by path, locally)."""
         name = self.name(table)
-        if self.role is not None and self.roles is not None:
-            self.roles.check_read(self.role, table)
+        self._check_read(table)
         if not self.catalog:
             register_table(self.spark, self.storage_root, table)
         return name

@@ -27,6 +27,7 @@ from tests.lakehouse.lineage.helpers import (
     run_event,
     stable,
 )
+from tests.support.spark_jobs import spark_jobs_of
 
 DAY = date(2026, 11, 2)
 RUN = "20261102T060000Z-3fa2c1"
@@ -87,16 +88,11 @@ def test_column_lineage_runs_no_spark_job(lakehouse: Lakehouse) -> None:
     gold = build_customer_360(
         *(lakehouse.read(table) for table in SILVER), salt=SALT
     )
-    context = lakehouse.spark.sparkContext
-    group = "column-lineage-runs-no-job"
-    context.setJobGroup(group, "column lineage of gold.fact_customer_360")
-    try:
-        column_lineage(gold)
-    finally:
-        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+    _, jobs = spark_jobs_of(lakehouse.spark, "column-lineage-runs-no-job",
+                            lambda: column_lineage(gold))
 
     # Planning a scan of a Delta table lists its files with a Spark job; a lineage plans none.
-    assert list(context.statusTracker().getJobIdsForGroup(group)) == []
+    assert jobs == 0
 
 
 def events_of(lakehouse: Lakehouse, job: str) -> list[dict[str, Any]]:

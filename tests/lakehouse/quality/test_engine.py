@@ -11,6 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.quality import Action, Expectation, ExpectationsFailed, check_expectations
 from medallion.lakehouse.quality.engine import ERRORS_TYPE
+from tests.support.spark_jobs import spark_jobs_of
 
 ORDERS_SCHEMA = "order_id STRING, amount INT, status STRING"
 QUARANTINED_SCHEMA = f"{ORDERS_SCHEMA}, _errors {ERRORS_TYPE}, _run_id STRING"
@@ -193,13 +194,8 @@ def test_no_rules_keep_every_row(spark: SparkSession) -> None:
 
 def _jobs_of(spark: SparkSession, group: str, frame: DataFrame, rules: list[Expectation]) -> int:
     """How many Spark jobs one check starts."""
-    context = spark.sparkContext
-    context.setJobGroup(group, group)
-    try:
-        check_expectations(frame, rules, dataset="silver.orders", run_id="r1")
-    finally:
-        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-    return len(context.statusTracker().getJobIdsForGroup(group))
+    return spark_jobs_of(spark, group, lambda: check_expectations(
+        frame, rules, dataset="silver.orders", run_id="r1"))[1]
 
 
 def test_all_rules_are_counted_in_one_aggregation(spark: SparkSession) -> None:
@@ -216,11 +212,7 @@ def test_all_rules_are_counted_in_one_aggregation(spark: SparkSession) -> None:
         spark.conf.set("spark.sql.adaptive.enabled", adaptive)
     # Adaptive execution runs the shuffle-map stage of an aggregation as a job of its own, so
     # with it on a check costs what one bare aggregation does, however many rules it has.
-    context = spark.sparkContext
-    context.setJobGroup("dq-baseline", "dq-baseline")
-    frame.agg({"amount": "count"}).collect()
-    context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
-    baseline = len(context.statusTracker().getJobIdsForGroup("dq-baseline"))
+    _, baseline = spark_jobs_of(spark, "dq-baseline", frame.agg({"amount": "count"}).collect)
 
     assert without_aqe == 1
     assert _jobs_of(spark, "dq-one-rule", frame, many[:1]) == baseline
@@ -283,23 +275,20 @@ def test_a_fail_rule_raises_before_the_quarantine_is_written(spark: SparkSession
 def test_counting_while_writing_needs_no_job_besides_the_write(spark: SparkSession) -> None:
     frame = orders(spark, ("o1", 5, "placed"), (None, -1, "lost")).repartition(2)
     rules = [ORDER_ID, AMOUNT, STATUS]
-    context = spark.sparkContext
     adaptive = spark.conf.get("spark.sql.adaptive.enabled") or "true"
     spark.conf.set("spark.sql.adaptive.enabled", "false")
     try:
-        context.setJobGroup("dq-while-writing", "dq-while-writing")
-        checked = check_expectations(
+        checked, jobs = spark_jobs_of(spark, "dq-while-writing", lambda: check_expectations(
             frame,
             rules,
             dataset="silver.orders",
             run_id="r1",
             write_quarantine=lambda rows: rows.write.format("noop").mode("overwrite").save(),
-        )
-        context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+        ))
     finally:
         spark.conf.set("spark.sql.adaptive.enabled", adaptive)
 
-    assert len(context.statusTracker().getJobIdsForGroup("dq-while-writing")) == 1
+    assert jobs == 1
     assert (checked.metrics.rows_in, checked.metrics.rows_quarantined) == (2, 1)
 
 

@@ -67,13 +67,14 @@ def test_sql_with_a_role_follows_the_matrix(
         assert str(denied.value) == _denied(role, f"{schema}.roles_probe")
 
 
-def test_a_tables_version_is_denied_where_its_rows_are(
-    spark: SparkSession, storage_root: Path, roles: Roles
+@pytest.mark.parametrize("read_from_the_log", ["version", "size_in_bytes"])
+def test_a_tables_version_and_size_are_denied_where_its_rows_are(
+    spark: SparkSession, storage_root: Path, roles: Roles, read_from_the_log: str
 ) -> None:
     lakehouse = Lakehouse(spark, StorageRoot(storage_root), role="ml", roles=roles)
 
     with pytest.raises(AccessDenied) as denied:
-        lakehouse.version("silver.roles_probe")
+        getattr(lakehouse, read_from_the_log)("silver.roles_probe")
 
     assert str(denied.value) == _denied("ml", "silver.roles_probe")
 

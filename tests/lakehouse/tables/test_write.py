@@ -232,6 +232,23 @@ def test_tables_are_small_while_their_files_hold_less_than_the_limit_together(
     assert not lakehouse.is_small("silver.a", "silver.b")  # at the limit together
 
 
+def test_a_tables_size_is_its_data_files_bytes_also_before_its_checksum_is_written(
+    lakehouse: Lakehouse,
+) -> None:
+    rows = lakehouse.spark.createDataFrame([("a", 1), ("b", 2)], "id string, amount int")
+    lakehouse.write(rows, "silver.sized")
+    lakehouse.write(rows.limit(1), "silver.sized", mode="append")
+    table = lakehouse.path("silver.sized")
+    data_bytes = sum(path.stat().st_size for path in table.glob("*.parquet"))
+    detail = lakehouse.spark.sql(f"DESCRIBE DETAIL {lakehouse.name('silver.sized')}").collect()
+
+    from_checksum = lakehouse.size_in_bytes("silver.sized")
+    (table / "_delta_log" / f"{1:020d}.crc").unlink()  # as between a commit and its checksum
+
+    assert (from_checksum, lakehouse.size_in_bytes("silver.sized")) == (data_bytes, data_bytes)
+    assert [row["sizeInBytes"] for row in detail] == [data_bytes]  # what the checksum stands for
+
+
 def test_a_tables_version_is_its_newest_commit_also_past_a_log_checkpoint(
     lakehouse: Lakehouse,
 ) -> None:

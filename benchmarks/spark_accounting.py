@@ -15,15 +15,15 @@ Inside a job run every session names its task as ``<job>/<run_id>/<task_key>``
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from medallion.lakehouse.tables import COMMIT_FILE
+
 JOB_TAGS = "spark.job.tags"
-COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def read_commits(storage_root: Path) -> list[Commit]:
     for log_dir in root.rglob("_delta_log"):
         table = ".".join(log_dir.parent.relative_to(root).parts)
         for path in log_dir.iterdir():
-            if not COMMIT_FILE.match(path.name):
+            if not COMMIT_FILE.fullmatch(path.name):
                 continue
             info = _commit_info(path)
             if info is None:

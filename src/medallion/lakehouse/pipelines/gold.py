@@ -119,7 +119,8 @@ def build_gold(
     # Each source read at one version: the one the build is then recorded as having read.
     versions = {source: lakehouse.version(source) for source in spec.sources}
     silver = {source: lakehouse.read(source, version=versions[source]) for source in spec.sources}
-    source_bytes = sum(lakehouse.size_in_bytes(source) for source in spec.sources)
+    source_bytes = sum(lakehouse.size_in_bytes(source, version=versions[source])
+                       for source in spec.sources)
     task_name = task or spec.name
     piece = None if full_rebuild else incremental_slice(lakehouse, spec, versions, silver, salt,
                                                         source_bytes=source_bytes)

@@ -36,7 +36,7 @@ from medallion.lakehouse.errors import ConfigError, ExpectationFailed
 from medallion.lakehouse.lineage import lineage_job
 from medallion.lakehouse.lineage.steps import StepLineage, tables_lineage
 from medallion.lakehouse.quality.breaker import BreakerCheck, validate_layer
-from medallion.lakehouse.quality.event_log import DQ_EVENT_LOG, DQ_EVENT_SCHEMA, write_events
+from medallion.lakehouse.quality.event_log import DQ_EVENT_LOG, dq_events_frame, write_events
 from medallion.lakehouse.quality.spec import TableSpec, VolumeWatch, load_specs
 from medallion.lakehouse.tables import Lakehouse
 
@@ -277,7 +277,7 @@ def log_watchdog(lakehouse: Lakehouse, result: WatchdogResult, *, run_id: str,
         for check in result.checks
     ]
     if events:
-        write_events(lakehouse, lakehouse.spark.createDataFrame(events, DQ_EVENT_SCHEMA))
+        write_events(lakehouse, dq_events_frame(lakehouse.spark, events))
 
 
 __all__ = ["DQ_EVENT_LOG", "EVENT_TYPE", "Status", "WatchCheck", "WatchdogResult",

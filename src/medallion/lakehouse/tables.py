@@ -183,25 +183,35 @@ def expecting_errors(*conditions: str) -> Iterator[None]:
         _expected_errors.conditions = outer
 
 
-_NOT_FOUND = ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND")
-
-
 def _catalog_location(spark: SparkSession, table: str) -> tuple[bool, Path | None]:
     """Whether the session's catalog knows ``table``, and where it says the table lives (a
-    local path; None for none or another scheme): one ``DESCRIBE``."""
+    local path; None for none or another scheme): one ``SHOW TABLE EXTENDED``.
+
+    A name not registered yet is an empty answer, not a failed query: in a classic session
+    Spark's own listeners log every failed query (ERROR, with a stack trace) once a step has
+    observed a frame, and a local notebook shows that as a failure. Only a missing schema
+    still fails, and is expected.
+    """
     from pyspark.errors import AnalysisException
 
+    schema, name = split_table_name(table)
     try:
-        with expecting_errors(*_NOT_FOUND):  # a name not registered yet is no failure
-            rows = (spark.sql(f"DESCRIBE TABLE EXTENDED {table}")
-                    .where("col_name = 'Location'").collect())
+        with expecting_errors("SCHEMA_NOT_FOUND"):
+            rows = spark.sql(f"SHOW TABLE EXTENDED IN {schema} LIKE '{name}'").collect()
     except AnalysisException as error:
-        if error.getCondition() in _NOT_FOUND:
+        if error.getCondition() == "SCHEMA_NOT_FOUND":
             return False, None
         raise
-    if not rows:
+    # LIKE matches case-insensitively, and the answer also lists temporary views.
+    found = [row for row in rows if row["tableName"] == name and not row["isTemporary"]]
+    if not found:
+        return False, None
+    prefix = "Location: "
+    locations = [line.removeprefix(prefix) for line in str(found[0]["information"]).splitlines()
+                 if line.startswith(prefix)]
+    if not locations:
         return True, None
-    location = urlsplit(str(rows[0]["data_type"]))
+    location = urlsplit(locations[0])
     return True, Path(location.path) if location.scheme in ("", "file") else None
 
 

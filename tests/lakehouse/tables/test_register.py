@@ -55,13 +55,39 @@ def test_a_name_registered_by_another_session_is_only_looked_up(
 
     register_table(other, lakehouse.storage_root, "ops.register_shared")
 
-    assert statements == ["DESCRIBE TABLE EXTENDED ops.register_shared"]
+    assert statements == ["SHOW TABLE EXTENDED IN ops LIKE 'register_shared'"]
     assert [row.id for row in other.table("ops.register_shared").collect()] == [3]
 
 
 def test_an_unknown_name_or_schema_is_registered_nowhere(spark: SparkSession) -> None:
     assert registered_location(spark, "ops.no_such_table") is None
     assert registered_location(spark, "no_such_schema.anything") is None
+
+
+def test_looking_up_an_unknown_name_runs_no_query_that_fails(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spark's own listeners log each failed query of a classic session (ERROR, with the JVM's
+    # stack trace) once a frame has been observed, and pyspark's logging cannot hold that back.
+    other = spark.newSession()
+    other.range(1).createOrReplaceTempView("never_registered")  # listed too, and not a table
+    outcomes: list[tuple[str, str | None]] = []
+    sql = other.sql
+
+    def run(statement: str, *args: Any, **kwargs: Any) -> DataFrame:
+        try:
+            result = sql(statement, *args, **kwargs)
+            result.collect()
+        except AnalysisException as error:
+            outcomes.append((statement, error.getCondition()))
+            raise
+        outcomes.append((statement, None))
+        return result
+
+    monkeypatch.setattr(other, "sql", run)
+
+    assert registered_location(other, "ops.never_registered") is None
+    assert outcomes == [("SHOW TABLE EXTENDED IN ops LIKE 'never_registered'", None)]
 
 
 

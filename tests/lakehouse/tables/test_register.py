@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,23 @@ def test_the_name_points_at_the_table_of_the_root_last_registered(
     register_table(spark, second.storage_root, "ops.register_probe")
     assert registered_location(spark, "ops.register_probe") == second.path("ops.register_probe")
     assert [row.id for row in spark.table("ops.register_probe").collect()] == [7]
+
+
+def test_a_name_left_pointing_at_a_deleted_folder_is_registered_again(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    gone = Lakehouse.open(spark, StorageRoot(tmp_path / "gone"))
+    write_ids(gone, "ops.register_dangling", [1])
+    register_table(spark, gone.storage_root, "ops.register_dangling")
+    shutil.rmtree(tmp_path / "gone")  # a test's or a run's root, removed with the name still set
+    here = Lakehouse.open(spark, StorageRoot(tmp_path / "here"))
+    write_ids(here, "ops.register_dangling", [7, 8])
+
+    register_table(spark, here.storage_root, "ops.register_dangling")
+
+    assert registered_location(spark, "ops.register_dangling") == here.path(
+        "ops.register_dangling")
+    assert sorted(row.id for row in spark.table("ops.register_dangling").collect()) == [7, 8]
 
 
 def test_a_name_registered_by_another_session_is_only_looked_up(

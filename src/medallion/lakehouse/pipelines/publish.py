@@ -123,25 +123,11 @@ def published(table: str) -> Published:
     return Published(keys=spec.keys, sum_columns=spec.publish.reconcile)
 
 
-def current_version(lakehouse: Lakehouse, table: str) -> int:
-    """The table's latest Delta version."""
-    history = lakehouse.spark.sql(f"DESCRIBE HISTORY {lakehouse.name(table)} LIMIT 1").first()
-    if history is None:
-        raise ConfigError(f"{table}: expected a Delta table with history, found none")
-    return int(history["version"])
-
-
-def read_version(lakehouse: Lakehouse, table: str, version: int) -> DataFrame:
-    """The table as of ``version``."""
-    lakehouse.read(table)  # registers it locally
-    return lakehouse.spark.sql(f"SELECT * FROM {lakehouse.name(table)} VERSION AS OF {version}")
-
-
 def gold_snapshot(lakehouse: Lakehouse, table: str, version: int | None = None) -> GoldSnapshot:
     """``table`` at ``version`` (default: the latest) as a ``GoldSnapshot`` of Arrow batches."""
     served = published(table)
-    at = current_version(lakehouse, table) if version is None else version
-    frame = read_version(lakehouse, table, at)
+    at = lakehouse.version(table) if version is None else version
+    frame = lakehouse.read(table, version=at)
     columns = tuple(
         GoldColumn(field.name, logical_type(field.dataType, table, field.name))
         for field in frame.schema
@@ -220,7 +206,7 @@ def publish_gold(
     snapshot = gold_snapshot(lakehouse, table)
     result = sink.publish(snapshot, target)
     ours = gold_figures(
-        read_version(lakehouse, table, snapshot.version), served.keys[0], served.sum_columns
+        lakehouse.read(table, version=snapshot.version), served.keys[0], served.sum_columns
     )
     theirs = sink.figures(target, served.keys[0], served.sum_columns)
     seconds = time.monotonic() - started

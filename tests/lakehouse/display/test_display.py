@@ -14,6 +14,7 @@ from medallion.lakehouse.pipelines.ingest import IngestResult
 from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
+from tests.support.spark_jobs import spark_jobs_of
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -94,6 +95,26 @@ def test_a_quarantine_sample_leads_with_the_errors_of_each_row(lakehouse: Lakeho
     assert "<th>_errors</th><th>order_id</th><th>_proc_date</th>" in table.data
     assert "<tr><td>amount_positive</td><td>o2</td><td>2026-11-03</td></tr>" in table.data
     assert "o1" not in table.data
+
+
+def test_a_step_that_quarantined_nothing_says_so_without_reading_the_table(
+    lakehouse: Lakehouse,
+) -> None:
+    rows = lakehouse.spark.createDataFrame(
+        [("o1", [("amount_positive", "amount > 0")], date(2026, 11, 2))],
+        "order_id string, _errors array<struct<name:string,rule:string>>, _proc_date date",
+    )
+    lakehouse.write(rows, "silver.orders_quarantine")
+
+    (shown,), jobs = spark_jobs_of(
+        lakehouse.spark, "show-quarantine-of-nothing",
+        lambda: show_quarantine(lakehouse, "silver.orders_quarantine", date(2026, 11, 3),
+                                quarantined=0),
+    )
+
+    assert shown.data == (
+        "<p><code>silver.orders_quarantine</code>: no rows quarantined on 2026-11-03</p>")
+    assert jobs == 0
 
 
 def test_gold_orders_daily_shows_its_rows_and_revenue_per_day_and_currency(

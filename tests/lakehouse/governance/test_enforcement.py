@@ -17,6 +17,7 @@ from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.platform.sql import query_rows
 from tests.lakehouse.governance.conftest import MATRIX, READABLE
+from tests.support.frames import inline_frame
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def storage_root(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("roles")
     writer = Lakehouse.open(spark, StorageRoot(root))
     for layer in ("bronze", "silver", "gold"):
-        writer.write(spark.createDataFrame([(layer,)], "layer string"), f"{layer}.roles_probe")
+        writer.write(inline_frame(spark, [(layer,)], "layer string"), f"{layer}.roles_probe")
     return root
 
 

@@ -27,12 +27,13 @@ from tests.lakehouse.lineage.helpers import (
     run_event,
     stable,
 )
+from tests.support.frames import inline_frame
 from tests.support.spark_jobs import spark_jobs_of
 
 DAY = date(2026, 11, 2)
 RUN = "20261102T060000Z-3fa2c1"
 SALT = "test-salt"
-SILVER = {
+SILVER: dict[str, tuple[list[tuple[Any, ...]], str]] = {
     "silver.dim_customer": (
         [("cust_1", "Ann Lee", "ann@example.com", "+44 20 7946 0958", "GB", "customer")],
         "customer_id string, name string, email string, phone string, country string, "
@@ -68,7 +69,7 @@ def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     """Silver tables of one customer with one order, one event and that day's EUR rate."""
     house = Lakehouse.open(spark, StorageRoot(tmp_path_factory.mktemp("lineage-steps")))
     for table, (rows, schema) in SILVER.items():
-        house.write(spark.createDataFrame(rows, schema), table)
+        house.write(inline_frame(spark, rows, schema), table)
     return house
 
 

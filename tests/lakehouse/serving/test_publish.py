@@ -27,6 +27,7 @@ from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from medallion.platform.devstack import postgres
 from medallion.platform.devstack.service import ServiceInfo
 from tests.lakehouse.sources.redshift import conftest as redshift_slice
+from tests.support.frames import inline_frame
 
 pg_root = redshift_slice.pg_root
 pg_service = redshift_slice.pg_service
@@ -49,7 +50,7 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
     """A lakehouse whose gold customer_360 has three customers (version 0)."""
     house = Lakehouse.open(spark, StorageRoot(tmp_path))
     rows = [customer(1, "10.50", 1), customer(2, "20.25", 2), customer(3, "0.00", 0)]
-    house.write(spark.createDataFrame(rows, CUSTOMER_360_SCHEMA), GOLD)
+    house.write(inline_frame(spark, rows, CUSTOMER_360_SCHEMA), GOLD)
     return house
 
 
@@ -118,7 +119,7 @@ def test_a_new_gold_version_updates_inserts_and_deletes_exactly(
 ) -> None:
     publish_gold(lakehouse, sink, GOLD, TARGET)
     rows = [customer(1, "99.99", 4), customer(2, "20.25", 2), customer(4, "5.00", 1)]
-    lakehouse.write(spark.createDataFrame(rows, CUSTOMER_360_SCHEMA), GOLD)
+    lakehouse.write(inline_frame(spark, rows, CUSTOMER_360_SCHEMA), GOLD)
 
     outcome = publish_gold(lakehouse, sink, GOLD, TARGET)
 

@@ -11,6 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
+from tests.support.frames import inline_frame
 
 SCHEMA = "order_id string, status string, updated_at timestamp, _rank int, _ingest_ts timestamp"
 T0, T1, T2 = datetime(2026, 1, 1, 9), datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 11)
@@ -23,7 +24,8 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
 
 
 def seed(lakehouse: Lakehouse, table: str) -> None:
-    current = lakehouse.spark.createDataFrame(
+    current = inline_frame(
+        lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "placed", T1, 0, INGEST_A)], SCHEMA
     )
     lakehouse.write(current, table)
@@ -32,7 +34,7 @@ def seed(lakehouse: Lakehouse, table: str) -> None:
 def merge(
     lakehouse: Lakehouse, table: str, rows: list[tuple[object, ...]], **options: object
 ) -> None:
-    updates = lakehouse.spark.createDataFrame(rows, SCHEMA)
+    updates = inline_frame(lakehouse.spark, rows, SCHEMA)
     lakehouse.merge(updates, table, keys=["order_id"], **options)  # type: ignore[arg-type]
 
 
@@ -44,7 +46,8 @@ def test_an_older_version_never_replaces_a_newer_one(lakehouse: Lakehouse) -> No
         [("o1", "placed", T0, 1, INGEST_B), ("o2", "delivered", T2, 0, INGEST_B)],
         sequence_by=["updated_at", "_rank"],
     )
-    expected = lakehouse.spark.createDataFrame(
+    expected = inline_frame(
+        lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "delivered", T2, 0, INGEST_B)], SCHEMA
     )
     assertDataFrameEqual(lakehouse.read("silver.merge_older"), expected)
@@ -58,7 +61,8 @@ def test_a_tie_on_the_first_sequence_column_goes_to_the_higher_second(lakehouse:
         [("o1", "placed", T1, 0, INGEST_B), ("o2", "cancelled", T1, 1, INGEST_B)],
         sequence_by=["updated_at", "_rank"],
     )
-    expected = lakehouse.spark.createDataFrame(
+    expected = inline_frame(
+        lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "cancelled", T1, 1, INGEST_B)], SCHEMA
     )
     assertDataFrameEqual(lakehouse.read("silver.merge_tie"), expected)
@@ -73,7 +77,8 @@ def test_missing_fields_keep_their_current_value(lakehouse: Lakehouse) -> None:
         sequence_by=["updated_at"],
         keep_current_when_null=["status"],
     )
-    expected = lakehouse.spark.createDataFrame(
+    expected = inline_frame(
+        lakehouse.spark,
         [
             ("o1", "shipped", T2, 0, INGEST_B),
             ("o2", "placed", T1, 0, INGEST_A),
@@ -103,7 +108,8 @@ def test_a_record_landed_again_does_not_rewrite_the_table(lakehouse: Lakehouse) 
     assert history["version"] == version  # the MERGE committed, changing nothing
     assert history["operationMetrics"]["numTargetRowsUpdated"] == "0"
     assert history["operationMetrics"]["numTargetRowsInserted"] == "0"
-    expected = lakehouse.spark.createDataFrame(
+    expected = inline_frame(
+        lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "placed", T1, 0, INGEST_A)], SCHEMA
     )
     assertDataFrameEqual(lakehouse.read("silver.merge_same"), expected)
@@ -116,16 +122,19 @@ def test_replacing_keys_updates_inserts_and_deletes_only_those_keys(
     is new, d1/GBP is replaced by nothing (deleted); d3/EUR is not a replaced key and stays."""
     spark, table = lakehouse.spark, "gold.replace_keys"
     schema = "day string, currency string, n int"
-    lakehouse.write(spark.createDataFrame(
+    lakehouse.write(inline_frame(
+        spark,
         [("d1", "EUR", 1), ("d1", None, 2), ("d1", "GBP", 3), ("d3", "EUR", 4)], schema), table)
     before = lakehouse.history(table, limit=1)[0].version
-    replaced = spark.createDataFrame(
+    replaced = inline_frame(
+        spark,
         [("d1", "EUR"), ("d1", None), ("d1", "GBP"), ("d2", "USD")], "day string, currency string")
-    rows = spark.createDataFrame([("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5)], schema)
+    rows = inline_frame(spark, [("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5)], schema)
 
     lakehouse.replace_keys(rows, table, keys=["day", "currency"], replaced=replaced)
 
-    assertDataFrameEqual(lakehouse.read(table), spark.createDataFrame(
+    assertDataFrameEqual(lakehouse.read(table), inline_frame(
+        spark,
         [("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5), ("d3", "EUR", 4)], schema))
     last = lakehouse.spark.sql(f"DESCRIBE HISTORY delta.`{lakehouse.path(table)}` LIMIT 1").first()
     assert last is not None

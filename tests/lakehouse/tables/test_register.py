@@ -14,10 +14,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse, register_table, registered_location
+from tests.support.frames import inline_frame
 
 
 def write_ids(lakehouse: Lakehouse, table: str, ids: list[int]) -> None:
-    frame = lakehouse.spark.createDataFrame([(i,) for i in ids], "id int")
+    frame = inline_frame(lakehouse.spark, [(i,) for i in ids], "id int")
     frame.write.format("delta").save(str(lakehouse.path(table)))
 
 

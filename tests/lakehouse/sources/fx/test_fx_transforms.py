@@ -17,6 +17,7 @@ from medallion.lakehouse.pipelines.silver import silver_table
 from medallion.lakehouse.quality.engine import check_expectations
 from medallion.lakehouse.transforms.gold.fx_daily_change import build_fx_daily_change
 from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN
+from tests.support.frames import inline_frame
 
 BRONZE_SCHEMA = (
     "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), "
@@ -71,11 +72,12 @@ def silver_of(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 
 def test_silver_cleans_quarantines_and_keeps_the_latest_row_per_key(spark: SparkSession) -> None:
-    bronze = spark.createDataFrame(DIRTY_BRONZE, BRONZE_SCHEMA)
+    bronze = inline_frame(spark, DIRTY_BRONZE, BRONZE_SCHEMA)
 
     silver, quarantined = silver_of(bronze)
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             (D1, "USD", "EUR", Decimal("0.925"), FILE_B, LATE, D2),
             (D1, "USD", "GBP", Decimal("0.7791"), FILE_A, EARLY, D1),
@@ -104,17 +106,19 @@ def test_silver_tiebreak_on_equal_ingest_ts_goes_to_the_later_file(spark: SparkS
         (D1, "USD", "EUR", Decimal("0.9213"), None, FILE_A, EARLY, RUN, D1),
         (D1, "USD", "EUR", Decimal("0.9300"), None, FILE_B, EARLY, RUN, D1),
     ]
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [(D1, "USD", "EUR", Decimal("0.93"), FILE_B, EARLY, D1)], SILVER_SCHEMA
     )
 
     for ordering in (rows, rows[::-1]):
-        silver, _ = silver_of(spark.createDataFrame(ordering, BRONZE_SCHEMA).repartition(3))
+        silver, _ = silver_of(inline_frame(spark, ordering, BRONZE_SCHEMA).repartition(3))
         assertDataFrameEqual(silver, expected)
 
 
 def test_gold_compares_each_rate_with_the_previous_available_one(spark: SparkSession) -> None:
-    silver = spark.createDataFrame(
+    silver = inline_frame(
+        spark,
         [
             (D1, "USD", "EUR", Decimal("0.92"), FILE_A, EARLY, D1),
             (D2, "USD", "EUR", Decimal("0.93"), FILE_A, EARLY, D2),
@@ -127,7 +131,8 @@ def test_gold_compares_each_rate_with_the_previous_available_one(spark: SparkSes
 
     gold = build_fx_daily_change(silver)
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             (D1, "EUR", "USD", Decimal("0.92"), None, None, None),
             (D2, "EUR", "USD", Decimal("0.93"), D1, Decimal("0.92"), Decimal("1.0870")),

@@ -13,6 +13,7 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA, build_customer_360
+from tests.support.frames import inline_frame
 from tests.support.shapes import SILVER_CUSTOMERS, SILVER_EVENTS, SILVER_FX, SILVER_ORDERS
 
 SALT = "pepper"
@@ -26,14 +27,16 @@ def _hashed(customer_id: str) -> str:
 
 
 def _build(spark: SparkSession) -> DataFrame:
-    customers = spark.createDataFrame(
+    customers = inline_frame(
+        spark,
         [
             ("c1", "Ada Lopez", "ada@example.com", "+49 301 5550123", "DE", "customer", MODIFIED),
             ("c2", "Ben Kim", "ben@mail.example", "+1 212 5550199", "US", "lead", MODIFIED),
         ],
         SILVER_CUSTOMERS,
     )
-    orders = spark.createDataFrame(
+    orders = inline_frame(
+        spark,
         [
             ("o1", "c1", T1, "delivered", "EUR", Decimal("9.00"), T1),
             ("o2", "c1", T2, "cancelled", "EUR", Decimal("4.50"), T2),
@@ -42,7 +45,8 @@ def _build(spark: SparkSession) -> DataFrame:
         ],
         SILVER_ORDERS,
     )
-    events = spark.createDataFrame(
+    events = inline_frame(
+        spark,
         [
             ("e1", "sess_a", "c1", "page_view", T1, "/", "mobile"),
             ("e2", "sess_a", "c1", "search", T2, "/search", "mobile"),
@@ -50,7 +54,7 @@ def _build(spark: SparkSession) -> DataFrame:
         ],
         SILVER_EVENTS,
     )
-    fx_rates = spark.createDataFrame([(DAY, "USD", "EUR", Decimal("0.9"))], SILVER_FX)
+    fx_rates = inline_frame(spark, [(DAY, "USD", "EUR", Decimal("0.9"))], SILVER_FX)
     return build_customer_360(customers, orders, events, fx_rates, salt=SALT)
 
 
@@ -63,7 +67,8 @@ def gold(spark: SparkSession) -> Iterator[DataFrame]:
 
 
 def test_one_masked_row_per_customer_with_its_facts(spark: SparkSession, gold: DataFrame) -> None:
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             (
                 _hashed("c1"),
@@ -107,7 +112,8 @@ def test_lifetime_value_leaves_out_cancelled_and_returned_orders(
     customer = gold.where(sf.col("customer_id") == _hashed("c1"))
 
     # 9.00 EUR / 0.9 + 2.50 USD; the cancelled 4.50 EUR and returned 5.00 USD are out
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [(4, Decimal("12.50"))], "order_count BIGINT, lifetime_value_usd DECIMAL(18,2)"
     )
     assertDataFrameEqual(customer.select("order_count", "lifetime_value_usd"), expected)
@@ -122,7 +128,8 @@ def test_customer_without_orders_or_events_has_zero_counts_and_value(
         "order_count", "lifetime_value_usd", "event_count", "session_count", "last_seen_ts"
     )
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [(0, Decimal("0.00"), 0, 0, None)],
         "order_count BIGINT, lifetime_value_usd DECIMAL(18,2), event_count BIGINT, "
         "session_count BIGINT, last_seen_ts TIMESTAMP",

@@ -11,6 +11,7 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.transforms.gold.fx import unconverted_orders, usd_amount, usd_amounts
+from tests.support.frames import inline_frame
 from tests.support.shapes import SILVER_FX, SILVER_ORDERS
 
 FRIDAY, SATURDAY, MONDAY = date(2026, 11, 6), date(2026, 11, 7), date(2026, 11, 9)
@@ -21,14 +22,16 @@ def _order(order_id: str, currency: str, order_ts: datetime, amount: str) -> tup
 
 
 def test_weekend_order_takes_fridays_rate_and_usd_needs_no_row(spark: SparkSession) -> None:
-    fx_rates = spark.createDataFrame(
+    fx_rates = inline_frame(
+        spark,
         [
             (FRIDAY, "USD", "EUR", Decimal("0.90000000")),
             (MONDAY, "USD", "EUR", Decimal("0.80000000")),
         ],
         SILVER_FX,
     )
-    orders = spark.createDataFrame(
+    orders = inline_frame(
+        spark,
         [
             _order("o1", "EUR", datetime(2026, 11, 6, 23, 59), "9.00"),  # Friday: same day
             _order("o2", "EUR", datetime(2026, 11, 8, 12, 0), "9.00"),  # Sunday: Friday's
@@ -41,7 +44,8 @@ def test_weekend_order_takes_fridays_rate_and_usd_needs_no_row(spark: SparkSessi
 
     converted = usd_amounts(orders, fx_rates).select("order_id", "usd_rate", "amount_usd")
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             ("o1", Decimal("0.9"), Decimal("10.00")),
             ("o2", Decimal("0.9"), Decimal("10.00")),
@@ -73,7 +77,8 @@ def test_usd_amount_is_exact_half_up_rounding(spark: SparkSession) -> None:
             (amount, rate, (amount / rate).quantize(Decimal("0.01"), ROUND_HALF_UP))
             for amount, rate in pairs
         ]
-    frame = spark.createDataFrame(
+    frame = inline_frame(
+        spark,
         rows, "amount DECIMAL(18,2), rate DECIMAL(18,8), expected DECIMAL(18,2)"
     )
 
@@ -81,13 +86,14 @@ def test_usd_amount_is_exact_half_up_rounding(spark: SparkSession) -> None:
         ~usd_amount(sf.col("amount"), sf.col("rate")).eqNullSafe(sf.col("expected"))
     )
 
-    assertDataFrameEqual(mismatches, spark.createDataFrame([], frame.schema))
+    assertDataFrameEqual(mismatches, inline_frame(spark, [], frame.schema))
 
 
 def test_unconverted_orders_are_the_ones_usd_amounts_finds_no_rate_for(
     spark: SparkSession,
 ) -> None:
-    fx_rates = spark.createDataFrame(
+    fx_rates = inline_frame(
+        spark,
         [
             (FRIDAY, "USD", "EUR", Decimal("0.90000000")),
             (SATURDAY, "USD", "GBP", None),  # no usable rate on Saturday...
@@ -97,7 +103,8 @@ def test_unconverted_orders_are_the_ones_usd_amounts_finds_no_rate_for(
         SILVER_FX,
     )
     sunday = datetime(2026, 11, 8, 12, 0)
-    orders = spark.createDataFrame(
+    orders = inline_frame(
+        spark,
         [
             _order("eur_friday", "EUR", datetime(2026, 11, 6, 0, 0), "1.00"),  # the rate's day
             _order("eur_thursday", "EUR", datetime(2026, 11, 5, 23, 59), "1.00"),  # before it
@@ -126,7 +133,8 @@ def test_unconverted_orders_agree_with_usd_amounts_on_random_rows(spark: SparkSe
     rng = random.Random(19)
     days = [date(2026, 11, day) for day in range(1, 15)]
     currencies = ["USD", "EUR", "GBP", "JPY", "CHF", None]
-    fx_rates = spark.createDataFrame(
+    fx_rates = inline_frame(
+        spark,
         [
             (rng.choice([*days, None]), "USD", rng.choice(currencies[1:4]),
              rng.choice([Decimal("1.25000000"), None]))
@@ -134,7 +142,8 @@ def test_unconverted_orders_agree_with_usd_amounts_on_random_rows(spark: SparkSe
         ],
         SILVER_FX,
     )
-    orders = spark.createDataFrame(
+    orders = inline_frame(
+        spark,
         [
             (f"o{number}", "cust_1",
              rng.choice([datetime(2026, 11, rng.randrange(1, 16), rng.randrange(24)), None]),

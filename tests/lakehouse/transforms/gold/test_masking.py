@@ -12,6 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.transforms.gold.masking import hash_id, mask_email, mask_name, mask_phone
 from medallion.platform.generate import vocab
+from tests.support.frames import inline_frame
 
 SALT = "test-salt"
 PII = "id STRING, name STRING, email STRING, phone STRING"
@@ -19,7 +20,8 @@ MASKED = "id STRING, name STRING, email STRING, phone STRING"
 
 
 def test_masks_and_hash_have_the_documented_shape(spark: SparkSession) -> None:
-    pii = spark.createDataFrame(
+    pii = inline_frame(
+        spark,
         [
             ("cust_0000001", "Ada Lopez", "ada.lopez1@example.com", "+49 301 5550123"),
             ("cust_0000002", "A", "@example.com", "12"),
@@ -37,7 +39,8 @@ def test_masks_and_hash_have_the_documented_shape(spark: SparkSession) -> None:
 
     digest = hashlib.sha256(f"{SALT}:cust_0000001".encode()).hexdigest()
     digest_2 = hashlib.sha256(f"{SALT}:cust_0000002".encode()).hexdigest()
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             (digest, "A***", "a***@example.com", "***23"),
             # too short to show a letter or digits without showing the whole value
@@ -66,7 +69,7 @@ def test_masked_values_never_contain_the_raw_value(spark: SparkSession) -> None:
         )
         for n in range(500)
     ]
-    pii = spark.createDataFrame(rows, "name STRING, email STRING, phone STRING")
+    pii = inline_frame(spark, rows, "name STRING, email STRING, phone STRING")
 
     leaks = pii.where(
         (sf.instr(mask_name(sf.col("name")), sf.col("name")) > 0)
@@ -74,4 +77,4 @@ def test_masked_values_never_contain_the_raw_value(spark: SparkSession) -> None:
         | (sf.instr(mask_phone(sf.col("phone")), sf.col("phone")) > 0)
     )
 
-    assertDataFrameEqual(leaks, spark.createDataFrame([], pii.schema))
+    assertDataFrameEqual(leaks, inline_frame(spark, [], pii.schema))

@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 from medallion.lakehouse.quality.spec import load_spec
 from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from medallion.lakehouse.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
+from tests.support.frames import inline_frame
 
 DQ_DIR = Path(__file__).resolve().parents[4] / "config" / "dq" / "gold"
 FAILED = "key STRING, failed ARRAY<STRING>"
@@ -44,7 +45,8 @@ def test_customer_360_rules_catch_raw_pii_and_negative_facts(spark: SparkSession
         values |= {"last_seen_ts": T2} | changes
         return tuple(values.values())
 
-    gold = spark.createDataFrame(
+    gold = inline_frame(
+        spark,
         [
             row(HASH),
             row("cust_0000001"),
@@ -57,7 +59,8 @@ def test_customer_360_rules_catch_raw_pii_and_negative_facts(spark: SparkSession
 
     failed = _failed_rules(DQ_DIR / "fact_customer_360.yml", gold, "customer_id")
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             (HASH, []),
             ("cust_0000001", ["customer_id_is_hashed"]),
@@ -72,7 +75,8 @@ def test_customer_360_rules_catch_raw_pii_and_negative_facts(spark: SparkSession
 
 def test_orders_daily_rules_catch_null_keys_and_negative_revenue(spark: SparkSession) -> None:
     day = date(2026, 11, 2)
-    gold = spark.createDataFrame(
+    gold = inline_frame(
+        spark,
         [
             (day, "EUR", 3, Decimal("9.45"), Decimal("10.50")),
             (None, "USD", 1, Decimal("1.00"), Decimal("1.00")),
@@ -84,7 +88,8 @@ def test_orders_daily_rules_catch_null_keys_and_negative_revenue(spark: SparkSes
 
     failed = _failed_rules(DQ_DIR / "orders_daily.yml", gold, "currency")
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             ("EUR", []),
             ("USD", ["order_date_not_null"]),

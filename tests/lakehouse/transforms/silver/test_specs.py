@@ -17,6 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 from medallion.lakehouse.quality.spec import TableSpec, load_spec
 from medallion.lakehouse.transforms.silver.fact_orders import unify_orders
 from medallion.platform.generate import vocab
+from tests.support.frames import inline_frame
 from tests.support.shapes import (
     BEHAVIOR_BRONZE,
     CRM_BRONZE,
@@ -111,7 +112,8 @@ def test_fact_orders_rules_name_each_dirt_kind(spark: SparkSession) -> None:
     def kafka(key: str, op: str, event_ts: datetime = T1) -> tuple[object, ...]:
         return (key, "cust_1", Decimal("5.00"), "EUR", event_ts, op, 0, 1, T1, key, *META)
 
-    snowflake_rows = spark.createDataFrame(
+    snowflake_rows = inline_frame(
+        spark,
         [
             snowflake("s_clean"),
             snowflake(None),
@@ -123,7 +125,8 @@ def test_fact_orders_rules_name_each_dirt_kind(spark: SparkSession) -> None:
         ],
         SNOWFLAKE_BRONZE,
     )
-    kafka_rows = spark.createDataFrame(
+    kafka_rows = inline_frame(
+        spark,
         [
             kafka("k_create", "c"),
             kafka("k_update", "u"),
@@ -138,7 +141,8 @@ def test_fact_orders_rules_name_each_dirt_kind(spark: SparkSession) -> None:
     silver = spec.apply_transformations(unify_orders(snowflake_rows, kafka_rows))
     failed = _failed_rules(spec, _with_lookup(silver), sf.col("order_id"))
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             ("s_clean", []),
             (None, ["order_id_not_null"]),
@@ -169,7 +173,8 @@ def test_fact_events_rules_name_each_dirt_kind(spark: SparkSession) -> None:
         row |= {"referrer": None, "app_version": None} | changes
         return (*row.values(), *META)
 
-    bronze = spark.createDataFrame(
+    bronze = inline_frame(
+        spark,
         [
             event("e_clean"),
             event(None),
@@ -187,7 +192,8 @@ def test_fact_events_rules_name_each_dirt_kind(spark: SparkSession) -> None:
     silver = spec.apply_transformations(bronze)
     failed = _failed_rules(spec, _with_lookup(silver), sf.col("event_id"))
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             ("e_clean", []),
             (None, ["event_id_not_null"]),
@@ -216,7 +222,8 @@ def test_dim_customer_select_exp_normalises_and_rules_name_each_dirt_kind(
         row |= {"last_modified_date": T0} | changes
         return (*row.values(), *META)
 
-    bronze = spark.createDataFrame(
+    bronze = inline_frame(
+        spark,
         [
             account(" c_clean "),
             account(None),
@@ -231,7 +238,8 @@ def test_dim_customer_select_exp_normalises_and_rules_name_each_dirt_kind(
     silver = spec.apply_transformations(bronze)
     failed = _failed_rules(spec, silver, sf.col("customer_id"))
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             ("c_clean", []),
             (None, ["customer_id_not_null"]),
@@ -245,7 +253,8 @@ def test_dim_customer_select_exp_normalises_and_rules_name_each_dirt_kind(
     normalised = silver.where("customer_id = 'c_clean'").select("name", "email", "country")
     assertDataFrameEqual(
         normalised,
-        spark.createDataFrame(
+        inline_frame(
+            spark,
             [("Ada Lopez", "ada.lopez1@example.com", "DE")],
             "name STRING, email STRING, country STRING",
         ),
@@ -257,7 +266,8 @@ def test_fx_rates_rules_quarantine_unusable_rates(spark: SparkSession) -> None:
     def rate(currency: str, value: str | None, base: str = "usd") -> tuple[object, ...]:
         return (DAY, base, currency, None if value is None else Decimal(value), *META)
 
-    bronze = spark.createDataFrame(
+    bronze = inline_frame(
+        spark,
         [
             rate(" eur ", "0.92"),
             rate("JPY", "0"),
@@ -272,7 +282,8 @@ def test_fx_rates_rules_quarantine_unusable_rates(spark: SparkSession) -> None:
     silver = spec.apply_transformations(bronze)
     failed = _failed_rules(spec, silver, sf.col("currency"))
 
-    expected = spark.createDataFrame(
+    expected = inline_frame(
+        spark,
         [
             ("EUR", []),
             ("JPY", ["rate_is_positive_number"]),

@@ -24,9 +24,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.spark import local_frame
 from medallion.platform.devstack.fx_api import CURRENCIES, synthetic_usd_rate
 from tests.integration.conftest import BuiltWorld, SourceWorld
-from tests.support.frames import inline_frame
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def expected_silver(spark: SparkSession, dates: list[date]) -> DataFrame:
     """The oracle: every (date, currency) rate the stand-in serves, typed as silver types them."""
     rows = [(d, "USD", c, Decimal(str(synthetic_usd_rate(SEED, d, c)))) for d in dates
             for c in CURRENCIES]
-    return inline_frame(
+    return local_frame(
         spark,
         rows, "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8)"
     )
@@ -97,7 +97,7 @@ def expected_gold(spark: SparkSession, dates: list[date]) -> DataFrame:
             first, second = rates[index - 1], rates[index]
             change = ((second - first) / first * 100).quantize(Decimal("0.0001"), ROUND_HALF_UP)
             rows.append((dates[index], currency, second, dates[index - 1], first, change))
-    return inline_frame(
+    return local_frame(
         spark,
         rows,
         "rate_date DATE, currency STRING, rate DECIMAL(18,8), previous_rate_date DATE, "

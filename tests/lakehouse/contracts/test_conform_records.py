@@ -29,7 +29,7 @@ from medallion.lakehouse.contracts.conform import (
     unpack_lines,
 )
 from medallion.lakehouse.errors import ContractViolation
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 
 FILE = "raw/snowflake/orders/load_dt=2026-11-25/part-00000-caedc4513bebd108.jsonl"
 LOAD = "raw/snowflake/orders/load_dt=2026-11-25"
@@ -88,7 +88,7 @@ def test_from_json_keeps_each_value_as_raw_text_and_nulls_what_is_not_an_object(
 
     parsed = parse_json_lines(lines)
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -121,7 +121,7 @@ def test_json_objects_keeps_the_records_and_parses_each_line_once(spark: SparkSe
         RAW_RECORD, sf.col(RECORD).getItem("a").alias("a"), SOURCE_FILE
     )
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [('{"a":"1"}', "1", FILE), ("{}", None, FILE)],
         "_raw_record STRING, a STRING, _source_file STRING",
@@ -145,7 +145,7 @@ def test_values_that_do_not_cast_are_null_with_their_text_rescued(spark: SparkSe
 
     ts = datetime(2026, 11, 24, 4, 46, 22, tzinfo=UTC)
     updated = datetime(2026, 11, 25, 21, 42, 8, tzinfo=UTC)
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -219,7 +219,7 @@ def test_v1_records_validate_against_v2_with_the_new_columns_null(spark: SparkSe
     conformed = conform_to_contract(parse_json_lines(lines), contract)
 
     common = ("cust_0001195", "page_view", T0, "/sale", "desktop")
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("evt_000000001", "sess_aef9f3a9558ffa81", *common, None, None, None, {}, FILE),
@@ -252,7 +252,7 @@ def test_v2_records_against_the_v1_contract_carry_the_new_fields_as_unknown(
     conformed = conform_to_contract(parse_json_lines(lines), contract)
 
     common = ("sess_aef9f3a9558ffa81", "cust_0001195", "page_view", T0, "/sale", "desktop")
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -375,7 +375,7 @@ def test_each_line_conforms_once_with_what_the_load_step_needs_and_survives_pack
 
     ts = datetime(2026, 11, 24, 4, 46, 22, tzinfo=UTC)
     updated = datetime(2026, 11, 25, 21, 42, 8, tzinfo=UTC)
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (

@@ -12,9 +12,9 @@ from medallion.lakehouse.display import show, show_gold, show_quarantine
 from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.pipelines.ingest import IngestResult
 from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 from tests.support.spark_jobs import spark_jobs_of
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -84,7 +84,7 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
 
 
 def test_a_quarantine_sample_leads_with_the_errors_of_each_row(lakehouse: Lakehouse) -> None:
-    rows = inline_frame(
+    rows = local_frame(
         lakehouse.spark,
         [("o1", [("amount_positive", "amount > 0")], date(2026, 11, 2)),
          ("o2", [("amount_positive", "amount > 0")], date(2026, 11, 3))],
@@ -102,7 +102,7 @@ def test_a_quarantine_sample_leads_with_the_errors_of_each_row(lakehouse: Lakeho
 def test_a_step_that_quarantined_nothing_says_so_without_reading_the_table(
     lakehouse: Lakehouse,
 ) -> None:
-    rows = inline_frame(
+    rows = local_frame(
         lakehouse.spark,
         [("o1", [("amount_positive", "amount > 0")], date(2026, 11, 2))],
         "order_id string, _errors array<struct<name:string,rule:string>>, _proc_date date",
@@ -123,7 +123,7 @@ def test_a_step_that_quarantined_nothing_says_so_without_reading_the_table(
 def test_gold_orders_daily_shows_its_rows_and_revenue_per_day_and_currency(
     lakehouse: Lakehouse,
 ) -> None:
-    rows = inline_frame(
+    rows = local_frame(
         lakehouse.spark,
         [(date(2026, 11, 2), "EUR", 3, 30.0), (date(2026, 11, 3), "EUR", 1, 12.5)],
         "order_date date, currency string, orders int, revenue double",
@@ -137,7 +137,7 @@ def test_gold_orders_daily_shows_its_rows_and_revenue_per_day_and_currency(
 
 
 def test_gold_customer_360_shows_the_charts_its_spec_names(lakehouse: Lakehouse) -> None:
-    rows = inline_frame(
+    rows = local_frame(
         lakehouse.spark,
         [("a" * 64, "A***", "DE", 2, 10.5), ("b" * 64, "B***", "US", 1, 99.0),
          ("c" * 64, None, "FR", 0, None)],

@@ -37,8 +37,8 @@ from medallion.lakehouse.dltmeta.expectations import dqe_for, quarantine_predica
 from medallion.lakehouse.errors import ConfigError
 from medallion.lakehouse.quality import Action, Checks, Expectation, Lookup, TableSpec, load_specs
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.spark import local_frame
 from medallion.platform.cli import app
-from tests.support.frames import inline_frame
 
 CATALOG = "medallion_test"
 ENV = "test"
@@ -340,7 +340,7 @@ def test_the_quarantine_rule_holds_exactly_for_rows_failing_a_rule_null_counting
     spark: SparkSession,
 ) -> None:
     schema = StructType([StructField("z", IntegerType())])
-    rows = inline_frame(spark, [(1,), (12,), (None,)], schema)
+    rows = local_frame(spark, [(1,), (12,), (None,)], schema)
 
     flagged = rows.withColumn(
         "quarantined", sf.expr(quarantine_predicate(["z IS NOT NULL", "z < 9"]))

@@ -13,11 +13,11 @@ from pyspark.sql import Row, SparkSession
 from medallion.lakehouse.errors import AccessDenied, ConfigError
 from medallion.lakehouse.governance import ROLE_ENV, Roles
 from medallion.lakehouse.settings import repo_root
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.platform.sql import query_rows
 from tests.lakehouse.governance.conftest import MATRIX, READABLE
-from tests.support.frames import inline_frame
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def storage_root(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("roles")
     writer = Lakehouse.open(spark, StorageRoot(root))
     for layer in ("bronze", "silver", "gold"):
-        writer.write(inline_frame(spark, [(layer,)], "layer string"), f"{layer}.roles_probe")
+        writer.write(local_frame(spark, [(layer,)], "layer string"), f"{layer}.roles_probe")
     return root
 
 

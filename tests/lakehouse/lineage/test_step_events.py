@@ -16,6 +16,7 @@ from medallion.lakehouse.pipelines.gold import build_gold
 from medallion.lakehouse.quality.breaker import BreakerResult, run_breaker_lineage
 from medallion.lakehouse.quality.spec import spec_for
 from medallion.lakehouse.raw.landing import land_records
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.gold.customer_360 import build_customer_360
@@ -27,7 +28,6 @@ from tests.lakehouse.lineage.helpers import (
     run_event,
     stable,
 )
-from tests.support.frames import inline_frame
 from tests.support.spark_jobs import spark_jobs_of
 
 DAY = date(2026, 11, 2)
@@ -69,7 +69,7 @@ def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     """Silver tables of one customer with one order, one event and that day's EUR rate."""
     house = Lakehouse.open(spark, StorageRoot(tmp_path_factory.mktemp("lineage-steps")))
     for table, (rows, schema) in SILVER.items():
-        house.write(inline_frame(spark, rows, schema), table)
+        house.write(local_frame(spark, rows, schema), table)
     return house
 
 

@@ -33,10 +33,9 @@ from medallion.lakehouse.pipelines.silver import silver_tables, update_silver
 from medallion.lakehouse.quality.breaker import run_breaker
 from medallion.lakehouse.quality.event_log import read_dq_events
 from medallion.lakehouse.quality.spec import TableSpec
-from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF
+from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF, local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 from tests.support.shapes import (
     BEHAVIOR_BRONZE,
     CRM_BRONZE,
@@ -105,7 +104,7 @@ def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     """A lakehouse whose bronze tables hold the slice above, for ``DAY``."""
     house = Lakehouse.open(spark, StorageRoot(tmp_path_factory.mktemp("build-steps")))
     # The KAFKA rows carry the wrong-type amount as a rescued value, as bronze would.
-    kafka = inline_frame(spark, KAFKA, KAFKA_BRONZE).withColumn(
+    kafka = local_frame(spark, KAFKA, KAFKA_BRONZE).withColumn(
         "_rescued_data",
         sf.when(
             sf.col("order_id") == "ord_7",
@@ -113,11 +112,11 @@ def lakehouse(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
         ),
     )
     for table, rows in (
-        ("bronze.crm_accounts", inline_frame(spark, CRM, CRM_BRONZE)),
-        ("bronze.snowflake_orders", inline_frame(spark, SNOWFLAKE, SNOWFLAKE_BRONZE)),
+        ("bronze.crm_accounts", local_frame(spark, CRM, CRM_BRONZE)),
+        ("bronze.snowflake_orders", local_frame(spark, SNOWFLAKE, SNOWFLAKE_BRONZE)),
         ("bronze.kafka_orders", kafka),
-        ("bronze.customer_behavior", inline_frame(spark, BEHAVIOR, BEHAVIOR_BRONZE)),
-        ("bronze.fx_rates", inline_frame(spark, FX, FX_BRONZE)),
+        ("bronze.customer_behavior", local_frame(spark, BEHAVIOR, BEHAVIOR_BRONZE)),
+        ("bronze.fx_rates", local_frame(spark, FX, FX_BRONZE)),
     ):
         house.write(rows, table, partition_by=["_proc_date"])
     return house
@@ -172,7 +171,7 @@ def test_silver_counts_conserve_every_bronze_row(silver_results: dict[str, StepR
 def test_fact_orders_keeps_the_latest_version_with_cdc_fields_carried(
     lakehouse: Lakehouse, silver_results: dict[str, StepResult]
 ) -> None:
-    expected = inline_frame(
+    expected = local_frame(
         lakehouse.spark,
         [
             ("ord_1", "cust_1", t(8), "cancelled", "USD", Decimal("10.00"), t(13), "kafka"),

@@ -19,9 +19,9 @@ from medallion.lakehouse.pipelines.backfill import gold_tables_fed_by, silver_ta
 from medallion.lakehouse.pipelines.gold import gold_tables
 from medallion.lakehouse.pipelines.silver import silver_tables, update_silver, update_silver_lineage
 from medallion.lakehouse.settings import config_dir
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 from tests.support.shapes import SNOWFLAKE_BRONZE
 
 DAY = date(2026, 11, 2)
@@ -75,7 +75,7 @@ def test_a_table_added_to_the_catalog_is_built_by_the_generic_silver_step(
         ("ord_3", "cust_2", datetime(2026, 11, 2, 8), "shipped", "EUR", Decimal("5.00"),
          datetime(2026, 11, 2, 9), *META),
     ]  # fmt: skip
-    lakehouse.write(inline_frame(spark, snowflake, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
+    lakehouse.write(local_frame(spark, snowflake, SNOWFLAKE_BRONZE), "bronze.snowflake_orders",
                     partition_by=["_proc_date"])
 
     result = update_silver(lakehouse, "silver.fact_returns", DAY, run_id="run-1")

@@ -15,10 +15,9 @@ from pyspark.testing import assertDataFrameEqual
 from medallion.lakehouse import tables
 from medallion.lakehouse.pipelines import StepResult, silver
 from medallion.lakehouse.pipelines.silver import LINEAGE_COLUMNS, update_silver
-from medallion.lakehouse.spark import computed_once
+from medallion.lakehouse.spark import computed_once, local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 from tests.support.shapes import CRM_BRONZE, KAFKA_BRONZE, SNOWFLAKE_BRONZE
 
 DAY_1, DAY_2 = date(2026, 11, 2), date(2026, 11, 3)
@@ -47,7 +46,7 @@ def land(house: Lakehouse, spark: SparkSession, *, kafka: list[tuple[object, ...
     for rows, schema, table in ((crm, CRM_BRONZE, "bronze.crm_accounts"),
                                 (kafka, KAFKA_BRONZE, "bronze.kafka_orders"),
                                 (snowflake, SNOWFLAKE_BRONZE, "bronze.snowflake_orders")):
-        house.write(inline_frame(spark, rows, schema), table, partition_by=["_proc_date"])
+        house.write(local_frame(spark, rows, schema), table, partition_by=["_proc_date"])
 
 
 def two_days(house: Lakehouse) -> StepResult:
@@ -90,7 +89,7 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
     }
     daily = {table: house.read(table).drop("_run_id", *LINEAGE_COLUMNS).localCheckpoint()
              for table in ("silver.fact_orders", "silver.fact_orders_quarantine")}
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [("ord_1", at(DAY_1, 8), "shipped", Decimal("12.00"), at(DAY_2, 9), "kafka"),
          ("ord_3", at(DAY_1, 8), "placed", Decimal("10.00"), at(DAY_1, 10), "snowflake"),
@@ -131,7 +130,7 @@ def test_a_resent_order_older_than_silvers_version_lends_a_later_update_nothing(
             "duplicate_record": 0, "superseded_by_newer_version": 1, "unchanged": 0},
     }
     daily = house.read("silver.fact_orders").drop("_run_id", *LINEAGE_COLUMNS).localCheckpoint()
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [("ord_1", at(DAY_1, 8), "cancelled", Decimal("12.00"), at(DAY_2, 9), "kafka")],
         "order_id STRING, order_ts TIMESTAMP, status STRING, order_amount DECIMAL(18,2), "

@@ -8,9 +8,9 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.pipelines.silver import update_silver
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 from tests.support.shapes import BEHAVIOR_BRONZE, CRM_BRONZE
 
 DAY_1, DAY_2 = date(2026, 11, 2), date(2026, 11, 3)
@@ -46,9 +46,9 @@ def test_an_orphan_event_is_merged_once_its_customer_arrives_as_a_full_refresh_w
         event("evt_2", SESSION, "cust_2"),  # an orphan only: back on day 2
         event("evt_3", "sess-bad", "cust_2"),  # an orphan with a bad session: stays out
     ]
-    house.write(inline_frame(spark, crm, CRM_BRONZE), "bronze.crm_accounts",
+    house.write(local_frame(spark, crm, CRM_BRONZE), "bronze.crm_accounts",
                 partition_by=["_proc_date"])
-    house.write(inline_frame(spark, events, BEHAVIOR_BRONZE), "bronze.customer_behavior",
+    house.write(local_frame(spark, events, BEHAVIOR_BRONZE), "bronze.customer_behavior",
                 partition_by=["_proc_date"])
 
     for day in (DAY_1, DAY_2):
@@ -87,9 +87,9 @@ def test_a_row_readmitted_from_an_older_partition_leaves_it_and_later_partitions
         event("evt_1", SESSION, "cust_2"),  # an orphan on day 1, back on day 3
         event("evt_2", "sess-bad", "cust_1", DAY_2),  # quarantined on day 2: stays there
     ]
-    house.write(inline_frame(spark, crm, CRM_BRONZE), "bronze.crm_accounts",
+    house.write(local_frame(spark, crm, CRM_BRONZE), "bronze.crm_accounts",
                 partition_by=["_proc_date"])
-    house.write(inline_frame(spark, events, BEHAVIOR_BRONZE), "bronze.customer_behavior",
+    house.write(local_frame(spark, events, BEHAVIOR_BRONZE), "bronze.customer_behavior",
                 partition_by=["_proc_date"])
 
     for day in (DAY_1, DAY_2, day_3):

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from medallion.lakehouse.quality import breaker
 from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult, validate_table
 from medallion.lakehouse.quality.spec import Action, Checks, Expectation, Lookup, TableSpec
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 
 ORDERS_SCHEMA = "order_id STRING, customer_id STRING, amount INT, status STRING"
 SPEC = TableSpec(
@@ -41,12 +41,12 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 
 @pytest.fixture(scope="module")
 def customers(spark: SparkSession) -> DataFrame:
-    return inline_frame(spark, [("c1",), ("c2",), ("c2",), (None,)], "customer_id STRING")
+    return local_frame(spark, [("c1",), ("c2",), ("c2",), (None,)], "customer_id STRING")
 
 
 def checks_of(spark: SparkSession, rows: Sequence[tuple[object, ...]], customers: DataFrame,
               spec: TableSpec = SPEC) -> tuple[dict[str, BreakerCheck], int]:
-    frame = inline_frame(spark, rows, ORDERS_SCHEMA)
+    frame = local_frame(spark, rows, ORDERS_SCHEMA)
     checks, count = validate_table(spec, frame, {"silver.customers": customers})
     return {check.name: check for check in checks}, count
 

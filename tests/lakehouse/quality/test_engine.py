@@ -11,7 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.quality import Action, Expectation, ExpectationsFailed, check_expectations
 from medallion.lakehouse.quality.engine import ERRORS_TYPE
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 from tests.support.spark_jobs import spark_jobs_of
 
 ORDERS_SCHEMA = "order_id STRING, amount INT, status STRING"
@@ -27,7 +27,7 @@ POSITIVE = Expectation("amount_positive", "amount > 0", Action.FAIL)
 
 def orders(spark: SparkSession, *rows: tuple[object, ...]) -> DataFrame:
     """Inline orders with the test schema."""
-    return inline_frame(spark, list(rows), ORDERS_SCHEMA)
+    return local_frame(spark, list(rows), ORDERS_SCHEMA)
 
 
 def error(rule: Expectation) -> tuple[str, str]:
@@ -46,7 +46,7 @@ def test_null_predicate_counts_as_a_failure(spark: SparkSession) -> None:
     assertDataFrameEqual(checked.valid, orders(spark, ("o2", 5, "placed")))
     assertDataFrameEqual(
         checked.dropped,
-        inline_frame(
+        local_frame(
             spark,
             [("o1", None, "placed", [error(AMOUNT)], AMOUNT.name)], DROPPED_SCHEMA
         ),
@@ -64,7 +64,7 @@ def test_valid_and_quarantined_rows_are_disjoint(spark: SparkSession) -> None:
     assertDataFrameEqual(checked.valid, orders(spark, ("o1", 5, "placed"), ("o3", 9, "shipped")))
     assertDataFrameEqual(
         checked.quarantined,
-        inline_frame(
+        local_frame(
             spark,
             [(None, 7, "placed", [error(ORDER_ID)], "r1")], QUARANTINED_SCHEMA
         ),
@@ -82,7 +82,7 @@ def test_errors_list_every_failed_rule_of_any_action_in_spec_order(spark: SparkS
 
     assertDataFrameEqual(
         checked.quarantined,
-        inline_frame(
+        local_frame(
             spark,
             [(None, -1, "lost", [error(STATUS), error(AMOUNT), error(ORDER_ID)], "r1")],
             QUARANTINED_SCHEMA,
@@ -116,7 +116,7 @@ def test_dropped_rows_carry_the_rule_that_dropped_them(spark: SparkSession) -> N
 
     assertDataFrameEqual(
         checked.dropped,
-        inline_frame(
+        local_frame(
             spark,
             [
                 ("o1", -5, "placed", [error(AMOUNT)], AMOUNT.name),

@@ -8,20 +8,20 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.errors import SpecError
 from medallion.lakehouse.quality import Lookup, add_lookups
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 
 ORDERS_SCHEMA = "order_id STRING, customer_id STRING, currency STRING"
 CUSTOMER_EXISTS = Lookup("customer_exists", "silver.dim_customer", ("customer_id",))
 
 
 def test_a_lookup_flags_whether_the_key_exists(spark: SparkSession) -> None:
-    orders = inline_frame(
+    orders = local_frame(
         spark,
         [("o1", "c1", "EUR"), ("o2", "c9", "EUR"), ("o3", None, "USD"), ("o4", "c1", "USD")],
         ORDERS_SCHEMA,
     )
     # c1 twice: distinct keys keep the join from multiplying orders.
-    customers = inline_frame(
+    customers = local_frame(
         spark,
         [("c1", "Ada"), ("c1", "Ada"), ("c2", "Bo"), (None, "Nobody")],
         "customer_id STRING, name STRING",
@@ -31,7 +31,7 @@ def test_a_lookup_flags_whether_the_key_exists(spark: SparkSession) -> None:
 
     assertDataFrameEqual(
         flagged,
-        inline_frame(
+        local_frame(
             spark,
             [
                 ("o1", "c1", "EUR", True),
@@ -45,7 +45,7 @@ def test_a_lookup_flags_whether_the_key_exists(spark: SparkSession) -> None:
 
 
 def test_a_lookup_on_a_composite_key_against_the_same_frame(spark: SparkSession) -> None:
-    rates = inline_frame(
+    rates = local_frame(
         spark,
         [("2026-11-02", "EUR", 1), ("2026-11-03", "EUR", 2)],
         "rate_date STRING, currency STRING, rate INT",
@@ -60,7 +60,7 @@ def test_a_lookup_on_a_composite_key_against_the_same_frame(spark: SparkSession)
 
 
 def test_a_lookup_without_its_table_names_what_is_missing(spark: SparkSession) -> None:
-    orders = inline_frame(spark, [("o1", "c1", "EUR")], ORDERS_SCHEMA)
+    orders = local_frame(spark, [("o1", "c1", "EUR")], ORDERS_SCHEMA)
 
     with pytest.raises(SpecError, match=r"lookup 'customer_exists': expected a frame for table "
                        r"'silver.dim_customer', found frames for \['silver.fx_rates'\]"):

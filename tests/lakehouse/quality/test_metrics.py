@@ -13,13 +13,13 @@ from medallion.lakehouse.quality import (
     ExpectationMetrics,
     check_expectations,
 )
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 
 ORDERS_SCHEMA = "order_id STRING, amount INT"
 
 
 def test_a_check_conserves_rows(spark: SparkSession) -> None:
-    rows = inline_frame(
+    rows = local_frame(
         spark,
         [("o1", 5), (None, 5), ("o3", -1), ("o4", None), ("o5", 7)], ORDERS_SCHEMA
     )

@@ -23,7 +23,7 @@ from medallion.lakehouse.quality import (
     load_specs,
     spec_for,
 )
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 
 FACT_ORDERS = """\
 dataset: silver.fact_orders
@@ -135,7 +135,7 @@ def test_load_specs_reads_every_file_of_a_layer(config: Path) -> None:
 
 def test_transformations_select_then_filter(spark: SparkSession, config: Path) -> None:
     write_spec(config, "silver", "fact_orders", FACT_ORDERS)
-    bronze = inline_frame(
+    bronze = local_frame(
         spark,
         [(" o1 ", "c1", "eur", 5), ("", "c2", "usd", 6)],
         "order_id STRING, customer_id STRING, currency STRING, amount INT",
@@ -145,7 +145,7 @@ def test_transformations_select_then_filter(spark: SparkSession, config: Path) -
 
     assertDataFrameEqual(
         selected,
-        inline_frame(
+        local_frame(
             spark,
             [("o1", "c1", "EUR")], "order_id STRING, customer_id STRING, currency STRING"
         ),

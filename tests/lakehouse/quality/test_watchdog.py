@@ -24,9 +24,9 @@ from medallion.lakehouse.quality.watchdog import (
     volume_check,
     watched_specs,
 )
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 
 RUN_DATE = date(2026, 11, 10)
 AS_OF = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -108,7 +108,7 @@ def test_as_of_is_iso_or_empty_and_anything_else_is_named() -> None:
 def write_fx_bronze(spark: SparkSession, lakehouse: Lakehouse, rows_by_day: dict[date, int],
                     ingested: datetime) -> None:
     rows = [(f"C{i}", ingested, day) for day, n in rows_by_day.items() for i in range(n)]
-    frame = inline_frame(spark, rows, "currency STRING, _ingest_ts TIMESTAMP, _proc_date DATE")
+    frame = local_frame(spark, rows, "currency STRING, _ingest_ts TIMESTAMP, _proc_date DATE")
     lakehouse.write(frame, "bronze.fx_rates", mode="overwrite")
 
 

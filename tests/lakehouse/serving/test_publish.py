@@ -21,13 +21,13 @@ from medallion.lakehouse.errors import ConfigError, ReconciliationMismatch
 from medallion.lakehouse.pipelines.publish import gold_snapshot, publish_gold
 from medallion.lakehouse.serving import Figures, GoldColumn
 from medallion.lakehouse.serving.redshift import RedshiftSink
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from medallion.platform.devstack import postgres
 from medallion.platform.devstack.service import ServiceInfo
 from tests.lakehouse.sources.redshift import conftest as redshift_slice
-from tests.support.frames import inline_frame
 
 pg_root = redshift_slice.pg_root
 pg_service = redshift_slice.pg_service
@@ -50,7 +50,7 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
     """A lakehouse whose gold customer_360 has three customers (version 0)."""
     house = Lakehouse.open(spark, StorageRoot(tmp_path))
     rows = [customer(1, "10.50", 1), customer(2, "20.25", 2), customer(3, "0.00", 0)]
-    house.write(inline_frame(spark, rows, CUSTOMER_360_SCHEMA), GOLD)
+    house.write(local_frame(spark, rows, CUSTOMER_360_SCHEMA), GOLD)
     return house
 
 
@@ -119,7 +119,7 @@ def test_a_new_gold_version_updates_inserts_and_deletes_exactly(
 ) -> None:
     publish_gold(lakehouse, sink, GOLD, TARGET)
     rows = [customer(1, "99.99", 4), customer(2, "20.25", 2), customer(4, "5.00", 1)]
-    lakehouse.write(inline_frame(spark, rows, CUSTOMER_360_SCHEMA), GOLD)
+    lakehouse.write(local_frame(spark, rows, CUSTOMER_360_SCHEMA), GOLD)
 
     outcome = publish_gold(lakehouse, sink, GOLD, TARGET)
 

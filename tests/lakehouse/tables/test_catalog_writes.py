@@ -16,10 +16,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.environment import DATABRICKS, Environment
 from medallion.lakehouse.errors import ConfigError
-from medallion.lakehouse.spark import counted_while
+from medallion.lakehouse.spark import counted_while, local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 
 SCHEMAS = itertools.count()
 DAY_1, DAY_2 = "DATE'2026-11-02'", "DATE'2026-11-03'"
@@ -38,7 +37,7 @@ def house(spark: SparkSession, tmp_path: Path) -> Lakehouse:
 
 
 def rows(spark: SparkSession, day: str, ids: list[str]) -> DataFrame:
-    return inline_frame(spark, [(i,) for i in ids], "id string").select(
+    return local_frame(spark, [(i,) for i in ids], "id string").select(
         "id", sf.expr(day).alias("_proc_date"))
 
 
@@ -76,8 +75,8 @@ def test_a_full_overwrite_may_change_the_schema(
     spark: SparkSession, house: Lakehouse, schema: str
 ) -> None:
     table = f"{schema}.daily"
-    house.write(inline_frame(spark, [("a", 1)], "id string, n int"), table)
-    wider = inline_frame(spark, [("b", 2, "x")], "id string, n int, note string")
+    house.write(local_frame(spark, [("a", 1)], "id string, n int"), table)
+    wider = local_frame(spark, [("b", 2, "x")], "id string, n int, note string")
 
     assert written(house, wider, table) == 1
 
@@ -115,9 +114,9 @@ def test_a_schema_lists_its_tables_in_either_layout(
     spark: SparkSession, house: Lakehouse, schema: str, tmp_path: Path
 ) -> None:
     for name in ("b", "a"):
-        house.write(inline_frame(spark, [(1,)], "n int"), f"{schema}.{name}")
+        house.write(local_frame(spark, [(1,)], "n int"), f"{schema}.{name}")
     by_path = Lakehouse.open(spark, StorageRoot(tmp_path / "by-path"))
-    by_path.write(inline_frame(spark, [(1,)], "n int"), "gold.t")
+    by_path.write(local_frame(spark, [(1,)], "n int"), "gold.t")
 
     assert house.tables(schema) == [f"{schema}.a", f"{schema}.b"]
     assert by_path.tables("gold") == ["gold.t"]
@@ -127,12 +126,12 @@ def test_a_merge_upserts_into_the_catalog_table(
     spark: SparkSession, house: Lakehouse, schema: str
 ) -> None:
     table = f"{schema}.rates"
-    house.merge(inline_frame(spark, [("EUR", 1.0), ("GBP", 2.0)], "k string, v double"),
+    house.merge(local_frame(spark, [("EUR", 1.0), ("GBP", 2.0)], "k string, v double"),
                 table, keys=["k"])  # the first merge creates the table
-    house.merge(inline_frame(spark, [("GBP", 2.5), ("JPY", 3.0)], "k string, v double"),
+    house.merge(local_frame(spark, [("GBP", 2.5), ("JPY", 3.0)], "k string, v double"),
                 table, keys=["k"])
 
-    assertDataFrameEqual(house.read(table), inline_frame(
+    assertDataFrameEqual(house.read(table), local_frame(
         spark,
         [("EUR", 1.0), ("GBP", 2.5), ("JPY", 3.0)], "k string, v double"))
     details = {row["col_name"]: row["data_type"] for row in

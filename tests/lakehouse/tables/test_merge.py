@@ -9,9 +9,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
-from tests.support.frames import inline_frame
 
 SCHEMA = "order_id string, status string, updated_at timestamp, _rank int, _ingest_ts timestamp"
 T0, T1, T2 = datetime(2026, 1, 1, 9), datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 11)
@@ -24,7 +24,7 @@ def lakehouse(spark: SparkSession, tmp_path: Path) -> Lakehouse:
 
 
 def seed(lakehouse: Lakehouse, table: str) -> None:
-    current = inline_frame(
+    current = local_frame(
         lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "placed", T1, 0, INGEST_A)], SCHEMA
     )
@@ -34,7 +34,7 @@ def seed(lakehouse: Lakehouse, table: str) -> None:
 def merge(
     lakehouse: Lakehouse, table: str, rows: list[tuple[object, ...]], **options: object
 ) -> None:
-    updates = inline_frame(lakehouse.spark, rows, SCHEMA)
+    updates = local_frame(lakehouse.spark, rows, SCHEMA)
     lakehouse.merge(updates, table, keys=["order_id"], **options)  # type: ignore[arg-type]
 
 
@@ -46,7 +46,7 @@ def test_an_older_version_never_replaces_a_newer_one(lakehouse: Lakehouse) -> No
         [("o1", "placed", T0, 1, INGEST_B), ("o2", "delivered", T2, 0, INGEST_B)],
         sequence_by=["updated_at", "_rank"],
     )
-    expected = inline_frame(
+    expected = local_frame(
         lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "delivered", T2, 0, INGEST_B)], SCHEMA
     )
@@ -61,7 +61,7 @@ def test_a_tie_on_the_first_sequence_column_goes_to_the_higher_second(lakehouse:
         [("o1", "placed", T1, 0, INGEST_B), ("o2", "cancelled", T1, 1, INGEST_B)],
         sequence_by=["updated_at", "_rank"],
     )
-    expected = inline_frame(
+    expected = local_frame(
         lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "cancelled", T1, 1, INGEST_B)], SCHEMA
     )
@@ -77,7 +77,7 @@ def test_missing_fields_keep_their_current_value(lakehouse: Lakehouse) -> None:
         sequence_by=["updated_at"],
         keep_current_when_null=["status"],
     )
-    expected = inline_frame(
+    expected = local_frame(
         lakehouse.spark,
         [
             ("o1", "shipped", T2, 0, INGEST_B),
@@ -108,7 +108,7 @@ def test_a_record_landed_again_does_not_rewrite_the_table(lakehouse: Lakehouse) 
     assert history["version"] == version  # the MERGE committed, changing nothing
     assert history["operationMetrics"]["numTargetRowsUpdated"] == "0"
     assert history["operationMetrics"]["numTargetRowsInserted"] == "0"
-    expected = inline_frame(
+    expected = local_frame(
         lakehouse.spark,
         [("o1", "shipped", T1, 1, INGEST_A), ("o2", "placed", T1, 0, INGEST_A)], SCHEMA
     )
@@ -122,18 +122,18 @@ def test_replacing_keys_updates_inserts_and_deletes_only_those_keys(
     is new, d1/GBP is replaced by nothing (deleted); d3/EUR is not a replaced key and stays."""
     spark, table = lakehouse.spark, "gold.replace_keys"
     schema = "day string, currency string, n int"
-    lakehouse.write(inline_frame(
+    lakehouse.write(local_frame(
         spark,
         [("d1", "EUR", 1), ("d1", None, 2), ("d1", "GBP", 3), ("d3", "EUR", 4)], schema), table)
     before = lakehouse.history(table, limit=1)[0].version
-    replaced = inline_frame(
+    replaced = local_frame(
         spark,
         [("d1", "EUR"), ("d1", None), ("d1", "GBP"), ("d2", "USD")], "day string, currency string")
-    rows = inline_frame(spark, [("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5)], schema)
+    rows = local_frame(spark, [("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5)], schema)
 
     lakehouse.replace_keys(rows, table, keys=["day", "currency"], replaced=replaced)
 
-    assertDataFrameEqual(lakehouse.read(table), inline_frame(
+    assertDataFrameEqual(lakehouse.read(table), local_frame(
         spark,
         [("d1", "EUR", 10), ("d1", None, 2), ("d2", "USD", 5), ("d3", "EUR", 4)], schema))
     last = lakehouse.spark.sql(f"DESCRIBE HISTORY delta.`{lakehouse.path(table)}` LIMIT 1").first()

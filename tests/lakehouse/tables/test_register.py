@@ -12,13 +12,13 @@ from pyspark.errors import AnalysisException
 from pyspark.logger import PySparkLogger
 from pyspark.sql import DataFrame, SparkSession
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse, register_table, registered_location
-from tests.support.frames import inline_frame
 
 
 def write_ids(lakehouse: Lakehouse, table: str, ids: list[int]) -> None:
-    frame = inline_frame(lakehouse.spark, [(i,) for i in ids], "id int")
+    frame = local_frame(lakehouse.spark, [(i,) for i in ids], "id int")
     frame.write.format("delta").save(str(lakehouse.path(table)))
 
 

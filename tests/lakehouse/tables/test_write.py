@@ -15,10 +15,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse import tables
 from medallion.lakehouse.errors import ConfigError
-from medallion.lakehouse.spark import local_spark_conf
+from medallion.lakehouse.spark import local_frame, local_spark_conf
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import CONFLICT_ATTEMPTS, Lakehouse, retry_on_conflict
-from tests.support.frames import inline_frame
 
 NOT_NEGATIVE = {"delta.constraints.amount_not_negative": "amount >= 0"}
 # Delta's refusal, as a local (py4j) or a Spark Connect session raises it
@@ -39,7 +38,7 @@ def history(lakehouse: Lakehouse, table: str) -> list[str]:
 def test_a_constraint_set_at_creation_is_in_the_one_commit_and_holds_later_writes(
     lakehouse: Lakehouse,
 ) -> None:
-    rows = inline_frame(lakehouse.spark, [("a", 1), ("b", 0)], "id string, amount int")
+    rows = local_frame(lakehouse.spark, [("a", 1), ("b", 0)], "id string, amount int")
     lakehouse.write(rows, "gold.t", properties=NOT_NEGATIVE)
     assert history(lakehouse, "gold.t") == ["WRITE"]
     properties = lakehouse.spark.sql("SHOW TBLPROPERTIES gold.t").collect()
@@ -48,7 +47,7 @@ def test_a_constraint_set_at_creation_is_in_the_one_commit_and_holds_later_write
         for row in properties
         if row["key"].startswith("delta.constraints.")
     } == {"amount_not_negative": "amount >= 0"}
-    negative = inline_frame(lakehouse.spark, [("c", -1)], "id string, amount int")
+    negative = local_frame(lakehouse.spark, [("c", -1)], "id string, amount int")
     with pytest.raises(REFUSED, match=VIOLATION):
         lakehouse.write(negative, "gold.t", mode="append")
     assertDataFrameEqual(lakehouse.read("gold.t"), rows)
@@ -57,7 +56,7 @@ def test_a_constraint_set_at_creation_is_in_the_one_commit_and_holds_later_write
 def test_a_creating_write_that_breaks_its_constraint_creates_nothing(
     lakehouse: Lakehouse,
 ) -> None:
-    rows = inline_frame(lakehouse.spark, [("a", 1), ("b", -5)], "id string, amount int")
+    rows = local_frame(lakehouse.spark, [("a", 1), ("b", -5)], "id string, amount int")
     with pytest.raises(REFUSED, match=VIOLATION):
         lakehouse.write(rows, "gold.t", properties=NOT_NEGATIVE)
     assert not lakehouse.exists("gold.t")
@@ -140,7 +139,7 @@ def test_a_local_table_is_written_without_hadoop_processes_or_checksum_files(
     without a ``chmod`` or ``readlink`` process per file created or renamed. Delta's own
     version checksums (``_delta_log/<version>.crc``) are Delta's files and stay; files and
     folders get the modes Hadoop gives them (umask 022)."""
-    rows = inline_frame(lakehouse.spark, [("a", 1), ("b", 0)], "id string, amount int")
+    rows = local_frame(lakehouse.spark, [("a", 1), ("b", 0)], "id string, amount int")
 
     def write_twice_and_read() -> None:
         lakehouse.write(rows, "gold.t")
@@ -222,7 +221,7 @@ def test_a_jars_folder_without_delta_and_exactly_one_local_file_system_jar_is_na
 def test_tables_are_small_while_their_files_hold_less_than_the_limit_together(
     lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows = inline_frame(lakehouse.spark, [("a", 1), ("b", 0)], "id string, amount int")
+    rows = local_frame(lakehouse.spark, [("a", 1), ("b", 0)], "id string, amount int")
     lakehouse.write(rows, "silver.a")
     lakehouse.write(rows.limit(1), "silver.b")
     both = lakehouse.size_in_bytes("silver.a") + lakehouse.size_in_bytes("silver.b")
@@ -236,7 +235,7 @@ def test_tables_are_small_while_their_files_hold_less_than_the_limit_together(
 def test_a_tables_size_is_its_data_files_bytes_also_before_its_checksum_is_written(
     lakehouse: Lakehouse,
 ) -> None:
-    rows = inline_frame(lakehouse.spark, [("a", 1), ("b", 2)], "id string, amount int")
+    rows = local_frame(lakehouse.spark, [("a", 1), ("b", 2)], "id string, amount int")
     lakehouse.write(rows, "silver.sized")
     table = lakehouse.path("silver.sized")
     first_bytes = sum(path.stat().st_size for path in table.glob("*.parquet"))
@@ -255,7 +254,7 @@ def test_a_tables_size_is_its_data_files_bytes_also_before_its_checksum_is_writt
 def test_a_tables_version_is_its_newest_commit_also_past_a_log_checkpoint(
     lakehouse: Lakehouse,
 ) -> None:
-    rows = inline_frame(lakehouse.spark, [("a", 1)], "id string, amount int")
+    rows = local_frame(lakehouse.spark, [("a", 1)], "id string, amount int")
     # A checkpoint every two commits: the log then holds checkpoint files beside the commits.
     lakehouse.write(rows, "silver.a", properties={"delta.checkpointInterval": "2"})
     for _ in range(2):

@@ -20,6 +20,7 @@ from medallion.lakehouse.lineage.observe import observe_dq_metrics
 from medallion.lakehouse.quality.engine import CheckedFrame, ExpectationsFailed, check_expectations
 from medallion.lakehouse.quality.metrics import DQMetrics
 from medallion.lakehouse.quality.run_mirror import record_dq_check
+from medallion.lakehouse.spark import local_frame
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -73,27 +74,9 @@ def append_dq_event(
 
 
 def dq_events_frame(spark: SparkSession, events: Sequence[Sequence[object]]) -> DataFrame:
-    """``events`` (tuples in ``DQ_EVENT_SCHEMA``'s column order) as a DataFrame.
-
-    Built from an Arrow table, as Spark Connect builds every local frame: a classic session
-    (tests, a Databricks classic cluster) takes it from the driver as it is, where a list of
-    tuples is pickled and converted by Python worker processes in a job of its own (an append
-    to the log, warm: ~0.49 s from a list, ~0.22 s from Arrow). A naive timestamp is read as
-    local time, as PySpark reads one from a list. Where pyarrow is not installed (pyspark alone,
-    without its Connect or pandas extras), from the list.
-    """
-    try:
-        import pyarrow as pa
-        from pyspark.sql.pandas.types import to_arrow_schema
-    except ImportError:
-        return spark.createDataFrame([tuple(event) for event in events], DQ_EVENT_SCHEMA)
-    rows = [
-        {name: value.astimezone(UTC) if isinstance(value, datetime) else value
-         for name, value in zip(DQ_EVENT_SCHEMA.names, event, strict=True)}
-        for event in events
-    ]
-    schema = to_arrow_schema(DQ_EVENT_SCHEMA)
-    return spark.createDataFrame(pa.Table.from_pylist(rows, schema=schema))
+    """``events`` (tuples in ``DQ_EVENT_SCHEMA``'s column order) as a DataFrame, built from Arrow
+    (``local_frame``): a naive timestamp is local time."""
+    return local_frame(spark, events, DQ_EVENT_SCHEMA)
 
 
 def write_events(lakehouse: Lakehouse, events: DataFrame) -> None:

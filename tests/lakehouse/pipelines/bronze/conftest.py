@@ -12,7 +12,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from medallion.lakehouse.raw.landing import MANIFEST_NAME, LandedFile, LoadManifest, load_dir
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 
 METADATA_DDL = (
     "_rescued_data MAP<STRING,STRING>, _source_file STRING, _ingest_ts TIMESTAMP, "
@@ -24,7 +24,7 @@ RUN_ID = "run-0042"
 
 def lines_of(spark: SparkSession, source_file: str, *lines: str) -> DataFrame:
     """Raw lines as the bronze reader hands them over: ``value``, ``_source_file``."""
-    return inline_frame(
+    return local_frame(
         spark,
         [(line, source_file) for line in lines], "value STRING, _source_file STRING"
     )

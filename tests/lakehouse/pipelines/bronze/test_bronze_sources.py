@@ -10,9 +10,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.contracts import load_contract
 from medallion.lakehouse.contracts.conform import parse_json_lines
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.bronze import to_bronze, to_quarantine, to_unknown_columns
 from tests.lakehouse.pipelines.bronze.conftest import LANDED_AT, METADATA_DDL, RUN_ID, lines_of
-from tests.support.frames import inline_frame
 
 D = date(2026, 11, 25)
 
@@ -45,7 +45,7 @@ def test_snowflake_orders(spark: SparkSession) -> None:
     )
 
     meta = (file, LANDED_AT, RUN_ID, D)
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -110,7 +110,7 @@ def test_kafka_orders(spark: SparkSession) -> None:
     )
 
     meta = (file, LANDED_AT, RUN_ID, D)
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -197,7 +197,7 @@ def test_customer_behavior(spark: SparkSession) -> None:
     )
 
     meta = (None, file, LANDED_AT, RUN_ID, D)
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -259,7 +259,7 @@ def test_crm_accounts(spark: SparkSession) -> None:
     )
 
     meta = (None, file, LANDED_AT, RUN_ID, D)
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -302,7 +302,7 @@ def test_fx_rates(spark: SparkSession) -> None:
     )
 
     meta = (file, LANDED_AT, RUN_ID, D)
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (D, "USD", "USD", Decimal("1.00000000"), None, *meta),
@@ -333,7 +333,7 @@ def test_unknown_fields_split_off_with_the_key(spark: SparkSession) -> None:
         parsed, load_contract("bronze", "kafka_orders"), proc_date=D, run_id=RUN_ID
     )
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(0, 10528, {"_debug_flag": "true", "_trace": '{"span":"a1"}'}, file, D, RUN_ID)],
         "kafka_partition INT, kafka_offset BIGINT, _unknown_columns MAP<STRING,STRING>, "
@@ -351,7 +351,7 @@ def test_lines_that_are_not_json_objects_are_quarantined_whole(spark: SparkSessi
     quarantine = to_quarantine(parsed, proc_date=D, run_id=RUN_ID)
 
     rule = [("record_is_json_object", "from_json(_raw_record, 'MAP<STRING,STRING>') IS NOT NULL")]
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(line, rule, file, D, RUN_ID) for line in ('{"customer_id":"cust_2"', "[1]", "")],
         "_raw_record STRING, _errors ARRAY<STRUCT<name: STRING, expression: STRING>>, "

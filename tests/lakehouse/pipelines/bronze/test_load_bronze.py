@@ -24,7 +24,7 @@ from medallion.lakehouse.pipelines import bronze as bronze_step
 from medallion.lakehouse.pipelines.bronze import check_row_counts, load_bronze
 from medallion.lakehouse.raw.landing import land_records, read_manifest
 from medallion.lakehouse.settings import config_dir
-from medallion.lakehouse.spark import computed_once
+from medallion.lakehouse.spark import computed_once, local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.lakehouse.pipelines.bronze.conftest import (
@@ -34,7 +34,6 @@ from tests.lakehouse.pipelines.bronze.conftest import (
     json_line,
     land_lines,
 )
-from tests.support.frames import inline_frame
 
 D1, D2 = date(2026, 11, 24), date(2026, 11, 25)
 KAFKA_TABLES = (
@@ -113,7 +112,7 @@ def test_bronze_rows_are_typed_with_the_bad_amount_rescued(
         key = f"ord_{offset:08d}"
         return (key, "cust_0002758", amount, "CAD", event_ts, "c", 0, offset, sent, key, rescued)
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (*row(10432, Decimal("61.56"), None), *meta),
@@ -134,7 +133,7 @@ def test_unknown_fields_are_kept_with_the_key_and_logged_as_drift(
 ) -> None:
     unknown = kafka_day.lakehouse(spark).read("bronze.kafka_orders_unknown_columns")
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (0, 10528, {"_debug_flag": "true"}, kafka_day.source_file, D2, RUN_ID),
@@ -172,7 +171,7 @@ def test_a_line_that_is_not_a_json_object_is_quarantined(
     quarantine = kafka_day.lakehouse(spark).read("bronze.kafka_orders_quarantine")
 
     rule = [("record_is_json_object", "from_json(_raw_record, 'MAP<STRING,STRING>') IS NOT NULL")]
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(CUT_OFF, rule, kafka_day.source_file, D2, RUN_ID)],
         "_raw_record STRING, _errors ARRAY<STRUCT<name: STRING, expression: STRING>>, "
@@ -377,7 +376,7 @@ def test_an_additive_contract_change_adds_columns_to_the_table(
               datetime(2026, 11, 25, 0, 0, 2, tzinfo=UTC), "/sale", "desktop", None)  # fmt: skip
     file1 = f"raw/redshift/behavior/load_dt=2026-11-24/{day1.files[0].name}"
     file2 = f"raw/redshift/behavior/load_dt=2026-11-25/{day2.files[0].name}"
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("evt_1", *common, file1, LANDED_AT, RUN_ID, D1, None, None),
@@ -395,7 +394,7 @@ def test_a_table_of_an_older_incompatible_shape_is_refused(
 ) -> None:
     # bronze.fx_rates as the FX slice wrote it before contracts: every raw field a string.
     lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
-    old = inline_frame(
+    old = local_frame(
         spark,
         [("2026-11-24", "USD", "EUR", "0.92", None, "file:/raw/a.jsonl", LANDED_AT, D1)],
         "date STRING, base STRING, currency STRING, rate STRING, _corrupt_record STRING, "

@@ -15,9 +15,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.pipelines.silver import silver_table
 from medallion.lakehouse.quality.engine import check_expectations
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.gold.fx_daily_change import build_fx_daily_change
 from medallion.lakehouse.transforms.silver.dedupe import DROP_RULE_COLUMN
-from tests.support.frames import inline_frame
 
 BRONZE_SCHEMA = (
     "rate_date DATE, base STRING, currency STRING, rate DECIMAL(18,8), "
@@ -72,11 +72,11 @@ def silver_of(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 
 def test_silver_cleans_quarantines_and_keeps_the_latest_row_per_key(spark: SparkSession) -> None:
-    bronze = inline_frame(spark, DIRTY_BRONZE, BRONZE_SCHEMA)
+    bronze = local_frame(spark, DIRTY_BRONZE, BRONZE_SCHEMA)
 
     silver, quarantined = silver_of(bronze)
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (D1, "USD", "EUR", Decimal("0.925"), FILE_B, LATE, D2),
@@ -106,18 +106,18 @@ def test_silver_tiebreak_on_equal_ingest_ts_goes_to_the_later_file(spark: SparkS
         (D1, "USD", "EUR", Decimal("0.9213"), None, FILE_A, EARLY, RUN, D1),
         (D1, "USD", "EUR", Decimal("0.9300"), None, FILE_B, EARLY, RUN, D1),
     ]
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(D1, "USD", "EUR", Decimal("0.93"), FILE_B, EARLY, D1)], SILVER_SCHEMA
     )
 
     for ordering in (rows, rows[::-1]):
-        silver, _ = silver_of(inline_frame(spark, ordering, BRONZE_SCHEMA).repartition(3))
+        silver, _ = silver_of(local_frame(spark, ordering, BRONZE_SCHEMA).repartition(3))
         assertDataFrameEqual(silver, expected)
 
 
 def test_gold_compares_each_rate_with_the_previous_available_one(spark: SparkSession) -> None:
-    silver = inline_frame(
+    silver = local_frame(
         spark,
         [
             (D1, "USD", "EUR", Decimal("0.92"), FILE_A, EARLY, D1),
@@ -131,7 +131,7 @@ def test_gold_compares_each_rate_with_the_previous_available_one(spark: SparkSes
 
     gold = build_fx_daily_change(silver)
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (D1, "EUR", "USD", Decimal("0.92"), None, None, None),

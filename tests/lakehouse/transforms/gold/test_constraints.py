@@ -10,10 +10,10 @@ from pyspark.sql import SparkSession
 
 from medallion.lakehouse.pipelines.gold import add_check_constraints, check_constraints
 from medallion.lakehouse.quality.spec import spec_for
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
-from tests.support.frames import inline_frame
 
 
 def constraints(lakehouse: Lakehouse, table: str) -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_a_table_made_without_constraints_gets_each_once(
     lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path))
     spec = spec_for("gold.orders_daily")
     row = (date(2026, 11, 2), "EUR", 3, Decimal("30.00"), Decimal("32.50"))
-    lakehouse.write(inline_frame(spark, [row], ORDERS_DAILY_SCHEMA), "gold.orders_daily")
+    lakehouse.write(local_frame(spark, [row], ORDERS_DAILY_SCHEMA), "gold.orders_daily")
     assert constraints(lakehouse, "gold.orders_daily") == {}
 
     assert add_check_constraints(lakehouse, spec) == list(check_constraints(spec))

@@ -12,8 +12,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA, build_customer_360
-from tests.support.frames import inline_frame
 from tests.support.shapes import SILVER_CUSTOMERS, SILVER_EVENTS, SILVER_FX, SILVER_ORDERS
 
 SALT = "pepper"
@@ -27,7 +27,7 @@ def _hashed(customer_id: str) -> str:
 
 
 def _build(spark: SparkSession) -> DataFrame:
-    customers = inline_frame(
+    customers = local_frame(
         spark,
         [
             ("c1", "Ada Lopez", "ada@example.com", "+49 301 5550123", "DE", "customer", MODIFIED),
@@ -35,7 +35,7 @@ def _build(spark: SparkSession) -> DataFrame:
         ],
         SILVER_CUSTOMERS,
     )
-    orders = inline_frame(
+    orders = local_frame(
         spark,
         [
             ("o1", "c1", T1, "delivered", "EUR", Decimal("9.00"), T1),
@@ -45,7 +45,7 @@ def _build(spark: SparkSession) -> DataFrame:
         ],
         SILVER_ORDERS,
     )
-    events = inline_frame(
+    events = local_frame(
         spark,
         [
             ("e1", "sess_a", "c1", "page_view", T1, "/", "mobile"),
@@ -54,7 +54,7 @@ def _build(spark: SparkSession) -> DataFrame:
         ],
         SILVER_EVENTS,
     )
-    fx_rates = inline_frame(spark, [(DAY, "USD", "EUR", Decimal("0.9"))], SILVER_FX)
+    fx_rates = local_frame(spark, [(DAY, "USD", "EUR", Decimal("0.9"))], SILVER_FX)
     return build_customer_360(customers, orders, events, fx_rates, salt=SALT)
 
 
@@ -67,7 +67,7 @@ def gold(spark: SparkSession) -> Iterator[DataFrame]:
 
 
 def test_one_masked_row_per_customer_with_its_facts(spark: SparkSession, gold: DataFrame) -> None:
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (
@@ -112,7 +112,7 @@ def test_lifetime_value_leaves_out_cancelled_and_returned_orders(
     customer = gold.where(sf.col("customer_id") == _hashed("c1"))
 
     # 9.00 EUR / 0.9 + 2.50 USD; the cancelled 4.50 EUR and returned 5.00 USD are out
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(4, Decimal("12.50"))], "order_count BIGINT, lifetime_value_usd DECIMAL(18,2)"
     )
@@ -128,7 +128,7 @@ def test_customer_without_orders_or_events_has_zero_counts_and_value(
         "order_count", "lifetime_value_usd", "event_count", "session_count", "last_seen_ts"
     )
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(0, Decimal("0.00"), 0, 0, None)],
         "order_count BIGINT, lifetime_value_usd DECIMAL(18,2), event_count BIGINT, "

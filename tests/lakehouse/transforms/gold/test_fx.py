@@ -10,8 +10,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.gold.fx import unconverted_orders, usd_amount, usd_amounts
-from tests.support.frames import inline_frame
 from tests.support.shapes import SILVER_FX, SILVER_ORDERS
 
 FRIDAY, SATURDAY, MONDAY = date(2026, 11, 6), date(2026, 11, 7), date(2026, 11, 9)
@@ -22,7 +22,7 @@ def _order(order_id: str, currency: str, order_ts: datetime, amount: str) -> tup
 
 
 def test_weekend_order_takes_fridays_rate_and_usd_needs_no_row(spark: SparkSession) -> None:
-    fx_rates = inline_frame(
+    fx_rates = local_frame(
         spark,
         [
             (FRIDAY, "USD", "EUR", Decimal("0.90000000")),
@@ -30,7 +30,7 @@ def test_weekend_order_takes_fridays_rate_and_usd_needs_no_row(spark: SparkSessi
         ],
         SILVER_FX,
     )
-    orders = inline_frame(
+    orders = local_frame(
         spark,
         [
             _order("o1", "EUR", datetime(2026, 11, 6, 23, 59), "9.00"),  # Friday: same day
@@ -44,7 +44,7 @@ def test_weekend_order_takes_fridays_rate_and_usd_needs_no_row(spark: SparkSessi
 
     converted = usd_amounts(orders, fx_rates).select("order_id", "usd_rate", "amount_usd")
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("o1", Decimal("0.9"), Decimal("10.00")),
@@ -77,7 +77,7 @@ def test_usd_amount_is_exact_half_up_rounding(spark: SparkSession) -> None:
             (amount, rate, (amount / rate).quantize(Decimal("0.01"), ROUND_HALF_UP))
             for amount, rate in pairs
         ]
-    frame = inline_frame(
+    frame = local_frame(
         spark,
         rows, "amount DECIMAL(18,2), rate DECIMAL(18,8), expected DECIMAL(18,2)"
     )
@@ -86,13 +86,13 @@ def test_usd_amount_is_exact_half_up_rounding(spark: SparkSession) -> None:
         ~usd_amount(sf.col("amount"), sf.col("rate")).eqNullSafe(sf.col("expected"))
     )
 
-    assertDataFrameEqual(mismatches, inline_frame(spark, [], frame.schema))
+    assertDataFrameEqual(mismatches, local_frame(spark, [], frame.schema))
 
 
 def test_unconverted_orders_are_the_ones_usd_amounts_finds_no_rate_for(
     spark: SparkSession,
 ) -> None:
-    fx_rates = inline_frame(
+    fx_rates = local_frame(
         spark,
         [
             (FRIDAY, "USD", "EUR", Decimal("0.90000000")),
@@ -103,7 +103,7 @@ def test_unconverted_orders_are_the_ones_usd_amounts_finds_no_rate_for(
         SILVER_FX,
     )
     sunday = datetime(2026, 11, 8, 12, 0)
-    orders = inline_frame(
+    orders = local_frame(
         spark,
         [
             _order("eur_friday", "EUR", datetime(2026, 11, 6, 0, 0), "1.00"),  # the rate's day
@@ -133,7 +133,7 @@ def test_unconverted_orders_agree_with_usd_amounts_on_random_rows(spark: SparkSe
     rng = random.Random(19)
     days = [date(2026, 11, day) for day in range(1, 15)]
     currencies = ["USD", "EUR", "GBP", "JPY", "CHF", None]
-    fx_rates = inline_frame(
+    fx_rates = local_frame(
         spark,
         [
             (rng.choice([*days, None]), "USD", rng.choice(currencies[1:4]),
@@ -142,7 +142,7 @@ def test_unconverted_orders_agree_with_usd_amounts_on_random_rows(spark: SparkSe
         ],
         SILVER_FX,
     )
-    orders = inline_frame(
+    orders = local_frame(
         spark,
         [
             (f"o{number}", "cust_1",

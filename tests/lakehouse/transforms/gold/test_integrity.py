@@ -12,32 +12,32 @@ from pyspark.testing import assertDataFrameEqual
 from medallion.lakehouse.errors import ExpectationFailed
 from medallion.lakehouse.pipelines.gold import check_integrity
 from medallion.lakehouse.quality.spec import spec_for
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.gold import duplicate_keys, missing_references
 from medallion.lakehouse.transforms.gold.masking import hash_id
-from tests.support.frames import inline_frame
 
 SALT = "test-salt"
 
 
 def test_duplicate_keys_lists_each_repeated_key_with_its_count(spark: SparkSession) -> None:
-    frame = inline_frame(
+    frame = local_frame(
         spark,
         [("a", 1), ("a", 2), ("b", 1), (None, 1), (None, 2)], "customer_id STRING, n INT"
     )
 
     duplicates = duplicate_keys(frame, ["customer_id"])
 
-    expected = inline_frame(spark, [("a", 2), (None, 2)], "customer_id STRING, row_count BIGINT")
+    expected = local_frame(spark, [("a", 2), (None, 2)], "customer_id STRING, row_count BIGINT")
     assertDataFrameEqual(duplicates, expected, checkRowOrder=False)
 
 
 def test_missing_references_returns_orphans_and_null_keys(spark: SparkSession) -> None:
-    frame = inline_frame(spark, [("a", 1), ("x", 2), (None, 3)], "customer_id STRING, n INT")
-    reference = inline_frame(spark, [("a",), ("b",)], "id STRING")
+    frame = local_frame(spark, [("a", 1), ("x", 2), (None, 3)], "customer_id STRING, n INT")
+    reference = local_frame(spark, [("a",), ("b",)], "id STRING")
 
     missing = missing_references(frame, "customer_id", reference, "id")
 
-    expected = inline_frame(spark, [("x", 2), (None, 3)], "customer_id STRING, n INT")
+    expected = local_frame(spark, [("x", 2), (None, 3)], "customer_id STRING, n INT")
     assertDataFrameEqual(missing, expected, checkRowOrder=False)
 
 
@@ -49,9 +49,9 @@ def customer_360_checks(
     spark: SparkSession, rows: list[tuple[object, ...]], dim_ids: list[str]
 ) -> tuple[int, int]:
     """``check_integrity`` of fact_customer_360 ``rows`` (ids hashed already) over ``dim_ids``."""
-    dim = inline_frame(spark, [(i,) for i in dim_ids], "customer_id STRING")
+    dim = local_frame(spark, [(i,) for i in dim_ids], "customer_id STRING")
     hashed = [(hashed_id(spark, cid) if cid is not None else None, n) for cid, n in rows]
-    gold = inline_frame(spark, hashed, CUSTOMER_360)
+    gold = local_frame(spark, hashed, CUSTOMER_360)
     return check_integrity(gold, spec_for("gold.fact_customer_360"),
                            {"silver.dim_customer": dim}, SALT)
 
@@ -92,11 +92,11 @@ def test_a_customer_outside_dim_customer_fails_the_reference_naming_it(
 
 
 def test_orders_daily_integrity_sums_its_orders_against_silver(spark: SparkSession) -> None:
-    daily = inline_frame(
+    daily = local_frame(
         spark,
         [(date(2026, 11, 2), "USD", 3), (date(2026, 11, 2), "EUR", 2)], DAILY
     )
-    orders = inline_frame(spark, [(f"o{i}",) for i in range(6)], "order_id STRING")
+    orders = local_frame(spark, [(f"o{i}",) for i in range(6)], "order_id STRING")
 
     counts = check_integrity(daily, spec_for("gold.orders_daily"),
                              {"silver.fact_orders": orders}, SALT)
@@ -107,7 +107,7 @@ def test_orders_daily_integrity_sums_its_orders_against_silver(spark: SparkSessi
 def test_a_repeated_day_and_currency_fails_orders_daily_primary_key(
     spark: SparkSession,
 ) -> None:
-    daily = inline_frame(
+    daily = local_frame(
         spark,
         [(date(2026, 11, 2), "USD", 3), (date(2026, 11, 2), "USD", 1), (None, None, 1),
          (None, None, 1)], DAILY

@@ -10,9 +10,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.gold.masking import hash_id, mask_email, mask_name, mask_phone
 from medallion.platform.generate import vocab
-from tests.support.frames import inline_frame
 
 SALT = "test-salt"
 PII = "id STRING, name STRING, email STRING, phone STRING"
@@ -20,7 +20,7 @@ MASKED = "id STRING, name STRING, email STRING, phone STRING"
 
 
 def test_masks_and_hash_have_the_documented_shape(spark: SparkSession) -> None:
-    pii = inline_frame(
+    pii = local_frame(
         spark,
         [
             ("cust_0000001", "Ada Lopez", "ada.lopez1@example.com", "+49 301 5550123"),
@@ -39,7 +39,7 @@ def test_masks_and_hash_have_the_documented_shape(spark: SparkSession) -> None:
 
     digest = hashlib.sha256(f"{SALT}:cust_0000001".encode()).hexdigest()
     digest_2 = hashlib.sha256(f"{SALT}:cust_0000002".encode()).hexdigest()
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (digest, "A***", "a***@example.com", "***23"),
@@ -69,7 +69,7 @@ def test_masked_values_never_contain_the_raw_value(spark: SparkSession) -> None:
         )
         for n in range(500)
     ]
-    pii = inline_frame(spark, rows, "name STRING, email STRING, phone STRING")
+    pii = local_frame(spark, rows, "name STRING, email STRING, phone STRING")
 
     leaks = pii.where(
         (sf.instr(mask_name(sf.col("name")), sf.col("name")) > 0)
@@ -77,4 +77,4 @@ def test_masked_values_never_contain_the_raw_value(spark: SparkSession) -> None:
         | (sf.instr(mask_phone(sf.col("phone")), sf.col("phone")) > 0)
     )
 
-    assertDataFrameEqual(leaks, inline_frame(spark, [], pii.schema))
+    assertDataFrameEqual(leaks, local_frame(spark, [], pii.schema))

@@ -9,13 +9,13 @@ from decimal import Decimal
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.gold import semi_join
 from medallion.lakehouse.transforms.gold.orders_daily import (
     ORDERS_DAILY_SCHEMA,
     affected_days,
     build_orders_daily,
 )
-from tests.support.frames import inline_frame
 from tests.support.shapes import SILVER_FX, SILVER_ORDERS
 
 D1, D2, D3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
@@ -24,7 +24,7 @@ D1, D2, D3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
 def test_orders_count_all_and_revenue_sums_only_kept_orders(spark: SparkSession) -> None:
     t1, late = datetime(2026, 11, 2, 8, 0), datetime(2026, 11, 2, 23, 59, 59)
     next_day = datetime(2026, 11, 3, 0, 0)
-    orders = inline_frame(
+    orders = local_frame(
         spark,
         [
             ("o1", "c1", t1, "placed", "EUR", Decimal("9.00"), t1),
@@ -35,12 +35,12 @@ def test_orders_count_all_and_revenue_sums_only_kept_orders(spark: SparkSession)
         ],
         SILVER_ORDERS,
     )
-    fx_rates = inline_frame(spark, [(D1, "USD", "EUR", Decimal("0.9"))], SILVER_FX)
+    fx_rates = local_frame(spark, [(D1, "USD", "EUR", Decimal("0.9"))], SILVER_FX)
 
     daily = build_orders_daily(orders, fx_rates)
 
     # revenue_usd adds each order's rounded USD amount: 10.00 + 0.50
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (D1, "EUR", 3, Decimal("9.45"), Decimal("10.50")),
@@ -75,19 +75,19 @@ def test_a_day_brought_forward_by_its_changes_equals_its_rebuild(spark: SparkSes
     rates_before = [(D1, "USD", "EUR", Decimal("0.9")), (D1, "USD", "GBP", Decimal("0.8"))]
     new_rates = [(D3, "USD", "EUR", Decimal("0.5")), (D3, "USD", "GBP", Decimal("0.4"))]
     changes = {
-        "silver.fact_orders": inline_frame(
+        "silver.fact_orders": local_frame(
             spark,
             _changed([o1, o3], "update_preimage")
             + _changed([o1_cancelled, o3_moved], "update_postimage")
             + _changed([o5, o8], "delete") + _changed([o6, o7], "insert"),
             f"{SILVER_ORDERS}, _change_type STRING"),
-        "silver.fx_rates": inline_frame(spark, _changed(new_rates, "insert"),
+        "silver.fx_rates": local_frame(spark, _changed(new_rates, "insert"),
                                                  f"{SILVER_FX}, _change_type STRING"),
     }
-    before = build_orders_daily(inline_frame(spark, [o1, o2, o3, o4, o5, o8], SILVER_ORDERS),
-                                inline_frame(spark, rates_before, SILVER_FX))
-    orders = inline_frame(spark, [o1_cancelled, o2, o3_moved, o4, o6, o7], SILVER_ORDERS)
-    rates = inline_frame(spark, [*rates_before, *new_rates], SILVER_FX)
+    before = build_orders_daily(local_frame(spark, [o1, o2, o3, o4, o5, o8], SILVER_ORDERS),
+                                local_frame(spark, rates_before, SILVER_FX))
+    orders = local_frame(spark, [o1_cancelled, o2, o3_moved, o4, o6, o7], SILVER_ORDERS)
+    rates = local_frame(spark, [*rates_before, *new_rates], SILVER_FX)
 
     piece = affected_days(changes, {"silver.fact_orders": orders, "silver.fx_rates": rates})
     keys = piece.keys(piece.scope)

@@ -11,9 +11,9 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.quality.spec import load_spec
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.gold.customer_360 import CUSTOMER_360_SCHEMA
 from medallion.lakehouse.transforms.gold.orders_daily import ORDERS_DAILY_SCHEMA
-from tests.support.frames import inline_frame
 
 DQ_DIR = Path(__file__).resolve().parents[4] / "config" / "dq" / "gold"
 FAILED = "key STRING, failed ARRAY<STRING>"
@@ -45,7 +45,7 @@ def test_customer_360_rules_catch_raw_pii_and_negative_facts(spark: SparkSession
         values |= {"last_seen_ts": T2} | changes
         return tuple(values.values())
 
-    gold = inline_frame(
+    gold = local_frame(
         spark,
         [
             row(HASH),
@@ -59,7 +59,7 @@ def test_customer_360_rules_catch_raw_pii_and_negative_facts(spark: SparkSession
 
     failed = _failed_rules(DQ_DIR / "fact_customer_360.yml", gold, "customer_id")
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (HASH, []),
@@ -75,7 +75,7 @@ def test_customer_360_rules_catch_raw_pii_and_negative_facts(spark: SparkSession
 
 def test_orders_daily_rules_catch_null_keys_and_negative_revenue(spark: SparkSession) -> None:
     day = date(2026, 11, 2)
-    gold = inline_frame(
+    gold = local_frame(
         spark,
         [
             (day, "EUR", 3, Decimal("9.45"), Decimal("10.50")),
@@ -88,7 +88,7 @@ def test_orders_daily_rules_catch_null_keys_and_negative_revenue(spark: SparkSes
 
     failed = _failed_rules(DQ_DIR / "orders_daily.yml", gold, "currency")
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("EUR", []),

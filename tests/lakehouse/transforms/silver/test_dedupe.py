@@ -9,8 +9,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.silver.dedupe import kept_rows, mark_duplicates, mark_unchanged
-from tests.support.frames import inline_frame
 
 SCHEMA = "id STRING, version TIMESTAMP, value STRING, _source_file STRING"
 MARKED = f"{SCHEMA}, _drop_rule STRING"
@@ -26,23 +26,23 @@ def test_first_row_by_order_is_kept_and_its_exact_copy_is_a_duplicate_record(
 ) -> None:
     rows = [("a", V1, "x", "f1"), ("a", V1, "x", "f2")]
 
-    marked = _mark(inline_frame(spark, rows, SCHEMA))
+    marked = _mark(local_frame(spark, rows, SCHEMA))
 
     expected = [("a", V1, "x", "f1", None), ("a", V1, "x", "f2", "duplicate_record")]
-    assertDataFrameEqual(marked, inline_frame(spark, expected, MARKED), checkRowOrder=False)
+    assertDataFrameEqual(marked, local_frame(spark, expected, MARKED), checkRowOrder=False)
 
 
 def test_older_version_is_superseded(spark: SparkSession) -> None:
     rows = [("a", V1, "x", "f1"), ("a", V2, "y", "f1"), ("b", V1, "z", "f1")]
 
-    marked = _mark(inline_frame(spark, rows, SCHEMA))
+    marked = _mark(local_frame(spark, rows, SCHEMA))
 
     expected = [
         ("a", V1, "x", "f1", "superseded_by_newer_version"),
         ("a", V2, "y", "f1", None),
         ("b", V1, "z", "f1", None),
     ]
-    assertDataFrameEqual(marked, inline_frame(spark, expected, MARKED), checkRowOrder=False)
+    assertDataFrameEqual(marked, local_frame(spark, expected, MARKED), checkRowOrder=False)
 
 
 def test_copy_of_an_older_version_is_a_duplicate_record_not_a_version(
@@ -51,40 +51,40 @@ def test_copy_of_an_older_version_is_a_duplicate_record_not_a_version(
     # One dirt kind, one rule: the copy counts as duplicate_record, its original as superseded.
     rows = [("a", V1, "x", "f1"), ("a", V1, "x", "f2"), ("a", V2, "y", "f1")]
 
-    marked = _mark(inline_frame(spark, rows, SCHEMA))
+    marked = _mark(local_frame(spark, rows, SCHEMA))
 
     expected = [
         ("a", V1, "x", "f1", "superseded_by_newer_version"),
         ("a", V1, "x", "f2", "duplicate_record"),
         ("a", V2, "y", "f1", None),
     ]
-    assertDataFrameEqual(marked, inline_frame(spark, expected, MARKED), checkRowOrder=False)
+    assertDataFrameEqual(marked, local_frame(spark, expected, MARKED), checkRowOrder=False)
 
 
 def test_copies_tied_on_the_whole_order_keep_one_and_mark_the_rest(spark: SparkSession) -> None:
     rows = [("a", V1, "x", "f1")] * 3
 
     marked = mark_duplicates(
-        inline_frame(spark, rows, SCHEMA).repartition(3), ["id"], [sf.col("version").desc()]
+        local_frame(spark, rows, SCHEMA).repartition(3), ["id"], [sf.col("version").desc()]
     )
 
     expected = [("a", V1, "x", "f1", None)] + [("a", V1, "x", "f1", "duplicate_record")] * 2
-    assertDataFrameEqual(marked, inline_frame(spark, expected, MARKED), checkRowOrder=False)
+    assertDataFrameEqual(marked, local_frame(spark, expected, MARKED), checkRowOrder=False)
 
 
 def test_kept_rows_drop_the_marker_column(spark: SparkSession) -> None:
     rows = [("a", V1, "x", "f1"), ("a", V2, "y", "f1")]
 
-    kept = kept_rows(_mark(inline_frame(spark, rows, SCHEMA)))
+    kept = kept_rows(_mark(local_frame(spark, rows, SCHEMA)))
 
-    assertDataFrameEqual(kept, inline_frame(spark, [("a", V2, "y", "f1")], SCHEMA))
+    assertDataFrameEqual(kept, local_frame(spark, [("a", V2, "y", "f1")], SCHEMA))
 
 
 def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
     spark: SparkSession,
 ) -> None:
     held = "id STRING, version TIMESTAMP, value STRING"
-    current = inline_frame(
+    current = local_frame(
         spark,
         [(key, V1, None if key == "b" else "x") for key in ("a", "b", "c", "d", "e", "g")], held
     )
@@ -100,13 +100,13 @@ def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
         (None, V1, "x", "day-2"),  # no key: never held
     ]
 
-    marked = mark_unchanged(inline_frame(spark, batch, f"{held}, _source_file STRING"),
+    marked = mark_unchanged(local_frame(spark, batch, f"{held}, _source_file STRING"),
                             current, ["id"], ["version", "value"])
 
     expected = [(*row, "unchanged" if row[0] in ("a", "b") else None) for row in batch]
     assertDataFrameEqual(
         marked,
-        inline_frame(spark, expected, f"{held}, _source_file STRING, _drop_rule STRING"),
+        local_frame(spark, expected, f"{held}, _source_file STRING, _drop_rule STRING"),
         checkRowOrder=False,
     )
 
@@ -115,7 +115,7 @@ def test_a_row_older_than_the_tables_version_is_superseded_unless_its_key_is_unc
     spark: SparkSession,
 ) -> None:
     held = "id STRING, version TIMESTAMP, value STRING"
-    current = inline_frame(
+    current = local_frame(
         spark,
         [("a", V2, "x"), ("b", V2, "x"), ("c", V2, "x"), ("d", None, "x"), ("e", V1, "x")], held
     )
@@ -130,13 +130,13 @@ def test_a_row_older_than_the_tables_version_is_superseded_unless_its_key_is_unc
         ("f", V1, "y", "day-2"),  # a key the table lacks
     ]
 
-    marked = mark_unchanged(inline_frame(spark, batch, f"{held}, _source_file STRING"),
+    marked = mark_unchanged(local_frame(spark, batch, f"{held}, _source_file STRING"),
                             current, ["id"], ["version", "value"], ["version"])
 
     rules = {0: "unchanged", 2: "superseded_by_newer_version", 4: "superseded_by_newer_version"}
     expected = [(*row, rules.get(index)) for index, row in enumerate(batch)]
     assertDataFrameEqual(
         marked,
-        inline_frame(spark, expected, f"{held}, _source_file STRING, _drop_rule STRING"),
+        local_frame(spark, expected, f"{held}, _source_file STRING, _drop_rule STRING"),
         checkRowOrder=False,
     )

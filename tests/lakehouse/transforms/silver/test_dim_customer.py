@@ -7,7 +7,7 @@ from datetime import datetime
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 from tests.support.shapes import (
     CRM_BRONZE,
     DAY,
@@ -37,18 +37,18 @@ def test_late_update_modified_later_replaces_the_current_state(spark: SparkSessi
     current = _version("lead", MODIFIED, LANDED, FILE_1)
     late_newer = _version("customer", LATER, LANDED_LATER, FILE_2)
 
-    latest = kept_latest(DIM, inline_frame(spark, [current, late_newer], SCHEMA))
+    latest = kept_latest(DIM, local_frame(spark, [current, late_newer], SCHEMA))
 
-    assertDataFrameEqual(latest, inline_frame(spark, [late_newer], SCHEMA))
+    assertDataFrameEqual(latest, local_frame(spark, [late_newer], SCHEMA))
 
 
 def test_late_update_modified_earlier_does_not_replace(spark: SparkSession) -> None:
     current = _version("lead", MODIFIED, LANDED, FILE_1)
     late_older = _version("subscriber", EARLIER, LANDED_LATER, FILE_2)
 
-    marked = marked_by_spec(DIM, inline_frame(spark, [late_older, current], SCHEMA))
+    marked = marked_by_spec(DIM, local_frame(spark, [late_older, current], SCHEMA))
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(*current, None), (*late_older, "superseded_by_newer_version")],
         f"{SCHEMA}, _drop_rule STRING",
@@ -60,9 +60,9 @@ def test_same_version_landed_twice_keeps_the_later_landing(spark: SparkSession) 
     first = _version("lead", MODIFIED, LANDED, FILE_1)
     again = _version("lead", MODIFIED, LANDED_LATER, FILE_2)
 
-    marked = marked_by_spec(DIM, inline_frame(spark, [first, again], SCHEMA))
+    marked = marked_by_spec(DIM, local_frame(spark, [first, again], SCHEMA))
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [(*first, "duplicate_record"), (*again, None)], f"{SCHEMA}, _drop_rule STRING"
     )

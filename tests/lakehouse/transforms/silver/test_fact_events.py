@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 from tests.support.shapes import (
     BEHAVIOR_BRONZE,
     DAY,
@@ -33,14 +33,14 @@ def _event(event_id: str, file: str = FILE_1) -> tuple[object, ...]:
 
 
 def test_event_landed_twice_is_one_event_and_one_duplicate_record(spark: SparkSession) -> None:
-    events = inline_frame(
+    events = local_frame(
         spark,
         [_event("e1"), _event("e1", FILE_2), _event("e2")], BEHAVIOR_BRONZE
     )
 
     marked = marked_by_spec(EVENTS, events)
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             (*_event("e1"), "duplicate_record"),
@@ -53,8 +53,8 @@ def test_event_landed_twice_is_one_event_and_one_duplicate_record(spark: SparkSe
 
 
 def test_latest_events_has_one_row_per_event_id(spark: SparkSession) -> None:
-    events = inline_frame(spark, [_event("e1"), _event("e1", FILE_2)], BEHAVIOR_BRONZE)
+    events = local_frame(spark, [_event("e1"), _event("e1", FILE_2)], BEHAVIOR_BRONZE)
 
     latest = kept_latest(EVENTS, events)
 
-    assertDataFrameEqual(latest, inline_frame(spark, [_event("e1", FILE_2)], BEHAVIOR_BRONZE))
+    assertDataFrameEqual(latest, local_frame(spark, [_event("e1", FILE_2)], BEHAVIOR_BRONZE))

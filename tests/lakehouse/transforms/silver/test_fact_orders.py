@@ -8,8 +8,8 @@ from decimal import Decimal
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.silver.fact_orders import unify_orders
-from tests.support.frames import inline_frame
 from tests.support.shapes import (
     DAY,
     FILE_A,
@@ -57,8 +57,8 @@ def _unified(
 
 
 def test_unify_maps_kafka_ops_to_status_and_order_ts(spark: SparkSession) -> None:
-    snowflake = inline_frame(spark, [_snowflake("o1", "shipped", T1)], SNOWFLAKE_BRONZE)
-    kafka = inline_frame(
+    snowflake = local_frame(spark, [_snowflake("o1", "shipped", T1)], SNOWFLAKE_BRONZE)
+    kafka = local_frame(
         spark,
         [_kafka("o1", "c", T0, 1), _kafka("o1", "u", T1, 2), _kafka("o1", "d", T2, 3)],
         KAFKA_BRONZE,
@@ -66,7 +66,7 @@ def test_unify_maps_kafka_ops_to_status_and_order_ts(spark: SparkSession) -> Non
 
     unified = unify_orders(snowflake, kafka)
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             _unified("o1", T0, "shipped", T1, None),
@@ -83,12 +83,12 @@ def test_unify_keeps_rescued_amount_text_under_its_key(spark: SparkSession) -> N
     rescued = {"order_amount": "18,76"}
     row = list(_kafka("o9", "c", T0, 1))
     row[2], row[10] = None, rescued
-    kafka = inline_frame(spark, [tuple(row)], KAFKA_BRONZE)
-    snowflake = inline_frame(spark, [], SNOWFLAKE_BRONZE)
+    kafka = local_frame(spark, [tuple(row)], KAFKA_BRONZE)
+    snowflake = local_frame(spark, [], SNOWFLAKE_BRONZE)
 
     unified = unify_orders(snowflake, kafka).select("order_id", "order_amount", "_rescued_data")
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [("o9", None, rescued)],
         "order_id STRING, order_amount DECIMAL(18,2), _rescued_data MAP<STRING,STRING>",
@@ -97,7 +97,7 @@ def test_unify_keeps_rescued_amount_text_under_its_key(spark: SparkSession) -> N
 
 
 def test_tie_on_updated_at_goes_to_snowflake(spark: SparkSession) -> None:
-    valid = inline_frame(
+    valid = local_frame(
         spark,
         [_unified("o1", T0, "placed", T0, "c"), _unified("o1", T0, "placed", T0, None)],
         UNIFIED_ORDERS,
@@ -105,12 +105,12 @@ def test_tie_on_updated_at_goes_to_snowflake(spark: SparkSession) -> None:
 
     latest = kept_latest(ORDERS, valid)
 
-    expected = inline_frame(spark, [_unified("o1", T0, "placed", T0, None)], UNIFIED_ORDERS)
+    expected = local_frame(spark, [_unified("o1", T0, "placed", T0, None)], UNIFIED_ORDERS)
     assertDataFrameEqual(latest, expected)
 
 
 def test_newer_kafka_cancel_replaces_an_older_snowflake_version(spark: SparkSession) -> None:
-    valid = inline_frame(
+    valid = local_frame(
         spark,
         [_unified("o1", T0, "placed", T0, None), _unified("o1", None, "cancelled", T1, "d")],
         UNIFIED_ORDERS,
@@ -119,14 +119,14 @@ def test_newer_kafka_cancel_replaces_an_older_snowflake_version(spark: SparkSess
     latest = kept_latest(ORDERS, valid)
 
     # order_ts, which a cancel event lacks, comes from the order's earlier row in the batch.
-    expected = inline_frame(spark, [_unified("o1", T0, "cancelled", T1, "d")], UNIFIED_ORDERS)
+    expected = local_frame(spark, [_unified("o1", T0, "cancelled", T1, "d")], UNIFIED_ORDERS)
     assertDataFrameEqual(latest, expected)
 
 
 def test_kafka_update_keeps_status_and_order_ts_of_the_earlier_create(
     spark: SparkSession,
 ) -> None:
-    valid = inline_frame(
+    valid = local_frame(
         spark,
         [_unified("o2", T0, "placed", T0, "c"), _unified("o2", None, None, T1, "u")],
         UNIFIED_ORDERS,
@@ -134,12 +134,12 @@ def test_kafka_update_keeps_status_and_order_ts_of_the_earlier_create(
 
     latest = kept_latest(ORDERS, valid)
 
-    expected = inline_frame(spark, [_unified("o2", T0, "placed", T1, "u")], UNIFIED_ORDERS)
+    expected = local_frame(spark, [_unified("o2", T0, "placed", T1, "u")], UNIFIED_ORDERS)
     assertDataFrameEqual(latest, expected)
 
 
 def test_kafka_update_alone_leaves_status_and_order_ts_to_the_merge(spark: SparkSession) -> None:
-    valid = inline_frame(spark, [_unified("o3", None, None, T1, "u")], UNIFIED_ORDERS)
+    valid = local_frame(spark, [_unified("o3", None, None, T1, "u")], UNIFIED_ORDERS)
 
     latest = kept_latest(ORDERS, valid)
 

@@ -15,9 +15,9 @@ from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.quality.spec import TableSpec, load_spec
+from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.silver.fact_orders import unify_orders
 from medallion.platform.generate import vocab
-from tests.support.frames import inline_frame
 from tests.support.shapes import (
     BEHAVIOR_BRONZE,
     CRM_BRONZE,
@@ -112,7 +112,7 @@ def test_fact_orders_rules_name_each_dirt_kind(spark: SparkSession) -> None:
     def kafka(key: str, op: str, event_ts: datetime = T1) -> tuple[object, ...]:
         return (key, "cust_1", Decimal("5.00"), "EUR", event_ts, op, 0, 1, T1, key, *META)
 
-    snowflake_rows = inline_frame(
+    snowflake_rows = local_frame(
         spark,
         [
             snowflake("s_clean"),
@@ -125,7 +125,7 @@ def test_fact_orders_rules_name_each_dirt_kind(spark: SparkSession) -> None:
         ],
         SNOWFLAKE_BRONZE,
     )
-    kafka_rows = inline_frame(
+    kafka_rows = local_frame(
         spark,
         [
             kafka("k_create", "c"),
@@ -141,7 +141,7 @@ def test_fact_orders_rules_name_each_dirt_kind(spark: SparkSession) -> None:
     silver = spec.apply_transformations(unify_orders(snowflake_rows, kafka_rows))
     failed = _failed_rules(spec, _with_lookup(silver), sf.col("order_id"))
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("s_clean", []),
@@ -173,7 +173,7 @@ def test_fact_events_rules_name_each_dirt_kind(spark: SparkSession) -> None:
         row |= {"referrer": None, "app_version": None} | changes
         return (*row.values(), *META)
 
-    bronze = inline_frame(
+    bronze = local_frame(
         spark,
         [
             event("e_clean"),
@@ -192,7 +192,7 @@ def test_fact_events_rules_name_each_dirt_kind(spark: SparkSession) -> None:
     silver = spec.apply_transformations(bronze)
     failed = _failed_rules(spec, _with_lookup(silver), sf.col("event_id"))
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("e_clean", []),
@@ -222,7 +222,7 @@ def test_dim_customer_select_exp_normalises_and_rules_name_each_dirt_kind(
         row |= {"last_modified_date": T0} | changes
         return (*row.values(), *META)
 
-    bronze = inline_frame(
+    bronze = local_frame(
         spark,
         [
             account(" c_clean "),
@@ -238,7 +238,7 @@ def test_dim_customer_select_exp_normalises_and_rules_name_each_dirt_kind(
     silver = spec.apply_transformations(bronze)
     failed = _failed_rules(spec, silver, sf.col("customer_id"))
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("c_clean", []),
@@ -253,7 +253,7 @@ def test_dim_customer_select_exp_normalises_and_rules_name_each_dirt_kind(
     normalised = silver.where("customer_id = 'c_clean'").select("name", "email", "country")
     assertDataFrameEqual(
         normalised,
-        inline_frame(
+        local_frame(
             spark,
             [("Ada Lopez", "ada.lopez1@example.com", "DE")],
             "name STRING, email STRING, country STRING",
@@ -266,7 +266,7 @@ def test_fx_rates_rules_quarantine_unusable_rates(spark: SparkSession) -> None:
     def rate(currency: str, value: str | None, base: str = "usd") -> tuple[object, ...]:
         return (DAY, base, currency, None if value is None else Decimal(value), *META)
 
-    bronze = inline_frame(
+    bronze = local_frame(
         spark,
         [
             rate(" eur ", "0.92"),
@@ -282,7 +282,7 @@ def test_fx_rates_rules_quarantine_unusable_rates(spark: SparkSession) -> None:
     silver = spec.apply_transformations(bronze)
     failed = _failed_rules(spec, silver, sf.col("currency"))
 
-    expected = inline_frame(
+    expected = local_frame(
         spark,
         [
             ("EUR", []),

@@ -1,4 +1,4 @@
-"""``inline_frame`` gives the frame ``createDataFrame`` gives, by another road."""
+"""``local_frame`` gives the frame ``createDataFrame`` gives, by another road."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 from pyspark.sql import Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from tests.support.frames import inline_frame
+from medallion.lakehouse.spark import local_frame
 
 SCHEMA = (
     "id STRING, amount DECIMAL(18,2), at TIMESTAMP, day DATE, "
@@ -16,7 +16,7 @@ SCHEMA = (
 )
 
 
-def test_an_inline_frame_equals_the_frame_created_from_the_same_list(spark: SparkSession) -> None:
+def test_a_local_frame_equals_the_frame_created_from_the_same_list(spark: SparkSession) -> None:
     rows = [
         ("o1", Decimal("1.50"), datetime(2026, 11, 2, 10, 30), date(2026, 11, 2),
          [("amount_positive", "amount > 0")], {"k": "v"}, 7),
@@ -25,9 +25,9 @@ def test_an_inline_frame_equals_the_frame_created_from_the_same_list(spark: Spar
         ("o3", Decimal("-0.01"), None, date(2026, 11, 3), None, {}, -1),
     ]
 
-    built = inline_frame(spark, rows, SCHEMA)
+    built = local_frame(spark, rows, SCHEMA)
 
     created = spark.createDataFrame(rows, SCHEMA)
     assert built.schema == created.schema
     assertDataFrameEqual(built, created)
-    assert inline_frame(spark, [], SCHEMA).schema == created.schema
+    assert local_frame(spark, [], SCHEMA).schema == created.schema

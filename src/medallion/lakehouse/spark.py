@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pyspark import StorageLevel
 from pyspark.errors import PySparkException
+from pyspark.sql import Row
+from pyspark.sql.types import ArrayType, DataType, MapType, StructType, TimestampType
 
 from medallion.lakehouse.environment import DATABRICKS, Target, resolve_target
 from medallion.lakehouse.errors import ConfigError
@@ -38,7 +40,6 @@ from medallion.lakehouse.storage import StorageRoot
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
-    from pyspark.sql.types import DataType, StructType
 
 REMOTE_ENV = "SPARK_REMOTE"
 EVENT_LOG_DIR_ENV = "MEDALLION_SPARK_EVENT_LOG_DIR"
@@ -298,11 +299,9 @@ def local_frame(spark: SparkSession, rows: Iterable[Any], schema: str | StructTy
     a naive ``datetime`` in a TIMESTAMP column as local time. Where pyarrow is not installed
     (pyspark alone, without its Connect or pandas extras), from the list.
     """
-    from pyspark.sql.types import StructType
-
     struct = schema if isinstance(schema, StructType) else StructType.fromDDL(schema)
     if not isinstance(struct, StructType):
-        raise ConfigError(f"local_frame: expected a schema of named columns, got {schema!r}")
+        raise TypeError(f"local_frame: expected a schema of named columns, got {schema!r}")
     try:
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
@@ -314,9 +313,6 @@ def local_frame(spark: SparkSession, rows: Iterable[Any], schema: str | StructTy
 
 def _arrow_value(value: Any, data_type: DataType) -> Any:
     """``value`` of ``data_type`` as pyarrow takes it: structs as dicts, timestamps aware."""
-    from pyspark.sql import Row
-    from pyspark.sql.types import ArrayType, MapType, StructType, TimestampType
-
     if value is None:
         return None
     if isinstance(data_type, StructType):

@@ -39,10 +39,13 @@ def ingest_fx_rates(
     *,
     base: str = "USD",
     attempts: int = 5,
+    initial_wait_seconds: float = 0.5,
     now: datetime | None = None,
 ) -> StepResult:
     """Fetch the rates of ``run_date`` and land them under ``raw/fx_rates/load_dt=<run_date>``."""
-    records = fetch_fx_rates(api_url, run_date, base, attempts=attempts)
+    records = fetch_fx_rates(
+        api_url, run_date, base, attempts=attempts, initial_wait_seconds=initial_wait_seconds
+    )
     manifest = land_records(
         raw_zone(storage_root),
         SOURCE,

@@ -5,7 +5,10 @@ source's endpoint (a job parameter, or on the local target the running stand-in'
 edge), credentials from its secret provider, and its storage root. It runs the source's extractor
 for one load date and returns an ``IngestResult`` with the load's counts, positions and rows per
 second. Endpoints, never credentials, appear in results and errors; an endpoint nobody
-configured fails the step with the environment's message naming the job parameter.
+configured fails the step with the environment's message naming the job parameter. A source
+that does not answer is retried by its client with exponential backoff from
+``retry_wait_seconds`` (job parameter ``source_retry_wait_seconds``, 0.5 s by default) before the
+step fails ``SourceUnavailable``; Kafka's waits are bounded by ``timeout_seconds`` instead.
 
 Parameter forms:
 
@@ -41,6 +44,18 @@ from medallion.lakehouse.state import redshift_mark_path, source_lock
 from medallion.lakehouse.storage import StorageRoot
 
 MAX_BACKFILL_DAYS = 366
+
+# A source client's first wait between its attempts, doubled for each later one (with jitter);
+# the job parameter ``source_retry_wait_seconds``.
+RETRY_WAIT_SECONDS = 0.5
+
+
+def _retry_wait(seconds: float) -> float:
+    if not seconds >= 0:  # NaN included
+        raise ConfigError(
+            f"source_retry_wait_seconds={seconds}: expected a number of seconds, 0 or more"
+        )
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -120,12 +135,16 @@ def source_ref(environment: Environment, system: str, endpoint: str, name: str) 
 @lineage_job(lambda environment, load_date, **_: ingest_lineage(
     environment.storage_root, load_date, "snowflake", "orders",
     source_ref(environment, "snowflake", "snowflake_url", "ORDERS")))
-def ingest_snowflake_orders(environment: Environment, load_date: date) -> IngestResult:
+def ingest_snowflake_orders(
+    environment: Environment, load_date: date, *, retry_wait_seconds: float = RETRY_WAIT_SECONDS
+) -> IngestResult:
     """Full load of Snowflake ORDERS into ``raw/snowflake/orders/load_dt=<load_date>``."""
     settings = snowflake_settings(environment)
     storage_root = environment.storage_root
     started = time.monotonic()
-    conn = snowflake_client.connect_to(settings)
+    conn = snowflake_client.connect_to(
+        settings, initial_wait_seconds=_retry_wait(retry_wait_seconds)
+    )
     try:
         with source_lock(storage_root, snowflake.SOURCE):
             manifest = snowflake.extract_orders_to_raw(storage_root, conn, load_date)
@@ -147,18 +166,24 @@ def redshift_settings(environment: Environment) -> redshift_client.RedshiftSetti
     )
 
 
-def redshift_connection(environment: Environment) -> WarehouseConnection:
+def redshift_connection(
+    environment: Environment, *, retry_wait_seconds: float = RETRY_WAIT_SECONDS
+) -> WarehouseConnection:
     """A warehouse connection from the environment's ``redshift_url`` and secret provider."""
-    return redshift.connect_warehouse(redshift_settings(environment))
+    return redshift.connect_warehouse(
+        redshift_settings(environment), initial_wait_seconds=_retry_wait(retry_wait_seconds)
+    )
 
 
 @lineage_job(lambda environment, load_date, **_: ingest_lineage(
     environment.storage_root, load_date, "redshift", "behavior",
     source_ref(environment, "redshift", "redshift_url", "analytics.behavior")))
-def ingest_redshift_behavior(environment: Environment, load_date: date) -> IngestResult:
+def ingest_redshift_behavior(
+    environment: Environment, load_date: date, *, retry_wait_seconds: float = RETRY_WAIT_SECONDS
+) -> IngestResult:
     """Behavior events after the high-water mark into ``raw/redshift/behavior/load_dt=``."""
     storage_root = environment.storage_root
-    conn = redshift_connection(environment)
+    conn = redshift_connection(environment, retry_wait_seconds=retry_wait_seconds)
     started = time.monotonic()
     try:
         with source_lock(storage_root, redshift.SOURCE):
@@ -174,18 +199,24 @@ def ingest_redshift_behavior(environment: Environment, load_date: date) -> Inges
     environment.storage_root, load_date, "crm", "accounts",
     source_ref(environment, "crm-api", "crm_api_url", "accounts")))
 def ingest_crm_accounts(
-    environment: Environment, load_date: date, *, lookback_days: int = 3
+    environment: Environment,
+    load_date: date,
+    *,
+    lookback_days: int = 3,
+    retry_wait_seconds: float = RETRY_WAIT_SECONDS,
 ) -> IngestResult:
     """CRM accounts modified since the watermark (minus the lookback) into ``raw/crm/accounts``."""
     if lookback_days < 0:
         raise ConfigError(f"lookback_days={lookback_days}: expected 0 or more")
+    wait = _retry_wait(retry_wait_seconds)
     storage_root = environment.storage_root
     url = environment.endpoints.require("crm_api_url").rstrip("/")
     token = environment.secrets.get("crm-token", fallback=lambda: None)
     started = time.monotonic()
     with source_lock(storage_root, crm.SOURCE):
         manifest = crm.extract_crm_accounts_to_raw(
-            storage_root, url, load_date, token=token, lookback=timedelta(days=lookback_days)
+            storage_root, url, load_date, token=token, lookback=timedelta(days=lookback_days),
+            initial_wait_seconds=wait,
         )
     return _result(manifest, started)
 
@@ -217,13 +248,16 @@ def ingest_kafka_orders(
 @lineage_job(lambda environment, load_date, **_: ingest_lineage(
     environment.storage_root, load_date, "fx_rates", None,
     source_ref(environment, "fx-api", "fx_api_url", "rates")))
-def ingest_fx(environment: Environment, load_date: date) -> IngestResult:
+def ingest_fx(
+    environment: Environment, load_date: date, *, retry_wait_seconds: float = RETRY_WAIT_SECONDS
+) -> IngestResult:
     """The day's FX rates into ``raw/fx_rates/load_dt=<load_date>`` (upsert downstream)."""
+    wait = _retry_wait(retry_wait_seconds)
     storage_root = environment.storage_root
     url = environment.endpoints.require("fx_api_url").rstrip("/")
     started = time.monotonic()
     with source_lock(storage_root, "fx_rates"):
-        step = ingest_fx_rates(storage_root, load_date, url)
+        step = ingest_fx_rates(storage_root, load_date, url, initial_wait_seconds=wait)
     return IngestResult(
         source="fx_rates", entity=None, load_dt=load_date, load_dir=step.target,
         rows=step.rows_written, seconds=time.monotonic() - started,

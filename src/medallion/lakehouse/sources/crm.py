@@ -223,6 +223,7 @@ def extract_crm_accounts_to_raw(
     lookback: timedelta = timedelta(days=3),
     initial: datetime = datetime(2000, 1, 1, tzinfo=UTC),
     now: datetime | None = None,
+    initial_wait_seconds: float = 0.5,
 ) -> LoadManifest:
     """Land the accounts modified up to the end of ``run_date`` as ``raw/crm/accounts/load_dt=``.
 
@@ -246,7 +247,8 @@ def extract_crm_accounts_to_raw(
 
     Grain: one record per account per load, as ``fetch_accounts_modified`` returns it; records
     in the lookback overlap appear again in the next load (downstream dedups on customer_id and
-    last_modified_date). ``now`` is the ``landed_at`` of a new or changed load.
+    last_modified_date). ``now`` is the ``landed_at`` of a new or changed load;
+    ``initial_wait_seconds`` the first wait of each page's retries (``fetch_accounts_modified``).
     """
     for label, instant in (("initial", initial), ("now", now)):
         if instant is not None and instant.tzinfo is None:
@@ -271,7 +273,9 @@ def extract_crm_accounts_to_raw(
         recorded = _position(_accounts_manifest(raw_root, run_date), "since")
         if recorded is not None:
             since = recorded
-    records = fetch_accounts_modified(base_url, since, until, token=token)
+    records = fetch_accounts_modified(
+        base_url, since, until, token=token, initial_wait_seconds=initial_wait_seconds
+    )
     watermark = new_watermark(records, previous)
     manifest = land_records(
         raw_root,

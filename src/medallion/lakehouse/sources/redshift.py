@@ -302,11 +302,17 @@ class RedshiftWarehouse:
         self.connection.close()
 
 
-def connect_warehouse(settings: RedshiftSettings) -> WarehouseConnection:
-    """A ``RedshiftWarehouse`` for a ``redshift://`` database, else a ``PostgresWarehouse``."""
+def connect_warehouse(
+    settings: RedshiftSettings, *, initial_wait_seconds: float = 0.5
+) -> WarehouseConnection:
+    """A ``RedshiftWarehouse`` for a ``redshift://`` database, else a ``PostgresWarehouse``.
+
+    ``initial_wait_seconds`` is the PostgreSQL connection's first wait between its attempts; a
+    ``redshift_connector`` connection is attempted once (the task's retries cover it).
+    """
     if settings.is_redshift:
         return RedshiftWarehouse.connect(settings)
-    return PostgresWarehouse.connect(settings)
+    return PostgresWarehouse.connect(settings, initial_wait_seconds=initial_wait_seconds)
 
 
 def create_behavior_table(conn: WarehouseConnection) -> None:

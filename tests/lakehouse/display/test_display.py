@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import numpy
 import pytest
 from pyspark.sql import SparkSession
 
-from medallion.lakehouse.display import show, show_gold, show_quarantine
+from medallion.lakehouse.display import histogram_bins, show, show_gold, show_quarantine
 from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.pipelines.ingest import IngestResult
 from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult
@@ -134,6 +135,30 @@ def test_gold_orders_daily_shows_its_rows_and_revenue_per_day_and_currency(
 
     assert "<tr><td>2026-11-03</td><td>EUR</td><td>1</td><td>12.5</td></tr>" in preview.data
     assert chart.data.startswith(PNG)
+
+
+def test_histogram_bins_are_counted_in_spark_as_numpy_counts_the_same_values(
+    spark: SparkSession,
+) -> None:
+    values = [round((i * 7919 % 1009) * 1.37 - 200.0, 2) for i in range(500)]
+    frame = local_frame(spark, [(v,) for v in values] + [(None,)] * 3, "value double")
+
+    edges, counts = histogram_bins(frame, "value", bins=30)
+
+    expected_counts, expected_edges = numpy.histogram(values, bins=30)
+    assert counts == expected_counts.tolist()
+    assert edges == pytest.approx(expected_edges.tolist())
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    ([(4.5,), (4.5,), (None,)], ([4.0, 5.0], [2])),  # one value: one bin of width 1 around it
+    ([(None,)], ([], [])),
+    ([], ([], [])),
+])
+def test_a_column_of_one_value_or_none_has_one_bin_or_none(
+    spark: SparkSession, rows: list[tuple[float | None]], expected: tuple[list[float], list[int]]
+) -> None:
+    assert histogram_bins(local_frame(spark, rows, "value double"), "value") == expected
 
 
 def test_gold_customer_360_shows_the_charts_its_spec_names(lakehouse: Lakehouse) -> None:

@@ -38,6 +38,7 @@ class Shown(list[Any]):
 PREVIEW_ROWS = 10
 TOP_ROWS = 10
 HISTOGRAM_BINS = 30
+HISTOGRAM_LOCAL_ROWS = 100_000  # more values than this are binned in Spark
 
 
 def show(result: StepResult | IngestResult | BreakerResult) -> Shown:
@@ -121,30 +122,39 @@ def show_gold(lakehouse: Lakehouse, dataset: str) -> Shown:
     return _display(shown)
 
 
-def histogram_bins(frame: DataFrame, column: str, bins: int = HISTOGRAM_BINS
-                   ) -> tuple[list[float], list[int]]:
-    """``bins`` equal-width bins from the column's least to its greatest value, counted in Spark:
-    their ``bins + 1`` edges and the count of each (nulls left out). Each bin holds its left edge,
-    the last also its right one, as ``numpy.histogram`` counts; a column of one value has one bin
-    of width 1 around it, and an empty or all-null one no bins. Only the counts reach the driver,
-    not the column (a million customers' lifetime values at scale 10).
+def histogram_bins(frame: DataFrame, column: str, bins: int = HISTOGRAM_BINS, *,
+                   local_rows: int = HISTOGRAM_LOCAL_ROWS) -> tuple[list[float], list[int]]:
+    """The column's histogram as ``numpy.histogram`` draws it: ``bins`` equal-width bins from its
+    least to its greatest value (0.5 either side of a single value), each holding its left edge
+    and the last also its right one; returned as the ``bins + 1`` edges and the count of each.
+    Nulls are left out; a column without values has no bins.
+
+    Up to ``local_rows`` values are binned on the driver: one query, the cheapest for a small
+    table (1k values: 0.2-0.3 s, against 0.7-0.9 s for the two queries of counting in Spark). A
+    larger column is counted in Spark, its range and then its bins, and only the counts reach
+    the driver: 2.1 s on 1M values, against 4.0 s to collect them all (a local session).
     """
+    import numpy
     from pyspark.sql import functions as sf
 
     if bins < 1:
         raise ValueError(f"bins={bins}: expected at least 1")
-    value = sf.col(column).cast("double")
-    least, greatest = frame.select(sf.min(value), sf.max(value)).first() or (None, None)
-    if least is None or greatest is None:
-        return [], []
+    values = frame.select(sf.col(column).cast("double").alias("value")).where(
+        sf.col("value").isNotNull())
+    held = values.limit(local_rows + 1).collect()
+    if len(held) <= local_rows:
+        if not held:
+            return [], []
+        local_counts, local_edges = numpy.histogram([row[0] for row in held], bins=bins)
+        return local_edges.tolist(), local_counts.tolist()
+    least, greatest = values.select(sf.min("value"), sf.max("value")).first() or (0.0, 0.0)
     if least == greatest:
-        return [least - 0.5, least + 0.5], [frame.where(value.isNotNull()).count()]
+        least, greatest = least - 0.5, greatest + 0.5
     width = (greatest - least) / bins
-    index = sf.least(sf.floor((value - sf.lit(least)) / sf.lit(width)).cast("int"),
+    index = sf.least(sf.floor((sf.col("value") - sf.lit(least)) / sf.lit(width)).cast("int"),
                      sf.lit(bins - 1))
     counted: dict[int, int] = {
-        row["bin"]: row["count"]
-        for row in frame.where(value.isNotNull()).groupBy(index.alias("bin")).count().collect()
+        row["bin"]: row["count"] for row in values.groupBy(index.alias("bin")).count().collect()
     }
     edges = [least + width * i for i in range(bins)] + [greatest]
     return edges, [counted.get(i, 0) for i in range(bins)]

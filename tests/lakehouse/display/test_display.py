@@ -137,28 +137,33 @@ def test_gold_orders_daily_shows_its_rows_and_revenue_per_day_and_currency(
     assert chart.data.startswith(PNG)
 
 
-def test_histogram_bins_are_counted_in_spark_as_numpy_counts_the_same_values(
-    spark: SparkSession,
+@pytest.mark.parametrize("local_rows", [1_000, 10])  # binned on the driver, then in Spark
+def test_a_histogram_has_numpys_bins_whether_binned_on_the_driver_or_in_spark(
+    spark: SparkSession, local_rows: int
 ) -> None:
     values = [round((i * 7919 % 1009) * 1.37 - 200.0, 2) for i in range(500)]
     frame = local_frame(spark, [(v,) for v in values] + [(None,)] * 3, "value double")
 
-    edges, counts = histogram_bins(frame, "value", bins=30)
+    edges, counts = histogram_bins(frame, "value", bins=30, local_rows=local_rows)
 
     expected_counts, expected_edges = numpy.histogram(values, bins=30)
     assert counts == expected_counts.tolist()
     assert edges == pytest.approx(expected_edges.tolist())
 
 
-@pytest.mark.parametrize(("rows", "expected"), [
-    ([(4.5,), (4.5,), (None,)], ([4.0, 5.0], [2])),  # one value: one bin of width 1 around it
-    ([(None,)], ([], [])),
-    ([], ([], [])),
-])
-def test_a_column_of_one_value_or_none_has_one_bin_or_none(
-    spark: SparkSession, rows: list[tuple[float | None]], expected: tuple[list[float], list[int]]
-) -> None:
-    assert histogram_bins(local_frame(spark, rows, "value double"), "value") == expected
+@pytest.mark.parametrize("local_rows", [1_000, 1])
+def test_a_single_value_is_binned_as_numpy_bins_it(spark: SparkSession, local_rows: int) -> None:
+    frame = local_frame(spark, [(4.5,), (4.5,), (None,)], "value double")
+
+    edges, counts = histogram_bins(frame, "value", bins=4, local_rows=local_rows)
+
+    assert (edges, counts) == ([4.0, 4.25, 4.5, 4.75, 5.0], [0, 0, 2, 0])
+    assert counts == numpy.histogram([4.5, 4.5], bins=4)[0].tolist()
+
+
+@pytest.mark.parametrize("rows", [[(None,)], []])
+def test_a_column_without_values_has_no_bins(spark: SparkSession, rows: list[tuple[None]]) -> None:
+    assert histogram_bins(local_frame(spark, rows, "value double"), "value") == ([], [])
 
 
 def test_gold_customer_360_shows_the_charts_its_spec_names(lakehouse: Lakehouse) -> None:

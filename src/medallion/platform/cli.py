@@ -570,6 +570,7 @@ def backfill(
     from medallion.lakehouse.pipelines.backfill import backfill as run_backfill
     from medallion.lakehouse.pipelines.backfill import dates_between
     from medallion.lakehouse.pipelines.gold import pii_hash_salt
+    from medallion.lakehouse.runtime import stop_session
     from medallion.lakehouse.tables import Lakehouse
     from medallion.platform.sql import open_session
 
@@ -610,7 +611,7 @@ def backfill(
         except MedallionError as error:
             raise _fail(error) from error
         finally:
-            spark.stop()
+            stop_session(spark)
     console.print(table)
     console.print(f"{entity}: {days - len(outcome.missing)} of {days} dates reprocessed "
                   f"(run id {run_id})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -65,7 +66,15 @@ def test_the_client_waits_from_the_steps_retry_wait_doubling_each_time(
     step: Step, tries: int, jitter: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(time, "sleep", waits.append)
+    sleep, this_thread = time.sleep, threading.get_ident()
+
+    def record(seconds: float) -> None:  # the step's own waits; other threads still sleep
+        if threading.get_ident() == this_thread:
+            waits.append(seconds)
+        else:
+            sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", record)
 
     with pytest.raises(SourceUnavailable, match=f"{tries} attempt"):
         step(nowhere(tmp_path), DAY, retry_wait_seconds=0.25)

@@ -102,14 +102,12 @@ class SourceWorld:
 
 @dataclass
 class BuiltWorld:
-    """The shared world after its built days: each day's ingest run, what the late-update test
-    needs from after each day (dim_customer and gold by customer), and what the warm driver
-    logged meanwhile."""
+    """The shared world after its built days: each day's ingest run, and what the late-update
+    test needs from after each day (dim_customer and gold by customer)."""
 
     world: SourceWorld
     ingest_runs: dict[date, dict[str, Any]] = field(default_factory=dict)
     after: dict[date, dict[str, Any]] = field(default_factory=dict)
-    server_log: str = ""
 
     @property
     def days(self) -> list[date]:
@@ -146,8 +144,6 @@ def built_world(source_world: SourceWorld, spark: SparkSession) -> BuiltWorld:
     """Days 0 and 1: each day the sources advance, then ``ingest_daily_sources`` runs, which
     lands the day and builds it (its ``build_analytics`` child run)."""
     built = BuiltWorld(source_world)
-    server_log = compute.server_log(StorageRoot(source_world.root))
-    logged_before = server_log.stat().st_size  # the server is up: it has written its log
     for index in range(BUILT_DAYS):
         day = source_world.day(index)
         source_world.advance(day)
@@ -160,9 +156,6 @@ def built_world(source_world: SourceWorld, spark: SparkSession) -> BuiltWorld:
             "gold": {row["customer_id"]: row.asDict() for row in
                      read_table(spark, source_world, "gold.fact_customer_360").collect()},
         }
-    with server_log.open("rb") as log:
-        log.seek(logged_before)
-        built.server_log = log.read().decode("utf-8", errors="replace")
     return built
 
 

@@ -64,24 +64,6 @@ def task_context() -> TaskContext | None:
     return TaskContext.from_json(raw) if raw else None
 
 
-def stop_session(session: Any) -> None:
-    """Stop a Spark session; a Spark Connect one once its pending result releases are answered.
-
-    A Connect client frees the server's buffered results of finished queries with ReleaseExecute
-    calls, sent from a thread pool in the background. pyspark's ``stop()`` releases the server
-    session first and waits for that pool afterwards, so a release still pending reaches a closed
-    session, and the server logs it as an ERROR with a stack trace (``INVALID_HANDLE.
-    SESSION_CLOSED``): 9 of 15 stops after two small queries, 16 in one ingest job's log. Waiting
-    for the pool first (what ``stop()`` does next anyway) leaves the server log for real errors.
-    """
-    # By module: a classic session's runtime may lack Connect's dependencies (grpc, pyarrow).
-    if type(session).__module__.startswith("pyspark.sql.connect."):
-        from pyspark.sql.connect.client.reattach import ExecutePlanResponseReattachableIterator
-
-        ExecutePlanResponseReattachableIterator.shutdown()
-    session.stop()
-
-
 def reset_kernel() -> None:
     """Make a recycled kernel look fresh: no Spark session, no task context, empty namespace."""
     from IPython import get_ipython
@@ -91,7 +73,7 @@ def reset_kernel() -> None:
 
         session = ConnectSession.getActiveSession()
         if session is not None:
-            stop_session(session)
+            session.stop()
     os.environ.pop(CONTEXT_ENV, None)
     shell = get_ipython()
     if shell is not None:

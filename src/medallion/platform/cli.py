@@ -570,7 +570,6 @@ def backfill(
     from medallion.lakehouse.pipelines.backfill import backfill as run_backfill
     from medallion.lakehouse.pipelines.backfill import dates_between
     from medallion.lakehouse.pipelines.gold import pii_hash_salt
-    from medallion.lakehouse.runtime import stop_session
     from medallion.lakehouse.tables import Lakehouse
     from medallion.platform.sql import open_session
 
@@ -611,7 +610,7 @@ def backfill(
         except MedallionError as error:
             raise _fail(error) from error
         finally:
-            stop_session(spark)
+            spark.stop()
     console.print(table)
     console.print(f"{entity}: {days - len(outcome.missing)} of {days} dates reprocessed "
                   f"(run id {run_id})")

@@ -46,11 +46,6 @@ def state_dir(storage_root: StorageRoot) -> Path:
     return storage_root.system / "compute"
 
 
-def server_log(storage_root: StorageRoot) -> Path:
-    """Where the warm server of ``storage_root`` writes its output (appended to by each start)."""
-    return state_dir(storage_root) / "server.log"
-
-
 def free_port() -> int:
     """A TCP port on the loopback interface that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -100,7 +95,7 @@ def _ensure_started(root: StorageRoot, timeout_seconds: float) -> ComputeServer:
     state_file = directory / "server.json"
     state_file.unlink(missing_ok=True)
     port = free_port()
-    log_path = server_log(root)
+    log_path = directory / "server.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "medallion.platform.compute", "serve",

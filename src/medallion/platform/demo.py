@@ -21,7 +21,7 @@ from rich.table import Table
 
 from medallion.lakehouse.quality.event_log import DQ_EVENT_LOG
 from medallion.lakehouse.quality.report import PassRate, RuleCount, pass_rates, quarantine_counts
-from medallion.lakehouse.runtime import read_task_values, stop_session
+from medallion.lakehouse.runtime import read_task_values
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import discover_tables, register_tables
 from medallion.platform import compute
@@ -89,7 +89,7 @@ def lakehouse_report(storage_root: StorageRoot) -> LakehouseReport:
         rates = pass_rates(spark) if DQ_EVENT_LOG in tables else []
         return LakehouseReport(counts, quarantine_counts(spark, tables), rates)
     finally:
-        stop_session(spark)
+        spark.stop()
 
 
 def ingested(result: JobRunResult) -> list[SourceDay]:

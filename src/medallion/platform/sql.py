@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from medallion.lakehouse.errors import AccessDenied
 from medallion.lakehouse.governance import DEFAULT_SCHEMA, Roles
-from medallion.lakehouse.runtime import stop_session
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import register_tables
 from medallion.platform import compute
@@ -172,4 +171,4 @@ def run_sql(
     try:
         return query_rows(spark, query, limit=limit)
     finally:
-        stop_session(spark)
+        spark.stop()

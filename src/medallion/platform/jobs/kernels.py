@@ -41,11 +41,10 @@ WARMUP_CODE = (
 )
 # The first Spark Connect session of a process costs ~2.5 s (gRPC channel, protobuf classes).
 CONNECT_WARMUP_CODE = (
-    "from medallion.lakehouse.runtime import stop_session as _stop_session\n"
     "from medallion.lakehouse.spark import get_spark as _get_spark\n"
     "_get_spark().range(1).collect()\n"
-    "_stop_session(_get_spark())\n"
-    "del _get_spark, _stop_session"
+    "_get_spark().stop()\n"
+    "del _get_spark"
 )
 RESET_CODE = "from medallion.lakehouse.runtime import reset_kernel as _reset\n_reset()"
 

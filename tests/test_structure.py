@@ -9,6 +9,8 @@ whichever module loads first sees the other half-initialised) and those under
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import medallion
@@ -130,3 +132,24 @@ def test_only_the_resolver_asks_whether_it_runs_on_databricks() -> None:
 
     assert asking <= ASKS_WHERE_IT_RUNS
     assert "medallion.lakehouse.environment" in asking
+
+
+# What every notebook kernel and every runner imports, in a fresh process.
+HEAVY_IMPORTS = """
+import sys
+import medallion.lakehouse.pipelines.bronze, medallion.lakehouse.pipelines.silver
+import medallion.lakehouse.pipelines.gold, medallion.platform.jobs.notebook, nbformat
+print(",".join(sorted(name for name in ("lark", "rfc3987_syntax") if name in sys.modules)))
+"""
+
+
+def test_no_kernel_or_runner_compiles_jsonschemas_iri_grammars() -> None:
+    """jsonschema imports its optional IRI checker, rfc3987-syntax, when it is installed, and that
+    compiles ~35 Earley grammars: ~1.4 s of CPU per process. The lock leaves it out
+    (pyproject.toml's [tool.uv]); a virtualenv installed before that keeps it until
+    ``uv pip uninstall rfc3987-syntax lark``."""
+    result = subprocess.run([sys.executable, "-c", HEAVY_IMPORTS], capture_output=True, text=True,
+                            timeout=300, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +149,35 @@ def test_an_mlflow_failure_is_a_warning_and_the_summary_still_lands(
         f"run {result.run_id} of job 'records_job'"
     ]
     assert "not recorded in MLflow" in caplog.records[0].getMessage()
+
+
+# A fresh process: a started run has MLflow's client imported before the run ends (the record
+# then finds it ready), a process that records nothing never imports it.
+PREPARED = """
+import sys, threading
+from pathlib import Path
+from medallion.platform.jobs.model import parse_job
+from medallion.platform.runs.recorder import RunRecorder
+
+MODULES = ("mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store")
+recorder = RunRecorder(target="local", mlflow=sys.argv[1] == "on", report=False)
+job = parse_job("job", {"tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "nb"}}]})
+recorder.job_started(job, "run-1", Path("."))
+for thread in threading.enumerate():
+    if thread.name == "mlflow-import":
+        thread.join(timeout=120)
+print(",".join(module for module in MODULES if module in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(("mlflow", "imported"), [
+    ("on", "mlflow.tracking,mlflow.store.tracking.sqlalchemy_store"),
+    ("off", ""),
+])
+def test_a_started_run_imports_mlflow_while_its_tasks_run(mlflow: str, imported: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    result = subprocess.run([sys.executable, "-c", PREPARED, mlflow], capture_output=True,
+                            text=True, timeout=300, check=False, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == imported

@@ -60,9 +60,14 @@ class RunRecorder(RunObserver):
         )
 
     def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
-        """Remember the job, for its tasks' kinds and loops; get the report's renderer ready."""
+        """Remember the job, for its tasks' kinds and loops; get MLflow's client and the report's
+        renderer ready."""
         with self._lock:
             self._jobs[run_id] = job
+        if self.mlflow:
+            from medallion.platform.runs.tracking import prepare_tracking
+
+            prepare_tracking()
         if self.report:
             from medallion.platform.runs.report import prepare_rendering
 

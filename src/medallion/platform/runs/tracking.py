@@ -14,6 +14,8 @@ is recorded: it takes seconds to import.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
 import threading
@@ -47,6 +49,23 @@ def default_tracking_uri(storage_root: StorageRoot) -> str:
 def tracking_uri(storage_root: StorageRoot) -> str:
     """``MLFLOW_TRACKING_URI`` when set, else the storage root's SQLite database."""
     return os.environ.get(TRACKING_URI_ENV) or default_tracking_uri(storage_root)
+
+
+def prepare_tracking() -> None:
+    """Import MLflow's client and, for a SQLite URI, its database store in a background thread
+    (~3 s of a runner's ~7 s outside its tasks), so a runner does it while its run's notebooks
+    execute, not after. A later import waits for this one; an import that fails here fails again,
+    and is handled, where the run is recorded."""
+    threading.Thread(target=_import_client, name="mlflow-import", daemon=True).start()
+
+
+def _import_client() -> None:
+    modules = ["mlflow.tracking"]
+    if (os.environ.get(TRACKING_URI_ENV) or "sqlite:").startswith("sqlite:"):
+        modules.append("mlflow.store.tracking.sqlalchemy_store")
+    with contextlib.suppress(Exception):  # record_run imports them again and reports a failure
+        for module in modules:
+            importlib.import_module(module)
 
 
 def _millis(iso: str) -> int:

@@ -11,6 +11,12 @@ JARS_STAMP  := $(JARS)/.stamp
 KAFKA_JARS       := .cache/kafka-jars
 KAFKA_JARS_STAMP := $(KAFKA_JARS)/.stamp
 PG_BIN      := /usr/lib/postgresql/15/bin
+# PyPI has pyspark as a source distribution only (~450 MB), and uv rebuilds it (~25 s, ~1 GB of
+# cache) on every install, since it cannot revalidate its cached copy. It is built into a wheel
+# once per machine, here, and found there by make setup and by the wheel test's fresh virtualenv
+# (UV_FIND_LINKS).
+PYSPARK     := $(shell sed -n 's/^pyspark==//p' requirements.lock)
+WHEELHOUSE  := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/medallion-lakehouse/wheels
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help setup jars postgres chromium demo lab test lint bench lock wheel clean
@@ -34,7 +40,10 @@ chromium:  ## headless Chromium from Debian's packages (the tests open a run rep
 $(SETUP_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/pip install -q uv==0.13.9
-	$(UV) pip install -q -p $(PY) --compile-bytecode -r requirements.lock
+	@test -f $(WHEELHOUSE)/pyspark-$(PYSPARK)-py2.py3-none-any.whl || { \
+	    $(VENV)/bin/pip wheel -q --no-deps -w $(WHEELHOUSE)/partial pyspark==$(PYSPARK) && \
+	    mv $(WHEELHOUSE)/partial/pyspark-$(PYSPARK)-*.whl $(WHEELHOUSE)/; }
+	$(UV) pip install -q -p $(PY) --compile-bytecode --find-links $(WHEELHOUSE) -r requirements.lock
 	$(UV) pip install -q -p $(PY) --no-deps -e .
 	$(PY) -m compileall -q -j 0 src >/dev/null
 	@touch $@
@@ -67,6 +76,7 @@ demo: setup  ## start the local stand-ins and run the pipeline end to end
 lab: setup  ## JupyterLab on notebooks/, every kernel attached to the warm Spark driver
 	$(VENV)/bin/medallion lab
 
+test: export UV_FIND_LINKS := $(WHEELHOUSE)
 test: setup chromium  ## run the whole test suite against real Spark, Delta and papermill
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
 	$(VENV)/bin/mypy src tests

@@ -94,7 +94,10 @@ print(json.dumps({"rows_written": namespace["result"].rows_written}))
 def test_a_notebook_task_runs_on_the_wheel_with_only_spark_and_delta_added(
     wheel: Path, tmp_path: Path, spark: SparkSession
 ) -> None:
-    """A fresh virtualenv: the wheel, then pyspark and delta-spark as a runtime has them."""
+    """A fresh virtualenv: the wheel, then pyspark and delta-spark as a runtime has them.
+
+    Under ``make test``, uv finds pyspark built once in the Makefile's wheelhouse
+    (``UV_FIND_LINKS``); without it uv builds PyPI's source distribution again, ~25 s."""
     uv = str(Path(sys.executable).parent / "uv")
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)

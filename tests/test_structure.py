@@ -4,6 +4,8 @@ and the two halves depend one way only: the local platform on the lakehouse, nev
 Every ``import`` counts: those inside functions (a cycle hidden in a function is still a cycle:
 whichever module loads first sees the other half-initialised) and those under
 ``if TYPE_CHECKING:`` (an arrow back up for the type checker is one for the reader too).
+
+And what importing it costs: no kernel or runner pulls in a dependency that compiles parsers.
 """
 
 from __future__ import annotations

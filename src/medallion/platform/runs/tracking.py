@@ -8,8 +8,9 @@ duration, CPU seconds, cost, row counts and DQ counts per expectation
 
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else
 ``sqlite:///<storage_root>/_system/mlflow/mlflow.db`` with artifacts under
-``<storage_root>/_system/mlflow/artifacts/<job>``. MLflow is imported only here, and only when a run
-is recorded: it takes seconds to import.
+``<storage_root>/_system/mlflow/artifacts/<job>``. MLflow is imported only here: it takes seconds
+to import, so a runner starts importing it in the background when a run starts
+(``prepare_tracking``), and a process that records no run never does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -56,7 +58,8 @@ def prepare_tracking() -> None:
     (~3 s of a runner's ~7 s outside its tasks), so a runner does it while its run's notebooks
     execute, not after. A later import waits for this one; an import that fails here fails again,
     and is handled, where the run is recorded."""
-    threading.Thread(target=_import_client, name="mlflow-import", daemon=True).start()
+    if "mlflow.tracking" not in sys.modules:  # once per process; later runs find it imported
+        threading.Thread(target=_import_client, name="mlflow-import", daemon=True).start()
 
 
 def _import_client() -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ class RecordAtStart(RunObserver):
     def __init__(self) -> None:
         self.record: dict[str, Any] = {}
 
-    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path,
+                    parameters: Mapping[str, str]) -> None:
         self.record = json.loads((run_dir / "run.json").read_text())
 
 

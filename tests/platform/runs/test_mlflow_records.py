@@ -151,10 +151,11 @@ def test_an_mlflow_failure_is_a_warning_and_the_summary_still_lands(
     assert "not recorded in MLflow" in caplog.records[0].getMessage()
 
 
-# A fresh process: a started run has MLflow's client imported before the run ends (the record
-# then finds it ready), a process that records nothing never imports it.
+# A fresh process: a started run has MLflow's client imported and its tracking database created
+# before the run ends (the record then finds them ready); a process that records nothing never
+# imports MLflow nor creates a database.
 PREPARED = """
-import sys, threading
+import sqlite3, sys, threading
 from pathlib import Path
 from medallion.platform.jobs.model import parse_job
 from medallion.platform.runs.recorder import RunRecorder
@@ -162,22 +163,30 @@ from medallion.platform.runs.recorder import RunRecorder
 MODULES = ("mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store")
 recorder = RunRecorder(target="local", mlflow=sys.argv[1] == "on", report=False)
 job = parse_job("job", {"tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "nb"}}]})
-recorder.job_started(job, "run-1", Path("."))
+recorder.job_started(job, "run-1", Path("."), {"storage_root": sys.argv[2]})
 for thread in threading.enumerate():
     if thread.name == "mlflow-import":
         thread.join(timeout=120)
 print(",".join(module for module in MODULES if module in sys.modules))
+database = Path(sys.argv[2], "_system", "mlflow", "mlflow.db")
+if database.exists():
+    with sqlite3.connect(database) as connection:
+        print(",".join(sorted(name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('experiments', 'alembic_version')"))))
 """
 
 
-@pytest.mark.parametrize(("mlflow", "imported"), [
-    ("on", "mlflow.tracking,mlflow.store.tracking.sqlalchemy_store"),
-    ("off", ""),
+@pytest.mark.parametrize(("mlflow", "prepared"), [
+    ("on", ["mlflow.tracking,mlflow.store.tracking.sqlalchemy_store",
+            "alembic_version,experiments"]),
+    ("off", [""]),
 ])
-def test_a_started_run_imports_mlflow_while_its_tasks_run(mlflow: str, imported: str) -> None:
+def test_a_started_run_gets_mlflow_ready_while_its_tasks_run(
+    mlflow: str, prepared: list[str], tmp_path: Path
+) -> None:
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run([sys.executable, "-c", PREPARED, mlflow], capture_output=True,
-                            text=True, timeout=300, check=False, env=env)
+    result = subprocess.run([sys.executable, "-c", PREPARED, mlflow, str(tmp_path / "root")],
+                            capture_output=True, text=True, timeout=300, check=False, env=env)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == imported
+    assert result.stdout.splitlines() == prepared

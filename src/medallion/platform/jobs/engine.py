@@ -130,7 +130,8 @@ class RunObserver:
     def job_queued(self, job: JobSpec, holder: str) -> None:
         """Another run of the job holds its lock: this one waits for ``holder``."""
 
-    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path,
+                    parameters: Mapping[str, str]) -> None:
         """The run began."""
 
     def task_started(self, task_key: str, attempt: int) -> None:
@@ -157,10 +158,11 @@ class ObserverGroup(RunObserver):
         for observer in self.observers:
             observer.job_queued(job, holder)
 
-    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path,
+                    parameters: Mapping[str, str]) -> None:
         """The run began."""
         for observer in self.observers:
-            observer.job_started(job, run_id, run_dir)
+            observer.job_started(job, run_id, run_dir, parameters)
 
     def task_started(self, task_key: str, attempt: int) -> None:
         """An attempt of a task began."""
@@ -736,7 +738,7 @@ def run_job(job: JobSpec, overrides: Mapping[str, str], options: RunOptions) -> 
         run.checkpoint()  # run.json says RUNNING from the start
         if waited >= 1:
             log.info("job %s run %s waited %.0f s in the queue", job.key, run.run_id, waited)
-        options.observer.job_started(job, run.run_id, run.run_dir)
+        options.observer.job_started(job, run.run_id, run.run_dir, run.parameters)
         # Kernels start meanwhile, as many as the job can use at once; at most one per task
         # slot are ever alive, all recycled.
         width = min(options.max_parallel, notebook_width(job))

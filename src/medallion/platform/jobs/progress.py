@@ -4,6 +4,7 @@ table at the end."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -37,7 +38,8 @@ class ConsoleProgress(RunObserver):
         self.console.print(f"[yellow]⧗ job {job.key} is queued[/yellow]: another run of it "
                            f"holds its lock, {escape(holder)}; this run starts when it ends")
 
-    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path,
+                    parameters: Mapping[str, str]) -> None:
         """Announce the run and where its notebooks go."""
         if self._depth == 0:
             self._started = time.monotonic()

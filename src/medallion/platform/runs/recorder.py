@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,15 +60,16 @@ class RunRecorder(RunObserver):
             mlflow=mlflow,
         )
 
-    def job_started(self, job: JobSpec, run_id: str, run_dir: Path) -> None:
-        """Remember the job, for its tasks' kinds and loops; get MLflow's client and the report's
-        renderer ready."""
+    def job_started(self, job: JobSpec, run_id: str, run_dir: Path,
+                    parameters: Mapping[str, str]) -> None:
+        """Remember the job, for its tasks' kinds and loops; get MLflow (its client and the run's
+        tracking database) and the report's renderer ready."""
         with self._lock:
             self._jobs[run_id] = job
         if self.mlflow:
             from medallion.platform.runs.tracking import prepare_tracking
 
-            prepare_tracking()
+            prepare_tracking(self._storage_root(parameters))
         if self.report:
             from medallion.platform.runs.report import prepare_rendering
 
@@ -77,12 +79,11 @@ class RunRecorder(RunObserver):
         """Write the run's summary, then record it in MLflow; warn on any failure."""
         with self._lock:
             job = self._jobs.pop(result.run_id, None)
-        root_value = result.parameters.get("storage_root") or self.storage_root
-        if not root_value:
+        storage_root = self._storage_root(result.parameters)
+        if storage_root is None:
             log.warning("run %s of job %r: no storage_root, so no run summary or MLflow record",
                         result.run_id, result.job_key)
             return
-        storage_root = StorageRoot(root_value)
         try:
             summary = build_run_summary(result, job=job, target=self.target,
                                         code_version=self.code_version,
@@ -97,6 +98,11 @@ class RunRecorder(RunObserver):
             self._record_in_mlflow(summary, storage_root, result, path)
         if self.report:
             self._write_report(summary, storage_root, result)
+
+    def _storage_root(self, parameters: Mapping[str, str]) -> StorageRoot | None:
+        """The run's ``storage_root`` parameter, else the recorder's."""
+        value = parameters.get("storage_root") or self.storage_root
+        return StorageRoot(value) if value else None
 
     def _write_report(self, summary: dict[str, Any], storage_root: StorageRoot,
                       result: JobRunResult) -> None:

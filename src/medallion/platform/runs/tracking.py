@@ -41,6 +41,8 @@ _TERMINAL_STATUS = {
 ROW_METRICS = ("rows_landed", "rows_in", "rows_written", "rows_quarantined", "rows_dropped")
 # One SQLite file, written by the runs of this process one at a time (a parent and its children).
 _LOCK = threading.Lock()
+_PREPARED_LOCK = threading.Lock()
+_prepared: set[str] = set()  # the SQLite URIs prepare_tracking opened (or is opening)
 
 
 def default_tracking_uri(storage_root: StorageRoot) -> str:
@@ -53,22 +55,43 @@ def tracking_uri(storage_root: StorageRoot) -> str:
     return os.environ.get(TRACKING_URI_ENV) or default_tracking_uri(storage_root)
 
 
-def prepare_tracking() -> None:
-    """Import MLflow's client and, for a SQLite URI, its database store in a background thread
-    (~3 s of a runner's ~7 s outside its tasks), so a runner does it while its run's notebooks
-    execute, not after. A later import waits for this one; an import that fails here fails again,
-    and is handled, where the run is recorded."""
-    if "mlflow.tracking" not in sys.modules:  # once per process; later runs find it imported
-        threading.Thread(target=_import_client, name="mlflow-import", daemon=True).start()
+def prepare_tracking(storage_root: StorageRoot | None = None) -> None:
+    """Get MLflow ready in a background thread, so a runner does it while its run's notebooks
+    execute, not after: import MLflow's client (~3 s of a runner's ~7 s outside its tasks) and,
+    for a SQLite URI, its database store; with the run's ``storage_root`` and a SQLite URI, also
+    open that database, which creates it and runs MLflow's schema migrations the first time
+    (1.5-5 s). Each is done once per process; ``record_run`` waits for an open in progress. A step
+    that fails here fails again, and is handled, where the run is recorded."""
+    uri = tracking_uri(storage_root) if storage_root is not None else None
+    if uri is not None and not uri.startswith("sqlite:"):
+        uri = None  # a tracking server is opened where the run is recorded, never in a thread
+    with _PREPARED_LOCK:
+        if "mlflow.tracking" in sys.modules and (uri is None or uri in _prepared):
+            return
+        if uri is not None:
+            _prepared.add(uri)
+    threading.Thread(target=_prepare, args=(uri,), name="mlflow-import", daemon=True).start()
 
 
-def _import_client() -> None:
+def _prepare(uri: str | None) -> None:
     modules = ["mlflow.tracking"]
     if (os.environ.get(TRACKING_URI_ENV) or "sqlite:").startswith("sqlite:"):
         modules.append("mlflow.store.tracking.sqlalchemy_store")
     with contextlib.suppress(Exception):  # record_run imports them again and reports a failure
         for module in modules:
             importlib.import_module(module)
+        if uri is not None:
+            _open_store(uri)
+
+
+def _open_store(uri: str) -> None:
+    """Open ``uri``'s store once: MLflow keeps it per URI for the process's later clients."""
+    from mlflow.tracking import MlflowClient
+
+    _quiet_mlflow_logs()
+    Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with _LOCK:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 def _millis(iso: str) -> int:

@@ -42,7 +42,7 @@ ROW_METRICS = ("rows_landed", "rows_in", "rows_written", "rows_quarantined", "ro
 # One SQLite file, written by the runs of this process one at a time (a parent and its children).
 _LOCK = threading.Lock()
 _PREPARED_LOCK = threading.Lock()
-_prepared: set[str] = set()  # the SQLite URIs prepare_tracking opened (or is opening)
+_prepared: set[StorageRoot] = set()  # the roots whose database prepare_tracking opened
 
 
 def default_tracking_uri(storage_root: StorageRoot) -> str:
@@ -58,40 +58,41 @@ def tracking_uri(storage_root: StorageRoot) -> str:
 def prepare_tracking(storage_root: StorageRoot | None = None) -> None:
     """Get MLflow ready in a background thread, so a runner does it while its run's notebooks
     execute, not after: import MLflow's client (~3 s of a runner's ~7 s outside its tasks) and,
-    for a SQLite URI, its database store; with the run's ``storage_root`` and a SQLite URI, also
-    open that database, which creates it and runs MLflow's schema migrations the first time
-    (1.5-5 s). Each is done once per process; ``record_run`` waits for an open in progress. A step
-    that fails here fails again, and is handled, where the run is recorded."""
-    uri = tracking_uri(storage_root) if storage_root is not None else None
-    if uri is not None and not uri.startswith("sqlite:"):
-        uri = None  # a tracking server is opened where the run is recorded, never in a thread
+    for a SQLite URI, its database store; given the run's ``storage_root`` and no
+    ``MLFLOW_TRACKING_URI``, also open the root's database, which creates it and runs MLflow's
+    schema migrations the first time (1.5-5 s). Each is done once per process; ``record_run``
+    waits for an open in progress. A step that fails here fails again, and is handled, where the
+    run is recorded."""
+    root = storage_root if not os.environ.get(TRACKING_URI_ENV) else None
     with _PREPARED_LOCK:
-        if "mlflow.tracking" in sys.modules and (uri is None or uri in _prepared):
+        if "mlflow.tracking" in sys.modules and (root is None or root in _prepared):
             return
-        if uri is not None:
-            _prepared.add(uri)
-    threading.Thread(target=_prepare, args=(uri,), name="mlflow-import", daemon=True).start()
+        if root is not None:
+            _prepared.add(root)
+    threading.Thread(target=_prepare, args=(root,), name="mlflow-import", daemon=True).start()
 
 
-def _prepare(uri: str | None) -> None:
+def _prepare(storage_root: StorageRoot | None) -> None:
     modules = ["mlflow.tracking"]
     if (os.environ.get(TRACKING_URI_ENV) or "sqlite:").startswith("sqlite:"):
         modules.append("mlflow.store.tracking.sqlalchemy_store")
     with contextlib.suppress(Exception):  # record_run imports them again and reports a failure
         for module in modules:
             importlib.import_module(module)
-        if uri is not None:
-            _open_store(uri)
+        if storage_root is not None:
+            _open_database(storage_root)
 
 
-def _open_store(uri: str) -> None:
-    """Open ``uri``'s store once: MLflow keeps it per URI for the process's later clients."""
+def _open_database(storage_root: StorageRoot) -> None:
+    """Open the storage root's database: MLflow keeps its store for the process's later
+    clients of the same URI."""
     from mlflow.tracking import MlflowClient
 
     _quiet_mlflow_logs()
-    Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    (storage_root / MLFLOW_DIR).mkdir(parents=True, exist_ok=True)
     with _LOCK:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        MlflowClient(tracking_uri=default_tracking_uri(storage_root)).search_experiments(
+            max_results=1)
 
 
 def _millis(iso: str) -> int:

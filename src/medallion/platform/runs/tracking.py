@@ -19,7 +19,6 @@ import contextlib
 import importlib
 import logging
 import os
-import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -42,7 +41,8 @@ ROW_METRICS = ("rows_landed", "rows_in", "rows_written", "rows_quarantined", "ro
 # One SQLite file, written by the runs of this process one at a time (a parent and its children).
 _LOCK = threading.Lock()
 _PREPARED_LOCK = threading.Lock()
-_prepared: set[StorageRoot] = set()  # the roots whose database prepare_tracking opened
+# What prepare_tracking did: each root whose database it opened, None for the imports alone.
+_prepared: set[StorageRoot | None] = set()
 
 
 def default_tracking_uri(storage_root: StorageRoot) -> str:
@@ -65,10 +65,9 @@ def prepare_tracking(storage_root: StorageRoot | None = None) -> None:
     run is recorded."""
     root = storage_root if not os.environ.get(TRACKING_URI_ENV) else None
     with _PREPARED_LOCK:
-        if "mlflow.tracking" in sys.modules and (root is None or root in _prepared):
+        if root in _prepared:
             return
-        if root is not None:
-            _prepared.add(root)
+        _prepared.add(root)
     threading.Thread(target=_prepare, args=(root,), name="mlflow-import", daemon=True).start()
 
 

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -672,20 +674,78 @@ class Lakehouse:
         """Delete the table's rows that equal one of ``rows`` on every ``on`` column (NULL
         matching NULL) and satisfy ``where`` (SQL over the table's columns, alias ``t``).
 
-        One MERGE whose only clause deletes; a table row several ``rows`` match is deleted once.
+        Up to ``DELETE_BY_VALUE_ROWS`` distinct ``on`` values (the usual case: a day's late
+        parents free a few quarantined rows) are fetched and deleted by one ``DELETE`` whose
+        predicate names them; more, or values of a type without a SQL literal here, by a MERGE
+        whose only clause deletes. Either way a table row several ``rows`` match is deleted once,
+        and deleting twice is a no-op. `make bench`'s small day, day 3, the rows that late parents
+        freed from silver's quarantines: fact_orders 1.0 s (2.1 s by MERGE), fact_events 1.5 s
+        (2.9 s); 11 Spark jobs each instead of 21. Delta's MERGE materializes its source first
+        and joins it with the table.
         """
         target = self.name(table)
         if not self.catalog:
             register_table(self.spark, self.storage_root, table)
+        matched = rows.select(*on).distinct()
+        values = matched.limit(DELETE_BY_VALUE_ROWS + 1).collect()
+        if not values:
+            return
+        few = len(values) <= DELETE_BY_VALUE_ROWS
+        predicate = _equal_to_one_of(on, [tuple(row) for row in values], alias="t") if few else None
+        if predicate is not None:
+            statement = f"DELETE FROM {target} t WHERE ({where}) AND ({predicate})"
+            retry_on_conflict(lambda: self.spark.sql(statement), table)
+            return
         view = f"_delete_matching_{split_table_name(table)[1]}"
-        rows.select(*on).distinct().createOrReplaceTempView(view)
-        matched = " AND ".join(f"t.`{column}` <=> s.`{column}`" for column in on)
+        matched.createOrReplaceTempView(view)
+        same = " AND ".join(f"t.`{column}` <=> s.`{column}`" for column in on)
         statement = (
-            f"MERGE INTO {target} t USING {view} s ON {matched} AND ({where}) "
+            f"MERGE INTO {target} t USING {view} s ON {same} AND ({where}) "
             "WHEN MATCHED THEN DELETE"
         )
-        retry_on_conflict(lambda: self.spark.sql(statement), table)  # deleting twice is a no-op
+        retry_on_conflict(lambda: self.spark.sql(statement), table)
         self.spark.catalog.dropTempView(view)
+
+
+DELETE_BY_VALUE_ROWS = 1000
+
+
+def sql_literal(value: object) -> str | None:
+    """``value`` (as a Spark row holds it) as a Spark SQL literal, or None for a type without one
+    here. Strings are escaped for Spark's default parser (backslash escapes). A timestamp has
+    none: a collected one is the Python process's wall time, a literal the session's."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return f"{value}L"
+    if isinstance(value, Decimal):
+        return f"{value}BD" if value.is_finite() else None
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        return f"'{escaped}'"
+    if isinstance(value, datetime):
+        return None
+    if isinstance(value, date):
+        return f"DATE'{value.isoformat()}'"
+    return None
+
+
+def _equal_to_one_of(
+    columns: Sequence[str], values: Sequence[tuple[object, ...]], *, alias: str
+) -> str | None:
+    """SQL: the row equals one of ``values`` on ``columns`` (NULL matching NULL), or None when a
+    value has no literal (``sql_literal``)."""
+    alternatives = []
+    for row in values:
+        literals = [sql_literal(value) for value in row]
+        if any(literal is None for literal in literals):
+            return None
+        pairs = zip(columns, literals, strict=True)
+        same = " AND ".join(f"{alias}.`{column}` <=> {literal}" for column, literal in pairs)
+        alternatives.append(f"({same})")
+    return " OR ".join(alternatives)
 
 
 # Delta's refusals of a commit because another writer committed first (nothing was committed).

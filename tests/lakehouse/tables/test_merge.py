@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse import tables
 from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
-from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.tables import Lakehouse, sql_literal
 
 SCHEMA = "order_id string, status string, updated_at timestamp, _rank int, _ingest_ts timestamp"
 T0, T1, T2 = datetime(2026, 1, 1, 9), datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 11)
@@ -143,3 +145,77 @@ def test_replacing_keys_updates_inserts_and_deletes_only_those_keys(
     assert {name: int(metrics[name]) for name in (
         "numTargetRowsUpdated", "numTargetRowsInserted", "numTargetRowsDeleted")} == {
         "numTargetRowsUpdated": 1, "numTargetRowsInserted": 1, "numTargetRowsDeleted": 1}
+
+
+DELETE_SCHEMA = "id string, day date, at timestamp, n bigint, note string"
+D1, D2 = date(2026, 11, 2), date(2026, 11, 3)
+AWKWARD = "it's a \\'quoted\\' back\\slash"  # quote, backslash and an escaped-looking quote
+
+
+def delete_seed(lakehouse: Lakehouse, table: str) -> None:
+    lakehouse.write(local_frame(lakehouse.spark, [
+        ("a", D1, T0, 1, "x"),
+        (None, D1, T1, 2, "null id"),
+        (AWKWARD, D1, T2, 3, "awkward"),
+        ("a", D2, T0, 1, "other day"),
+        ("b", D1, T0, 4, "kept"),
+    ], DELETE_SCHEMA), table)
+
+
+@pytest.mark.parametrize("by_value", [True, False], ids=["delete-by-value", "merge"])
+def test_deleting_matching_rows_removes_exactly_those_null_matching_null(
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch, by_value: bool
+) -> None:
+    """Rows to delete: a, NULL and the awkward id on every column of D1 (``a`` twice); the
+    ``where`` keeps D2's ``a``. The same result by the DELETE that names the values and, above
+    its limit, by the MERGE."""
+    table = f"silver.delete_matching_{'by_value' if by_value else 'by_merge'}"
+    delete_seed(lakehouse, table)
+    if not by_value:
+        monkeypatch.setattr(tables, "DELETE_BY_VALUE_ROWS", 1)
+    matching = local_frame(lakehouse.spark, [
+        ("a", D1, 1), ("a", D1, 1), (None, D1, 2), (AWKWARD, D1, 3), ("a", D2, 1),
+    ], "id string, day date, n bigint")
+
+    lakehouse.delete_matching(table, matching, on=["id", "day", "n"],
+                              where=f"t.day = DATE'{D1.isoformat()}'")
+
+    assertDataFrameEqual(lakehouse.read(table), local_frame(lakehouse.spark, [
+        ("a", D2, T0, 1, "other day"), ("b", D1, T0, 4, "kept")], DELETE_SCHEMA))
+    last = lakehouse.history(table, limit=1)[0]
+    assert last.operation == ("DELETE" if by_value else "MERGE")
+
+
+def test_rows_matched_on_a_timestamp_are_deleted_by_the_merge(lakehouse: Lakehouse) -> None:
+    table = "silver.delete_matching_timestamp"
+    delete_seed(lakehouse, table)
+    matching = local_frame(lakehouse.spark, [("a", T0), (None, T1)], "id string, at timestamp")
+
+    lakehouse.delete_matching(table, matching, on=["id", "at"])
+
+    assertDataFrameEqual(lakehouse.read(table), local_frame(lakehouse.spark, [
+        (AWKWARD, D1, T2, 3, "awkward"), ("b", D1, T0, 4, "kept")], DELETE_SCHEMA))
+    assert lakehouse.history(table, limit=1)[0].operation == "MERGE"
+
+
+def test_deleting_no_matching_rows_commits_nothing(lakehouse: Lakehouse) -> None:
+    table = "silver.delete_matching_none"
+    delete_seed(lakehouse, table)
+    before = lakehouse.history(table, limit=1)[0].version
+    nothing = local_frame(lakehouse.spark, [], "id string")
+
+    lakehouse.delete_matching(table, nothing, on=["id"])
+
+    assert lakehouse.history(table, limit=1)[0].version == before
+    assert lakehouse.read(table).count() == 5
+
+
+@pytest.mark.parametrize(("value", "literal"), [
+    (None, "NULL"), (True, "TRUE"), (7, "7L"), (Decimal("12.50"), "12.50BD"),
+    ("it's \\x", "'it\\'s \\\\x'"), (D1, "DATE'2026-11-02'"),
+    (datetime(2026, 11, 2, 9, 30), None), (1.5, None), (Decimal("NaN"), None),
+])
+def test_a_value_becomes_the_spark_sql_literal_of_its_type(
+    value: object, literal: str | None
+) -> None:
+    assert sql_literal(value) == literal

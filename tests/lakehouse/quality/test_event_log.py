@@ -55,6 +55,9 @@ def test_an_event_round_trips_through_the_log(spark: SparkSession, tmp_path: Pat
     assert str(uuid.UUID(event["id"])) == event["id"]
     assert json.loads(event["details"])["flow_progress"]["metrics"] == {"num_output_rows": 2}
     assert discover_tables(StorageRoot(tmp_path)) == [DQ_EVENT_LOG]
+    # Created to checkpoint its log every 100 commits, not Delta's 10 (one in a build's tasks).
+    properties = spark.sql(f"SHOW TBLPROPERTIES {lakehouse.name(DQ_EVENT_LOG)}").collect()
+    assert {row["key"]: row["value"] for row in properties}["delta.checkpointInterval"] == "100"
 
 
 def test_events_built_from_arrow_equal_the_same_events_built_from_a_list(

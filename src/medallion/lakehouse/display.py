@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from medallion.lakehouse.pipelines.ingest import IngestResult
     from medallion.lakehouse.quality.breaker import BreakerResult
+    from medallion.lakehouse.quality.engine import QuarantineSample
     from medallion.lakehouse.tables import Lakehouse
 
 
@@ -64,31 +65,35 @@ def show(result: StepResult | IngestResult | BreakerResult) -> Shown:
 
 
 def show_quarantine(lakehouse: Lakehouse, table: str, run_date: date | None = None,
-                    limit: int = PREVIEW_ROWS, *, quarantined: int | None = None) -> Shown:
+                    limit: int = PREVIEW_ROWS, *, quarantined: int | None = None,
+                    sample: QuarantineSample | None = None) -> Shown:
     """A sample of a quarantine table's rows (of ``run_date`` when given) with their ``_errors``.
 
     ``quarantined``: how many rows the step that just ran left in ``run_date``'s partition, when
     the caller knows (its result's ``rows_quarantined``). None are shown as such without reading
     the table: a warm day's bronze task quarantines nothing, and the sample's query (the table's
     Delta state, a filtered scan) cost it 0.3-0.8 s of a 5-7 s task on `make bench`'s small day.
+    ``sample``: the rows the step took from what it wrote (its result's ``quarantine_sample``),
+    shown instead of a read of the table.
     """
     from pyspark.sql import functions as sf
+
+    from medallion.lakehouse.quality.engine import sample_quarantined
 
     if quarantined == 0 and run_date is not None:
         none = f"<p><code>{html.escape(table)}</code>: no rows quarantined on {run_date}</p>"
         return _display(Shown([_html(none)]))
+    title = f"{table}: a sample of the quarantined rows" + (f" of {run_date}" if run_date else "")
+    if sample is not None:
+        return _display(Shown([_html(_table(title, sample.columns, sample.rows[:limit]))]))
     if not lakehouse.exists(table):
         none = f"<p><code>{html.escape(table)}</code>: no quarantine table</p>"
         return _display(Shown([_html(none)]))
     rows = lakehouse.read(table)
     if run_date is not None and "_proc_date" in rows.columns:
         rows = rows.where(sf.col("_proc_date") == sf.lit(run_date))
-    if "_errors" in rows.columns:
-        rows = rows.withColumn("_errors", sf.concat_ws(", ", "_errors.name"))
-        rows = rows.select("_errors", *[c for c in rows.columns if c != "_errors"])
-    sample = rows.limit(limit).collect()
-    title = f"{table}: a sample of the quarantined rows" + (f" of {run_date}" if run_date else "")
-    return _display(Shown([_html(_table(title, rows.columns, [tuple(r) for r in sample]))]))
+    read = sample_quarantined(rows, limit)
+    return _display(Shown([_html(_table(title, read.columns, read.rows))]))
 
 
 def show_gold(lakehouse: Lakehouse, dataset: str) -> Shown:

@@ -13,6 +13,7 @@ from medallion.lakehouse.display import histogram_bins, show, show_gold, show_qu
 from medallion.lakehouse.pipelines import StepResult
 from medallion.lakehouse.pipelines.ingest import IngestResult
 from medallion.lakehouse.quality.breaker import BreakerCheck, BreakerResult
+from medallion.lakehouse.quality.engine import QuarantineSample
 from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
@@ -118,6 +119,21 @@ def test_a_step_that_quarantined_nothing_says_so_without_reading_the_table(
 
     assert shown.data == (
         "<p><code>silver.orders_quarantine</code>: no rows quarantined on 2026-11-03</p>")
+    assert jobs == 0
+
+
+def test_a_sample_the_step_took_is_shown_without_reading_the_table(lakehouse: Lakehouse) -> None:
+    sample = QuarantineSample(("_errors", "order_id"), (("amount_positive", "o2"),))
+
+    (shown,), jobs = spark_jobs_of(
+        lakehouse.spark, "show-quarantine-sample",
+        lambda: show_quarantine(lakehouse, "silver.no_such_quarantine", date(2026, 11, 3),
+                                quarantined=1, sample=sample),
+    )
+
+    assert "<th>_errors</th><th>order_id</th>" in shown.data
+    assert "<tr><td>amount_positive</td><td>o2</td></tr>" in shown.data
+    assert "quarantined rows of 2026-11-03" in shown.data
     assert jobs == 0
 
 

@@ -31,6 +31,7 @@ from medallion.lakehouse.pipelines.gold import (
 from medallion.lakehouse.pipelines.gold import log as gold_log
 from medallion.lakehouse.pipelines.silver import silver_tables, update_silver
 from medallion.lakehouse.quality.breaker import run_breaker
+from medallion.lakehouse.quality.engine import sample_quarantined
 from medallion.lakehouse.quality.event_log import read_dq_events
 from medallion.lakehouse.quality.spec import TableSpec
 from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF, local_frame
@@ -207,6 +208,25 @@ def test_each_rejected_row_is_quarantined_with_the_rules_it_failed(
     assert errors("silver.fact_events_quarantine", "event_id") == [
         ("evt_3", ["session_id_format"])
     ]
+
+
+def test_each_step_samples_the_quarantined_rows_it_wrote(
+    lakehouse: Lakehouse, silver_results: dict[str, StepResult]
+) -> None:
+    """The sample a notebook shows is the quarantine partition's rows (all of them: fewer than
+    the sample's size), as a read of the table would show them; none from a step that
+    quarantined nothing."""
+    for dataset, result in silver_results.items():
+        if not result.rows_quarantined:
+            assert result.quarantine_sample is None
+            continue
+        sample = result.quarantine_sample
+        assert sample is not None
+        table = lakehouse.read(f"{dataset}_quarantine").where(sf.col("_proc_date") == DAY)
+        read = sample_quarantined(table)
+        assert sample.columns == read.columns
+        assert sorted(sample.rows, key=str) == sorted(read.rows, key=str)
+        assert len(sample.rows) == result.rows_quarantined
 
 
 def test_dq_metrics_reach_the_event_log_in_the_dlt_shape(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medallion.lakehouse.errors import ConservationError
+
+if TYPE_CHECKING:
+    from medallion.lakehouse.quality.engine import QuarantineSample
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class StepResult:
     ``rows_quarantined`` counts rows moved to the quarantine table (by the first rule they failed
     in ``quarantined_by``, which may be empty when only the total is known); ``rows_dropped``
     counts rows dropped on purpose, by the named rule that dropped them.
+    ``quarantine_sample``: a few of the rows it quarantined, taken from the rows it wrote, for
+    its notebook to show (``display.show_quarantine``); None when the step took none.
     """
 
     step: str
@@ -29,6 +34,7 @@ class StepResult:
     rows_written: int
     rows_dropped: Mapping[str, int] = field(default_factory=dict)
     rows_quarantined: int = 0
+    quarantine_sample: QuarantineSample | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows_dropped", dict(self.rows_dropped))

@@ -44,6 +44,27 @@ class ExpectationsFailed(ExpectationFailed):
         self.metrics = metrics
 
 
+QUARANTINE_SAMPLE_ROWS = 10
+
+
+@dataclass(frozen=True)
+class QuarantineSample:
+    """A few quarantined rows as a notebook shows them: ``_errors`` first, as the names of the
+    rules each row failed (``"a, b"``), then the row's columns."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[object, ...], ...]
+
+
+def sample_quarantined(rows: DataFrame, limit: int = QUARANTINE_SAMPLE_ROWS) -> QuarantineSample:
+    """The first ``limit`` of quarantined ``rows`` (with ``_errors``), as a notebook shows them."""
+    if ERRORS_COLUMN in rows.columns:
+        rows = rows.withColumn(ERRORS_COLUMN, sf.concat_ws(", ", f"{ERRORS_COLUMN}.name"))
+        rows = rows.select(ERRORS_COLUMN, *[c for c in rows.columns if c != ERRORS_COLUMN])
+    return QuarantineSample(tuple(rows.columns),
+                            tuple(tuple(row) for row in rows.limit(limit).collect()))
+
+
 @dataclass(frozen=True)
 class CheckedFrame:
     """The outcome of a check: lazy valid / quarantined / dropped rows, and the counts."""

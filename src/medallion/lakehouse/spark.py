@@ -22,7 +22,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -285,6 +286,40 @@ def computed_once(frame: DataFrame, *, keep: bool = True) -> Iterator[DataFrame]
         yield kept
     finally:
         kept.unpersist()
+
+
+K = TypeVar("K")
+
+
+def computed_once_each(
+    stack: ExitStack, frames: Mapping[K, DataFrame], *, keep: bool = True
+) -> dict[K, DataFrame]:
+    """Each of ``frames`` computed once (``computed_once``) until ``stack`` closes, all at once.
+
+    The frames are independent (a step's source tables, say), and each computation is mostly
+    the server's planning and a small scan: run one after another, a step waits for the sum.
+    Each runs in a thread of its own, with the caller's job tags; each one computed is released
+    with ``stack``, also when another failed (its error is raised).
+    """
+    managers = {key: computed_once(frame, keep=keep) for key, frame in frames.items()}
+    if len(managers) <= 1:
+        return {key: stack.enter_context(manager) for key, manager in managers.items()}
+    spark = next(iter(frames.values())).sparkSession
+    with ThreadPoolExecutor(len(managers), thread_name_prefix="computed-once") as pool:
+        futures = {key: pool.submit(with_job_tags(spark, manager.__enter__))
+                   for key, manager in managers.items()}
+    computed: dict[K, DataFrame] = {}
+    errors: list[BaseException] = []
+    for key, future in futures.items():
+        error = future.exception()
+        if error is not None:
+            errors.append(error)
+            continue
+        stack.push(managers[key])  # released when the stack closes
+        computed[key] = future.result()
+    if errors:
+        raise errors[0]
+    return computed
 
 
 def local_frame(spark: SparkSession, rows: Iterable[Any], schema: str | StructType) -> DataFrame:

@@ -6,6 +6,7 @@ released when the block ends (``is_local_master`` decides; the cluster case is f
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
 
 from medallion.lakehouse import spark as spark_module
-from medallion.lakehouse.spark import computed_once, is_local_master
+from medallion.lakehouse.spark import computed_once, computed_once_each, is_local_master
 
 
 @pytest.fixture
@@ -80,3 +81,43 @@ def test_keep_false_hands_back_the_frame_unpersisted(spark: SparkSession) -> Non
         assert kept is frame
         assert kept.storageLevel == StorageLevel.NONE
         assert kept.count() == 5
+
+
+def test_frames_computed_at_once_each_keep_the_rows_of_their_start(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    tables = {name: str(tmp_path / name) for name in ("small", "large")}
+    spark.range(3).write.format("delta").save(tables["small"])
+    spark.range(10, 20).write.format("delta").save(tables["large"])
+    frames = {name: spark.read.format("delta").load(path) for name, path in tables.items()}
+
+    with ExitStack() as stack:
+        kept = computed_once_each(stack, frames)
+        for path in tables.values():  # the step's own writes to the tables they came from
+            spark.range(100, 101).write.format("delta").mode("overwrite").save(path)
+        assert {name: sorted(row["id"] for row in frame.collect())
+                for name, frame in kept.items()} == {
+            "small": [0, 1, 2], "large": list(range(10, 20))}
+
+
+def test_a_frame_that_fails_to_compute_raises_its_error(spark: SparkSession) -> None:
+    bad = spark.range(3).select(sf.assert_true(sf.col("id") < 1).alias("ok"))
+
+    with pytest.raises(Exception, match="id < 1"), ExitStack() as stack:
+        computed_once_each(stack, {"good": spark.range(4), "bad": bad})
+
+
+@pytest.mark.usefixtures("on_a_cluster")
+def test_on_a_cluster_frames_computed_at_once_are_released_with_the_stack(
+    spark: SparkSession,
+) -> None:
+    frames = {"four": spark.range(4), "two": spark.range(2)}
+
+    with ExitStack() as stack:
+        kept = computed_once_each(stack, frames)
+        assert {name: frame.storageLevel for name, frame in kept.items()} == {
+            "four": StorageLevel.MEMORY_AND_DISK, "two": StorageLevel.MEMORY_AND_DISK}
+        assert (kept["four"].count(), kept["two"].count()) == (4, 2)
+
+    assert {name: frame.storageLevel for name, frame in frames.items()} == {
+        "four": StorageLevel.NONE, "two": StorageLevel.NONE}

@@ -52,7 +52,11 @@ from medallion.lakehouse.quality.spec import (
     spec_for,
     transform_of,
 )
-from medallion.lakehouse.spark import GOLD_INCREMENTAL_MIN_BYTES_CONF, computed_once
+from medallion.lakehouse.spark import (
+    GOLD_INCREMENTAL_MIN_BYTES_CONF,
+    computed_once,
+    computed_once_each,
+)
 from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Commit, Lakehouse, is_small_size, retry_on_conflict
 from medallion.lakehouse.transforms.gold import (
@@ -131,8 +135,7 @@ def build_gold(
             observe_output_frame(dataset, gold_rows(spec, silver, salt))
             # Small sources are read once, for the transform, the USD check, keys and references.
             keep = is_small_size(source_bytes)
-            sources = {source: kept_frames.enter_context(computed_once(frame, keep=keep))
-                       for source, frame in silver.items()}
+            sources = computed_once_each(kept_frames, silver, keep=keep)
             rows = kept_frames.enter_context(computed_once(gold_rows(spec, sources, salt)))
             rows_in, rows_written = _check(lakehouse, spec, rows, rows, sources, sources, salt,
                                            run_id=run_id, job=job, task=task_name)

@@ -292,16 +292,20 @@ K = TypeVar("K")
 
 
 def computed_once_each(
-    stack: ExitStack, frames: Mapping[K, DataFrame], *, keep: bool = True
+    stack: ExitStack, frames: Mapping[K, DataFrame], *, keep: bool | Mapping[K, bool] = True
 ) -> dict[K, DataFrame]:
     """Each of ``frames`` computed once (``computed_once``) until ``stack`` closes, all at once.
 
     The frames are independent (a step's source tables, say), and each computation is mostly
     the server's planning and a small scan: run one after another, a step waits for the sum.
     Each runs in a thread of its own, with the caller's job tags; each one computed is released
-    with ``stack``, also when another failed (its error is raised).
+    with ``stack``, also when another failed (its error is raised). ``keep``: for all frames, or
+    per frame.
     """
-    managers = {key: computed_once(frame, keep=keep) for key, frame in frames.items()}
+    managers = {
+        key: computed_once(frame, keep=keep if isinstance(keep, bool) else keep[key])
+        for key, frame in frames.items()
+    }
     if len(managers) <= 1:
         return {key: stack.enter_context(manager) for key, manager in managers.items()}
     spark = next(iter(frames.values())).sparkSession

@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from medallion.lakehouse import spark as spark_module
 from medallion.lakehouse import tables
 from medallion.lakehouse.pipelines import StepResult, silver
 from medallion.lakehouse.pipelines.silver import LINEAGE_COLUMNS, update_silver
@@ -158,6 +159,7 @@ def test_large_sources_are_not_kept_on_a_full_build_and_silver_is_the_same(
         return computed_once(frame, keep=keep)
 
     monkeypatch.setattr(silver, "computed_once", recording)
+    monkeypatch.setattr(spark_module, "computed_once", recording)  # computed_once_each's
     small = update_silver(house, "silver.fact_orders", DAY_1, run_id="small")
     assert kept == [True, True, True]
     built = {table: house.read(table).drop("_run_id").localCheckpoint()

@@ -15,8 +15,8 @@ among them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 
@@ -43,7 +43,7 @@ from medallion.lakehouse.quality.spec import (
     spec_for,
     transform_of,
 )
-from medallion.lakehouse.spark import computed_once, counted_while
+from medallion.lakehouse.spark import computed_once, computed_once_each, counted_while
 from medallion.lakehouse.tables import Lakehouse
 from medallion.lakehouse.transforms.silver.dedupe import (
     DROP_RULE_COLUMN,
@@ -161,18 +161,20 @@ def update_silver(
     # 37.4-37.7 s kept, 31.0-31.5 s not; its day 2 (50k rows): 9.1-10.1 s kept, 11.0-11.4 s not.
     keep = spec.build.persist and (incremental or lakehouse.is_small(*spec.sources))
     with ExitStack() as step:
-        # Each read once, for every query of the step that looks rows up in it.
-        lookup_tables = {
-            lookup.table: step.enter_context(computed_once(
-                lakehouse.read(lookup.table), keep=lakehouse.is_small(lookup.table)))
-            for lookup in spec.lookups
-        }
+        # Each lookup table read once, for every query of the step that looks rows up in it,
+        # and the rows the table holds already set aside: computed at once (independent).
         unchanged: dict[str, int] = {UNCHANGED: 0} if spec.build.skip_unchanged else {}
         # Rows older than the table's version ride through the checks marked (``_drop_rule``).
         set_aside = spec.build.skip_unchanged and incremental
+        kept_first = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
+        keep_first = {name: lakehouse.is_small(name) for name in kept_first}
         if set_aside:
-            prepared, unchanged = step.enter_context(
-                _set_aside_unchanged(lakehouse, table, prepared))
+            kept_first[_SET_ASIDE] = _marked_unchanged(lakehouse, table, prepared)
+            keep_first[_SET_ASIDE] = spec.build.persist
+        computed = computed_once_each(step, kept_first, keep=keep_first)
+        lookup_tables = {lookup.table: computed[lookup.table] for lookup in spec.lookups}
+        if set_aside:
+            prepared, unchanged = _without_unchanged(computed[_SET_ASIDE])
         # Checked and quarantined in one pass (the counts are taken while the quarantine is
         # written), then marked, counted and merged: the input and the marked rows are each
         # computed once.
@@ -270,33 +272,37 @@ def update_silver(
     )
 
 
-@contextmanager
-def _set_aside_unchanged(
-    lakehouse: Lakehouse, table: SilverTable, rows: DataFrame
-) -> Iterator[tuple[DataFrame, dict[str, int]]]:
-    """``rows`` without those the table already holds, and how many those were, by rule name.
+_SET_ASIDE = "<rows the table holds already>"  # not a table name: no lookup's key
+
+
+def _marked_unchanged(lakehouse: Lakehouse, table: SilverTable, rows: DataFrame) -> DataFrame:
+    """``rows``, each marked in ``_drop_rule`` when the table already holds it.
 
     For a table whose source sends every row each day (Snowflake's full load): the rows of a key
     that are all equal to the version the table holds (``mark_unchanged``: the MERGE's own
-    comparison) are counted as ``unchanged`` and go no further, so the checks, the dedupe and the
-    MERGE see the day's changes only. Checked when it was merged, such a row is not checked
-    again; a row that failed a check is not in the table and is checked, and quarantined, again.
-    The rows returned carry ``_drop_rule``: ``superseded_by_newer_version`` on a row older than
-    the table's version (the MERGE would never apply it: after the checks it is dropped), else
-    NULL. The marked rows are kept for the block (counted, then filtered).
+    comparison) are marked ``unchanged`` and go no further (``_without_unchanged``), so the
+    checks, the dedupe and the MERGE see the day's changes only. Checked when it was merged,
+    such a row is not checked again; a row that failed a check is not in the table and is
+    checked, and quarantined, again. A row older than the table's version is marked
+    ``superseded_by_newer_version`` (the MERGE would never apply it: after the checks it is
+    dropped); any other gets NULL.
     """
     spec = table.spec
-    marked_rows = mark_unchanged(
+    return mark_unchanged(
         rows,
         lakehouse.read(spec.dataset),
         spec.keys,
         [*table.sequence_by, *spec.build.columns],
         table.sequence_by,
     )
-    with computed_once(marked_rows, keep=spec.build.persist) as marked:
-        unchanged = marked.where(sf.col(DROP_RULE_COLUMN) == sf.lit(UNCHANGED)).count()
-        yield marked.where(~sf.col(DROP_RULE_COLUMN).eqNullSafe(sf.lit(UNCHANGED))), {
-            UNCHANGED: unchanged}
+
+
+def _without_unchanged(marked: DataFrame) -> tuple[DataFrame, dict[str, int]]:
+    """The ``marked`` rows (``_marked_unchanged``, computed once) that are not ``unchanged``, and
+    how many were, by rule name."""
+    unchanged = marked.where(sf.col(DROP_RULE_COLUMN) == sf.lit(UNCHANGED)).count()
+    kept = marked.where(~sf.col(DROP_RULE_COLUMN).eqNullSafe(sf.lit(UNCHANGED)))
+    return kept, {UNCHANGED: unchanged}
 
 
 def _lookup_rules(spec: TableSpec) -> list[str]:

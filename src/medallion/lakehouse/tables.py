@@ -721,9 +721,9 @@ def sql_literal(value: object) -> str | None:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
-        return f"{value}L"
-    if isinstance(value, Decimal):
-        return f"{value}BD" if value.is_finite() else None
+        return f"{value}L" if -(2**63) <= value < 2**63 else None
+    if isinstance(value, Decimal):  # fixed-point: Spark collects a zero of scale 8 as 0E-8
+        return f"{value:f}BD" if value.is_finite() else None
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace("'", "\\'")
         return f"'{escaped}'"

@@ -211,7 +211,8 @@ def test_deleting_no_matching_rows_commits_nothing(lakehouse: Lakehouse) -> None
 
 
 @pytest.mark.parametrize(("value", "literal"), [
-    (None, "NULL"), (True, "TRUE"), (7, "7L"), (Decimal("12.50"), "12.50BD"),
+    (None, "NULL"), (True, "TRUE"), (7, "7L"), (2**63, None), (Decimal("12.50"), "12.50BD"),
+    (Decimal("0E-8"), "0.00000000BD"),
     ("it's \\x", "'it\\'s \\\\x'"), (D1, "DATE'2026-11-02'"),
     (datetime(2026, 11, 2, 9, 30), None), (1.5, None), (Decimal("NaN"), None),
 ])

@@ -31,7 +31,7 @@ class _Lakehouse:
         self.spark = _Spark()
         self.writes: list[tuple[str, str]] = []
 
-    def write(self, rows: list[Any], table: str, mode: str) -> None:
+    def write(self, rows: list[Any], table: str, mode: str, **options: Any) -> None:
         self.writes.append((table, mode))
 
 
@@ -66,7 +66,7 @@ def test_a_failed_event_log_write_mirrors_nothing(tmp_path: Path,
     monkeypatch.setenv(CONTEXT_ENV, TaskContext("j", "r", "t", tmp_path).to_json())
     lakehouse = _Lakehouse()
 
-    def refuse(rows: list[Any], table: str, mode: str) -> None:
+    def refuse(rows: list[Any], table: str, mode: str, **options: Any) -> None:
         raise OSError("disk full")
 
     lakehouse.write = refuse  # type: ignore[method-assign]

@@ -65,6 +65,7 @@ from medallion.lakehouse.transforms.bronze import (
 LAYER = "bronze"
 UNKNOWN_COLUMNS_SUFFIX = "_unknown_columns"
 QUARANTINE_SUFFIX = "_quarantine"
+CREATED = "created"  # in a table's WrittenPartitions: the record covers the table
 
 
 @dataclass(frozen=True)
@@ -240,11 +241,19 @@ def write_partitions(
     readers find it. Which partitions hold rows already is one small Spark job for all tables
     (pruned to the partition); only those are compared with their new rows, in one more job, so
     a new day's load is not parsed a second time. The rows written are counted as they are.
+
+    Only a partition the step wrote before can hold rows, in a table the step created
+    (``WrittenPartitions``): a new day's load reads none of its tables. That read is the first
+    of each table since its last commit, which costs Delta's state reconstruction: on the day
+    after the tables were created, 3 of a warm small-day bronze task's 7 s.
     """
     existing = [write for write in writes if lakehouse.exists(write.table)]
     for write in existing:
         _evolve_schema(lakehouse, write.table, write.frame.schema)
-    occupied = _occupied(lakehouse, run_date, existing)
+    written = {write.table: WrittenPartitions.of(lakehouse.storage_root, write.table)
+               for write in writes}
+    occupied = _occupied(lakehouse, run_date, [
+        write for write in existing if written[write.table].may_hold_rows(run_date)])
     digests = _digests(lakehouse, run_date, [w for w in existing if w.table in occupied])
     existing_tables = {write.table for write in existing}
     rows: dict[str, int] = {}
@@ -257,8 +266,45 @@ def write_partitions(
         elif write.table in existing_tables and not write.rows:
             rows[write.table] = 0  # an empty partition that stays empty
             continue
+        if write.table not in existing_tables:
+            written[write.table].creating()
+        written[write.table].writing(run_date)
         rows[write.table] = _write_partition(lakehouse, write, run_date)
     return rows
+
+
+@dataclass(frozen=True)
+class WrittenPartitions:
+    """The ``_proc_date`` partitions of a bronze table that the bronze step has written.
+
+    A file per partition, ``<state>/bronze/written/<table>/<date>``, made before the partition
+    is written (so a write that fails half-way is on record too). The record covers a table
+    from its creation by the step on (its ``created`` file, made before the first write): a
+    table made otherwise (by hand, or before the record was kept) is not covered, and any of
+    its partitions may hold rows. Files are only ever added: a dropped and re-created table
+    keeps its old ones, which can only make the step read a partition that turns out empty.
+    """
+
+    root: Path
+
+    @classmethod
+    def of(cls, storage_root: StorageRoot, table: str) -> WrittenPartitions:
+        """The record of ``table`` in ``storage_root``."""
+        return cls(storage_root.state / LAYER / "written" / table)
+
+    def may_hold_rows(self, run_date: date) -> bool:
+        """False only when the record covers the table and has no write of ``run_date``."""
+        return not (self.root / CREATED).exists() or (self.root / run_date.isoformat()).exists()
+
+    def creating(self) -> None:
+        """Record that the step is creating the table: the record covers it from now on."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / CREATED).touch()
+
+    def writing(self, run_date: date) -> None:
+        """Record that the step is writing partition ``run_date``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / run_date.isoformat()).touch()
 
 
 def _occupied(

@@ -237,6 +237,8 @@ def test_a_new_days_load_reads_only_the_partitions_the_step_wrote_before(
     monkeypatch.setattr(bronze_step, "_occupied", recorded)
 
     first = load_bronze(lakehouse, "kafka_orders", D3, run_id="run-0050")
+    # known empty, the partition is appended to: no files of the table to find and remove
+    assert last_commit(lakehouse, "bronze.kafka_orders")["operationParameters"]["mode"] == "Append"
     again = load_bronze(lakehouse, "kafka_orders", D3, run_id="run-0051")
 
     # D3 has a row with an unknown field and no bad line: its quarantine partition is never
@@ -269,8 +271,12 @@ def test_a_table_the_record_does_not_cover_has_its_partition_replaced(
 
 def table_version(lakehouse: Lakehouse, table: str) -> int:
     """The Delta version of a table (a rewrite adds one, even of identical rows)."""
-    history = lakehouse.spark.sql(f"DESCRIBE HISTORY {lakehouse.name(table)} LIMIT 1")
-    return int(history.collect()[0]["version"])
+    return int(last_commit(lakehouse, table)["version"])
+
+
+def last_commit(lakehouse: Lakehouse, table: str) -> Row:
+    """The table's latest commit, as ``DESCRIBE HISTORY`` shows it."""
+    return lakehouse.spark.sql(f"DESCRIBE HISTORY {lakehouse.name(table)} LIMIT 1").collect()[0]
 
 
 def test_a_day_without_a_complete_load_is_refused(spark: SparkSession, tmp_path: Path) -> None:

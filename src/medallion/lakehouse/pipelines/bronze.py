@@ -270,9 +270,11 @@ def write_partitions(
             continue
         if write.table not in existing_tables:
             written[write.table].creating()
-        written[write.table].writing(run_date)
+        # Appended only when this run put the partition on record: of two runs that both found
+        # it empty, the second replaces it, so no rows are written twice.
+        first = written[write.table].writing(run_date)
         rows[write.table] = _write_partition(lakehouse, write, run_date,
-                                             empty=write.table in unread)
+                                             empty=first and write.table in unread)
     return rows
 
 
@@ -304,10 +306,15 @@ class WrittenPartitions:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / CREATED).touch()
 
-    def writing(self, run_date: date) -> None:
-        """Record that the step is writing partition ``run_date``."""
+    def writing(self, run_date: date) -> bool:
+        """Record that the step is writing partition ``run_date``; False when it was on record
+        already (written before, or by another run at this moment)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / run_date.isoformat()).touch()
+        try:
+            (self.root / run_date.isoformat()).touch(exist_ok=False)
+        except FileExistsError:
+            return False
+        return True
 
 
 def _occupied(

@@ -251,6 +251,35 @@ def test_a_new_days_load_reads_only_the_partitions_the_step_wrote_before(
             Row(kafka_offset=10601, _run_id="run-0050")]
 
 
+def test_of_two_runs_that_find_a_new_partition_empty_the_later_writer_replaces_it(
+    spark: SparkSession, kafka_day: KafkaDay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(kafka_day.root, tmp_path / "root")
+    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
+    land_lines(lakehouse.raw_root, "kafka", "orders", D3,
+               [json_line(kafka_event(10600)), json_line(kafka_event(10601))])
+    occupied = bronze_step._occupied
+    other_runs: list[StepResult] = []
+
+    def another_run_meanwhile(house: Lakehouse, run_date: date, writes: Any) -> set[str]:
+        found = occupied(house, run_date, writes)  # this run found the partition empty ...
+        if not other_runs:  # ... and another run loads the same day before it writes
+            monkeypatch.setattr(bronze_step, "_occupied", occupied)
+            other_runs.append(load_bronze(house, "kafka_orders", D3, run_id="run-other"))
+        return found
+
+    monkeypatch.setattr(bronze_step, "_occupied", another_run_meanwhile)
+
+    result = load_bronze(lakehouse, "kafka_orders", D3, run_id="run-0050")
+
+    assert other_runs == [result] == [StepResult("load_bronze_kafka_orders",
+                                                 "bronze.kafka_orders", 2, 2)]
+    assert lakehouse.read("bronze.kafka_orders").where(f"_proc_date = '{D3}'").select(
+        "kafka_offset", "_run_id").orderBy("kafka_offset").collect() == [
+            Row(kafka_offset=10600, _run_id="run-0050"),
+            Row(kafka_offset=10601, _run_id="run-0050")]
+
+
 def test_a_table_the_record_does_not_cover_has_its_partition_replaced(
     spark: SparkSession, kafka_day: KafkaDay, tmp_path: Path
 ) -> None:

@@ -72,6 +72,25 @@ class KafkaDay:
     def lakehouse(self, spark: SparkSession) -> Lakehouse:
         return Lakehouse.open(spark, StorageRoot(self.root))
 
+    def copied(self, spark: SparkSession, to: Path) -> Lakehouse:
+        """A lakehouse in a copy of this root (tables, raw loads and run state), to change."""
+        shutil.copytree(self.root, to)
+        return Lakehouse.open(spark, StorageRoot(to))
+
+
+def with_day_3(spark: SparkSession, kafka_day: KafkaDay, to: Path,
+               *events: dict[str, Any]) -> Lakehouse:
+    """A copy of ``kafka_day``'s root with a Kafka load of D3 (a new day) landed."""
+    lakehouse = kafka_day.copied(spark, to)
+    land_lines(lakehouse.raw_root, "kafka", "orders", D3, [json_line(e) for e in events])
+    return lakehouse
+
+
+def day_3_rows(lakehouse: Lakehouse) -> list[Row]:
+    """bronze.kafka_orders' partition of D3: each row's offset and run id, by offset."""
+    return lakehouse.read("bronze.kafka_orders").where(f"_proc_date = '{D3}'").select(
+        "kafka_offset", "_run_id").orderBy("kafka_offset").collect()
+
 
 @pytest.fixture(scope="module")
 def kafka_day(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> KafkaDay:
@@ -202,8 +221,7 @@ def test_rerunning_a_day_leaves_every_table_and_the_drift_log_identical(
 def test_a_relanded_day_replaces_its_partitions_and_clears_stale_drift(
     spark: SparkSession, kafka_day: KafkaDay, tmp_path: Path
 ) -> None:
-    shutil.copytree(kafka_day.root, tmp_path / "root")
-    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
+    lakehouse = kafka_day.copied(spark, tmp_path / "root")
     manifest = land_records(
         lakehouse.raw_root, "kafka", "orders", D2, [kafka_event(10432)], now=LANDED_AT
     )
@@ -223,10 +241,8 @@ def test_a_relanded_day_replaces_its_partitions_and_clears_stale_drift(
 def test_a_new_days_load_reads_only_the_partitions_the_step_wrote_before(
     spark: SparkSession, kafka_day: KafkaDay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copytree(kafka_day.root, tmp_path / "root")
-    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
-    land_lines(lakehouse.raw_root, "kafka", "orders", D3,
-               [json_line(kafka_event(10600)), json_line(kafka_event(10601, _debug_flag=True))])
+    lakehouse = with_day_3(spark, kafka_day, tmp_path / "root",
+                           kafka_event(10600), kafka_event(10601, _debug_flag=True))
     read: list[list[str]] = []  # the tables whose partition each load read, load by load
     occupied = bronze_step._occupied
 
@@ -245,19 +261,15 @@ def test_a_new_days_load_reads_only_the_partitions_the_step_wrote_before(
     # written, so the re-run reads the two partitions D3 wrote, and no other.
     assert read == [[], ["bronze.kafka_orders", "bronze.kafka_orders_unknown_columns"]]
     assert first == again == StepResult("load_bronze_kafka_orders", "bronze.kafka_orders", 2, 2)
-    assert lakehouse.read("bronze.kafka_orders").where(f"_proc_date = '{D3}'").select(
-        "kafka_offset", "_run_id").orderBy("kafka_offset").collect() == [
-            Row(kafka_offset=10600, _run_id="run-0050"),
-            Row(kafka_offset=10601, _run_id="run-0050")]
+    assert day_3_rows(lakehouse) == [Row(kafka_offset=10600, _run_id="run-0050"),
+                                     Row(kafka_offset=10601, _run_id="run-0050")]
 
 
 def test_of_two_runs_that_find_a_new_partition_empty_the_later_writer_replaces_it(
     spark: SparkSession, kafka_day: KafkaDay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copytree(kafka_day.root, tmp_path / "root")
-    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
-    land_lines(lakehouse.raw_root, "kafka", "orders", D3,
-               [json_line(kafka_event(10600)), json_line(kafka_event(10601))])
+    lakehouse = with_day_3(spark, kafka_day, tmp_path / "root",
+                           kafka_event(10600), kafka_event(10601))
     occupied = bronze_step._occupied
     other_runs: list[StepResult] = []
 
@@ -274,10 +286,8 @@ def test_of_two_runs_that_find_a_new_partition_empty_the_later_writer_replaces_i
 
     assert other_runs == [result] == [StepResult("load_bronze_kafka_orders",
                                                  "bronze.kafka_orders", 2, 2)]
-    assert lakehouse.read("bronze.kafka_orders").where(f"_proc_date = '{D3}'").select(
-        "kafka_offset", "_run_id").orderBy("kafka_offset").collect() == [
-            Row(kafka_offset=10600, _run_id="run-0050"),
-            Row(kafka_offset=10601, _run_id="run-0050")]
+    assert day_3_rows(lakehouse) == [Row(kafka_offset=10600, _run_id="run-0050"),
+                                     Row(kafka_offset=10601, _run_id="run-0050")]
 
 
 def test_a_table_the_record_does_not_cover_has_its_partition_replaced(
@@ -285,8 +295,7 @@ def test_a_table_the_record_does_not_cover_has_its_partition_replaced(
 ) -> None:
     """A table made before the step kept its record (or by hand): a relanded day without bad
     lines still clears the quarantine rows its first load left."""
-    shutil.copytree(kafka_day.root, tmp_path / "root")
-    lakehouse = Lakehouse.open(spark, StorageRoot(tmp_path / "root"))
+    lakehouse = kafka_day.copied(spark, tmp_path / "root")
     record = bronze_step.WrittenPartitions.of(lakehouse.storage_root,
                                               "bronze.kafka_orders_quarantine")
     shutil.rmtree(record.root)

@@ -65,8 +65,8 @@ class StorageRoot:
 
     @property
     def state(self) -> Path:
-        """The run state (replay plans, build records, resets, the bronze partitions written):
-        ``<root>/_system/state``."""
+        """The run state (replay plans, build records, resets, the bronze partitions written, the
+        loads silver built from): ``<root>/_system/state``."""
         return self.system / "state"
 
     @property

@@ -1,6 +1,6 @@
-"""A full load's later day: silver sets aside the rows it holds, drops those older than its
-version, and ends as a full refresh would; a full build of large sources computes its rows per
-action and writes the same silver."""
+"""A full load's later day: silver leaves out the records the load before sent too, drops those
+older than its version, and ends as a full refresh would; a full build of large sources computes
+its rows per action and writes the same silver."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from medallion.lakehouse.storage import StorageRoot
 from medallion.lakehouse.tables import Lakehouse
 from tests.support.shapes import CRM_BRONZE, KAFKA_BRONZE, SNOWFLAKE_BRONZE
 
-DAY_1, DAY_2 = date(2026, 11, 2), date(2026, 11, 3)
+DAY_1, DAY_2, DAY_3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
 
 
 def at(day: date, hour: int) -> datetime:
@@ -32,9 +32,9 @@ def meta(source: str, day: date) -> tuple[object, ...]:
     return (None, f"raw/{source}/load_dt={day}/part-0.jsonl", at(day, 23), "bronze-run", day)
 
 
-def order(order_id: str, status: str, currency: str, updated: datetime,
-          day: date) -> tuple[object, ...]:
-    return (order_id, "cust_1", at(DAY_1, 8), status, currency, Decimal("10.00"), updated,
+def order(order_id: str, status: str, currency: str, updated: datetime, day: date,
+          amount: str = "10.00") -> tuple[object, ...]:
+    return (order_id, "cust_1", at(DAY_1, 8), status, currency, Decimal(amount), updated,
             *meta("snowflake", day))
 
 
@@ -57,7 +57,7 @@ def two_days(house: Lakehouse) -> StepResult:
     return update_silver(house, "silver.fact_orders", DAY_2, run_id="day-2")
 
 
-def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_refresh(
+def test_a_full_loads_resent_records_are_counted_not_checked_and_silver_equals_a_refresh(
     spark: SparkSession, tmp_path: object
 ) -> None:
     house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
@@ -67,7 +67,7 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
         day: [
             order("ord_1", "placed", "USD", at(DAY_1, 8), day),
             order("ord_1", "shipped", "USD", at(DAY_1, 9), day),
-            order("ord_2", "placed", "XXX", at(DAY_1, 9), day),  # quarantined, again on day 2
+            order("ord_2", "placed", "XXX", at(DAY_1, 9), day),  # quarantined by day 1 alone
             order("ord_3", "placed", "EUR", at(DAY_1, 10), day),
             *([order("ord_3", "placed", "EUR", at(DAY_1, 10), day),  # a copy
                order("ord_4", "placed", "USD", at(DAY_2, 8), day)] if day == DAY_2 else []),
@@ -75,7 +75,7 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
         for day in (DAY_1, DAY_2)
     }
     # A CDC update of ord_1 on day 2 carries neither status nor order_ts: it keeps the latest
-    # version's (shipped, not the older placed), so ord_1's snapshot rows are not set aside.
+    # version's (shipped, not the older placed).
     kafka = [("ord_1", "cust_1", Decimal("12.00"), "USD", at(DAY_2, 9), "u", 0, 1,
               at(DAY_2, 9), "ord_1", *meta("kafka", DAY_2))]
     land(house, spark, kafka=kafka,
@@ -85,8 +85,8 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
 
     assert result.as_dict() == {
         "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 7,
-        "rows_written": 2, "rows_quarantined": 1, "rows_dropped": {
-            "duplicate_record": 0, "superseded_by_newer_version": 2, "unchanged": 2},
+        "rows_written": 2, "rows_quarantined": 0, "rows_dropped": {
+            "duplicate_record": 0, "superseded_by_newer_version": 0, "unchanged": 5},
     }
     daily = {table: house.read(table).drop("_run_id", *LINEAGE_COLUMNS).localCheckpoint()
              for table in ("silver.fact_orders", "silver.fact_orders_quarantine")}
@@ -102,7 +102,7 @@ def test_a_full_loads_unchanged_rows_are_counted_not_merged_and_silver_equals_a_
                          checkRowOrder=False)
     assert sorted((row.order_id, row._errors[0].name) for row in
                   daily["silver.fact_orders_quarantine"].collect()) == [
-        ("ord_2", "currency_in_set"), ("ord_2", "currency_in_set")]
+        ("ord_2", "currency_in_set")]
 
     update_silver(house, "silver.fact_orders", DAY_2, run_id="refresh", full_refresh=True)
     for table, frame in daily.items():
@@ -114,9 +114,11 @@ def test_a_resent_order_older_than_silvers_version_lends_a_later_update_nothing(
     spark: SparkSession, tmp_path: object
 ) -> None:
     house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
-    # Snowflake resends ord_1 as placed; Kafka cancelled it on day 1 and updates its amount on
-    # day 2 (no status): the update keeps the cancellation, as a full refresh has it.
-    snapshots = [order("ord_1", "placed", "USD", at(DAY_1, 8), day) for day in (DAY_1, DAY_2)]
+    # Snowflake resends ord_1 as placed, on day 2 with another amount but the same updated_at;
+    # Kafka cancelled it on day 1 and updates its amount on day 2 (no status): the update keeps
+    # the cancellation, as a full refresh has it.
+    snapshots = [order("ord_1", "placed", "USD", at(DAY_1, 8), DAY_1),
+                 order("ord_1", "placed", "USD", at(DAY_1, 8), DAY_2, amount="11.00")]
     kafka = [("ord_1", "cust_1", Decimal("10.00"), "USD", at(DAY_1, 10), "d", 0, 1,
               at(DAY_1, 10), "ord_1", *meta("kafka", DAY_1)),
              ("ord_1", "cust_1", Decimal("12.00"), "USD", at(DAY_2, 9), "u", 0, 2,
@@ -141,6 +143,30 @@ def test_a_resent_order_older_than_silvers_version_lends_a_later_update_nothing(
     update_silver(house, "silver.fact_orders", DAY_2, run_id="refresh", full_refresh=True)
     assertDataFrameEqual(house.read("silver.fact_orders").drop("_run_id", *LINEAGE_COLUMNS),
                          daily)
+
+
+def test_a_day_after_a_load_silver_never_built_is_compared_with_the_last_one_it_did(
+    spark: SparkSession, tmp_path: object
+) -> None:
+    house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
+    # ord_2 first comes with day 2's load, which bronze landed but silver never built (its run
+    # failed): day 3 must take ord_2, though day 3's load repeats day 2's.
+    loads = {DAY_1: ["ord_1"], DAY_2: ["ord_1", "ord_2"], DAY_3: ["ord_1", "ord_2"]}
+    land(house, spark, kafka=[], snowflake=[
+        order(order_id, "placed", "USD", at(DAY_1, 8), day)
+        for day, order_ids in loads.items() for order_id in order_ids])
+    update_silver(house, "silver.dim_customer", DAY_1, run_id="day-1")
+    update_silver(house, "silver.fact_orders", DAY_1, run_id="day-1")
+
+    result = update_silver(house, "silver.fact_orders", DAY_3, run_id="day-3")
+
+    assert result.as_dict() == {
+        "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 2,
+        "rows_written": 1, "rows_quarantined": 0, "rows_dropped": {
+            "duplicate_record": 0, "superseded_by_newer_version": 0, "unchanged": 1},
+    }
+    assert sorted(row.order_id for row in house.read("silver.fact_orders").collect()) == [
+        "ord_1", "ord_2"]
 
 
 def test_large_sources_are_not_kept_on_a_full_build_and_silver_is_the_same(

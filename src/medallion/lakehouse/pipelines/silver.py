@@ -1,8 +1,11 @@
 """bronze → silver, one generic step driven by each table's spec (``config/dq/silver``).
 
 For a run date the step reads the bronze partitions of that ``_proc_date`` (every partition on a
-full refresh) and applies the spec's transformations. When the source sends every row daily
-(``build.skip_unchanged``), the rows the table already holds are counted and set aside. The rest
+full refresh). A source that sends every record in each load (``build.full_loads``) loses the
+records the load before sent too (the last load the table was built from, ``BuiltLoads``; on a
+full refresh each load's predecessor): that load settled them. The spec's transformations follow.
+When the source sends every row daily (``build.skip_unchanged``), the rows the table already
+holds are counted and set aside. The rest
 get the lookups and the expectations in one pass; a valid row older than the table's version is
 dropped, exact copies and older versions among the others are marked; the latest row per key is
 MERGEd (an older version never wins) and the quarantine table's partition of that date replaced.
@@ -15,10 +18,13 @@ among them).
 
 from __future__ import annotations
 
+import itertools
+import shutil
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as sf
@@ -51,12 +57,15 @@ from medallion.lakehouse.transforms.silver.dedupe import (
     UNCHANGED,
     mark_unchanged,
     mark_versions,
+    new_in_load,
 )
 
 PROC_DATE = "_proc_date"
 # Where each kept row came from; not part of what counts as a change (see Lakehouse.merge).
 LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
 LAYER = "silver"
+# What bronze adds to a source's record, besides the partition (not part of the record's content).
+BRONZE_METADATA = ("_source_file", "_ingest_ts", RUN_ID_COLUMN)
 # Silver records what each commit changed (the change data feed), so gold rebuilds only the
 # rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
 # deletion vector instead of rewriting every file that holds one.
@@ -150,9 +159,12 @@ def update_silver(
         source: _bronze_rows(lakehouse, source, None if full_refresh else run_date)
         for source in spec.sources
     }
-    prepared = spec.apply_transformations(table.prepare(bronze))
     task_name = task or dataset.split(".")[1]
     incremental = not full_refresh and lakehouse.exists(dataset)
+    loads = {source: BuiltLoads.of(lakehouse, dataset, source) for source in spec.build.full_loads}
+    if not incremental:  # the table is built anew: so is the record of what it was built from
+        for record in loads.values():
+            record.restart()
     # The checked and the marked rows are kept for the step's few actions, except on a first
     # build or a full refresh of large sources: there they are millions of wide rows, which cost
     # more to store in the block store than to compute again (a scan of the partitions, a
@@ -161,9 +173,18 @@ def update_silver(
     # 37.4-37.7 s kept, 31.0-31.5 s not; its day 2 (50k rows): 9.1-10.1 s kept, 11.0-11.4 s not.
     keep = spec.build.persist and (incremental or lakehouse.is_small(*spec.sources))
     with ExitStack() as step:
+        counts_unchanged = spec.build.skip_unchanged or bool(loads)
+        unchanged: dict[str, int] = {UNCHANGED: 0} if counts_unchanged else {}
+        # A full load's records that the load before sent too were settled by it: left out
+        # before anything else, and counted as unchanged.
+        built_from: dict[str, list[date]] = {}
+        for source, record in loads.items():
+            bronze[source], built_from[source], resent = _new_in_loads(
+                lakehouse, step, bronze[source], record, run_date, whole=full_refresh, keep=keep)
+            unchanged[UNCHANGED] += resent
+        prepared = spec.apply_transformations(table.prepare(bronze))
         # Each lookup table read once, for every query of the step that looks rows up in it,
         # and the rows the table holds already set aside: computed at once (independent).
-        unchanged: dict[str, int] = {UNCHANGED: 0} if spec.build.skip_unchanged else {}
         # Rows older than the table's version ride through the checks marked (``_drop_rule``).
         set_aside = spec.build.skip_unchanged and incremental
         kept_first = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
@@ -174,7 +195,8 @@ def update_silver(
         computed = computed_once_each(step, kept_first, keep=keep_first)
         lookup_tables = {lookup.table: computed[lookup.table] for lookup in spec.lookups}
         if set_aside:
-            prepared, unchanged = _without_unchanged(computed[_SET_ASIDE])
+            prepared, held = _without_unchanged(computed[_SET_ASIDE])
+            unchanged[UNCHANGED] += held
         # Checked and quarantined in one pass (the counts are taken while the quarantine is
         # written), then marked, counted and merged: the input and the marked rows are each
         # computed once.
@@ -259,6 +281,8 @@ def update_silver(
             where=f"{_waiting_for_parents(spec, run_date, alias='t')} "
             f"AND {_in_partitions(readmitted_from, alias='t')}",
         )
+    for source, record in loads.items():
+        record.built(built_from[source])
     metrics = checked.metrics
     written = metrics.rows_valid - sum(drops.values())
     return StepResult(
@@ -297,12 +321,83 @@ def _marked_unchanged(lakehouse: Lakehouse, table: SilverTable, rows: DataFrame)
     )
 
 
-def _without_unchanged(marked: DataFrame) -> tuple[DataFrame, dict[str, int]]:
+def _without_unchanged(marked: DataFrame) -> tuple[DataFrame, int]:
     """The ``marked`` rows (``_marked_unchanged``, computed once) that are not ``unchanged``, and
-    how many were, by rule name."""
+    how many were."""
     unchanged = marked.where(sf.col(DROP_RULE_COLUMN) == sf.lit(UNCHANGED)).count()
     kept = marked.where(~sf.col(DROP_RULE_COLUMN).eqNullSafe(sf.lit(UNCHANGED)))
-    return kept, {UNCHANGED: unchanged}
+    return kept, unchanged
+
+
+@dataclass(frozen=True)
+class BuiltLoads:
+    """The loads (bronze ``_proc_date`` partitions) of a full-load source that a silver table
+    has been built from, the latest one settled by the step.
+
+    A file per load, ``<state>/silver/built/<table>/<source>/<date>``, made after the step's
+    commits: a step that fails leaves its load off the record, and the next day compares with the
+    load before it (its rows are checked again, never lost). The record starts anew when the step
+    builds the table whole (a first build or a full refresh), before it writes; a table made
+    otherwise has no record, and its rows are compared with the table alone.
+    """
+
+    root: Path
+    source: str
+
+    @classmethod
+    def of(cls, lakehouse: Lakehouse, table: str, source: str) -> BuiltLoads:
+        """The record of ``table``'s loads of ``source``."""
+        return cls(lakehouse.storage_root.state / LAYER / "built" / table / source, source)
+
+    def last_before(self, run_date: date) -> date | None:
+        """The latest load on record before ``run_date``; None when there is none."""
+        if not self.root.is_dir():
+            return None
+        days = [date.fromisoformat(path.name) for path in self.root.iterdir()]
+        return max((day for day in days if day < run_date), default=None)
+
+    def restart(self) -> None:
+        """Forget every load: the table is being built anew."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def built(self, days: Sequence[date]) -> None:
+        """Record that the table holds what the loads of ``days`` brought."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for day in days:
+            (self.root / day.isoformat()).touch()
+
+
+def _new_in_loads(
+    lakehouse: Lakehouse,
+    step: ExitStack,
+    rows: DataFrame,
+    record: BuiltLoads,
+    run_date: date,
+    *,
+    whole: bool,
+    keep: bool,
+) -> tuple[DataFrame, list[date], int]:
+    """A full-load source's ``rows`` without those the load before theirs sent too
+    (``new_in_load``), computed once; the loads they are, and how many rows were left out.
+
+    A day's rows are compared with the latest load on ``record`` before it (all of them kept
+    when there is none); a whole history's (``whole``), each load with the one before it.
+    """
+    if whole:
+        days = sorted(row[0] for row in rows.select(PROC_DATE).distinct().collect())
+        if len(days) < 2:
+            return rows, days, 0
+        new_rows = new_in_load(rows, rows, dict(itertools.pairwise(days)),
+                               ignored=BRONZE_METADATA)
+    else:
+        days = [run_date]
+        previous = record.last_before(run_date)
+        if previous is None:
+            return rows, days, 0
+        new_rows = new_in_load(rows, _bronze_rows(lakehouse, record.source, previous),
+                               {previous: run_date}, ignored=BRONZE_METADATA)
+    new = step.enter_context(computed_once(new_rows, keep=keep))
+    return new, days, rows.count() - new.count()
 
 
 def _lookup_rules(spec: TableSpec) -> list[str]:

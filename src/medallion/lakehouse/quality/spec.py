@@ -174,6 +174,7 @@ class Build:
     tie_break: tuple[str, ...] = ()
     keep_current_when_null: tuple[str, ...] = ()
     skip_unchanged: bool = False
+    full_loads: tuple[str, ...] = ()
     persist: bool = True
     grain: Grain = field(default_factory=Grain)
     reference: Reference | None = None
@@ -588,6 +589,7 @@ def _build_section(document: Mapping[str, Any]) -> Build:
         tie_break=tuple(document.get("tie_break") or ()),
         keep_current_when_null=tuple(document.get("keep_current_when_null") or ()),
         skip_unchanged=document.get("skip_unchanged", False),
+        full_loads=tuple(document.get("full_loads") or ()),
         persist=document.get("persist", True),
         grain=Grain(**(document.get("grain") or {})),
         reference=None if reference is None else Reference(**reference),
@@ -683,6 +685,13 @@ def _build_issues(spec: TableSpec, tree: Node) -> list[BundleIssue]:
     if spec.layer != "silver" and build.skip_unchanged:
         issue(["build", "skip_unchanged"], "expected only on silver tables (rows a MERGE would "
               f"not change), found it on a {spec.layer} table")
+    if spec.layer != "silver" and build.full_loads:
+        issue(["build", "full_loads"], "expected only on silver tables (sources whose every "
+              f"load a silver step compares with the one before), found it on a {spec.layer} table")
+    unknown_loads = [source for source in build.full_loads if source not in spec.sources]
+    if unknown_loads:
+        issue(["build", "full_loads"], f"expected sources of the table {list(spec.sources)}, "
+              f"found {unknown_loads}")
     if spec.layer != "gold" and build.incremental is not None:
         issue(["build", "incremental"], "expected only on gold tables (silver MERGEs the day's "
               f"rows already), found it on a {spec.layer} table")

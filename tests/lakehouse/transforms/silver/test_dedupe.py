@@ -1,16 +1,22 @@
 """mark_duplicates: the kept row, exact copies and older versions; mark_unchanged: rows the table
-already holds, and rows older than its version."""
+already holds, and rows older than its version; new_in_load: a full load's rows that the load
+before did not send."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.spark import local_frame
-from medallion.lakehouse.transforms.silver.dedupe import kept_rows, mark_duplicates, mark_unchanged
+from medallion.lakehouse.transforms.silver.dedupe import (
+    kept_rows,
+    mark_duplicates,
+    mark_unchanged,
+    new_in_load,
+)
 
 SCHEMA = "id STRING, version TIMESTAMP, value STRING, _source_file STRING"
 MARKED = f"{SCHEMA}, _drop_rule STRING"
@@ -140,3 +146,51 @@ def test_a_row_older_than_the_tables_version_is_superseded_unless_its_key_is_unc
         local_frame(spark, expected, f"{held}, _source_file STRING, _drop_rule STRING"),
         checkRowOrder=False,
     )
+
+
+LOAD = "id STRING, value STRING, extra MAP<STRING,STRING>, _source_file STRING, _proc_date DATE"
+DAY_1, DAY_2, DAY_3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
+
+
+def test_a_days_load_keeps_only_the_records_the_load_before_did_not_send(
+    spark: SparkSession,
+) -> None:
+    before = [
+        ("a", "x", None, "day-1", DAY_1),
+        ("b", None, None, "day-1", DAY_1),
+        ("c", "x", {"k": "1", "j": "2"}, "day-1", DAY_1),
+        ("d", "x", None, "day-1", DAY_1),
+        ("e", "x", None, "day-1", DAY_1),
+    ]
+    today = [
+        ("a", "x", None, "day-2", DAY_2),  # resent, from another file: not new
+        ("a", "x", None, "day-2b", DAY_2),  # ... twice
+        ("b", None, None, "day-2", DAY_2),  # NULL equals NULL
+        ("c", "x", {"j": "2", "k": "1"}, "day-2", DAY_2),  # a map equal but for its order
+        ("d", "y", None, "day-2", DAY_2),  # another value
+        ("e", "x", {"k": "1"}, "day-2", DAY_2),  # another map
+        ("f", "x", None, "day-2", DAY_2),  # a record the load before lacked
+    ]
+
+    new = new_in_load(local_frame(spark, today, LOAD), local_frame(spark, before, LOAD),
+                      {DAY_1: DAY_2}, ignored=["_source_file"])
+
+    assertDataFrameEqual(new, local_frame(spark, today[4:], LOAD), checkRowOrder=False)
+
+
+def test_a_whole_history_compares_each_load_with_the_one_before_it(spark: SparkSession) -> None:
+    history = [
+        ("a", "x", None, "day-1", DAY_1),
+        ("a", "x", None, "day-2", DAY_2),  # sent by day 1
+        ("a", "x", None, "day-3", DAY_3),  # sent by day 2
+        ("b", "x", None, "day-1", DAY_1),
+        ("b", "x", None, "day-3", DAY_3),  # back after a day away: new to day 3's compare
+        ("c", "x", None, "day-2", DAY_2),
+        ("c", "x", None, "day-2b", DAY_2),  # a copy within one load: both new
+    ]
+    frame = local_frame(spark, history, LOAD)
+
+    new = new_in_load(frame, frame, {DAY_1: DAY_2, DAY_2: DAY_3}, ignored=["_source_file"])
+
+    expected = [row for row in history if row[3] not in ("day-2", "day-3") or row[0] != "a"]
+    assertDataFrameEqual(new, local_frame(spark, expected, LOAD), checkRowOrder=False)

@@ -1,5 +1,5 @@
 """Mark the rows of a batch that silver drops by a named rule: exact copies, older versions and
-rows the table already holds.
+rows the table already holds; and find the rows of a full load that the load before it sent too.
 
 A batch reaches dedupe after the expectations, so every row has a non-NULL key. The kept row per
 key is the first by the caller's ordering (latest first); every other row gets a rule name in
@@ -11,11 +11,12 @@ key is the first by the caller's ordering (latest first); every other row gets a
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as sf
-from pyspark.sql.types import StringType
+from pyspark.sql.types import MapType, StringType
 
 DROP_RULE_COLUMN = "_drop_rule"
 DUPLICATE_RECORD = "duplicate_record"
@@ -177,3 +178,43 @@ def _later_or_same(sequence: Sequence[Column], current: Sequence[Column]) -> Col
         later = (value > held) | (held.isNull() & value.isNotNull())
         later_or_same = later | (value.eqNullSafe(held) & later_or_same)
     return later_or_same
+
+
+def new_in_load(
+    rows: DataFrame,
+    earlier: DataFrame,
+    follows: Mapping[date, date],
+    *,
+    load: str = "_proc_date",
+    ignored: Sequence[str] = (),
+) -> DataFrame:
+    """The ``rows`` of a full-load source that the load before theirs did not send.
+
+    A full load sends every record each time; a record equal to one of the load it follows was
+    settled by that load. Each row of ``rows`` is compared with the rows of ``earlier`` whose
+    load (the ``load`` column) ``follows`` maps to the row's own: equal in every column but
+    ``load`` and ``ignored`` (NULL equal to NULL, a map by its sorted entries), it is not new.
+    ``follows`` maps a load to the next one: ``{previous: today}`` for a day's rows, each load to
+    the one after it for a whole history (``rows`` and ``earlier`` the same frame). Grain: one row
+    per new input row; columns: the input's.
+    """
+    if not follows:  # no load follows another: every row is new
+        return rows
+    prefix = "_earlier_"
+    compared = [name for name in rows.columns if name not in {load, *ignored}]
+    types = {field.name: field.dataType for field in rows.schema.fields}
+
+    def comparable(name: str, column: Column) -> Column:
+        if isinstance(types[name], MapType):  # maps have no equality in Spark SQL
+            return sf.to_json(sf.array_sort(sf.map_entries(column)))
+        return column
+
+    next_load = sf.create_map(*(sf.lit(day) for pair in sorted(follows.items()) for day in pair))
+    sent = earlier.select(
+        *(comparable(name, sf.col(name)).alias(f"{prefix}{name}") for name in compared),
+        next_load[sf.col(load)].alias(f"{prefix}{load}"),
+    ).where(sf.col(f"{prefix}{load}").isNotNull())
+    on = functools.reduce(Column.__and__, [
+        comparable(name, sf.col(name)).eqNullSafe(sf.col(f"{prefix}{name}")) for name in compared
+    ] + [sf.col(load) == sf.col(f"{prefix}{load}")])
+    return rows.join(sent, on, "left_anti")

@@ -160,9 +160,8 @@ def table_versions(lakehouse: Lakehouse) -> dict[str, int]:
 def require_same_tables(lakehouse: Lakehouse, incremental: Mapping[str, int]) -> None:
     """The tables now (rebuilt) must hold the rows they held at the ``incremental`` versions.
 
-    Silver is compared without its lineage columns: a row that lands again unchanged (every
-    order of the daily Snowflake snapshot) keeps its first landing in a daily MERGE, while a
-    refresh of both days keeps the later copy; the row itself is the same.
+    Silver is compared without its lineage columns: of two landings of one version, a daily
+    MERGE keeps the first, while a refresh may keep the later copy; the row itself is the same.
     """
     for name, version in incremental.items():
         before, now = lakehouse.read(name, version=version), lakehouse.read(name)

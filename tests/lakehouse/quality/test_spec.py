@@ -282,6 +282,16 @@ def test_a_build_section_missing_what_the_layer_needs_names_each_gap(config: Pat
     ) in str(raised.value)
 
 
+def test_a_full_load_that_is_not_a_source_of_the_table_is_named(config: Path) -> None:
+    silver = FACT_ORDERS.replace("  tie_break: [_source_rank]\n", "  tie_break: [_source_rank]\n"
+                                 "  full_loads: [bronze.snowflake_order]\n")
+
+    message = spec_error(config, silver)
+
+    assert ("build.full_loads: expected sources of the table ['bronze.snowflake_orders', "
+            "'bronze.kafka_orders'], found ['bronze.snowflake_order']") in message
+
+
 def test_tables_are_ordered_after_the_tables_of_their_layer_they_read(config: Path) -> None:
     write_spec(config, "silver", "fact_orders", FACT_ORDERS)
     dim = FACT_ORDERS.replace("silver.fact_orders", "silver.dim_customer").replace(

@@ -5,10 +5,10 @@ full refresh). A source that sends every record in each load (``build.full_loads
 records the load before sent too (the last load the table was built from, ``BuiltLoads``; on a
 full refresh each load's predecessor): that load settled them. The spec's transformations follow.
 When the source sends every row daily (``build.skip_unchanged``), the rows the table already
-holds are counted and set aside. The rest
-get the lookups and the expectations in one pass; a valid row older than the table's version is
-dropped, exact copies and older versions among the others are marked; the latest row per key is
-MERGEd (an older version never wins) and the quarantine table's partition of that date replaced.
+holds are counted and set aside. The rest get the lookups and the expectations in one pass; a
+valid row older than the table's version is dropped, exact copies and older versions among the
+others are marked; the latest row per key is MERGEd (an older version never wins) and the
+quarantine table's partition of that date replaced.
 Rows an earlier day quarantined only because a lookup found no parent are checked again with the
 day's rows once that parent exists, and leave the quarantine when merged, so a daily run ends
 where a full refresh would. Re-running a day changes nothing; counts conserve: rows in (the day's
@@ -58,6 +58,8 @@ from medallion.lakehouse.transforms.silver.dedupe import (
     mark_unchanged,
     mark_versions,
     new_in_load,
+    resent_in_history,
+    with_digests,
 )
 
 PROC_DATE = "_proc_date"
@@ -66,6 +68,9 @@ LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
 LAYER = "silver"
 # What bronze adds to a source's record, besides the partition (not part of the record's content).
 BRONZE_METADATA = ("_source_file", "_ingest_ts", RUN_ID_COLUMN)
+# A full load's rows are taken (a day's new ones) or left out (a history's resent ones) by their
+# digests, sent whole to every task (no shuffle of the rows) up to this many: 12-16 bytes each.
+BROADCAST_ROWS = 2_000_000
 # Silver records what each commit changed (the change data feed), so gold rebuilds only the
 # rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
 # deletion vector instead of rewriting every file that holds one.
@@ -180,7 +185,7 @@ def update_silver(
         built_from: dict[str, list[date]] = {}
         for source, record in loads.items():
             bronze[source], built_from[source], resent = _new_in_loads(
-                lakehouse, step, bronze[source], record, run_date, whole=full_refresh, keep=keep)
+                lakehouse, step, bronze[source], record, run_date, whole=full_refresh)
             unchanged[UNCHANGED] += resent
         prepared = spec.apply_transformations(table.prepare(bronze))
         # Each lookup table read once, for every query of the step that looks rows up in it,
@@ -375,29 +380,35 @@ def _new_in_loads(
     run_date: date,
     *,
     whole: bool,
-    keep: bool,
 ) -> tuple[DataFrame, list[date], int]:
-    """A full-load source's ``rows`` without those the load before theirs sent too
-    (``new_in_load``), computed once; the loads they are, and how many rows were left out.
+    """A full-load source's ``rows`` without those the load before theirs sent too; the loads
+    they are, and how many rows were left out.
 
     A day's rows are compared with the latest load on ``record`` before it (all of them kept
-    when there is none); a whole history's (``whole``), each load with the one before it.
+    when there is none): the digests of the new ones are found from the two loads' digests alone
+    (``new_in_load``) and kept, and the day's rows are taken by them. A whole history
+    (``whole``) compares each load with the one before it: the digests of the rows to leave out
+    are found and kept (``resent_in_history``), and the other rows taken.
     """
+    ignored = (*BRONZE_METADATA, PROC_DATE)
     if whole:
         days = sorted(row[0] for row in rows.select(PROC_DATE).distinct().collect())
         if len(days) < 2:
             return rows, days, 0
-        new_rows = new_in_load(rows, rows, dict(itertools.pairwise(days)),
-                               ignored=BRONZE_METADATA)
-    else:
-        days = [run_date]
-        previous = record.last_before(run_date)
-        if previous is None:
-            return rows, days, 0
-        new_rows = new_in_load(rows, _bronze_rows(lakehouse, record.source, previous),
-                               {previous: run_date}, ignored=BRONZE_METADATA)
-    new = step.enter_context(computed_once(new_rows, keep=keep))
-    return new, days, rows.count() - new.count()
+        resent = step.enter_context(computed_once(resent_in_history(
+            rows, dict(itertools.pairwise(days)), load=PROC_DATE, ignored=BRONZE_METADATA)))
+        left_out = resent.count()
+        new = with_digests(rows, resent, ignored=ignored, load=PROC_DATE, keep=False,
+                           broadcast=left_out <= BROADCAST_ROWS)
+        return new, days, left_out
+    previous = record.last_before(run_date)
+    if previous is None:
+        return rows, [run_date], 0
+    digests = step.enter_context(computed_once(new_in_load(
+        rows, _bronze_rows(lakehouse, record.source, previous), ignored=ignored)))
+    fresh = digests.count()
+    new = with_digests(rows, digests, ignored=ignored, broadcast=fresh <= BROADCAST_ROWS)
+    return new, [run_date], rows.count() - fresh
 
 
 def _lookup_rules(spec: TableSpec) -> list[str]:

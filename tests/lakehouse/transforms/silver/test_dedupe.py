@@ -16,6 +16,8 @@ from medallion.lakehouse.transforms.silver.dedupe import (
     mark_duplicates,
     mark_unchanged,
     new_in_load,
+    resent_in_history,
+    with_digests,
 )
 
 SCHEMA = "id STRING, version TIMESTAMP, value STRING, _source_file STRING"
@@ -150,6 +152,7 @@ def test_a_row_older_than_the_tables_version_is_superseded_unless_its_key_is_unc
 
 LOAD = "id STRING, value STRING, extra MAP<STRING,STRING>, _source_file STRING, _proc_date DATE"
 DAY_1, DAY_2, DAY_3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
+IGNORED = ["_source_file", "_proc_date"]
 
 
 def test_a_days_load_keeps_only_the_records_the_load_before_did_not_send(
@@ -171,26 +174,40 @@ def test_a_days_load_keeps_only_the_records_the_load_before_did_not_send(
         ("e", "x", {"k": "1"}, "day-2", DAY_2),  # another map
         ("f", "x", None, "day-2", DAY_2),  # a record the load before lacked
     ]
+    rows, earlier = local_frame(spark, today, LOAD), local_frame(spark, before, LOAD)
 
-    new = new_in_load(local_frame(spark, today, LOAD), local_frame(spark, before, LOAD),
-                      {DAY_1: DAY_2}, ignored=["_source_file"])
+    digests = new_in_load(rows, earlier, ignored=IGNORED)
+    new = with_digests(rows, digests, ignored=IGNORED)
 
+    assert digests.count() == 3
     assertDataFrameEqual(new, local_frame(spark, today[4:], LOAD), checkRowOrder=False)
+    assertDataFrameEqual(with_digests(rows, digests, ignored=IGNORED, broadcast=True), new,
+                         checkRowOrder=False)
 
 
-def test_a_whole_history_compares_each_load_with_the_one_before_it(spark: SparkSession) -> None:
+def test_a_whole_history_leaves_out_the_records_each_loads_predecessor_sent(
+    spark: SparkSession,
+) -> None:
     history = [
         ("a", "x", None, "day-1", DAY_1),
         ("a", "x", None, "day-2", DAY_2),  # sent by day 1
+        ("a", "x", None, "day-2b", DAY_2),  # ... twice
         ("a", "x", None, "day-3", DAY_3),  # sent by day 2
         ("b", "x", None, "day-1", DAY_1),
-        ("b", "x", None, "day-3", DAY_3),  # back after a day away: new to day 3's compare
+        ("b", "x", None, "day-3", DAY_3),  # back after a day away: new to day 3
         ("c", "x", None, "day-2", DAY_2),
         ("c", "x", None, "day-2b", DAY_2),  # a copy within one load: both new
     ]
     frame = local_frame(spark, history, LOAD)
 
-    new = new_in_load(frame, frame, {DAY_1: DAY_2, DAY_2: DAY_3}, ignored=["_source_file"])
+    resent = resent_in_history(frame, {DAY_1: DAY_2, DAY_2: DAY_3}, load="_proc_date",
+                               ignored=["_source_file"])
+    new = with_digests(frame, resent, ignored=IGNORED, load="_proc_date", keep=False)
 
-    expected = [row for row in history if row[3] not in ("day-2", "day-3") or row[0] != "a"]
+    assert resent.count() == 3
+    expected = [row for row in history if row[0] != "a" or row[4] == DAY_1]
     assertDataFrameEqual(new, local_frame(spark, expected, LOAD), checkRowOrder=False)
+    assertDataFrameEqual(
+        with_digests(frame, resent, ignored=IGNORED, load="_proc_date", keep=False,
+                     broadcast=True),
+        new, checkRowOrder=False)

@@ -55,11 +55,12 @@ from medallion.lakehouse.transforms.silver.dedupe import (
     DROP_RULE_COLUMN,
     DROP_RULES,
     UNCHANGED,
+    history_digests,
     mark_unchanged,
     mark_versions,
     new_in_load,
-    resent_in_history,
     with_digests,
+    without_resent,
 )
 
 PROC_DATE = "_proc_date"
@@ -68,8 +69,8 @@ LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
 LAYER = "silver"
 # What bronze adds to a source's record, besides the partition (not part of the record's content).
 BRONZE_METADATA = ("_source_file", "_ingest_ts", RUN_ID_COLUMN)
-# A full load's rows are taken (a day's new ones) or left out (a history's resent ones) by their
-# digests, sent whole to every task (no shuffle of the rows) up to this many: 12-16 bytes each.
+# A full load's rows are taken (the new ones) or left out (the resent ones) by their digests, sent
+# whole to every task (no shuffle of the rows) up to this many: 12-16 bytes each.
 BROADCAST_ROWS = 2_000_000
 # Silver records what each commit changed (the change data feed), so gold rebuilds only the
 # rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
@@ -387,19 +388,18 @@ def _new_in_loads(
     A day's rows are compared with the latest load on ``record`` before it (all of them kept
     when there is none): the digests of the new ones are found from the two loads' digests alone
     (``new_in_load``) and kept, and the day's rows are taken by them. A whole history
-    (``whole``) compares each load with the one before it: the digests of the rows to leave out
-    are found and kept (``resent_in_history``), and the other rows taken.
+    (``whole``) compares each load with the one before it at once (``history_digests``) and
+    leaves out the resent rows (``without_resent``).
     """
     ignored = (*BRONZE_METADATA, PROC_DATE)
     if whole:
         days = sorted(row[0] for row in rows.select(PROC_DATE).distinct().collect())
         if len(days) < 2:
             return rows, days, 0
-        resent = step.enter_context(computed_once(resent_in_history(
+        history = step.enter_context(computed_once(history_digests(
             rows, dict(itertools.pairwise(days)), load=PROC_DATE, ignored=BRONZE_METADATA)))
-        left_out = resent.count()
-        new = with_digests(rows, resent, ignored=ignored, load=PROC_DATE, keep=False,
-                           broadcast=left_out <= BROADCAST_ROWS)
+        new, left_out = without_resent(rows, history, first=days[0], load=PROC_DATE,
+                                       ignored=ignored, broadcast_rows=BROADCAST_ROWS)
         return new, days, left_out
     previous = record.last_before(run_date)
     if previous is None:

@@ -1,23 +1,26 @@
 """mark_duplicates: the kept row, exact copies and older versions; mark_unchanged: rows the table
-already holds, and rows older than its version; new_in_load: a full load's rows that the load
-before did not send."""
+already holds, and rows older than its version; new_in_load, without_resent: a full load's
+rows that the load before did not send, for a day and for a whole history."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.testing import assertDataFrameEqual
 
 from medallion.lakehouse.spark import local_frame
 from medallion.lakehouse.transforms.silver.dedupe import (
+    RESENT,
+    history_digests,
     kept_rows,
     mark_duplicates,
     mark_unchanged,
     new_in_load,
-    resent_in_history,
     with_digests,
+    without_resent,
 )
 
 SCHEMA = "id STRING, version TIMESTAMP, value STRING, _source_file STRING"
@@ -185,8 +188,13 @@ def test_a_days_load_keeps_only_the_records_the_load_before_did_not_send(
                          checkRowOrder=False)
 
 
+@pytest.mark.parametrize(
+    ("returning", "broadcast_rows"),
+    [("d", 10), ("d", 0), (None, 10)],
+    ids=["resent-left-out-broadcast", "resent-left-out-shuffled", "new-taken-broadcast"],
+)
 def test_a_whole_history_leaves_out_the_records_each_loads_predecessor_sent(
-    spark: SparkSession,
+    spark: SparkSession, returning: str | None, broadcast_rows: int
 ) -> None:
     history = [
         ("a", "x", None, "day-1", DAY_1),
@@ -198,16 +206,16 @@ def test_a_whole_history_leaves_out_the_records_each_loads_predecessor_sent(
         ("c", "x", None, "day-2", DAY_2),
         ("c", "x", None, "day-2b", DAY_2),  # a copy within one load: both new
     ]
+    if returning:  # one more new row than resent ones: the resent ones are left out
+        history.append((returning, "x", None, "day-3", DAY_3))
     frame = local_frame(spark, history, LOAD)
 
-    resent = resent_in_history(frame, {DAY_1: DAY_2, DAY_2: DAY_3}, load="_proc_date",
-                               ignored=["_source_file"])
-    new = with_digests(frame, resent, ignored=IGNORED, load="_proc_date", keep=False)
+    digests = history_digests(frame, {DAY_1: DAY_2, DAY_2: DAY_3}, load="_proc_date",
+                              ignored=["_source_file"])
+    new, left_out = without_resent(frame, digests, first=DAY_1, load="_proc_date",
+                                   ignored=IGNORED, broadcast_rows=broadcast_rows)
 
-    assert resent.count() == 3
+    assert digests.count() == len(history)
+    assert digests.where(RESENT).count() == left_out == 3
     expected = [row for row in history if row[0] != "a" or row[4] == DAY_1]
     assertDataFrameEqual(new, local_frame(spark, expected, LOAD), checkRowOrder=False)
-    assertDataFrameEqual(
-        with_digests(frame, resent, ignored=IGNORED, load="_proc_date", keep=False,
-                     broadcast=True),
-        new, checkRowOrder=False)

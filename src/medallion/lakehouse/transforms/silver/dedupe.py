@@ -185,7 +185,10 @@ DIGEST = ("_record_digest_64", "_record_digest_32")
 digests are taken as equal. A false match needs two different records of a load and the one
 before it to agree in all 96 bits; at 10M records a load that is ~10^-15 a day."""
 RECORD_LOAD = "_record_load"
-"""The load a digest's record came with (``resent_in_history``)."""
+"""The load a digest's record came with (``history_digests``)."""
+
+RESENT = "_resent"
+"""Whether the load before a digest's load sent its record too (``history_digests``)."""
 
 
 def record_digest(rows: DataFrame, ignored: Sequence[str] = ()) -> list[Column]:
@@ -238,22 +241,56 @@ def with_digests(
     )
 
 
-def resent_in_history(
+def history_digests(
     rows: DataFrame, follows: Mapping[date, date], *, load: str, ignored: Sequence[str] = ()
 ) -> DataFrame:
-    """The ``DIGEST`` and ``load`` of each row of a full-load source's whole history that the
-    load its own follows sent too (``follows`` maps each load to the next one): what a day's
-    ``new_in_load`` would have left out, for every load at once.
+    """The ``DIGEST`` and ``load`` (``RECORD_LOAD``) of each row of a full-load source's whole
+    history, and whether the load its own follows sent it too (``RESENT``; ``follows`` maps each
+    load to the next one): what a day's ``new_in_load`` would have left out, for every load at
+    once.
 
-    Grain: one row per resent row; columns: the digest and ``RECORD_LOAD``. Computed from the
-    digests alone (a narrow shuffle); ``with_digests(keep=False)`` takes the other rows.
+    Grain: one row per row of ``rows``; columns: the digest, ``RECORD_LOAD`` and ``RESENT``.
+    Computed from the digests alone (a narrow shuffle); ``with_digests`` takes the rows by the
+    resent ones (``keep=False``) or by the new ones.
     """
     digests = rows.select(*record_digest(rows, [load, *ignored]), sf.col(load).alias(RECORD_LOAD))
     previous = sf.create_map(*(sf.lit(day) for pair in sorted(follows.items())
                                for day in reversed(pair)))[sf.col(RECORD_LOAD)]
-    sent_in = "_sent_in_loads"
-    return (
-        digests.withColumn(sent_in, sf.collect_set(RECORD_LOAD).over(Window.partitionBy(*DIGEST)))
-        .where(sf.coalesce(sf.array_contains(sent_in, previous), sf.lit(False)))
-        .drop(sent_in)
+    sent_in = sf.collect_set(RECORD_LOAD).over(Window.partitionBy(*DIGEST))
+    return digests.select(
+        *DIGEST, RECORD_LOAD,
+        sf.coalesce(sf.array_contains(sent_in, previous), sf.lit(False)).alias(RESENT),
     )
+
+
+def without_resent(
+    rows: DataFrame,
+    history: DataFrame,
+    *,
+    first: date,
+    load: str,
+    ignored: Sequence[str] = (),
+    broadcast_rows: int,
+) -> tuple[DataFrame, int]:
+    """A full-load source's whole history ``rows`` without the rows the load before theirs sent
+    too, and how many those were; ``history`` is their ``history_digests`` (computed once: it is
+    counted, then read again), ``first`` the first load.
+
+    The first load is kept whole and the later loads' rows are taken by their new digests (a
+    day's changes: few); when those are the more, or more than ``broadcast_rows``, the resent
+    rows are left out by theirs instead. Either set is sent whole to every task (the rows are
+    not shuffled) if it holds at most ``broadcast_rows``. Grain and columns: ``rows``'.
+    """
+    later = sf.col(RECORD_LOAD) != sf.lit(first)
+    counts = history.groupBy(RESENT, later.alias("later")).count().collect()
+    resent = sum(row["count"] for row in counts if row[RESENT])
+    new_later = sum(row["count"] for row in counts if row["later"] and not row[RESENT])
+    digests = [*DIGEST, RECORD_LOAD]
+    if new_later <= min(resent, broadcast_rows):
+        in_first = sf.col(load) == sf.lit(first)
+        taken = with_digests(
+            rows.where(~in_first), history.where(later & ~sf.col(RESENT)).select(*digests),
+            ignored=ignored, load=load, broadcast=True)
+        return rows.where(in_first).unionByName(taken), resent
+    return with_digests(rows, history.where(RESENT).select(*digests), ignored=ignored,
+                        load=load, keep=False, broadcast=resent <= broadcast_rows), resent

@@ -69,8 +69,9 @@ LINEAGE_COLUMNS = ("_source_file", "_ingest_ts", PROC_DATE)
 LAYER = "silver"
 # What bronze adds to a source's record, besides the partition (not part of the record's content).
 BRONZE_METADATA = ("_source_file", "_ingest_ts", RUN_ID_COLUMN)
-# A full load's rows are taken (the new ones) or left out (the resent ones) by their digests, sent
-# whole to every task (no shuffle of the rows) up to this many: 12-16 bytes each.
+# A full load's rows are taken (the new ones) or left out (the resent ones) by their digests, and
+# the table's rows a day's rows are compared with found by their keys, sent whole to every task
+# (no shuffle of the rows) up to this many: 12-16 bytes a digest, a few tens a key.
 BROADCAST_ROWS = 2_000_000
 # Silver records what each commit changed (the change data feed), so gold rebuilds only the
 # rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
@@ -196,7 +197,11 @@ def update_silver(
         kept_first = {lookup.table: lakehouse.read(lookup.table) for lookup in spec.lookups}
         keep_first = {name: lakehouse.is_small(name) for name in kept_first}
         if set_aside:
-            kept_first[_SET_ASIDE] = _marked_unchanged(lakehouse, table, prepared)
+            # The day's rows, few once the full loads' resent rows are left out: computed once,
+            # so that their keys can narrow the table's rows they are compared with.
+            prepared = step.enter_context(computed_once(prepared, keep=spec.build.persist))
+            few = spec.build.persist and prepared.count() <= BROADCAST_ROWS
+            kept_first[_SET_ASIDE] = _marked_unchanged(lakehouse, table, prepared, few=few)
             keep_first[_SET_ASIDE] = spec.build.persist
         computed = computed_once_each(step, kept_first, keep=keep_first)
         lookup_tables = {lookup.table: computed[lookup.table] for lookup in spec.lookups}
@@ -305,7 +310,9 @@ def update_silver(
 _SET_ASIDE = "<rows the table holds already>"  # not a table name: no lookup's key
 
 
-def _marked_unchanged(lakehouse: Lakehouse, table: SilverTable, rows: DataFrame) -> DataFrame:
+def _marked_unchanged(
+    lakehouse: Lakehouse, table: SilverTable, rows: DataFrame, *, few: bool
+) -> DataFrame:
     """``rows``, each marked in ``_drop_rule`` when the table already holds it.
 
     For a table whose source sends every row each day (Snowflake's full load): the rows of a key
@@ -315,7 +322,7 @@ def _marked_unchanged(lakehouse: Lakehouse, table: SilverTable, rows: DataFrame)
     such a row is not checked again; a row that failed a check is not in the table and is
     checked, and quarantined, again. A row older than the table's version is marked
     ``superseded_by_newer_version`` (the MERGE would never apply it: after the checks it is
-    dropped); any other gets NULL.
+    dropped); any other gets NULL. ``few``: see ``mark_unchanged``.
     """
     spec = table.spec
     return mark_unchanged(
@@ -324,6 +331,7 @@ def _marked_unchanged(lakehouse: Lakehouse, table: SilverTable, rows: DataFrame)
         spec.keys,
         [*table.sequence_by, *spec.build.columns],
         table.sequence_by,
+        few=few,
     )
 
 

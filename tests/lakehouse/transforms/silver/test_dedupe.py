@@ -91,8 +91,9 @@ def test_kept_rows_drop_the_marker_column(spark: SparkSession) -> None:
     assertDataFrameEqual(kept, local_frame(spark, [("a", V2, "y", "f1")], SCHEMA))
 
 
+@pytest.mark.parametrize("few", [False, True], ids=["table-joined", "table-narrowed-first"])
 def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
-    spark: SparkSession,
+    spark: SparkSession, few: bool
 ) -> None:
     held = "id STRING, version TIMESTAMP, value STRING"
     current = local_frame(
@@ -112,7 +113,7 @@ def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
     ]
 
     marked = mark_unchanged(local_frame(spark, batch, f"{held}, _source_file STRING"),
-                            current, ["id"], ["version", "value"])
+                            current, ["id"], ["version", "value"], few=few)
 
     expected = [(*row, "unchanged" if row[0] in ("a", "b") else None) for row in batch]
     assertDataFrameEqual(
@@ -122,8 +123,9 @@ def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
     )
 
 
+@pytest.mark.parametrize("few", [False, True], ids=["table-joined", "table-narrowed-first"])
 def test_a_row_older_than_the_tables_version_is_superseded_unless_its_key_is_unchanged(
-    spark: SparkSession,
+    spark: SparkSession, few: bool
 ) -> None:
     held = "id STRING, version TIMESTAMP, value STRING"
     current = local_frame(
@@ -142,7 +144,7 @@ def test_a_row_older_than_the_tables_version_is_superseded_unless_its_key_is_unc
     ]
 
     marked = mark_unchanged(local_frame(spark, batch, f"{held}, _source_file STRING"),
-                            current, ["id"], ["version", "value"], ["version"])
+                            current, ["id"], ["version", "value"], ["version"], few=few)
 
     rules = {0: "unchanged", 2: "superseded_by_newer_version", 4: "superseded_by_newer_version"}
     expected = [(*row, rules.get(index)) for index, row in enumerate(batch)]

@@ -126,6 +126,8 @@ def mark_unchanged(
     keys: Sequence[str],
     compared: Sequence[str],
     sequence_by: Sequence[str] = (),
+    *,
+    few: bool = False,
 ) -> DataFrame:
     """``batch`` with ``_drop_rule``: ``unchanged`` on the rows of a key that brings nothing new,
     ``superseded_by_newer_version`` on a row older than the version the table holds, else NULL.
@@ -140,9 +142,15 @@ def mark_unchanged(
     than deduplicated, so it cannot lend a CDC row carrying no status its own older one. A row
     with a NULL key is never marked. Grain: one row per batch row; columns: the batch's and
     ``_drop_rule``.
+
+    With ``few`` (a batch small enough to send whole to every task: computed once, it is read
+    twice), the table's rows are first narrowed to the batch's keys by a broadcast semi-join: a
+    scan of the table, not a shuffle of it.
     """
     held_prefix = "_current_"
     compared = [name for name in dict.fromkeys(compared) if name not in keys]
+    if few:
+        current = current.join(sf.broadcast(batch.select(*keys)), list(keys), "left_semi")
     held = current.select(
         *(sf.col(name).alias(f"{held_prefix}{name}")
           for name in dict.fromkeys([*keys, *compared, *sequence_by])),

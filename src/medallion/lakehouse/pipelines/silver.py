@@ -399,7 +399,6 @@ def _new_in_loads(
     (``whole``) compares each load with the one before it at once (``history_digests``) and
     leaves out the resent rows (``without_resent``).
     """
-    ignored = (*BRONZE_METADATA, PROC_DATE)
     if whole:
         days = sorted(row[0] for row in rows.select(PROC_DATE).distinct().collect())
         if len(days) < 2:
@@ -407,8 +406,9 @@ def _new_in_loads(
         history = step.enter_context(computed_once(history_digests(
             rows, dict(itertools.pairwise(days)), load=PROC_DATE, ignored=BRONZE_METADATA)))
         new, left_out = without_resent(rows, history, first=days[0], load=PROC_DATE,
-                                       ignored=ignored, broadcast_rows=BROADCAST_ROWS)
+                                       ignored=BRONZE_METADATA, broadcast_rows=BROADCAST_ROWS)
         return new, days, left_out
+    ignored = (*BRONZE_METADATA, PROC_DATE)
     previous = record.last_before(run_date)
     if previous is None:
         return rows, [run_date], 0

@@ -215,7 +215,7 @@ def test_a_whole_history_leaves_out_the_records_each_loads_predecessor_sent(
     digests = history_digests(frame, {DAY_1: DAY_2, DAY_2: DAY_3}, load="_proc_date",
                               ignored=["_source_file"])
     new, left_out = without_resent(frame, digests, first=DAY_1, load="_proc_date",
-                                   ignored=IGNORED, broadcast_rows=broadcast_rows)
+                                   ignored=["_source_file"], broadcast_rows=broadcast_rows)
 
     assert digests.count() == len(history)
     assert digests.where(RESENT).count() == left_out == 3

@@ -233,13 +233,14 @@ def with_digests(
     broadcast: bool = False,
 ) -> DataFrame:
     """The ``rows`` whose record's digest is among ``digests`` (``keep``), or is not
-    (``keep=False``); with ``load``, the digest of a row of that load (``RECORD_LOAD``).
-    ``broadcast``: the digests are sent whole to every task, and the rows are not shuffled.
-    Grain and columns: ``rows``'."""
-    own = record_digest(rows, ignored)
-    names = list(DIGEST)
-    if load is not None:
-        own, names = [*own, sf.col(load)], [*names, RECORD_LOAD]
+    (``keep=False``); with ``load``, the digest of a row of that load (``RECORD_LOAD``; the
+    load is not part of the record, as in ``history_digests``). ``broadcast``: the digests are
+    sent whole to every task, and the rows are not shuffled. Grain and columns: ``rows``'."""
+    if load is None:
+        own, names = record_digest(rows, ignored), list(DIGEST)
+    else:
+        own = [*record_digest(rows, [load, *ignored]), sf.col(load)]
+        names = [*DIGEST, RECORD_LOAD]
     wanted = sf.broadcast(digests) if broadcast else digests
     return rows.join(
         wanted,

@@ -89,6 +89,7 @@ def test_looking_up_an_unknown_name_runs_no_query_that_fails(
     # Spark's own listeners log each failed query of a classic session (ERROR, with the JVM's
     # stack trace) once a frame has been observed, and pyspark's logging cannot hold that back.
     other = spark.newSession()
+    other.sql("CREATE SCHEMA IF NOT EXISTS ops")  # a known schema: only a missing one may fail
     other.range(1).createOrReplaceTempView("never_registered")  # listed too, and not a table
     outcomes: list[tuple[str, str | None]] = []
     sql = other.sql
@@ -107,7 +108,6 @@ def test_looking_up_an_unknown_name_runs_no_query_that_fails(
 
     assert registered_location(other, "ops.never_registered") is None
     assert outcomes == [("SHOW TABLE EXTENDED IN ops LIKE 'never_registered'", None)]
-
 
 
 class Collected(logging.Handler):

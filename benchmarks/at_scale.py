@@ -192,6 +192,11 @@ def spark_jvm_peak_mib() -> float | None:
     return None
 
 
+def _against(ours: float, theirs: float | None) -> str:
+    """The bare PySpark seconds and the framework's ratio to them; blank without a baseline."""
+    return "" if theirs is None else f"{theirs:>9.1f}{ours / theirs:>7.2f}x"
+
+
 def print_report(
     sizes: Sizes,
     landed_seconds: float,
@@ -209,19 +214,23 @@ def print_report(
         f"landed in {landed_seconds:.0f} s); wall seconds, one run, load average "
         f"{os.getloadavg()[0]:.1f}"
     )
-    print("\nday 1, framework vs bare PySpark (same raw files, same session)")
-    print(f"  {'layer':<10}{'framework s':>13}{'bare s':>9}{'ratio':>8}"
-          f"   target <= {RATIO_TARGET}x")
+    if bare:
+        print("\nday 1, framework vs bare PySpark (same raw files, same session)")
+        print(f"  {'layer':<10}{'framework s':>13}{'bare s':>9}{'ratio':>8}"
+              f"   target <= {RATIO_TARGET}x")
+    else:
+        print("\nday 1, framework (no bare PySpark baseline: --skip-bare)")
+        print(f"  {'layer':<10}{'framework s':>13}")
     for layer in LAYERS:
         ours = framework[layer].total
-        theirs = sum(bare[layer].values()) if bare else float("nan")
-        print(f"  {layer:<10}{ours:>13.1f}{theirs:>9.1f}{ours / theirs:>7.2f}x")
+        theirs = sum(bare[layer].values()) if bare else None
+        print(f"  {layer:<10}{ours:>13.1f}{_against(ours, theirs)}")
         for table, seconds in framework[layer].seconds.items():
-            alone = bare[layer][table] if bare else float("nan")
-            print(f"    {table:<28}{seconds:>7.1f}{alone:>9.1f}{seconds / alone:>7.2f}x")
+            print(f"    {table:<28}{seconds:>7.1f}"
+                  f"{_against(seconds, bare[layer][table] if bare else None)}")
     ours = sum(times.total for times in framework.values())
-    theirs = sum(sum(tables.values()) for tables in bare.values()) if bare else float("nan")
-    print(f"  {'build':<10}{ours:>13.1f}{theirs:>9.1f}{ours / theirs:>7.2f}x")
+    theirs = sum(sum(tables.values()) for tables in bare.values()) if bare else None
+    print(f"  {'build':<10}{ours:>13.1f}{_against(ours, theirs)}")
     behavior = f"bronze.{BEHAVIOR}"
     rows = framework["bronze"].rows_in[behavior]
     print()

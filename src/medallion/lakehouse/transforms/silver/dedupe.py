@@ -213,6 +213,12 @@ def record_digest(rows: DataFrame, ignored: Sequence[str] = ()) -> list[Column]:
     return [sf.xxhash64(*content).alias(DIGEST[0]), sf.hash(*content).alias(DIGEST[1])]
 
 
+def _load_digest(rows: DataFrame, load: str, ignored: Sequence[str]) -> list[Column]:
+    """The ``DIGEST`` of each row's record and its ``load`` (as ``RECORD_LOAD``): the load is
+    not part of the record, so a row resent by a later load has the same digest."""
+    return [*record_digest(rows, [load, *ignored]), sf.col(load).alias(RECORD_LOAD)]
+
+
 def new_in_load(rows: DataFrame, earlier: DataFrame, *, ignored: Sequence[str] = ()) -> DataFrame:
     """The ``DIGEST`` of each of ``rows``' records that ``earlier`` (the load before) did not send.
 
@@ -239,8 +245,7 @@ def with_digests(
     if load is None:
         own, names = record_digest(rows, ignored), list(DIGEST)
     else:
-        own = [*record_digest(rows, [load, *ignored]), sf.col(load)]
-        names = [*DIGEST, RECORD_LOAD]
+        own, names = _load_digest(rows, load, ignored), [*DIGEST, RECORD_LOAD]
     wanted = sf.broadcast(digests) if broadcast else digests
     return rows.join(
         wanted,
@@ -262,7 +267,7 @@ def history_digests(
     Computed from the digests alone (a narrow shuffle); ``with_digests`` takes the rows by the
     resent ones (``keep=False``) or by the new ones.
     """
-    digests = rows.select(*record_digest(rows, [load, *ignored]), sf.col(load).alias(RECORD_LOAD))
+    digests = rows.select(*_load_digest(rows, load, ignored))
     previous = sf.create_map(*(sf.lit(day) for pair in sorted(follows.items())
                                for day in reversed(pair)))[sf.col(RECORD_LOAD)]
     sent_in = sf.collect_set(RECORD_LOAD).over(Window.partitionBy(*DIGEST))

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.at_scale import LayerTimes, print_report
+from benchmarks.at_scale import BEHAVIOR, LayerTimes, print_report
 from benchmarks.bare_day import LAYERS
 from benchmarks.data import Sizes
 
-BEHAVIOR = "bronze.customer_behavior"
+BEHAVIOR_TABLE = f"bronze.{BEHAVIOR}"  # the table whose rate the report prints
 
 
 def day_one_table(capsys: pytest.CaptureFixture[str], *, bare: bool) -> list[str]:
     """The lines of the report's day-1 table, for two steps a layer timed at 2 s and 3 s (bare
     PySpark 1 s each)."""
     framework = {layer: LayerTimes({f"{layer}.a": 2.0, f"{layer}.b": 3.0}) for layer in LAYERS}
-    framework["bronze"] = LayerTimes({BEHAVIOR: 2.0, "bronze.b": 3.0}, {BEHAVIOR: 1000})
+    framework["bronze"] = LayerTimes({BEHAVIOR_TABLE: 2.0, "bronze.b": 3.0}, {BEHAVIOR_TABLE: 1000})
     baseline = {layer: dict.fromkeys(times.seconds, 1.0) for layer, times in framework.items()}
     later = {layer: LayerTimes({f"{layer}.a": 1.0}) for layer in LAYERS}
     print_report(Sizes(10, 5, 2, 3), 1.0, framework, baseline if bare else None,
-                 LayerTimes({BEHAVIOR: 1.0}), later, later, None)
+                 LayerTimes({BEHAVIOR_TABLE: 1.0}), later, later, None)
     lines = capsys.readouterr().out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("day 1"))
     return lines[start:lines.index("", start)]

@@ -58,8 +58,11 @@ def two_days(house: Lakehouse) -> StepResult:
 
 
 def test_a_full_loads_resent_records_are_counted_not_checked_and_silver_equals_a_refresh(
-    spark: SparkSession, tmp_path: object
+    spark: SparkSession, tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With the day's update of a key silver holds (ord_1) merged apart from its new order
+    (ord_4), as silver does for a large table (the next test takes one MERGE)."""
+    monkeypatch.setattr(silver, "MERGE_APART_MIN_BYTES", 0)
     house = Lakehouse.open(spark, StorageRoot(tmp_path))  # type: ignore[arg-type]
     # Snowflake's full load carries an order's older versions too (ord_1 was placed, then
     # shipped): the day-2 snapshot holds nothing new but ord_4.
@@ -83,6 +86,9 @@ def test_a_full_loads_resent_records_are_counted_not_checked_and_silver_equals_a
 
     result = two_days(house)
 
+    merges = [commit for commit in house.history("silver.fact_orders", limit=10)
+              if commit.operation == "MERGE"]
+    assert len(merges) == 2
     assert result.as_dict() == {
         "step": "update_fact_orders", "target": "silver.fact_orders", "rows_in": 7,
         "rows_written": 2, "rows_quarantined": 0, "rows_dropped": {

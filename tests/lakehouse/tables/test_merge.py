@@ -117,6 +117,37 @@ def test_a_record_landed_again_does_not_rewrite_the_table(lakehouse: Lakehouse) 
     assertDataFrameEqual(lakehouse.read("silver.merge_same"), expected)
 
 
+def test_held_keys_merge_without_an_insert_clause_and_the_rest_in_the_full_merge(
+    lakehouse: Lakehouse,
+) -> None:
+    """o1 is held (the caller found it): updated by a MERGE that cannot insert. o2 is in the
+    table though not held (a concurrent writer's key), o3 new: both go to the full MERGE."""
+    table = "silver.merge_held"
+    seed(lakehouse, table)
+    before = lakehouse.history(table, limit=1)[0].version
+    held = local_frame(lakehouse.spark, [("o1",)], "order_id string")
+
+    merge(
+        lakehouse,
+        table,
+        [("o1", "delivered", T2, 0, INGEST_B), ("o2", "cancelled", T2, 0, INGEST_B),
+         ("o3", "placed", T2, 0, INGEST_B)],
+        sequence_by=["updated_at", "_rank"],
+        held=held,
+    )
+
+    assertDataFrameEqual(lakehouse.read(table), local_frame(lakehouse.spark, [
+        ("o1", "delivered", T2, 0, INGEST_B), ("o2", "cancelled", T2, 0, INGEST_B),
+        ("o3", "placed", T2, 0, INGEST_B)], SCHEMA))
+    commits = lakehouse.spark.sql(
+        f"DESCRIBE HISTORY delta.`{lakehouse.path(table)}`"
+    ).where(f"version > {before}").orderBy("version").collect()
+    assert [(row["operation"], row["operationParameters"]["notMatchedPredicates"] != "[]",
+             int(row["operationMetrics"]["numTargetRowsUpdated"]),
+             int(row["operationMetrics"]["numTargetRowsInserted"])) for row in commits] == [
+        ("MERGE", False, 1, 0), ("MERGE", True, 1, 1)]
+
+
 def test_replacing_keys_updates_inserts_and_deletes_only_those_keys(
     lakehouse: Lakehouse,
 ) -> None:

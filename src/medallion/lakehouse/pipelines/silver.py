@@ -50,7 +50,7 @@ from medallion.lakehouse.quality.spec import (
     transform_of,
 )
 from medallion.lakehouse.spark import computed_once, computed_once_each, counted_while
-from medallion.lakehouse.tables import Lakehouse
+from medallion.lakehouse.tables import SMALL_TABLE_BYTES, Lakehouse
 from medallion.lakehouse.transforms.silver.dedupe import (
     DROP_RULE_COLUMN,
     DROP_RULES,
@@ -73,6 +73,11 @@ BRONZE_METADATA = ("_source_file", "_ingest_ts", RUN_ID_COLUMN)
 # the table's rows a day's rows are compared with found by their keys, sent whole to every task
 # (no shuffle of the rows) up to this many: 12-16 bytes a digest, a few tens a key.
 BROADCAST_ROWS = 2_000_000
+# A day's updates of a large table are merged apart from its new rows, the updates sent whole to
+# every task (``Lakehouse.merge``'s ``held``): from a table this large, up to this many updates
+# (a few hundred bytes a row). A smaller table takes one MERGE, one commit.
+MERGE_APART_MIN_BYTES = SMALL_TABLE_BYTES
+MERGE_APART_ROWS = 250_000
 # Silver records what each commit changed (the change data feed), so gold rebuilds only the
 # rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
 # deletion vector instead of rewriting every file that holds one.
@@ -205,8 +210,9 @@ def update_silver(
             keep_first[_SET_ASIDE] = spec.build.persist
         computed = computed_once_each(step, kept_first, keep=keep_first)
         lookup_tables = {lookup.table: computed[lookup.table] for lookup in spec.lookups}
+        held_keys = None  # the day's keys the table holds already
         if set_aside:
-            prepared, held = _without_unchanged(computed[_SET_ASIDE])
+            prepared, held, held_keys = _without_unchanged(computed[_SET_ASIDE], spec.keys)
             unchanged[UNCHANGED] += held
         # Checked and quarantined in one pass (the counts are taken while the quarantine is
         # written), then marked, counted and merged: the input and the marked rows are each
@@ -281,6 +287,7 @@ def update_silver(
                 sequence_by=table.sequence_by,
                 keep_current_when_null=spec.build.keep_current_when_null,
                 compare_columns=spec.build.columns,
+                held=held_keys if _updates_merged_apart(lakehouse, dataset, held_keys) else None,
             )
     if readmitted is not None:  # merged: they leave the quarantine
         # Only the partitions they were quarantined in are read (the quarantine of a full load
@@ -332,15 +339,30 @@ def _marked_unchanged(
         [*table.sequence_by, *spec.build.columns],
         table.sequence_by,
         few=few,
+        held_as=_HELD,
     )
 
 
-def _without_unchanged(marked: DataFrame) -> tuple[DataFrame, int]:
-    """The ``marked`` rows (``_marked_unchanged``, computed once) that are not ``unchanged``, and
-    how many were."""
+_HELD = "_held"  # whether the table holds the row's key (``_marked_unchanged``)
+
+
+def _without_unchanged(
+    marked: DataFrame, keys: Sequence[str]
+) -> tuple[DataFrame, int, DataFrame]:
+    """The ``marked`` rows (``_marked_unchanged``, computed once) that are not ``unchanged``, how
+    many were, and the keys of theirs that the table holds."""
     unchanged = marked.where(sf.col(DROP_RULE_COLUMN) == sf.lit(UNCHANGED)).count()
     kept = marked.where(~sf.col(DROP_RULE_COLUMN).eqNullSafe(sf.lit(UNCHANGED)))
-    return kept, unchanged
+    return kept.drop(_HELD), unchanged, kept.where(sf.col(_HELD)).select(*keys)
+
+
+def _updates_merged_apart(lakehouse: Lakehouse, dataset: str, held: DataFrame | None) -> bool:
+    """Whether the rows of the ``held`` keys go to a MERGE of their own (``Lakehouse.merge``):
+    when the table is large enough for its files' shuffle to cost more than a second commit, and
+    they are few enough to send whole to every task."""
+    if held is None or lakehouse.size_in_bytes(dataset) < MERGE_APART_MIN_BYTES:
+        return False
+    return 0 < held.count() <= MERGE_APART_ROWS
 
 
 @dataclass(frozen=True)

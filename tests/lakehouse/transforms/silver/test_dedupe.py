@@ -92,7 +92,7 @@ def test_kept_rows_drop_the_marker_column(spark: SparkSession) -> None:
 
 
 @pytest.mark.parametrize("few", [False, True], ids=["table-joined", "table-narrowed-first"])
-def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
+def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged_and_held_is_marked(
     spark: SparkSession, few: bool
 ) -> None:
     held = "id STRING, version TIMESTAMP, value STRING"
@@ -113,12 +113,14 @@ def test_the_rows_of_a_key_all_equal_to_the_tables_version_are_unchanged(
     ]
 
     marked = mark_unchanged(local_frame(spark, batch, f"{held}, _source_file STRING"),
-                            current, ["id"], ["version", "value"], few=few)
+                            current, ["id"], ["version", "value"], few=few, held_as="_held")
 
-    expected = [(*row, "unchanged" if row[0] in ("a", "b") else None) for row in batch]
+    expected = [(*row, "unchanged" if row[0] in ("a", "b") else None, row[0] not in ("f", None))
+                for row in batch]
     assertDataFrameEqual(
         marked,
-        local_frame(spark, expected, f"{held}, _source_file STRING, _drop_rule STRING"),
+        local_frame(spark, expected,
+                    f"{held}, _source_file STRING, _drop_rule STRING, _held BOOLEAN"),
         checkRowOrder=False,
     )
 

@@ -128,6 +128,7 @@ def mark_unchanged(
     sequence_by: Sequence[str] = (),
     *,
     few: bool = False,
+    held_as: str | None = None,
 ) -> DataFrame:
     """``batch`` with ``_drop_rule``: ``unchanged`` on the rows of a key that brings nothing new,
     ``superseded_by_newer_version`` on a row older than the version the table holds, else NULL.
@@ -146,6 +147,9 @@ def mark_unchanged(
     With ``few`` (a batch small enough to send whole to every task: computed once, it is read
     twice), the table's rows are first narrowed to the batch's keys by a broadcast semi-join: a
     scan of the table, not a shuffle of it.
+
+    ``held_as`` names a boolean column to add: whether ``current`` has a row of the row's key (the
+    MERGE would update it, not insert it).
     """
     held_prefix = "_current_"
     compared = [name for name in dict.fromkeys(compared) if name not in keys]
@@ -175,6 +179,7 @@ def mark_unchanged(
         sf.when(whole_key_same, sf.lit(UNCHANGED))
         .when(older, sf.lit(SUPERSEDED))
         .cast(StringType()).alias(DROP_RULE_COLUMN),
+        *([found.alias(held_as)] if held_as else []),
     )
 
 

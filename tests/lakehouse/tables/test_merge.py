@@ -40,19 +40,24 @@ def merge(
     lakehouse.merge(updates, table, keys=["order_id"], **options)  # type: ignore[arg-type]
 
 
-def test_an_older_version_never_replaces_a_newer_one(lakehouse: Lakehouse) -> None:
-    seed(lakehouse, "silver.merge_older")
+@pytest.mark.parametrize("broadcast", [False, True], ids=["shuffled", "updates-broadcast"])
+def test_an_older_version_never_replaces_a_newer_one(lakehouse: Lakehouse, broadcast: bool) -> None:
+    table = f"silver.merge_older_{'broadcast' if broadcast else 'shuffled'}"
+    seed(lakehouse, table)
     merge(
         lakehouse,
-        "silver.merge_older",
-        [("o1", "placed", T0, 1, INGEST_B), ("o2", "delivered", T2, 0, INGEST_B)],
+        table,
+        [("o1", "placed", T0, 1, INGEST_B), ("o2", "delivered", T2, 0, INGEST_B),
+         ("o3", "placed", T2, 0, INGEST_B)],
         sequence_by=["updated_at", "_rank"],
+        broadcast=broadcast,
     )
     expected = local_frame(
         lakehouse.spark,
-        [("o1", "shipped", T1, 1, INGEST_A), ("o2", "delivered", T2, 0, INGEST_B)], SCHEMA
+        [("o1", "shipped", T1, 1, INGEST_A), ("o2", "delivered", T2, 0, INGEST_B),
+         ("o3", "placed", T2, 0, INGEST_B)], SCHEMA
     )
-    assertDataFrameEqual(lakehouse.read("silver.merge_older"), expected)
+    assertDataFrameEqual(lakehouse.read(table), expected)
 
 
 def test_a_tie_on_the_first_sequence_column_goes_to_the_higher_second(lakehouse: Lakehouse) -> None:

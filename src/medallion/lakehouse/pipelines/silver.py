@@ -73,11 +73,12 @@ BRONZE_METADATA = ("_source_file", "_ingest_ts", RUN_ID_COLUMN)
 # the table's rows a day's rows are compared with found by their keys, sent whole to every task
 # (no shuffle of the rows) up to this many: 12-16 bytes a digest, a few tens a key.
 BROADCAST_ROWS = 2_000_000
-# A day's updates of a large table are merged apart from its new rows, the updates sent whole to
-# every task (``Lakehouse.merge``'s ``held``): from a table this large, up to this many updates
-# (a few hundred bytes a row). A smaller table takes one MERGE, one commit.
+# A day's rows are sent whole to every task of its MERGE up to this many (a few hundred bytes a
+# row: ~150 MB at most), and a large table's updates merged apart from its new rows
+# (``Lakehouse.merge``'s ``broadcast`` and ``held``); a table smaller than this takes one MERGE,
+# one commit.
+MERGE_BROADCAST_ROWS = 500_000
 MERGE_APART_MIN_BYTES = SMALL_TABLE_BYTES
-MERGE_APART_ROWS = 250_000
 # Silver records what each commit changed (the change data feed), so gold rebuilds only the
 # rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
 # deletion vector instead of rewriting every file that holds one.
@@ -278,6 +279,7 @@ def update_silver(
             # A separate count: MERGE runs its source as SQL over a temporary view, where a
             # Spark Connect client cannot observe it.
             drops = _count_drop_rules(marked)
+            kept_rows = checked.metrics.rows_valid - sum(drops.values())
             kept = marked.where(sf.col(DROP_RULE_COLUMN).isNull()).select(*table.columns)
             lakehouse.set_properties(dataset, TABLE_PROPERTIES)  # a table from before them
             lakehouse.merge(
@@ -288,6 +290,7 @@ def update_silver(
                 keep_current_when_null=spec.build.keep_current_when_null,
                 compare_columns=spec.build.columns,
                 held=held_keys if _updates_merged_apart(lakehouse, dataset, held_keys) else None,
+                broadcast=kept_rows <= MERGE_BROADCAST_ROWS,
             )
     if readmitted is not None:  # merged: they leave the quarantine
         # Only the partitions they were quarantined in are read (the quarantine of a full load
@@ -362,7 +365,7 @@ def _updates_merged_apart(lakehouse: Lakehouse, dataset: str, held: DataFrame | 
     they are few enough to send whole to every task."""
     if held is None or lakehouse.size_in_bytes(dataset) < MERGE_APART_MIN_BYTES:
         return False
-    return 0 < held.count() <= MERGE_APART_ROWS
+    return 0 < held.count() <= MERGE_BROADCAST_ROWS
 
 
 @dataclass(frozen=True)

@@ -198,17 +198,21 @@ def delete_seed(lakehouse: Lakehouse, table: str) -> None:
     ], DELETE_SCHEMA), table)
 
 
-@pytest.mark.parametrize("by_value", [True, False], ids=["delete-by-value", "merge"])
+@pytest.mark.parametrize(("by_value", "broadcast"), [(True, True), (False, True), (False, False)],
+                         ids=["delete-by-value", "merge", "merge-shuffled"])
 def test_deleting_matching_rows_removes_exactly_those_null_matching_null(
-    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch, by_value: bool
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch, by_value: bool, broadcast: bool
 ) -> None:
     """Rows to delete: a, NULL and the awkward id on every column of D1 (``a`` twice); the
     ``where`` keeps D2's ``a``. The same result by the DELETE that names the values and, above
-    its limit, by the MERGE."""
-    table = f"silver.delete_matching_{'by_value' if by_value else 'by_merge'}"
+    its limit, by the MERGE, with the values broadcast or, above that limit, shuffled."""
+    table = ("silver.delete_matching_"
+             f"{'by_value' if by_value else 'by_merge'}{'' if broadcast else '_shuffled'}")
     delete_seed(lakehouse, table)
     if not by_value:
         monkeypatch.setattr(tables, "DELETE_BY_VALUE_ROWS", 1)
+    if not broadcast:
+        monkeypatch.setattr(tables, "DELETE_BROADCAST_ROWS", 0)
     matching = local_frame(lakehouse.spark, [
         ("a", D1, 1), ("a", D1, 1), (None, D1, 2), (AWKWARD, D1, 3), ("a", D2, 1),
     ], "id string, day date, n bigint")

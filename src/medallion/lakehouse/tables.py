@@ -611,10 +611,12 @@ class Lakehouse:
         (`make bench` at scale 10, silver.fact_orders' day 2: 60k updates and 61k new orders
         into 13M rows; alternated in one session, warm: one MERGE 27.0-29.8 s, split 17.7-23.8
         s). The other rows follow in the full MERGE, which inserts them and still updates a key
-        a concurrent writer added meanwhile.
-        Two commits instead of one, each idempotent. A held key must stay in the table until
-        then (nothing deletes a silver table's rows; a key gone would lose its rows).
+        a concurrent writer added meanwhile. Two commits instead of one, each idempotent. A
+        held key must stay in the table until then (nothing deletes a silver table's rows; a
+        key gone would lose its rows).
         """
+        from pyspark.sql import functions as sf
+
         if not self.exists(table):
             self.write(updates, table, mode="overwrite", partition_by=partition_by)
             return
@@ -623,8 +625,6 @@ class Lakehouse:
         merge = functools.partial(
             self._merge, table=table, keys=keys, sequence_by=sequence_by,
             keep_current_when_null=keep_current_when_null, compare_columns=compare_columns)
-        from pyspark.sql import functions as sf
-
         if held is not None:
             matched = sf.broadcast(held.select(*keys))
             merge(sf.broadcast(updates.join(matched, list(keys), "left_semi")), insert=False)

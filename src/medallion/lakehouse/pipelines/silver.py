@@ -74,10 +74,10 @@ BRONZE_METADATA = ("_source_file", "_ingest_ts", RUN_ID_COLUMN)
 # (no shuffle of the rows) up to this many: 12-16 bytes a digest, a few tens a key.
 BROADCAST_ROWS = 2_000_000
 # A day's rows are sent whole to every task of its MERGE up to this many (a few hundred bytes a
-# row: ~150 MB at most), and a large table's updates merged apart from its new rows
-# (``Lakehouse.merge``'s ``broadcast`` and ``held``); a table smaller than this takes one MERGE,
-# one commit.
+# row: ~150 MB at most): ``Lakehouse.merge``'s ``broadcast``, and its ``held`` updates.
 MERGE_BROADCAST_ROWS = 500_000
+# From this size on, a table's updates are merged apart from its new rows (``held``); a smaller
+# table takes one MERGE, one commit.
 MERGE_APART_MIN_BYTES = SMALL_TABLE_BYTES
 # Silver records what each commit changed (the change data feed), so gold rebuilds only the
 # rows a day's changes touch (``pipelines/gold.py``); a MERGE marks the rows it replaces in a
